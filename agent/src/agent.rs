@@ -1,0 +1,403 @@
+//! The running agent: wires ingest → detect → rules → publish for a validated config.
+//!
+//! Threads and tasks:
+//! - one `ingest-{camera}` thread per camera supervises its GStreamer pipeline;
+//! - one `detect` thread takes the freshest frame of each camera in turn, runs the camera's
+//!   model and rules, renders evidence and hands events to the session over a bounded channel;
+//! - one tokio task owns the MQTT session.
+//!
+//! Shutdown: the trigger future resolves → the stop flag halts ingest and inference → the
+//! session drains the channel, publishes `stopped` and disconnects.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{mpsc, watch};
+
+use crate::config::{ConfigError, Diagnostics, Loaded};
+use crate::detect::{self, DetectError, Detection, Detector, LoadedCard, RgbView};
+use crate::evidence;
+use crate::ingest::{self, IngestError, slot::FrameBoard};
+use crate::publish::payload::{self, Identity, IncidentContext, Inventory, SnapshotRef};
+use crate::publish::{self, Message, Outgoing, SessionConfig, SessionStats};
+use crate::rules::{CameraRules, EventState, IncidentEvent, ZoneRule};
+
+/// Why the agent cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The config or a card it names is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A model cannot be loaded.
+    #[error("model \"{name}\": {source}")]
+    Model {
+        /// Model name in the config.
+        name: String,
+        /// What is wrong.
+        source: DetectError,
+    },
+    /// GStreamer is not usable.
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    /// A thread or the runtime could not start.
+    #[error("cannot start: {0}")]
+    Runtime(String),
+}
+
+/// A config whose model cards were read and whose zones were resolved against the labels.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The validated config.
+    pub loaded: Loaded,
+    /// Card of each model, by model name.
+    pub cards: HashMap<String, LoadedCard>,
+    /// Zone rules per camera (config order).
+    pub zones: Vec<Vec<ZoneRule>>,
+}
+
+impl Plan {
+    /// Read the model cards (checking the model files' checksums) and resolve every zone's
+    /// classes. All problems are reported together, located in the config.
+    pub fn build(loaded: Loaded) -> Result<Plan, StartError> {
+        let mut cards = HashMap::new();
+        for m in &loaded.config.models {
+            let card = detect::card::load(&loaded.resolve(&m.card))?;
+            detect::verify_checksum(&card).map_err(|e| StartError::Model {
+                name: m.name.clone(),
+                source: e,
+            })?;
+            cards.insert(m.name.clone(), card);
+        }
+        let mut problems = Vec::new();
+        let mut zones = Vec::new();
+        for (ci, cam) in loaded.config.cameras.iter().enumerate() {
+            let Some(card) = cards.get(&cam.model) else {
+                return Err(StartError::Runtime(format!(
+                    "camera {} names unknown model {}",
+                    cam.id, cam.model
+                )));
+            };
+            let mut rules = Vec::new();
+            for (zi, z) in cam.zones.iter().enumerate() {
+                let mut classes = Vec::new();
+                for (k, name) in z.classes.iter().enumerate() {
+                    match card.labels.id(name) {
+                        Some(id) => classes.push(id as u16),
+                        None => problems.push(loaded.diagnostic(
+                            &format!("cameras[{ci}].zones[{zi}].classes[{k}]"),
+                            format!(
+                                "model \"{}\" has no class \"{name}\" (its labels file {} lists e.g. {})",
+                                cam.model,
+                                card.card.labels.display(),
+                                card.labels.names().take(5).collect::<Vec<_>>().join(", ")
+                            ),
+                        )),
+                    }
+                }
+                rules.push(ZoneRule {
+                    name: z.name.clone(),
+                    polygon: z.polygon.clone(),
+                    classes,
+                    min_score: z.min_score.unwrap_or(card.card.score_threshold),
+                    quiet: Duration::from_secs_f64(z.quiet_s),
+                    update_min_interval: Duration::from_secs_f64(z.update_min_interval_s),
+                    heartbeat: Duration::from_secs_f64(z.heartbeat_s),
+                });
+            }
+            zones.push(rules);
+        }
+        if !problems.is_empty() {
+            return Err(StartError::Config(ConfigError::Invalid(Diagnostics(
+                problems,
+            ))));
+        }
+        Ok(Plan {
+            loaded,
+            cards,
+            zones,
+        })
+    }
+
+    /// The device identity.
+    pub fn identity(&self) -> Identity {
+        Identity {
+            device: self.loaded.config.device.id.clone(),
+            district: self.loaded.config.device.district.clone(),
+        }
+    }
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone, Default)]
+pub struct RunReport {
+    /// Session counters.
+    pub session: SessionStats,
+    /// Frames analysed per camera id.
+    pub analysed: Vec<(String, u64)>,
+}
+
+/// Per-camera state owned by the inference thread.
+struct CameraWork {
+    id: String,
+    model: String,
+    rules: CameraRules,
+}
+
+/// Run the agent until `shutdown` resolves.
+pub async fn run(
+    plan: Plan,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<RunReport, StartError> {
+    ingest::init()?;
+    let config = plan.loaded.config.clone();
+    let identity = plan.identity();
+
+    // Load every model before touching a camera: a bad model refuses the start.
+    let mut detectors: HashMap<String, Box<dyn Detector>> = HashMap::new();
+    for m in &config.models {
+        let card = plan
+            .cards
+            .get(&m.name)
+            .cloned()
+            .ok_or_else(|| StartError::Runtime(format!("no card for {}", m.name)))?;
+        let started = Instant::now();
+        let mut det = detect::tract::TractDetector::new(card).map_err(|e| StartError::Model {
+            name: m.name.clone(),
+            source: e,
+        })?;
+        // Zones may ask for weaker detections than the card's default.
+        let min_zone = config
+            .cameras
+            .iter()
+            .zip(&plan.zones)
+            .filter(|(c, _)| c.model == m.name)
+            .flat_map(|(_, z)| z.iter().map(|z| z.min_score))
+            .fold(f32::INFINITY, f32::min);
+        if min_zone.is_finite() {
+            det.set_min_threshold(min_zone);
+        }
+        tracing::info!(model = %m.name, load_ms = started.elapsed().as_millis() as u64, "model loaded");
+        detectors.insert(m.name.clone(), Box::new(det));
+    }
+
+    let enabled: Vec<usize> = (0..config.cameras.len())
+        .filter(|&i| config.cameras[i].enabled)
+        .collect();
+    let board = FrameBoard::new(config.cameras.len());
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::channel::<Outgoing>(1024);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+
+    let inventory = Inventory {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at: Some(SystemTime::now()),
+        cameras: config.cameras.iter().map(|c| c.id.clone()).collect(),
+        models: config
+            .models
+            .iter()
+            .filter_map(|m| {
+                plan.cards
+                    .get(&m.name)
+                    .map(|c| (c.card.name.clone(), c.card.version.clone()))
+            })
+            .collect(),
+    };
+    let session = tokio::spawn(publish::run(
+        SessionConfig {
+            mqtt: config.mqtt.clone(),
+            identity: identity.clone(),
+            inventory,
+            max_packet_bytes: 4 << 20,
+        },
+        rx,
+        shutdown_rx,
+    ));
+
+    let work: Vec<CameraWork> = config
+        .cameras
+        .iter()
+        .zip(plan.zones.iter())
+        .map(|(c, z)| CameraWork {
+            id: c.id.clone(),
+            model: c.model.clone(),
+            rules: CameraRules::new(z.clone()),
+        })
+        .collect();
+    let detect_thread = {
+        let board = Arc::clone(&board);
+        let stop = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name("detect".into())
+            .spawn(move || detect_loop(&board, detectors, work, &identity, &tx, &stop))
+            .map_err(|e| StartError::Runtime(format!("cannot start the inference thread: {e}")))?
+    };
+    let mut cameras = Vec::new();
+    for &i in &enabled {
+        cameras.push(ingest::spawn_camera(
+            i,
+            config.cameras[i].clone(),
+            Arc::clone(&board),
+            Arc::clone(&stop),
+        )?);
+    }
+    tracing::info!(cameras = enabled.len(), "vigil running");
+
+    shutdown.await;
+    tracing::info!("shutting down");
+    stop.store(true, Ordering::Relaxed);
+    board.wake_all();
+    for c in cameras {
+        c.join();
+    }
+    let _ = detect_thread.join();
+    let _ = shutdown_tx.send(true);
+    let session = session.await.unwrap_or_default();
+    let analysed = config
+        .cameras
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            (
+                c.id.clone(),
+                board.counters(i).analysed.load(Ordering::Relaxed),
+            )
+        })
+        .collect();
+    Ok(RunReport { session, analysed })
+}
+
+fn detect_loop(
+    board: &FrameBoard,
+    mut detectors: HashMap<String, Box<dyn Detector>>,
+    mut work: Vec<CameraWork>,
+    identity: &Identity,
+    tx: &mpsc::Sender<Outgoing>,
+    stop: &AtomicBool,
+) {
+    let epoch = Instant::now();
+    let mut cursor = board.len().saturating_sub(1);
+    let mut dets: Vec<Detection> = Vec::with_capacity(128);
+    let mut events: Vec<IncidentEvent> = Vec::new();
+    let mut last_error: Option<Instant> = None;
+    while !stop.load(Ordering::Relaxed) {
+        let Some(frame) = board.take_next(&mut cursor, Duration::from_millis(200)) else {
+            continue;
+        };
+        let Some(cam) = work.get_mut(frame.camera) else {
+            continue;
+        };
+        let Some(det) = detectors.get_mut(&cam.model) else {
+            continue;
+        };
+        let span = tracing::debug_span!("camera", id = %cam.id);
+        let _e = span.enter();
+        let view = RgbView {
+            width: frame.width,
+            height: frame.height,
+            data: &frame.data,
+        };
+        let t0 = Instant::now();
+        if let Err(e) = det.detect(view, &mut dets) {
+            if last_error.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                tracing::error!("detection failed: {e}");
+                last_error = Some(Instant::now());
+            }
+            continue;
+        }
+        tracing::trace!(
+            inference_ms = t0.elapsed().as_millis() as u64,
+            objects = dets.len(),
+            "analysed"
+        );
+        cam.rules
+            .evaluate(epoch.elapsed(), frame.captured, &dets, &mut events);
+        for event in events.drain(..) {
+            let out = outgoing(identity, cam, det.info(), &frame, event);
+            if tx.blocking_send(out).is_err() {
+                return; // session gone: shutting down
+            }
+        }
+    }
+}
+
+/// Prepare the messages of one event (rendering evidence for `open`).
+fn outgoing(
+    identity: &Identity,
+    cam: &CameraWork,
+    model: &detect::ModelInfo,
+    frame: &ingest::slot::Frame,
+    event: IncidentEvent,
+) -> Outgoing {
+    let zone = cam.rules.zones().nth(event.zone);
+    let zone_name = zone.map(|z| z.name.clone()).unwrap_or_default();
+    let snapshot = match (event.state, zone) {
+        (EventState::Open, Some(z)) => {
+            match evidence::annotate(
+                frame.width,
+                frame.height,
+                &frame.data,
+                &z.polygon,
+                &event.objects,
+                80,
+            ) {
+                Ok(j) => Some(j),
+                Err(e) => {
+                    tracing::warn!("cannot encode evidence: {e}");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let identity = identity.clone();
+    let camera = cam.id.clone();
+    let (model_name, model_version, labels) = (
+        model.name.clone(),
+        model.version.clone(),
+        Arc::clone(&model.labels),
+    );
+    tracing::info!(
+        incident = %event.id,
+        state = event.state.as_str(),
+        zone = %zone_name,
+        objects = event.objects.len(),
+        "{} {}",
+        event.kind.as_str(),
+        event.state.as_str()
+    );
+    Outgoing {
+        build: Box::new(move |seq| {
+            let snap_ref = snapshot.as_ref().map(|j| SnapshotRef {
+                topic: identity.snapshot_topic(&camera, &event.id),
+                sha256: j.sha256(),
+                bytes: j.bytes.len(),
+                width: j.width,
+                height: j.height,
+            });
+            let ctx = IncidentContext {
+                identity: &identity,
+                camera: &camera,
+                zone: &zone_name,
+                model_name: &model_name,
+                model_version: &model_version,
+                labels: &labels,
+            };
+            let body = payload::incident(ctx, seq, &event, snap_ref.as_ref());
+            let mut msgs = vec![Message {
+                topic: identity.incident_topic(&camera),
+                payload: body.to_string().into_bytes(),
+                retain: false,
+            }];
+            if let (Some(j), Some(r)) = (snapshot, snap_ref) {
+                msgs.push(Message {
+                    topic: r.topic,
+                    payload: j.bytes,
+                    retain: false,
+                });
+            }
+            msgs
+        }),
+    }
+}

@@ -1,0 +1,221 @@
+//! `vigil demo`: everything on one machine, for real. An embedded MQTT broker (rumqttd) and an
+//! embedded RTSP server (gst-rtsp-server) looping the bundled plaza clip start on free loopback
+//! ports; the agent runs with the bundled model and a zone on the walkway; a subscriber prints
+//! each incident as it arrives and saves the evidence JPEGs into the output folder.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+
+use crate::agent::{self, Plan};
+use crate::demo::{self, rtsp};
+
+/// Arguments of `vigil demo`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Video served as the camera (H.264/H.265 in MP4/MKV), looped.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "tests/fixtures/plaza_25s.mp4"
+    )]
+    pub clip: PathBuf,
+    /// Model card to use.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "models/ssd_mobilenet_v2_coco/model.toml"
+    )]
+    pub card: PathBuf,
+    /// Folder for the demo config and the evidence JPEGs.
+    #[arg(long, value_name = "DIR", default_value = "demo-out")]
+    pub out: PathBuf,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<f64>,
+}
+
+/// Run the demo.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let card = std::fs::canonicalize(&args.card).with_context(|| {
+        format!(
+            "model card {} not found (run from the repository root or pass --card)",
+            args.card.display()
+        )
+    })?;
+    let started = Instant::now();
+
+    let clip = rtsp::Clip::load(&args.clip)
+        .context("loading the demo clip (run from the repository root or pass --clip)")?;
+    let server = rtsp::RtspServer::start(&[("plaza", Arc::new(clip))])?;
+    let broker_port = demo::free_port()?;
+    demo::start_broker(broker_port).map_err(anyhow::Error::msg)?;
+    let camera_url = server.url("plaza");
+
+    let config_path = args.out.join("vigil-demo.toml");
+    std::fs::write(
+        &config_path,
+        demo::config_text(broker_port, &camera_url, &card),
+    )?;
+    let loaded = match crate::config::load(&config_path) {
+        Ok(l) => l,
+        Err(e) => return Ok(super::report_start_error(&agent::StartError::Config(e))),
+    };
+    let plan = match Plan::build(loaded) {
+        Ok(p) => p,
+        Err(e) => return Ok(super::report_start_error(&e)),
+    };
+    println!("vigil demo");
+    println!("  camera  {camera_url}  (looping {})", args.clip.display());
+    println!("  broker  mqtt://127.0.0.1:{broker_port}  (subscribe to vigil/v1/#)");
+    println!("  config  {}", config_path.display());
+    println!("  output  {}/", args.out.display());
+    println!("Waiting for incidents (Ctrl-C to stop)…");
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let out_dir = args.out.clone();
+    let first = Arc::new(std::sync::Mutex::new(None::<Duration>));
+    let report = rt.block_on(async {
+        let first2 = Arc::clone(&first);
+        let subscriber = tokio::spawn(subscribe(broker_port, out_dir, started, first2));
+        let duration = args.duration;
+        let stop = async move {
+            match duration {
+                Some(s) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs_f64(s)) => {}
+                        _ = super::run::shutdown_signal() => {}
+                    }
+                }
+                None => super::run::shutdown_signal().await,
+            }
+        };
+        let report = agent::run(plan, stop).await;
+        // Give the subscriber a moment to print the last messages.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        subscriber.abort();
+        report
+    });
+    drop(server);
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => return Ok(super::report_start_error(&e)),
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+    println!();
+    println!("Summary");
+    match *first
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    {
+        Some(t) => println!("  first incident after   {:.1} s", t.as_secs_f64()),
+        None => println!("  no incident received"),
+    }
+    for (cam, n) in &report.analysed {
+        println!(
+            "  {cam}: analysed {n} frames, {:.1} fps",
+            *n as f64 / elapsed.max(0.001)
+        );
+    }
+    println!("  incident events        {}", report.session.events);
+    if let Some(kib) = rss_kib() {
+        println!("  peak RSS (whole demo)  {:.0} MiB", kib as f64 / 1024.0);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Peak resident set size of this process (VmHWM), in KiB.
+pub fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+async fn subscribe(
+    port: u16,
+    out: PathBuf,
+    started: Instant,
+    first: Arc<std::sync::Mutex<Option<Duration>>>,
+) {
+    let mut opts = MqttOptions::new("vigil-demo-viewer", "127.0.0.1", port);
+    opts.set_max_packet_size(8 << 20, 8 << 20);
+    let (client, mut events) = AsyncClient::new(opts, 16);
+    loop {
+        match events.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                let _ = client.subscribe("vigil/v1/#", QoS::AtLeastOnce).await;
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                if p.topic.ends_with("/snapshot") {
+                    let id = p.topic.rsplit('/').nth(1).unwrap_or("incident");
+                    let path = out.join(format!("{id}.jpg"));
+                    match std::fs::write(&path, &p.payload) {
+                        Ok(()) => println!("          evidence → {}", path.display()),
+                        Err(e) => eprintln!("cannot write {}: {e}", path.display()),
+                    }
+                } else if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&p.payload) {
+                    if p.topic.contains("/incidents/") {
+                        let mut f = first
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        if f.is_none() {
+                            *f = Some(started.elapsed());
+                        }
+                    }
+                    println!("{}", describe(&p.topic, &v));
+                }
+            }
+            Ok(_) => {}
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// One readable line for a message of the contract.
+pub fn describe(topic: &str, v: &serde_json::Value) -> String {
+    let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("?").to_string();
+    if topic.ends_with("/status") {
+        return format!("[status]  {} is {}", s("device"), s("state").to_uppercase());
+    }
+    let time = s("frame_time");
+    let clock = time.get(11..23).unwrap_or(&time).to_string();
+    let objects: Vec<String> = v
+        .get("objects")
+        .and_then(|o| o.as_array())
+        .map(|a| {
+            a.iter()
+                .map(|o| {
+                    format!(
+                        "{} {:.2}",
+                        o["label"].as_str().unwrap_or("?"),
+                        o["score"].as_f64().unwrap_or(0.0)
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "{clock}  {:<6} {} {:<9} {}/{}  {}  seq={} id={}",
+        s("state").to_uppercase(),
+        s("severity"),
+        s("type"),
+        s("camera"),
+        s("zone"),
+        if objects.is_empty() {
+            "-".to_string()
+        } else {
+            objects.join(", ")
+        },
+        v.get("seq").and_then(|x| x.as_u64()).unwrap_or(0),
+        s("id")
+    )
+}

@@ -1,0 +1,82 @@
+//! The command-line interface: one module per subcommand, each with an `Args` struct and a
+//! `run` function. Exit codes follow sysexits: 0 success, 1 failure, 2 usage,
+//! 69 a required system component is missing, 78 configuration (or model card) error.
+
+pub mod check;
+pub mod demo;
+pub mod run;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::agent::StartError;
+
+/// Exit code for a bad configuration (EX_CONFIG).
+pub const EXIT_CONFIG: u8 = 78;
+/// Exit code for a missing system component (EX_UNAVAILABLE).
+pub const EXIT_UNAVAILABLE: u8 = 69;
+
+/// vigil — edge camera analytics: RTSP cameras in, incidents over MQTT out.
+#[derive(Debug, Parser)]
+#[command(name = "vigil", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the agent with a configuration file.
+    Run(run::Args),
+    /// Validate a configuration file and the model cards it names, without starting anything.
+    Check(check::Args),
+    /// Run a self-contained demo: embedded RTSP server and MQTT broker, incidents printed live.
+    Demo(demo::Args),
+}
+
+/// Parse the command line, set up logging and run the subcommand.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The demo prints incidents on stdout; keep its log to warnings unless asked.
+    let default_filter = match cli.command {
+        Command::Demo(_) => "warn,rumqttd=off,rumqttc=error",
+        _ => "info,rumqttd=warn,rumqttc=warn",
+    };
+    init_tracing(default_filter);
+    let result = match cli.command {
+        Command::Run(a) => run::run(a),
+        Command::Check(a) => check::run(a),
+        Command::Demo(a) => demo::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("vigil: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Log to stderr; `RUST_LOG` overrides `default_filter`.
+fn init_tracing(default_filter: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Print a start error the way an installer needs to read it and choose the exit code.
+pub fn report_start_error(e: &StartError) -> ExitCode {
+    eprintln!("vigil: {e}");
+    match e {
+        StartError::Config(_) | StartError::Model { .. } => ExitCode::from(EXIT_CONFIG),
+        StartError::Ingest(_) => ExitCode::from(EXIT_UNAVAILABLE),
+        StartError::Runtime(_) => ExitCode::FAILURE,
+    }
+}

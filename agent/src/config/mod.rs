@@ -1,0 +1,105 @@
+//! The agent's configuration: one TOML file, its types, and its validation.
+//!
+//! Loading is two-level, like `vector validate`:
+//! 1. [`load`] parses the file and checks everything that needs only the file itself (types,
+//!    unknown keys, required keys, ids, URLs, polygons, references between sections). Every
+//!    problem is reported at once, each with `file:line:column` and the field path.
+//! 2. Building the agent (`crate::agent::Plan::build`) loads the model cards the config names and
+//!    checks what needs them (zone classes against the model's labels), reporting in the same form.
+//!
+//! Paths inside the config (model cards) are relative to the config file's folder.
+
+mod diag;
+pub mod spanned;
+mod types;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+pub use diag::{ConfigError, Diagnostic, Diagnostics};
+pub use types::*;
+
+/// A configuration that passed file-level validation, with what is needed to point back into it.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The validated configuration.
+    pub config: Config,
+    /// The file it came from.
+    pub path: PathBuf,
+    /// The folder relative paths are resolved against.
+    pub base_dir: PathBuf,
+    /// The source text (kept to locate problems found later, e.g. against model labels).
+    pub source: String,
+    /// Positions of every value, by field path.
+    pub spans: spanned::Spans,
+}
+
+impl Loaded {
+    /// Resolve a path written in the config relative to the config's folder.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    /// A diagnostic located at the value at `path` (or its nearest present parent).
+    pub fn diagnostic(&self, path: &str, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::at(
+            &self.path,
+            &self.source,
+            self.spans.nearest(path),
+            path,
+            message.into(),
+        )
+    }
+}
+
+/// Read, parse and validate a configuration file.
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let source = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    parse(path, source)
+}
+
+/// Parse and validate configuration text that claims to come from `path`.
+pub fn parse(path: &Path, source: String) -> Result<Loaded, ConfigError> {
+    let parsed = spanned::from_str::<Config>(&source);
+    let mut problems = parsed.problems;
+    let spans = parsed.spans;
+    // Semantic checks run even when some values were wrong (they hold placeholders then), so
+    // that one pass reports everything; checks on a path that already has a problem are dropped.
+    let config = parsed.value;
+    if let Some(config) = &config {
+        let semantic = validate::validate(config, &spans);
+        problems = spanned::merge(problems, semantic);
+    }
+    let config = match config {
+        Some(c) if problems.is_empty() => c,
+        _ => {
+            return Err(ConfigError::Invalid(Diagnostics::from_problems(
+                path, &source, problems,
+            )));
+        }
+    };
+    if !problems.is_empty() {
+        return Err(ConfigError::Invalid(Diagnostics::from_problems(
+            path, &source, problems,
+        )));
+    }
+    let base_dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    Ok(Loaded {
+        config,
+        path: path.to_path_buf(),
+        base_dir,
+        source,
+        spans,
+    })
+}

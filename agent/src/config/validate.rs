@@ -1,0 +1,365 @@
+//! File-level validation of a deserialized [`Config`]: required keys, identifiers, URLs,
+//! polygons and references between sections. Pure: takes the config and its spans, returns
+//! problems.
+
+use std::collections::HashSet;
+
+use super::spanned::{Problem, Spans};
+use super::types::*;
+use crate::rules::geometry;
+
+/// Keys that must be present, per table kind. `[]` stands for each element of an array.
+const REQUIRED: &[(&str, &[&str])] = &[
+    ("", &["device", "mqtt", "models", "cameras"]),
+    ("device", &["id", "district"]),
+    ("mqtt", &["host"]),
+    ("models[]", &["name", "card"]),
+    ("cameras[]", &["id", "url", "model"]),
+    ("cameras[].zones[]", &["name", "polygon", "classes"]),
+];
+
+struct Checker<'a> {
+    spans: &'a Spans,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn err(&mut self, path: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            span: self.spans.nearest(path),
+            path: path.to_string(),
+            message: message.into(),
+        });
+    }
+
+    fn require(&mut self, table: &str, keys: &[&str]) {
+        for key in keys {
+            let path = if table.is_empty() {
+                (*key).to_string()
+            } else {
+                format!("{table}.{key}")
+            };
+            if !self.spans.contains(&path) {
+                let what = if table.is_empty() {
+                    "the document"
+                } else {
+                    table
+                };
+                self.err(&path, format!("missing required field \"{key}\" in {what}"));
+            }
+        }
+    }
+
+    /// Identifiers go into MQTT topics: no `/`, `+`, `#`, spaces or other surprises.
+    fn ident(&mut self, path: &str, value: &str) {
+        if !self.spans.contains(path) {
+            return; // reported as missing
+        }
+        if value.is_empty() {
+            self.err(path, "must not be empty");
+        } else if value.len() > 64 {
+            self.err(
+                path,
+                format!("is {} characters long, at most 64 allowed", value.len()),
+            );
+        } else if let Some(c) = value
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        {
+            self.err(
+                path,
+                format!(
+                    "\"{value}\" contains {c:?}; use only letters, digits, '-', '_' and '.' (it is part of MQTT topics)"
+                ),
+            );
+        }
+    }
+}
+
+/// Every problem of `config` that can be seen without reading other files.
+pub fn validate(config: &Config, spans: &Spans) -> Vec<Problem> {
+    let mut c = Checker {
+        spans,
+        problems: Vec::new(),
+    };
+    for (table, keys) in REQUIRED {
+        for concrete in expand(table, config) {
+            if concrete.is_empty() || spans.contains(&concrete) {
+                c.require(&concrete, keys);
+            }
+        }
+    }
+    c.ident("device.id", &config.device.id);
+    c.ident("device.district", &config.device.district);
+    if spans.contains("mqtt.host") && config.mqtt.host.trim().is_empty() {
+        c.err("mqtt.host", "must not be empty");
+    }
+    if config.mqtt.port == 0 {
+        c.err("mqtt.port", "must be between 1 and 65535");
+    }
+    if config.mqtt.keep_alive_s < 5 {
+        c.err("mqtt.keep_alive_s", "must be at least 5 seconds");
+    }
+
+    let mut model_names = HashSet::new();
+    for (i, m) in config.models.iter().enumerate() {
+        let p = format!("models[{i}]");
+        c.ident(&format!("{p}.name"), &m.name);
+        if !m.name.is_empty() && !model_names.insert(m.name.as_str()) {
+            c.err(
+                &format!("{p}.name"),
+                format!("model \"{}\" is defined twice", m.name),
+            );
+        }
+    }
+    if spans.contains("models") && config.models.is_empty() {
+        c.err("models", "at least one model is needed");
+    }
+
+    let mut camera_ids = HashSet::new();
+    for (i, cam) in config.cameras.iter().enumerate() {
+        let p = format!("cameras[{i}]");
+        c.ident(&format!("{p}.id"), &cam.id);
+        if !cam.id.is_empty() && !camera_ids.insert(cam.id.as_str()) {
+            c.err(
+                &format!("{p}.id"),
+                format!("camera \"{}\" is defined twice", cam.id),
+            );
+        }
+        if spans.contains(&format!("{p}.url"))
+            && let Err(e) = crate::ingest::url::check(&cam.url)
+        {
+            c.err(&format!("{p}.url"), e.to_string());
+        }
+        if spans.contains(&format!("{p}.model")) && !model_names.contains(cam.model.as_str()) {
+            let known: Vec<&str> = config.models.iter().map(|m| m.name.as_str()).collect();
+            c.err(
+                &format!("{p}.model"),
+                format!(
+                    "no model named \"{}\" in [[models]] (known: {})",
+                    cam.model,
+                    known.join(", ")
+                ),
+            );
+        }
+        if !(0.1..=30.0).contains(&cam.analysis_fps) {
+            c.err(
+                &format!("{p}.analysis_fps"),
+                format!(
+                    "{} is outside 0.1 to 30 frames per second",
+                    cam.analysis_fps
+                ),
+            );
+        }
+        let mut zone_names = HashSet::new();
+        for (j, z) in cam.zones.iter().enumerate() {
+            let zp = format!("{p}.zones[{j}]");
+            if spans.contains(&format!("{zp}.name")) && z.name.trim().is_empty() {
+                c.err(&format!("{zp}.name"), "must not be empty");
+            } else if !z.name.is_empty() && !zone_names.insert(z.name.as_str()) {
+                c.err(
+                    &format!("{zp}.name"),
+                    format!("zone \"{}\" is defined twice on this camera", z.name),
+                );
+            }
+            if spans.contains(&format!("{zp}.polygon"))
+                && let Err(e) = geometry::check_polygon(&z.polygon)
+            {
+                c.err(&format!("{zp}.polygon"), e);
+            }
+            if spans.contains(&format!("{zp}.classes")) && z.classes.is_empty() {
+                c.err(
+                    &format!("{zp}.classes"),
+                    "list at least one class, e.g. [\"person\"]",
+                );
+            }
+            if let Some(s) = z.min_score
+                && !(s > 0.0 && s <= 1.0)
+            {
+                c.err(&format!("{zp}.min_score"), format!("{s} is outside (0, 1]"));
+            }
+            for (key, v) in [
+                ("quiet_s", z.quiet_s),
+                ("update_min_interval_s", z.update_min_interval_s),
+                ("heartbeat_s", z.heartbeat_s),
+            ] {
+                if !(v.is_finite() && v > 0.0) {
+                    c.err(
+                        &format!("{zp}.{key}"),
+                        format!("{v} must be a positive number of seconds"),
+                    );
+                }
+            }
+        }
+    }
+    if spans.contains("cameras") && config.cameras.is_empty() {
+        c.err("cameras", "at least one camera is needed");
+    }
+    c.problems
+}
+
+/// Concrete paths of a `REQUIRED` table pattern (`cameras[].zones[]` → `cameras[0].zones[0]`, …).
+fn expand(pattern: &str, config: &Config) -> Vec<String> {
+    match pattern {
+        "models[]" => (0..config.models.len())
+            .map(|i| format!("models[{i}]"))
+            .collect(),
+        "cameras[]" => (0..config.cameras.len())
+            .map(|i| format!("cameras[{i}]"))
+            .collect(),
+        "cameras[].zones[]" => config
+            .cameras
+            .iter()
+            .enumerate()
+            .flat_map(|(i, cam)| {
+                (0..cam.zones.len()).map(move |j| format!("cameras[{i}].zones[{j}]"))
+            })
+            .collect(),
+        other => vec![other.to_string()],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{ConfigError, parse};
+    use std::path::Path;
+
+    const GOOD: &str = r#"
+[device]
+id = "q1-box-001"
+district = "q1"
+
+[mqtt]
+host = "127.0.0.1"
+port = 1883
+
+[[models]]
+name = "coco"
+card = "models/ssd_mobilenet_v2_coco/model.toml"
+
+[[cameras]]
+id = "plaza"
+url = "rtsp://admin:secret@127.0.0.1:8554/plaza"
+kind = "security"
+model = "coco"
+analysis_fps = 5
+
+[[cameras.zones]]
+name = "lawn"
+polygon = [[0.0, 0.55], [1.0, 0.55], [1.0, 1.0], [0.0, 1.0]]
+classes = ["person"]
+"#;
+
+    fn problems(src: &str) -> Vec<String> {
+        match parse(Path::new("vigil.toml"), src.to_string()) {
+            Ok(_) => Vec::new(),
+            Err(ConfigError::Invalid(d)) => d.0.iter().map(|d| d.to_string()).collect(),
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
+    #[test]
+    fn the_documented_example_is_valid() {
+        let loaded = parse(Path::new("/etc/vigil/vigil.toml"), GOOD.to_string()).expect("valid");
+        assert_eq!(loaded.config.cameras[0].analysis_fps, 5.0);
+        assert_eq!(loaded.config.cameras[0].zones[0].quiet_s, 10.0);
+        assert_eq!(loaded.config.mqtt.keep_alive_s, 30);
+        assert_eq!(
+            loaded.resolve(Path::new("models/x/model.toml")),
+            Path::new("/etc/vigil/models/x/model.toml")
+        );
+    }
+
+    #[test]
+    fn missing_unknown_wrong_type_and_bad_polygon_are_reported_together() {
+        let src = GOOD
+            .replace("district = \"q1\"\n", "")
+            .replace("port = 1883", "port = 1883\nprot = 1")
+            .replace("analysis_fps = 5", "analysis_fps = \"five\"")
+            .replace(
+                "[[0.0, 0.55], [1.0, 0.55], [1.0, 1.0], [0.0, 1.0]]",
+                "[[0.0, 0.0], [1.0, 1.0], [1.0, 0.0], [0.0, 0.5]]",
+            );
+        let p = problems(&src);
+        assert_eq!(p.len(), 4, "{p:#?}");
+        assert!(
+            p[0].starts_with(
+                "vigil.toml:2:1: device.district: missing required field \"district\""
+            ),
+            "{}",
+            p[0]
+        );
+        assert!(
+            p[1].starts_with("vigil.toml:8:1: mqtt.prot: unknown field \"prot\""),
+            "{}",
+            p[1]
+        );
+        assert_eq!(
+            p[2],
+            "vigil.toml:19:16: cameras[0].analysis_fps: expected a number, found a string"
+        );
+        assert!(
+            p[3].starts_with("vigil.toml:23:11: cameras[0].zones[0].polygon: "),
+            "{}",
+            p[3]
+        );
+        assert!(p[3].contains("crosses itself"), "{}", p[3]);
+    }
+
+    #[test]
+    fn identifiers_references_and_urls_are_checked() {
+        let src = GOOD
+            .replace("id = \"q1-box-001\"", "id = \"q1/box\"")
+            .replace("model = \"coco\"", "model = \"yolo\"")
+            .replace(
+                "rtsp://admin:secret@127.0.0.1:8554/plaza",
+                "http://admin:secret@cam/plaza",
+            )
+            .replace("kind = \"security\"", "kind = \"thermal\"");
+        let p = problems(&src);
+        assert_eq!(p.len(), 4, "{p:#?}");
+        assert!(
+            p[0].contains("device.id: \"q1/box\" contains '/'"),
+            "{}",
+            p[0]
+        );
+        assert!(p[1].contains("cameras[0].url: "), "{}", p[1]);
+        assert!(
+            !p[1].contains("secret"),
+            "a password leaked into an error: {}",
+            p[1]
+        );
+        assert!(
+            p[2].contains(
+                "cameras[0].kind: unknown value \"thermal\", expected one of \"security\", \"fire\""
+            ),
+            "{}",
+            p[2]
+        );
+        assert!(
+            p[3].contains("cameras[0].model: no model named \"yolo\""),
+            "{}",
+            p[3]
+        );
+    }
+
+    #[test]
+    fn an_empty_file_lists_the_missing_sections() {
+        let p = problems("");
+        assert_eq!(p.len(), 4, "{p:#?}");
+        assert!(p.iter().all(|l| l.starts_with("vigil.toml:1:1: ")));
+    }
+
+    #[test]
+    fn duplicates_are_refused() {
+        let cam = GOOD.split("[[cameras]]").nth(1).expect("camera section");
+        let src = format!("{GOOD}\n[[cameras]]{cam}");
+        let p = problems(&src);
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(
+            p[0].contains("cameras[1].id: camera \"plaza\" is defined twice"),
+            "{}",
+            p[0]
+        );
+    }
+}

@@ -1,0 +1,290 @@
+//! A real RTSP server (GStreamer's `gst-rtsp-server`) that serves a video file as an endless
+//! live camera stream on loopback. Used by `vigil demo` and by the integration tests.
+//!
+//! The file's H.264/H.265 access units are read once into memory; each served media gets a
+//! feeder thread that pushes them into an `appsrc` at the file's frame rate, looping from the
+//! first (key) frame, timestamped on arrival like a live camera. Because the stream is built
+//! from access units, tests can later serve repeated or corrupted frames from the same place.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use gstreamer as gst;
+use gstreamer::glib;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_rtsp_server as rtsp;
+use gstreamer_rtsp_server::prelude::*;
+
+/// Why a clip cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The file cannot be read as H.264/H.265.
+    #[error("cannot read video {}: {reason}", path.display())]
+    Clip {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The server cannot start.
+    #[error("cannot start the RTSP server: {0}")]
+    Server(String),
+}
+
+/// Encoded access units of a clip, with their caps and frame duration.
+#[derive(Debug, Clone)]
+pub struct Clip {
+    /// `video/x-h264` or `video/x-h265` byte-stream caps.
+    pub caps: gst::Caps,
+    /// Access units in decode order (SPS/PPS repeated before key frames).
+    pub units: Vec<(Vec<u8>, bool)>,
+    /// Time between frames.
+    pub frame_duration: Duration,
+}
+
+impl Clip {
+    /// Read every access unit of a video file (MP4/MKV/… with H.264 or H.265, no B-frames
+    /// expected: units are re-timestamped in decode order).
+    pub fn load(path: &Path) -> Result<Clip, ServeError> {
+        let err = |reason: String| ServeError::Clip {
+            path: path.to_path_buf(),
+            reason,
+        };
+        gst::init().map_err(|e| err(e.to_string()))?;
+        if !path.is_file() {
+            return Err(err("no such file".into()));
+        }
+        // parsebin demuxes whatever container it is; the codec's parser then converts to
+        // byte-stream access units. Try H.264, then H.265.
+        let mut last = String::new();
+        for codec in ["h264", "h265"] {
+            match read_units(path, codec) {
+                Ok((caps, units, duration)) => {
+                    return Clip::finish(caps, units, duration).map_err(err);
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(err(format!("not H.264 or H.265 video ({last})")))
+    }
+
+    fn finish(
+        caps: gst::Caps,
+        mut units: Vec<(Vec<u8>, bool)>,
+        duration: Option<gst::ClockTime>,
+    ) -> Result<Clip, String> {
+        let first_key = units
+            .iter()
+            .position(|(_, k)| *k)
+            .ok_or_else(|| "no key frame".to_string())?;
+        units.drain(..first_key);
+        let frame_duration = duration
+            .map(|d| Duration::from_nanos(d.nseconds()))
+            .filter(|d| !d.is_zero())
+            .unwrap_or(Duration::from_millis(100));
+        Ok(Clip {
+            caps,
+            units,
+            frame_duration,
+        })
+    }
+
+    fn is_h265(&self) -> bool {
+        self.caps
+            .structure(0)
+            .is_some_and(|s| s.name() == "video/x-h265")
+    }
+}
+
+type Units = (gst::Caps, Vec<(Vec<u8>, bool)>, Option<gst::ClockTime>);
+
+/// Read all access units of `path` as `codec` ("h264"/"h265") byte-stream.
+fn read_units(path: &Path, codec: &str) -> Result<Units, String> {
+    let pipeline = gst::parse::launch(&format!(
+        "filesrc name=src ! parsebin ! {codec}parse config-interval=-1 ! capsfilter caps=video/x-{codec},stream-format=byte-stream,alignment=au ! appsink name=sink sync=false"
+    ))
+    .map_err(|e| e.to_string())?
+    .downcast::<gst::Pipeline>()
+    .map_err(|_| "not a pipeline".to_string())?;
+    let src = pipeline.by_name("src").ok_or("no filesrc")?;
+    src.set_property("location", path.to_string_lossy().as_ref());
+    let sink = pipeline
+        .by_name("sink")
+        .and_then(|s| s.downcast::<gst_app::AppSink>().ok())
+        .ok_or("no appsink")?;
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| e.to_string())?;
+    let mut units = Vec::new();
+    let mut caps = None;
+    let mut duration = None;
+    let result = loop {
+        match sink.try_pull_sample(gst::ClockTime::from_seconds(10)) {
+            Some(sample) => {
+                if caps.is_none() {
+                    caps = sample.caps().map(|c| c.to_owned());
+                }
+                if let Some(buf) = sample.buffer() {
+                    if duration.is_none() {
+                        duration = buf.duration();
+                    }
+                    let key = !buf.flags().contains(gst::BufferFlags::DELTA_UNIT);
+                    if let Ok(map) = buf.map_readable() {
+                        units.push((map.as_slice().to_vec(), key));
+                    }
+                }
+            }
+            None if sink.is_eos() => break Ok(()),
+            None => break Err(bus_error(&pipeline).unwrap_or_else(|| "timed out".into())),
+        }
+    };
+    let _ = pipeline.set_state(gst::State::Null);
+    result?;
+    let caps = caps.ok_or("no video stream")?;
+    Ok((caps, units, duration))
+}
+
+fn bus_error(pipeline: &gst::Pipeline) -> Option<String> {
+    let bus = pipeline.bus()?;
+    while let Some(msg) = bus.pop() {
+        if let gst::MessageView::Error(e) = msg.view() {
+            return Some(e.error().to_string());
+        }
+    }
+    None
+}
+
+/// A running RTSP server on 127.0.0.1 with a free port.
+pub struct RtspServer {
+    port: u16,
+    ctx: glib::MainContext,
+    main_loop: glib::MainLoop,
+    thread: Option<JoinHandle<()>>,
+    source: Option<glib::SourceId>,
+}
+
+impl std::fmt::Debug for RtspServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RtspServer")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RtspServer {
+    /// Serve each `(mount, clip)` at `rtsp://127.0.0.1:{port}/{mount}`.
+    pub fn start(mounts: &[(&str, Arc<Clip>)]) -> Result<RtspServer, ServeError> {
+        gst::init().map_err(|e| ServeError::Server(e.to_string()))?;
+        let server = rtsp::RTSPServer::new();
+        server.set_address("127.0.0.1");
+        server.set_service("0");
+        let points = server
+            .mount_points()
+            .ok_or_else(|| ServeError::Server("no mount points".into()))?;
+        for (mount, clip) in mounts {
+            let factory = rtsp::RTSPMediaFactory::new();
+            let (parse, pay) = if clip.is_h265() {
+                ("h265parse", "rtph265pay")
+            } else {
+                ("h264parse", "rtph264pay")
+            };
+            factory.set_launch(&format!(
+                "( appsrc name=src is-live=true format=time do-timestamp=true ! {parse} ! {pay} name=pay0 pt=96 config-interval=-1 )"
+            ));
+            factory.set_shared(true);
+            let clip = Arc::clone(clip);
+            factory.connect_media_configure(move |_, media| {
+                let Some(src) = media
+                    .element()
+                    .downcast::<gst::Bin>()
+                    .ok()
+                    .and_then(|b| b.by_name_recurse_up("src"))
+                    .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+                else {
+                    return;
+                };
+                src.set_caps(Some(&clip.caps));
+                let clip = Arc::clone(&clip);
+                let _ = std::thread::Builder::new()
+                    .name("rtsp-feeder".into())
+                    .spawn(move || feed(&src, &clip));
+            });
+            points.add_factory(&format!("/{mount}"), factory);
+        }
+        let ctx = glib::MainContext::new();
+        let source = server
+            .attach(Some(&ctx))
+            .map_err(|e| ServeError::Server(e.to_string()))?;
+        let port = u16::try_from(server.bound_port())
+            .map_err(|_| ServeError::Server("no bound port".into()))?;
+        let main_loop = glib::MainLoop::new(Some(&ctx), false);
+        let ml = main_loop.clone();
+        let loop_ctx = ctx.clone();
+        let thread = std::thread::Builder::new()
+            .name("rtsp-server".into())
+            .spawn(move || {
+                let _server = server; // kept alive while the loop runs
+                let _ = loop_ctx.with_thread_default(|| ml.run());
+            })
+            .map_err(|e| ServeError::Server(e.to_string()))?;
+        Ok(RtspServer {
+            port,
+            ctx,
+            main_loop,
+            thread: Some(thread),
+            source: Some(source),
+        })
+    }
+
+    /// The TCP port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// URL of a mount.
+    pub fn url(&self, mount: &str) -> String {
+        format!("rtsp://127.0.0.1:{}/{mount}", self.port)
+    }
+}
+
+impl Drop for RtspServer {
+    fn drop(&mut self) {
+        // The source lives on our own context, so it is destroyed there (SourceId::remove
+        // looks in the default context and would panic).
+        if let Some(source) = self
+            .source
+            .take()
+            .and_then(|id| self.ctx.find_source_by_id(&id))
+        {
+            source.destroy();
+        }
+        self.main_loop.quit();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Push the clip's units into `src` at its frame rate, looping, until the media goes away.
+fn feed(src: &gst_app::AppSrc, clip: &Clip) {
+    let mut next = Instant::now();
+    for (data, key) in clip.units.iter().cycle() {
+        let mut buf = gst::Buffer::from_mut_slice(data.clone());
+        if !key && let Some(b) = buf.get_mut() {
+            b.set_flags(gst::BufferFlags::DELTA_UNIT);
+        }
+        if src.push_buffer(buf).is_err() {
+            return; // flushing or shut down: the media is gone
+        }
+        next += clip.frame_duration;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        } else {
+            next = now;
+        }
+    }
+}

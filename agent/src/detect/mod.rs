@@ -1,0 +1,148 @@
+//! Object detection: model cards, pre-processing, the inference backend and decoding.
+//!
+//! A [`Detector`] turns one RGB frame into [`Detection`]s in normalised frame coordinates.
+//! The backend is behind the trait so the rest of the agent never knows which engine runs;
+//! [`tract`](self::tract) (pure Rust) is the one shipped today.
+
+pub mod card;
+pub mod nms;
+pub mod preprocess;
+pub mod ssd;
+pub mod tract;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use card::{Card, Labels, LoadedCard};
+
+/// One detected object.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Detection {
+    /// Class id (index into the model's labels).
+    pub class: u16,
+    /// Confidence, 0..1.
+    pub score: f32,
+    /// Box `[x1, y1, x2, y2]`, normalised to the frame (0..1, top-left origin), clipped.
+    pub bbox: [f32; 4],
+}
+
+/// A borrowed packed RGB image (no row padding).
+#[derive(Debug, Clone, Copy)]
+pub struct RgbView<'a> {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// `width * height * 3` bytes, row by row.
+    pub data: &'a [u8],
+}
+
+/// What incidents say about the model that produced them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    /// Card name.
+    pub name: String,
+    /// Card version.
+    pub version: String,
+    /// Class names.
+    pub labels: Arc<Labels>,
+    /// Default minimum score.
+    pub score_threshold: f32,
+}
+
+/// Turns frames into detections. One instance per inference thread; not shared.
+pub trait Detector: Send {
+    /// The model behind this detector.
+    fn info(&self) -> &ModelInfo;
+
+    /// Detect objects in `frame`, replacing the contents of `out` (best first).
+    fn detect(&mut self, frame: RgbView<'_>, out: &mut Vec<Detection>) -> Result<(), DetectError>;
+}
+
+/// Why a model cannot be loaded or run. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    /// The card or its labels are invalid.
+    #[error(transparent)]
+    Card(#[from] crate::config::ConfigError),
+    /// The ONNX file cannot be read.
+    #[error("cannot read model file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The file is not the one the card describes.
+    #[error("model file {} has sha256 {actual}, but its card says {expected}; the file is corrupt or the card is out of date", path.display())]
+    Checksum {
+        /// The file.
+        path: PathBuf,
+        /// From the card.
+        expected: String,
+        /// Computed.
+        actual: String,
+    },
+    /// The engine refused the file (not ONNX, truncated, unsupported operator, …).
+    #[error("model file {} cannot be loaded: {reason}", path.display())]
+    Load {
+        /// The file.
+        path: PathBuf,
+        /// The engine's explanation.
+        reason: String,
+    },
+    /// The card and the model disagree (input shape, type, outputs).
+    #[error("model file {} does not match its card {}: {reason}", path.display(), card.display())]
+    Mismatch {
+        /// The ONNX file.
+        path: PathBuf,
+        /// The card.
+        card: PathBuf,
+        /// What differs.
+        reason: String,
+    },
+    /// Inference failed on a frame.
+    #[error("inference failed: {0}")]
+    Run(String),
+}
+
+/// sha256 of a file, lower-case hex.
+pub fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Check that the card's model file is the one the card describes (sha256).
+pub fn verify_checksum(card: &LoadedCard) -> Result<(), DetectError> {
+    let path = &card.model_path;
+    let actual = sha256_file(path).map_err(|e| DetectError::Read {
+        path: path.clone(),
+        source: e,
+    })?;
+    if actual != card.card.sha256 {
+        return Err(DetectError::Checksum {
+            path: path.clone(),
+            expected: card.card.sha256.clone(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// Load a card, verify its model file and build the detector it describes.
+pub fn load(card_path: &std::path::Path) -> Result<Box<dyn Detector>, DetectError> {
+    let card = card::load(card_path)?;
+    verify_checksum(&card)?;
+    Ok(Box::new(tract::TractDetector::new(card)?))
+}

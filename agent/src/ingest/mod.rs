@@ -1,0 +1,204 @@
+//! Ingest: one GStreamer pipeline per camera, supervised by its own thread.
+//!
+//! `rtspsrc` (TCP by default) → `decodebin` (depayload, parse and decode H.264/H.265; hardware
+//! decoders win by GStreamer's ranking when present) → `videorate` dropping to `analysis_fps`
+//! *before* conversion → `videoconvert` to packed RGB → `appsink` holding at most one buffer.
+//! Each frame lands in the camera's latest-wins slot ([`slot::FrameBoard`]).
+//!
+//! rtspsrc does not recover by going NULL→PLAYING after a server dies, so on ERROR or EOS the
+//! supervisor tears the pipeline down and builds a new one after a jittered, capped exponential
+//! backoff, forever. One camera's failures never touch another: each has its own pipeline,
+//! thread and slot.
+
+pub mod pipeline;
+pub mod slot;
+pub mod url;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::config::Camera;
+use slot::FrameBoard;
+
+/// Error from setting up GStreamer itself (not from a camera: those are retried).
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// `gst::init` failed.
+    #[error("GStreamer cannot start: {0}")]
+    Init(String),
+    /// An element vigil needs is not installed.
+    #[error(
+        "GStreamer element \"{0}\" is missing; install gstreamer1.0-plugins-base/-good/-bad and gstreamer1.0-libav"
+    )]
+    MissingElement(&'static str),
+    /// The supervisor thread could not be spawned.
+    #[error("cannot start the ingest thread for camera {camera}: {source}")]
+    Thread {
+        /// Camera id.
+        camera: String,
+        /// OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Initialise GStreamer and check that the elements vigil builds pipelines from exist.
+pub fn init() -> Result<(), IngestError> {
+    gstreamer::init().map_err(|e| IngestError::Init(e.to_string()))?;
+    for name in pipeline::REQUIRED_ELEMENTS {
+        if gstreamer::ElementFactory::find(name).is_none() {
+            return Err(IngestError::MissingElement(name));
+        }
+    }
+    Ok(())
+}
+
+/// Reconnect delays: exponential from `base`, capped, with ±25 % jitter so that many cameras
+/// behind one failed switch do not reconnect in lockstep.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    base: Duration,
+    cap: Duration,
+    attempt: u32,
+}
+
+impl Backoff {
+    /// Start at `base`, never exceed `cap`.
+    pub fn new(base: Duration, cap: Duration) -> Self {
+        Backoff {
+            base,
+            cap,
+            attempt: 0,
+        }
+    }
+
+    /// The next delay (before jitter is applied by [`Backoff::jittered`]).
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self
+            .base
+            .saturating_mul(1u32 << self.attempt.min(16))
+            .min(self.cap);
+        self.attempt = self.attempt.saturating_add(1);
+        d
+    }
+
+    /// The next delay with ±25 % jitter, still capped.
+    pub fn jittered(&mut self) -> Duration {
+        let d = self.next_delay();
+        let factor = 0.75 + rand::random::<f64>() * 0.5;
+        d.mul_f64(factor).min(self.cap)
+    }
+
+    /// Back to the first delay (after a connection that delivered frames).
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
+/// A running camera supervisor.
+#[derive(Debug)]
+pub struct CameraHandle {
+    /// Camera id.
+    pub id: String,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl CameraHandle {
+    /// Wait for the supervisor to finish (after the stop flag was set).
+    pub fn join(mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Start the supervisor thread of camera `index`.
+pub fn spawn_camera(
+    index: usize,
+    camera: Camera,
+    board: Arc<FrameBoard>,
+    stop: Arc<AtomicBool>,
+) -> Result<CameraHandle, IngestError> {
+    let id = camera.id.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("ingest-{id}"))
+        .spawn(move || supervise(index, &camera, &board, &stop))
+        .map_err(|e| IngestError::Thread {
+            camera: id.clone(),
+            source: e,
+        })?;
+    Ok(CameraHandle {
+        id,
+        thread: Some(thread),
+    })
+}
+
+fn supervise(index: usize, camera: &Camera, board: &Arc<FrameBoard>, stop: &AtomicBool) {
+    let span = tracing::info_span!("camera", id = %camera.id);
+    let _enter = span.enter();
+    let shown = url::redact(&camera.url);
+    let counters = board.counters(index);
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
+    let mut first = true;
+    while !stop.load(Ordering::Relaxed) {
+        if !first {
+            counters.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        first = false;
+        let before = counters.received.load(Ordering::Relaxed);
+        let started = Instant::now();
+        tracing::info!(url = %shown, "connecting");
+        let outcome = pipeline::run_once(index, camera, board, stop);
+        let got_frames = counters.received.load(Ordering::Relaxed) > before;
+        if got_frames {
+            backoff.reset();
+        }
+        match outcome {
+            pipeline::Outcome::Stopped => break,
+            pipeline::Outcome::Failed(reason) => {
+                let delay = backoff.jittered();
+                tracing::warn!(
+                    url = %shown,
+                    after_s = started.elapsed().as_secs_f32(),
+                    retry_in_ms = delay.as_millis() as u64,
+                    "camera stream failed: {}",
+                    url::scrub(&reason, &camera.url)
+                );
+                sleep_unless_stopped(delay, stop);
+            }
+        }
+    }
+    tracing::info!("camera stopped");
+}
+
+fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
+    let end = Instant::now() + d;
+    while Instant::now() < end && !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50).min(end - Instant::now()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_the_cap_and_resets() {
+        let mut b = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
+        let seq: Vec<u64> = (0..6).map(|_| b.next_delay().as_millis() as u64).collect();
+        assert_eq!(seq, vec![500, 1000, 2000, 4000, 5000, 5000]);
+        b.reset();
+        assert_eq!(b.next_delay(), Duration::from_millis(500));
+        for _ in 0..100 {
+            let j = b.jittered();
+            assert!(j <= Duration::from_secs(5));
+        }
+        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+        let j = b.jittered();
+        assert!(
+            j >= Duration::from_millis(750) && j <= Duration::from_millis(1250),
+            "{j:?}"
+        );
+    }
+}

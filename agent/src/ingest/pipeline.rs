@@ -1,0 +1,215 @@
+//! One camera pipeline, built, run until it fails or is stopped, and torn down.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_video as gst_video;
+
+use super::slot::{Frame, FrameBoard};
+use crate::config::{Camera, Transport};
+
+/// Elements every camera pipeline needs; checked once at start.
+pub const REQUIRED_ELEMENTS: &[&str] = &[
+    "rtspsrc",
+    "decodebin",
+    "videorate",
+    "videoconvert",
+    "appsink",
+];
+
+/// How one run of a pipeline ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The stop flag was set.
+    Stopped,
+    /// An error or end of stream; the reason may quote the URL (scrub before logging).
+    Failed(String),
+}
+
+/// Build the pipeline of `camera`, run it until it fails or `stop` is set, and tear it down.
+pub fn run_once(
+    index: usize,
+    camera: &Camera,
+    board: &Arc<FrameBoard>,
+    stop: &AtomicBool,
+) -> Outcome {
+    let pipeline = match build(index, camera, board) {
+        Ok(p) => p,
+        Err(e) => return Outcome::Failed(format!("cannot build pipeline: {e}")),
+    };
+    let outcome = run(&pipeline, stop);
+    let _ = pipeline.set_state(gst::State::Null);
+    outcome
+}
+
+fn make(name: &'static str) -> Result<gst::Element, String> {
+    gst::ElementFactory::make(name)
+        .build()
+        .map_err(|_| format!("element {name} is not available"))
+}
+
+fn build(index: usize, camera: &Camera, board: &Arc<FrameBoard>) -> Result<gst::Pipeline, String> {
+    let pipeline = gst::Pipeline::with_name(&format!("camera-{}", camera.id));
+    let src = make("rtspsrc")?;
+    src.set_property("location", &camera.url);
+    src.set_property("latency", camera.latency_ms);
+    src.set_property_from_str(
+        "protocols",
+        match camera.transport {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+        },
+    );
+    // Fail within seconds when a server stops answering, so the supervisor can rebuild.
+    src.set_property("tcp-timeout", 5_000_000u64);
+    src.set_property("timeout", 5_000_000u64);
+    let decode = make("decodebin")?;
+    let rate = make("videorate")?;
+    rate.set_property("drop-only", true);
+    // max-rate is a whole number of frames per second; fractional rates are enforced by
+    // the caps filter below.
+    rate.set_property("max-rate", (camera.analysis_fps.ceil() as i32).max(1));
+    let convert = make("videoconvert")?;
+    let sink = gst_app::AppSink::builder()
+        .caps(
+            &gst_video::VideoCapsBuilder::new()
+                .format(gst_video::VideoFormat::Rgb)
+                .build(),
+        )
+        .max_buffers(1)
+        .drop(true)
+        .sync(false)
+        .build();
+    pipeline
+        .add_many([&src, &decode, &rate, &convert, sink.upcast_ref()])
+        .map_err(|e| e.to_string())?;
+    gst::Element::link_many([&rate, &convert, sink.upcast_ref()]).map_err(|e| e.to_string())?;
+
+    // rtspsrc exposes one pad per stream; only the first video stream goes to the decoder.
+    let decode_weak = decode.downgrade();
+    src.connect_pad_added(move |_, pad| {
+        let Some(decode) = decode_weak.upgrade() else {
+            return;
+        };
+        let is_video = pad
+            .current_caps()
+            .and_then(|c| c.structure(0).and_then(|s| s.get::<String>("media").ok()))
+            .is_some_and(|m| m == "video");
+        let Some(sinkpad) = decode.static_pad("sink") else {
+            return;
+        };
+        if is_video
+            && !sinkpad.is_linked()
+            && let Err(e) = pad.link(&sinkpad)
+        {
+            tracing::warn!("cannot link the video stream to the decoder: {e:?}");
+        }
+    });
+    let rate_weak = rate.downgrade();
+    decode.connect_pad_added(move |_, pad| {
+        let Some(rate) = rate_weak.upgrade() else {
+            return;
+        };
+        let is_raw_video = pad
+            .current_caps()
+            .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/x-raw")))
+            .unwrap_or(false);
+        let Some(sinkpad) = rate.static_pad("sink") else {
+            return;
+        };
+        if is_raw_video
+            && !sinkpad.is_linked()
+            && let Err(e) = pad.link(&sinkpad)
+        {
+            tracing::warn!("cannot link the decoder to the rate filter: {e:?}");
+        }
+    });
+
+    // 90 % of the analysis interval, so jitter in the camera's timestamps does not drop frames.
+    let min_gap = gst::ClockTime::from_nseconds((0.9e9 / camera.analysis_fps) as u64);
+    let mut last_pts: Option<gst::ClockTime> = None;
+    let board = Arc::clone(board);
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                // Fractional analysis rates: drop frames closer than 1/fps by timestamp.
+                if let Some(pts) = sample.buffer().and_then(|b| b.pts()) {
+                    if let Some(prev) = last_pts
+                        && pts > prev
+                        && pts - prev < min_gap
+                    {
+                        return Ok(gst::FlowSuccess::Ok);
+                    }
+                    last_pts = Some(pts);
+                }
+                match to_frame(index, &sample) {
+                    Some(frame) => board.put(frame),
+                    None => tracing::debug!("dropped a sample without usable RGB data"),
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    Ok(pipeline)
+}
+
+/// Copy a sample's RGB image into a packed frame (rows may be padded in the buffer).
+fn to_frame(camera: usize, sample: &gst::Sample) -> Option<Frame> {
+    let info = gst_video::VideoInfo::from_caps(sample.caps()?).ok()?;
+    let buffer = sample.buffer()?;
+    let map = buffer.map_readable().ok()?;
+    let (w, h) = (info.width() as usize, info.height() as usize);
+    let stride = usize::try_from(*info.stride().first()?).ok()?;
+    let row = w * 3;
+    let mut data = Vec::with_capacity(row * h);
+    for y in 0..h {
+        data.extend_from_slice(map.get(y * stride..y * stride + row)?);
+    }
+    Some(Frame {
+        camera,
+        width: w as u32,
+        height: h as u32,
+        data,
+        captured: SystemTime::now(),
+    })
+}
+
+fn run(pipeline: &gst::Pipeline, stop: &AtomicBool) -> Outcome {
+    let Some(bus) = pipeline.bus() else {
+        return Outcome::Failed("pipeline has no bus".into());
+    };
+    if let Err(e) = pipeline.set_state(gst::State::Playing) {
+        return Outcome::Failed(format!("cannot start: {e}"));
+    }
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Outcome::Stopped;
+        }
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else {
+            continue;
+        };
+        use gst::MessageView;
+        match msg.view() {
+            MessageView::Error(e) => {
+                let mut reason = e.error().to_string();
+                if let Some(d) = e.debug() {
+                    // The last line of the debug text names the cause (e.g. "Connection refused").
+                    if let Some(last) = d.lines().last() {
+                        reason = format!("{reason} ({})", last.trim());
+                    }
+                }
+                return Outcome::Failed(reason);
+            }
+            MessageView::Eos(_) => return Outcome::Failed("end of stream".into()),
+            MessageView::Warning(w) => {
+                tracing::debug!("pipeline warning: {}", w.error());
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! Latest-wins frame hand-over between camera pipelines and the inference threads.
+//!
+//! Each camera owns one slot holding at most one frame. A pipeline writing a new frame replaces
+//! an unconsumed one (counted as dropped): only fresh frames matter, and a slow detector never
+//! makes a camera queue up. The detector takes the freshest frame of each camera in turn, so
+//! an overloaded box shares its inference time fairly between cameras.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+/// One decoded frame, packed RGB.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// Index of the camera in the config.
+    pub camera: usize,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// `width * height * 3` bytes.
+    pub data: Vec<u8>,
+    /// When the frame reached vigil (UTC).
+    pub captured: SystemTime,
+}
+
+/// Per-camera counters, readable without locking.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Frames delivered by the pipeline (after the rate drop).
+    pub received: AtomicU64,
+    /// Frames replaced before the detector took them.
+    pub dropped: AtomicU64,
+    /// Frames the detector analysed.
+    pub analysed: AtomicU64,
+    /// Pipeline (re)starts after the first.
+    pub reconnects: AtomicU64,
+}
+
+/// The slots of all cameras plus the signal that wakes the detector.
+#[derive(Debug)]
+pub struct FrameBoard {
+    slots: Vec<Mutex<Option<Frame>>>,
+    counters: Vec<Arc<Counters>>,
+    ready: Mutex<u64>,
+    cv: Condvar,
+}
+
+impl FrameBoard {
+    /// A board for `cameras` cameras.
+    pub fn new(cameras: usize) -> Arc<Self> {
+        Arc::new(FrameBoard {
+            slots: (0..cameras).map(|_| Mutex::new(None)).collect(),
+            counters: (0..cameras)
+                .map(|_| Arc::new(Counters::default()))
+                .collect(),
+            ready: Mutex::new(0),
+            cv: Condvar::new(),
+        })
+    }
+
+    /// Counters of camera `i`.
+    pub fn counters(&self, i: usize) -> Arc<Counters> {
+        Arc::clone(&self.counters[i])
+    }
+
+    /// Number of cameras.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether the board has no cameras.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Store the newest frame of its camera, replacing (and counting) an unconsumed one.
+    pub fn put(&self, frame: Frame) {
+        let i = frame.camera;
+        let Some(slot) = self.slots.get(i) else {
+            return;
+        };
+        self.counters[i].received.fetch_add(1, Ordering::Relaxed);
+        let old = slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .replace(frame);
+        if old.is_some() {
+            self.counters[i].dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        *self.ready.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        self.cv.notify_all();
+    }
+
+    /// Take the next frame in round-robin order starting after camera `*cursor`, waiting up to
+    /// `timeout` for one to arrive. Advances `cursor` to the camera served.
+    pub fn take_next(&self, cursor: &mut usize, timeout: Duration) -> Option<Frame> {
+        // Read the generation before scanning: a frame put after the scan bumps it, so the
+        // wait below cannot miss it.
+        let guard = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
+        let seen = *guard;
+        if let Some(f) = self.scan(cursor) {
+            return Some(f);
+        }
+        let _unused = self
+            .cv
+            .wait_timeout_while(guard, timeout, |n| *n == seen)
+            .unwrap_or_else(PoisonError::into_inner);
+        self.scan(cursor)
+    }
+
+    fn scan(&self, cursor: &mut usize) -> Option<Frame> {
+        let n = self.slots.len();
+        for k in 1..=n {
+            let i = (*cursor + k) % n;
+            let taken = self.slots[i]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(f) = taken {
+                *cursor = i;
+                self.counters[i].analysed.fetch_add(1, Ordering::Relaxed);
+                return Some(f);
+            }
+        }
+        None
+    }
+
+    /// Wake every waiting detector (used at shutdown).
+    pub fn wake_all(&self) {
+        *self.ready.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        self.cv.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(camera: usize, tag: u8) -> Frame {
+        Frame {
+            camera,
+            width: 1,
+            height: 1,
+            data: vec![tag, 0, 0],
+            captured: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn newest_frame_wins_and_replacements_are_counted() {
+        let b = FrameBoard::new(1);
+        b.put(frame(0, 1));
+        b.put(frame(0, 2));
+        let mut cur = 0;
+        let f = b.take_next(&mut cur, Duration::ZERO).expect("frame");
+        assert_eq!(f.data[0], 2);
+        let c = b.counters(0);
+        assert_eq!(c.received.load(Ordering::Relaxed), 2);
+        assert_eq!(c.dropped.load(Ordering::Relaxed), 1);
+        assert_eq!(c.analysed.load(Ordering::Relaxed), 1);
+        assert!(b.take_next(&mut cur, Duration::from_millis(1)).is_none());
+    }
+
+    #[test]
+    fn cameras_are_served_in_turn() {
+        let b = FrameBoard::new(3);
+        let mut cur = 2;
+        for round in 0..3u8 {
+            for cam in 0..3 {
+                b.put(frame(cam, round));
+            }
+            let order: Vec<usize> = (0..3)
+                .map(|_| b.take_next(&mut cur, Duration::ZERO).expect("frame").camera)
+                .collect();
+            assert_eq!(order, vec![0, 1, 2]);
+        }
+    }
+
+    #[test]
+    fn a_waiting_taker_wakes_on_put() {
+        let b = FrameBoard::new(2);
+        let b2 = Arc::clone(&b);
+        let t = std::thread::spawn(move || {
+            let mut cur = 0;
+            b2.take_next(&mut cur, Duration::from_secs(10))
+                .map(|f| f.camera)
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        b.put(frame(1, 0));
+        assert_eq!(t.join().expect("join"), Some(1));
+    }
+}

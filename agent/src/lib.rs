@@ -1,0 +1,15 @@
+//! vigil: an edge camera analytics agent.
+//!
+//! RTSP cameras → GStreamer decode → ONNX object detection → rules → incidents over MQTT.
+//! Modules follow the data flow: [`config`] → [`ingest`] → [`detect`] → [`rules`] →
+//! [`publish`], wired together by [`agent`]; [`cmd`] holds the command-line interface.
+
+pub mod agent;
+pub mod cmd;
+pub mod config;
+pub mod demo;
+pub mod detect;
+pub mod evidence;
+pub mod ingest;
+pub mod publish;
+pub mod rules;

@@ -1,0 +1,5 @@
+//! The `vigil` binary: parses the command line and runs a subcommand (see `vigil --help`).
+
+fn main() -> std::process::ExitCode {
+    vigil::cmd::main()
+}

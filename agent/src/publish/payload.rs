@@ -1,0 +1,257 @@
+//! MQTT topics and JSON payloads of the `vigil/v1` contract (see docs/mqtt.md). Pure functions.
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::detect::{Detection, Labels};
+use crate::rules::IncidentEvent;
+
+/// Incident payload schema id.
+pub const INCIDENT_SCHEMA: &str = "vigil.incident/1";
+/// Status payload schema id.
+pub const STATUS_SCHEMA: &str = "vigil.status/1";
+
+/// Who is speaking: the parts of every topic and payload that identify the box.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Identity {
+    /// Device id.
+    pub device: String,
+    /// District id.
+    pub district: String,
+}
+
+impl Identity {
+    /// `vigil/v1/{district}/{device}`.
+    pub fn root(&self) -> String {
+        format!("vigil/v1/{}/{}", self.district, self.device)
+    }
+
+    /// Retained device status topic.
+    pub fn status_topic(&self) -> String {
+        format!("{}/status", self.root())
+    }
+
+    /// Incident topic of a camera.
+    pub fn incident_topic(&self, camera: &str) -> String {
+        format!("{}/incidents/{camera}", self.root())
+    }
+
+    /// Snapshot topic of an incident.
+    pub fn snapshot_topic(&self, camera: &str, id: &uuid::Uuid) -> String {
+        format!("{}/incidents/{camera}/{id}/snapshot", self.root())
+    }
+}
+
+/// UTC RFC 3339 with milliseconds, e.g. `2026-11-27T23:50:01.123Z`.
+pub fn rfc3339_ms(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// Evidence image published beside an `open` event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SnapshotRef {
+    /// Topic the JPEG is published on.
+    pub topic: String,
+    /// sha256 of the JPEG, lower-case hex.
+    pub sha256: String,
+    /// JPEG size in bytes.
+    pub bytes: usize,
+    /// Image width.
+    pub width: u32,
+    /// Image height.
+    pub height: u32,
+}
+
+/// Everything an incident payload needs besides the event itself.
+#[derive(Debug, Clone, Copy)]
+pub struct IncidentContext<'a> {
+    /// The box.
+    pub identity: &'a Identity,
+    /// Camera id.
+    pub camera: &'a str,
+    /// Zone name.
+    pub zone: &'a str,
+    /// Model name.
+    pub model_name: &'a str,
+    /// Model version.
+    pub model_version: &'a str,
+    /// Model labels, to name classes.
+    pub labels: &'a Labels,
+}
+
+fn round(v: f32, digits: i32) -> f64 {
+    let m = 10f64.powi(digits);
+    (f64::from(v) * m).round() / m
+}
+
+fn object_json(d: &Detection, labels: &Labels) -> serde_json::Value {
+    json!({
+        "label": labels.name(d.class as usize).unwrap_or("unknown"),
+        "class_id": d.class,
+        "score": round(d.score, 3),
+        "box": [round(d.bbox[0], 4), round(d.bbox[1], 4), round(d.bbox[2], 4), round(d.bbox[3], 4)],
+    })
+}
+
+/// The JSON of one incident event with sequence number `seq`.
+pub fn incident(
+    ctx: IncidentContext<'_>,
+    seq: u64,
+    e: &IncidentEvent,
+    snapshot: Option<&SnapshotRef>,
+) -> serde_json::Value {
+    let mut v = json!({
+        "schema": INCIDENT_SCHEMA,
+        "id": e.id.to_string(),
+        "seq": seq,
+        "device": ctx.identity.device,
+        "district": ctx.identity.district,
+        "camera": ctx.camera,
+        "type": e.kind.as_str(),
+        "severity": e.kind.severity(),
+        "state": e.state.as_str(),
+        "zone": ctx.zone,
+        "frame_time": rfc3339_ms(e.frame_time),
+        "opened_at": rfc3339_ms(e.opened_at),
+        "objects": e.objects.iter().map(|d| object_json(d, ctx.labels)).collect::<Vec<_>>(),
+        "model": { "name": ctx.model_name, "version": ctx.model_version },
+    });
+    if let (Some(s), Some(obj)) = (snapshot, v.as_object_mut()) {
+        obj.insert("snapshot".into(), json!(s));
+    }
+    v
+}
+
+/// Device status states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceState {
+    /// Connected and running (birth message).
+    Online,
+    /// Connection lost without a goodbye (last will, published by the broker).
+    Offline,
+    /// Clean shutdown.
+    Stopped,
+}
+
+/// What the birth message lists.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Inventory {
+    /// Agent version.
+    pub version: String,
+    /// Process start time.
+    pub started_at: Option<SystemTime>,
+    /// Camera ids.
+    pub cameras: Vec<String>,
+    /// (name, version) of each model.
+    pub models: Vec<(String, String)>,
+}
+
+/// The retained status payload.
+pub fn status(identity: &Identity, state: DeviceState, inv: &Inventory) -> serde_json::Value {
+    let name = match state {
+        DeviceState::Online => "online",
+        DeviceState::Offline => "offline",
+        DeviceState::Stopped => "stopped",
+    };
+    let mut v = json!({
+        "schema": STATUS_SCHEMA,
+        "state": name,
+        "device": identity.device,
+        "district": identity.district,
+        "version": inv.version,
+    });
+    if state != DeviceState::Offline
+        && let Some(obj) = v.as_object_mut()
+    {
+        obj.insert("time".into(), json!(rfc3339_ms(SystemTime::now())));
+        if let Some(t) = inv.started_at {
+            obj.insert("started_at".into(), json!(rfc3339_ms(t)));
+        }
+        obj.insert("cameras".into(), json!(inv.cameras));
+        obj.insert(
+            "models".into(),
+            json!(
+                inv.models
+                    .iter()
+                    .map(|(n, v)| json!({"name": n, "version": v}))
+                    .collect::<Vec<_>>()
+            ),
+        );
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::{EventState, IncidentType};
+    use std::time::Duration;
+
+    #[test]
+    fn incident_payload_has_the_contract_fields() {
+        let id = Identity {
+            device: "q1-box-001".into(),
+            district: "q1".into(),
+        };
+        let labels = Labels::parse("0 person\n").expect("labels");
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_000_000_123);
+        let e = IncidentEvent {
+            id: uuid::Uuid::now_v7(),
+            kind: IncidentType::Intrusion,
+            state: EventState::Open,
+            zone: 0,
+            objects: vec![Detection {
+                class: 0,
+                score: 0.87654,
+                bbox: [0.1, 0.2, 0.3, 0.456789],
+            }],
+            frame_time: t,
+            opened_at: t,
+        };
+        let ctx = IncidentContext {
+            identity: &id,
+            camera: "plaza",
+            zone: "walkway",
+            model_name: "ssd",
+            model_version: "1",
+            labels: &labels,
+        };
+        let v = incident(ctx, 7, &e, None);
+        assert_eq!(v["schema"], "vigil.incident/1");
+        assert_eq!(v["seq"], 7);
+        assert_eq!(v["state"], "open");
+        assert_eq!(v["frame_time"], "2026-11-18T11:06:40.123Z");
+        assert_eq!(v["objects"][0]["label"], "person");
+        assert_eq!(v["objects"][0]["score"], 0.877);
+        assert_eq!(v["objects"][0]["box"][3], 0.4568);
+        assert_eq!(
+            id.incident_topic("plaza"),
+            "vigil/v1/q1/q1-box-001/incidents/plaza"
+        );
+        assert!(v.get("snapshot").is_none());
+    }
+
+    #[test]
+    fn status_payloads() {
+        let id = Identity {
+            device: "d".into(),
+            district: "q".into(),
+        };
+        let inv = Inventory {
+            version: "0.1.0".into(),
+            cameras: vec!["a".into()],
+            ..Inventory::default()
+        };
+        let on = status(&id, DeviceState::Online, &inv);
+        assert_eq!(on["state"], "online");
+        assert_eq!(on["cameras"][0], "a");
+        let off = status(&id, DeviceState::Offline, &inv);
+        assert_eq!(off["state"], "offline");
+        assert!(
+            off.get("cameras").is_none(),
+            "the last will is fixed at connect and says only who"
+        );
+    }
+}

@@ -1,0 +1,256 @@
+//! End to end on real components: the plaza fixture served by GStreamer's RTSP server, a real
+//! mosquitto broker on a free loopback port, the real `vigil` binary with the shipped model,
+//! and a real MQTT subscriber.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use vigil::demo::rtsp::{Clip, RtspServer};
+use vigil_tests::{
+    Mosquitto, Recorder, TempDir, fixture, free_port, init_logs, repo, spawn_agent, vigil_bin,
+};
+
+/// A config whose zone covers the walkway of the plaza clip; `extra` is appended (more cameras).
+fn config(broker: u16, camera_url: &str, extra: &str) -> String {
+    let card = repo().join("models/ssd_mobilenet_v2_coco/model.toml");
+    format!(
+        r#"
+[device]
+id = "test-box-001"
+district = "t1"
+
+[mqtt]
+host = "127.0.0.1"
+port = {broker}
+keep_alive_s = 5
+
+[[models]]
+name = "coco"
+card = "{card}"
+
+[[cameras]]
+id = "plaza"
+url = "{camera_url}"
+model = "coco"
+analysis_fps = 5
+
+[[cameras.zones]]
+name = "walkway"
+polygon = [[0.0, 0.30], [1.0, 0.20], [1.0, 0.75], [0.0, 0.50]]
+classes = ["person"]
+quiet_s = 3
+{extra}
+"#,
+        card = card.display()
+    )
+}
+
+fn is_rfc3339_ms_utc(s: &str) -> bool {
+    // 2026-11-27T23:50:01.123Z
+    let b = s.as_bytes();
+    s.len() == 24
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[19] == b'.'
+        && b[23] == b'Z'
+        && s.chars()
+            .enumerate()
+            .all(|(i, c)| [4, 7, 10, 13, 16, 19, 23].contains(&i) || c.is_ascii_digit())
+}
+
+fn incidents(msgs: &[vigil_tests::Received]) -> Vec<serde_json::Value> {
+    msgs.iter()
+        .filter(|m| {
+            m.topic.starts_with("vigil/v1/t1/test-box-001/incidents/")
+                && !m.topic.ends_with("/snapshot")
+        })
+        .map(|m| m.json())
+        .collect()
+}
+
+#[test]
+fn person_on_the_walkway_becomes_an_intrusion_incident_and_last_will_says_offline()
+-> anyhow::Result<()> {
+    init_logs();
+    let broker = Mosquitto::start()?;
+    let clip = Arc::new(Clip::load(&fixture("plaza_25s.mp4"))?);
+    let server = RtspServer::start(&[("plaza", clip)])?;
+    let dir = TempDir::new("e2e")?;
+    let cfg = dir.join("vigil.toml");
+    std::fs::write(&cfg, config(broker.port, &server.url("plaza"), ""))?;
+    let recorder = Recorder::start(broker.port, "vigil/v1/#")?;
+    let log = dir.join("agent.log");
+    let mut agent = spawn_agent(vigil_bin!(), &cfg, &log)?;
+
+    let status_topic = "vigil/v1/t1/test-box-001/status";
+    let got = recorder.wait_for(
+        Duration::from_secs(90),
+        "two intrusion events and their snapshot",
+        |m| incidents(m).len() >= 2 && m.iter().any(|x| x.topic.ends_with("/snapshot")),
+    );
+    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    let got = got.map_err(|e| anyhow::anyhow!("{e}\nagent log:\n{log_text}"))?;
+
+    // The birth message is retained and says online.
+    let status = got
+        .iter()
+        .find(|m| m.topic == status_topic)
+        .expect("status message");
+    let sv = status.json();
+    assert_eq!(sv["state"], "online", "{sv}");
+    assert_eq!(sv["schema"], "vigil.status/1");
+    assert_eq!(sv["cameras"][0], "plaza");
+
+    let inc = incidents(&got);
+    let open = &inc[0];
+    for key in [
+        "schema",
+        "id",
+        "seq",
+        "device",
+        "district",
+        "camera",
+        "type",
+        "severity",
+        "state",
+        "zone",
+        "frame_time",
+        "objects",
+        "model",
+    ] {
+        assert!(open.get(key).is_some(), "incident lacks {key}: {open}");
+    }
+    assert_eq!(open["schema"], "vigil.incident/1");
+    assert_eq!(open["state"], "open");
+    assert_eq!(open["type"], "intrusion");
+    assert_eq!(open["severity"], "major");
+    assert_eq!(open["device"], "test-box-001");
+    assert_eq!(open["district"], "t1");
+    assert_eq!(open["camera"], "plaza");
+    assert_eq!(open["zone"], "walkway");
+    let id = open["id"].as_str().expect("id is a string");
+    let uuid = uuid::Uuid::parse_str(id).expect("id is a UUID");
+    assert_eq!(uuid.get_version_num(), 7, "id is a UUIDv7");
+    assert!(
+        is_rfc3339_ms_utc(open["frame_time"].as_str().unwrap_or("")),
+        "frame_time {}",
+        open["frame_time"]
+    );
+    let objects = open["objects"].as_array().expect("objects array");
+    assert!(!objects.is_empty());
+    for o in objects {
+        assert_eq!(o["label"], "person", "{o}");
+        let score = o["score"].as_f64().expect("score");
+        assert!((0.5..=1.0).contains(&score), "{o}");
+        let b: Vec<f64> = o["box"]
+            .as_array()
+            .expect("box")
+            .iter()
+            .filter_map(|v| v.as_f64())
+            .collect();
+        assert_eq!(b.len(), 4, "{o}");
+        assert!(
+            b.iter().all(|v| (0.0..=1.0).contains(v)) && b[0] < b[2] && b[1] < b[3],
+            "{o}"
+        );
+    }
+    // seq strictly increases across events.
+    let seqs: Vec<u64> = inc
+        .iter()
+        .map(|v| v["seq"].as_u64().expect("seq"))
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] > w[0]),
+        "seq not increasing: {seqs:?}"
+    );
+    // The snapshot named by the open event arrived, with the advertised size and hash.
+    let snap = &open["snapshot"];
+    let snap_msg = got
+        .iter()
+        .find(|m| Some(m.topic.as_str()) == snap["topic"].as_str())
+        .expect("snapshot message");
+    assert_eq!(
+        snap_msg.payload.len() as u64,
+        snap["bytes"].as_u64().expect("bytes")
+    );
+    assert_eq!(&snap_msg.payload[..2], &[0xFF, 0xD8], "a JPEG");
+    assert_eq!(snap["width"], 768);
+
+    // Kill the agent without a goodbye: the broker publishes the retained last will.
+    agent.kill();
+    recorder.wait_for(Duration::from_secs(20), "the last will", |m| {
+        m.iter()
+            .any(|x| x.topic == status_topic && x.json()["state"] == "offline")
+    })?;
+    // A new subscriber sees the retained offline status.
+    let late = Recorder::start(broker.port, status_topic)?;
+    let retained = late.wait_for(Duration::from_secs(10), "the retained status", |m| {
+        !m.is_empty()
+    })?;
+    assert!(retained[0].retain, "status is retained");
+    assert_eq!(retained[0].json()["state"], "offline");
+    Ok(())
+}
+
+#[test]
+fn a_camera_that_refuses_connections_does_not_stop_the_other() -> anyhow::Result<()> {
+    init_logs();
+    let broker = Mosquitto::start()?;
+    let clip = Arc::new(Clip::load(&fixture("plaza_25s.mp4"))?);
+    let server = RtspServer::start(&[("plaza", clip)])?;
+    // A port nothing listens on: connections are refused.
+    let dead_port = free_port()?;
+    let extra = format!(
+        r#"
+[[cameras]]
+id = "dead"
+url = "rtsp://user:hunter22@127.0.0.1:{dead_port}/nothing"
+model = "coco"
+
+[[cameras.zones]]
+name = "all"
+polygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+classes = ["person"]
+"#
+    );
+    let dir = TempDir::new("dead")?;
+    let cfg = dir.join("vigil.toml");
+    // The dead camera comes first so that it is tried first.
+    std::fs::write(&cfg, config(broker.port, &server.url("plaza"), &extra))?;
+    let recorder = Recorder::start(broker.port, "vigil/v1/#")?;
+    let log = dir.join("agent.log");
+    let mut agent = spawn_agent(vigil_bin!(), &cfg, &log)?;
+    // The dead camera is retried with backoff (0.5 s, 1 s, 2 s, …) while the live one keeps
+    // producing incident events.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let log_text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.matches("camera stream failed").count() >= 3 || std::time::Instant::now() > deadline
+        {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        log_text.matches("camera stream failed").count() >= 3,
+        "retries not logged:\n{log_text}"
+    );
+    let got = recorder.wait_for(
+        Duration::from_secs(90),
+        "two incident events from the live camera",
+        |m| incidents(m).len() >= 2,
+    );
+    let got = got.map_err(|e| anyhow::anyhow!("{e}\nagent log:\n{log_text}"))?;
+    assert!(incidents(&got).iter().all(|v| v["camera"] == "plaza"));
+    assert!(agent.running(), "the agent kept running");
+    // The dead camera's password never reached the log.
+    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        !log_text.contains("hunter22"),
+        "password leaked into the log:\n{log_text}"
+    );
+    Ok(())
+}
