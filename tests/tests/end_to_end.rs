@@ -196,6 +196,38 @@ fn person_on_the_walkway_becomes_an_intrusion_incident_and_last_will_says_offlin
 }
 
 #[test]
+fn an_h265_camera_is_decoded_and_analysed() -> anyhow::Result<()> {
+    init_logs();
+    let broker = Mosquitto::start()?;
+    let clip = Arc::new(Clip::load(&fixture("plaza_10s_h265.mp4"))?);
+    assert_eq!(
+        clip.caps
+            .structure(0)
+            .map(|s| s.name().to_string())
+            .as_deref(),
+        Some("video/x-h265")
+    );
+    let server = RtspServer::start(&[("plaza", clip)])?;
+    let dir = TempDir::new("h265")?;
+    let cfg = dir.join("vigil.toml");
+    std::fs::write(&cfg, config(broker.port, &server.url("plaza"), ""))?;
+    let recorder = Recorder::start(broker.port, "vigil/v1/#")?;
+    let log = dir.join("agent.log");
+    let _agent = spawn_agent(vigil_bin!(), &cfg, &log)?;
+    let got = recorder.wait_for(
+        Duration::from_secs(90),
+        "an intrusion from the H.265 stream",
+        |m| !incidents(m).is_empty(),
+    );
+    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    let got = got.map_err(|e| anyhow::anyhow!("{e}\nagent log:\n{log_text}"))?;
+    let open = &incidents(&got)[0];
+    assert_eq!(open["type"], "intrusion");
+    assert_eq!(open["objects"][0]["label"], "person");
+    Ok(())
+}
+
+#[test]
 fn a_camera_that_refuses_connections_does_not_stop_the_other() -> anyhow::Result<()> {
     init_logs();
     let broker = Mosquitto::start()?;

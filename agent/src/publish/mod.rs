@@ -125,7 +125,13 @@ pub async fn run(
                         tracing::warn!(broker = %broker, "cannot reach the MQTT broker: {e}");
                     }
                     connected = false;
-                    tokio::time::sleep(backoff.jittered()).await;
+                    // Wait before reconnecting, but not past a shutdown request.
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff.jittered()) => {}
+                        _ = shutdown.changed() => {
+                            if *shutdown.borrow() { break; }
+                        }
+                    }
                 }
             },
             Some(out) = rx.recv() => {
