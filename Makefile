@@ -2,7 +2,7 @@
 CARGO ?= cargo
 DEMO_ARGS ?=
 
-.PHONY: all deps build demo test test-unit test-integration lint fmt clippy clean
+.PHONY: all deps build demo test test-unit test-integration lint fmt clippy golden clean
 
 all: build
 
@@ -26,6 +26,13 @@ test-unit: deps
 
 test-integration: deps
 	$(CARGO) test -p vigil-tests
+
+## Re-create tests/goldens/ with the independent reference (ONNX Runtime + numpy in a venv).
+REF_VENV ?= .venv-reference
+golden:
+	test -x $(REF_VENV)/bin/python || python3 -m venv $(REF_VENV)
+	$(REF_VENV)/bin/pip install -q -r tools/reference/requirements.txt
+	$(REF_VENV)/bin/python tools/reference/reference.py
 
 lint: fmt clippy
 

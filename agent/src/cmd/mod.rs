@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod demo;
+pub mod detect;
 pub mod run;
 
 use std::process::ExitCode;
@@ -35,6 +36,8 @@ pub enum Command {
     Check(check::Args),
     /// Run a self-contained demo: embedded RTSP server and MQTT broker, incidents printed live.
     Demo(demo::Args),
+    /// Run a model on a photo or a video file and print the detections.
+    Detect(detect::Args),
 }
 
 /// Parse the command line, set up logging and run the subcommand.
@@ -42,7 +45,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo prints incidents on stdout; keep its log to warnings unless asked.
     let default_filter = match cli.command {
-        Command::Demo(_) => "warn,rumqttd=off,rumqttc=error",
+        Command::Demo(_) | Command::Detect(_) => "warn,rumqttd=off,rumqttc=error",
         _ => "info,rumqttd=warn,rumqttc=warn",
     };
     init_tracing(default_filter);
@@ -50,6 +53,7 @@ pub fn main() -> ExitCode {
         Command::Run(a) => run::run(a),
         Command::Check(a) => check::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Detect(a) => detect::run(a),
     };
     match result {
         Ok(code) => code,

@@ -34,6 +34,24 @@ pub struct Card {
     pub input: InputSpec,
     /// How the output tensors become detections.
     pub output: OutputSpec,
+    /// Per-class minimum scores overriding `score_threshold`, by label.
+    pub thresholds: std::collections::BTreeMap<String, f32>,
+    /// Incident type raised by each label: `"security"` (intrusion and other zone rules),
+    /// `"fire"` or `"smoke"`. Labels not listed are `"security"`.
+    pub incidents: std::collections::BTreeMap<String, IncidentClass>,
+}
+
+/// What kind of incident a class raises.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum IncidentClass {
+    /// Zone rules (intrusion, …).
+    #[default]
+    Security,
+    /// Fire.
+    Fire,
+    /// Smoke.
+    Smoke,
 }
 
 /// Memory layout of the image tensor.
@@ -76,6 +94,8 @@ pub enum ResizeMode {
     /// Scale each axis independently (bilinear, half-pixel centres).
     #[default]
     Stretch,
+    /// Scale both axes by the same factor to fit, centre, and fill the rest with `pad`.
+    Letterbox,
 }
 
 /// The model's image input.
@@ -94,8 +114,11 @@ pub struct InputSpec {
     pub dtype: DType,
     /// `"rgb"` (default) or `"bgr"`.
     pub color: ColorOrder,
-    /// `"stretch"` (default).
+    /// `"stretch"` (default) or `"letterbox"`.
     pub resize: ResizeMode,
+    /// Letterbox only: value of the padding pixels (all channels, before normalisation).
+    /// Default 114.
+    pub pad: u8,
     /// f32 only: pixel values are multiplied by this first. Default 1.
     pub scale: f32,
     /// f32 only: per-channel mean subtracted after scaling, in the tensor's channel order.
@@ -115,6 +138,7 @@ impl Default for InputSpec {
             dtype: DType::U8,
             color: ColorOrder::Rgb,
             resize: ResizeMode::Stretch,
+            pad: 114,
             scale: 1.0,
             mean: [0.0; 3],
             std: [1.0; 3],
@@ -122,7 +146,7 @@ impl Default for InputSpec {
     }
 }
 
-/// Output decoder families.
+/// Output decoder families (see `super::decode::Decoder` for the exact layouts).
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum DecoderKind {
@@ -130,6 +154,14 @@ pub enum DecoderKind {
     /// `[1, C, N]` after sigmoid, without NMS (the shipped SSD MobileNet v2 cut before its NMS).
     #[default]
     Ssd,
+    /// NanoDet: per-stride score maps and distribution-focal box maps.
+    Nanodet,
+    /// Ultralytics YOLOv8/YOLO11 `[1, 4 + C, N]`.
+    Yolov8,
+    /// YOLOv5 `[1, N, 5 + C]` with objectness.
+    Yolov5,
+    /// YOLOX `[1, N, 5 + C]`, grid and stride decoding with objectness.
+    Yolox,
 }
 
 /// How the outputs become detections.
@@ -144,6 +176,10 @@ pub struct OutputSpec {
     pub class_agnostic: bool,
     /// At most this many detections per frame, best first. Default 100.
     pub max_detections: usize,
+    /// nanodet and yolox: strides of the output levels, in output order. Default [8, 16, 32].
+    pub strides: Vec<u32>,
+    /// nanodet: highest distance bin (bins per side = reg_max + 1). Default 7.
+    pub reg_max: u32,
 }
 
 impl Default for OutputSpec {
@@ -153,6 +189,8 @@ impl Default for OutputSpec {
             nms_iou: 0.5,
             class_agnostic: false,
             max_detections: 100,
+            strides: vec![8, 16, 32],
+            reg_max: 7,
         }
     }
 }
@@ -338,6 +376,41 @@ pub fn load(path: &Path) -> Result<LoadedCard, ConfigError> {
                 "labels",
                 format!("cannot read {}: {e}", labels_path.display()),
             ),
+        }
+    }
+    if !card.output.strides.is_empty() && card.output.strides.iter().any(|s| *s == 0 || *s > 512) {
+        problem(
+            "output.strides",
+            "every stride must be between 1 and 512".into(),
+        );
+    }
+    if card.output.reg_max == 0 || card.output.reg_max > 64 {
+        problem(
+            "output.reg_max",
+            format!("{} is outside 1 to 64", card.output.reg_max),
+        );
+    }
+    if !labels.is_empty() {
+        for (key, table) in [
+            ("thresholds", card.thresholds.keys().collect::<Vec<_>>()),
+            ("incidents", card.incidents.keys().collect()),
+        ] {
+            for label in table {
+                if labels.id(label).is_none() {
+                    problem(
+                        &format!("{key}.{label}"),
+                        format!("\"{label}\" is not in the labels file"),
+                    );
+                }
+            }
+        }
+    }
+    for (label, t) in &card.thresholds {
+        if !(*t > 0.0 && *t < 1.0) {
+            problem(
+                &format!("thresholds.{label}"),
+                format!("{t} is outside (0, 1)"),
+            );
         }
     }
     let problems = spanned::merge(parsed.problems, problems);

@@ -5,9 +5,10 @@
 //! [`tract`](self::tract) (pure Rust) is the one shipped today.
 
 pub mod card;
+pub mod decode;
 pub mod nms;
+pub mod post;
 pub mod preprocess;
-pub mod ssd;
 pub mod tract;
 
 use std::path::PathBuf;

@@ -1,10 +1,47 @@
 //! Frame → input tensor: bilinear resize with half-pixel centres (the convention of OpenCV's
-//! `INTER_LINEAR` without anti-aliasing), channel order, layout and normalisation as the card
-//! says. Buffers are reused between frames; the resize tables are rebuilt only when the frame
-//! size changes.
+//! `INTER_LINEAR` without anti-aliasing), stretched or letterboxed, then channel order, layout
+//! and normalisation as the card says. Buffers are reused between frames; the resize tables are
+//! rebuilt only when the frame size changes. [`Preprocessor::to_frame`] maps boxes back from
+//! the input to the frame.
 
 use super::RgbView;
-use super::card::{ColorOrder, DType, InputSpec, Layout};
+use super::card::{ColorOrder, DType, InputSpec, Layout, ResizeMode};
+
+/// Where the resized frame sits in the input: `[x, y]` offset and size in input pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Placement {
+    /// Left padding.
+    pub x: u32,
+    /// Top padding.
+    pub y: u32,
+    /// Width of the resized frame.
+    pub width: u32,
+    /// Height of the resized frame.
+    pub height: u32,
+}
+
+/// The placement of a `fw`×`fh` frame in a `iw`×`ih` input.
+pub fn placement(mode: ResizeMode, fw: u32, fh: u32, iw: u32, ih: u32) -> Placement {
+    match mode {
+        ResizeMode::Stretch => Placement {
+            x: 0,
+            y: 0,
+            width: iw,
+            height: ih,
+        },
+        ResizeMode::Letterbox => {
+            let scale = (iw as f64 / fw as f64).min(ih as f64 / fh as f64);
+            let width = ((fw as f64 * scale).round() as u32).clamp(1, iw);
+            let height = ((fh as f64 * scale).round() as u32).clamp(1, ih);
+            Placement {
+                x: (iw - width) / 2,
+                y: (ih - height) / 2,
+                width,
+                height,
+            }
+        }
+    }
+}
 
 /// Precomputed bilinear taps for one axis: source index pairs and the weight of the second.
 #[derive(Debug, Default, Clone)]
@@ -35,6 +72,7 @@ impl Taps {
 pub struct Preprocessor {
     spec: InputSpec,
     src_size: (u32, u32),
+    place: Placement,
     xs: Taps,
     ys: Taps,
     /// Resized RGB, `width * height * 3`.
@@ -50,6 +88,7 @@ impl Preprocessor {
         Preprocessor {
             spec,
             src_size: (0, 0),
+            place: Placement::default(),
             xs: Taps::default(),
             ys: Taps::default(),
             rgb: vec![0; n],
@@ -62,35 +101,46 @@ impl Preprocessor {
         &self.spec
     }
 
+    /// Where the last frame was placed in the input.
+    pub fn placement(&self) -> Placement {
+        self.place
+    }
+
+    /// Map a box normalised to the input back to the frame (normalised), clipped to 0..1.
+    pub fn to_frame(&self, b: [f32; 4]) -> [f32; 4] {
+        let p = self.place;
+        let (iw, ih) = (self.spec.width as f32, self.spec.height as f32);
+        let fx = |v: f32| ((v * iw - p.x as f32) / p.width as f32).clamp(0.0, 1.0);
+        let fy = |v: f32| ((v * ih - p.y as f32) / p.height as f32).clamp(0.0, 1.0);
+        [fx(b[0]), fy(b[1]), fx(b[2]), fy(b[3])]
+    }
+
     /// Resize `frame` into the internal RGB buffer and return it (`width * height * 3`).
     pub fn resize(&mut self, frame: RgbView<'_>) -> &[u8] {
-        let (dw, dh) = (self.spec.width, self.spec.height);
+        let dw = self.spec.width as usize;
         if self.src_size != (frame.width, frame.height) {
-            self.xs = Taps::new(frame.width, dw);
-            self.ys = Taps::new(frame.height, dh);
+            let s = &self.spec;
+            self.place = placement(s.resize, frame.width, frame.height, s.width, s.height);
+            self.xs = Taps::new(frame.width, self.place.width);
+            self.ys = Taps::new(frame.height, self.place.height);
             self.src_size = (frame.width, frame.height);
+            // The padding never changes for a given frame size: paint it once.
+            self.rgb.fill(self.spec.pad);
         }
+        let (px, py, pw) = (
+            self.place.x as usize,
+            self.place.y as usize,
+            self.place.width as usize,
+        );
         let stride = frame.width as usize * 3;
         let src = frame.data;
-        for (oy, ((&ylo, &yhi), &wy)) in self
-            .ys
-            .lo
-            .iter()
-            .zip(&self.ys.hi)
-            .zip(&self.ys.w)
-            .enumerate()
-        {
+        let ys = self.ys.lo.iter().zip(&self.ys.hi).zip(&self.ys.w);
+        for (oy, ((&ylo, &yhi), &wy)) in ys.enumerate() {
             let r0 = &src[ylo as usize * stride..][..stride];
             let r1 = &src[yhi as usize * stride..][..stride];
-            let out = &mut self.rgb[oy * dw as usize * 3..][..dw as usize * 3];
-            for (ox, ((&xlo, &xhi), &wx)) in self
-                .xs
-                .lo
-                .iter()
-                .zip(&self.xs.hi)
-                .zip(&self.xs.w)
-                .enumerate()
-            {
+            let out = &mut self.rgb[((oy + py) * dw + px) * 3..][..pw * 3];
+            let xs = self.xs.lo.iter().zip(&self.xs.hi).zip(&self.xs.w);
+            for (ox, ((&xlo, &xhi), &wx)) in xs.enumerate() {
                 let (a, b) = (xlo as usize * 3, xhi as usize * 3);
                 for c in 0..3 {
                     let top = f32::from(r0[a + c]) * (1.0 - wx) + f32::from(r0[b + c]) * wx;
@@ -195,6 +245,48 @@ mod tests {
                 data: &data
             }),
             &[50, 50, 50, 225, 225, 225]
+        );
+    }
+
+    #[test]
+    fn letterbox_pads_and_maps_back() {
+        // A 4x2 frame into a 4x4 input: scaled 1x, placed at y = 1, padded above and below.
+        let data: Vec<u8> = (0..4 * 2 * 3).map(|v| v as u8 + 1).collect();
+        let mut p = Preprocessor::new(InputSpec {
+            resize: ResizeMode::Letterbox,
+            pad: 7,
+            ..spec(4, 4)
+        });
+        let out = p
+            .resize(RgbView {
+                width: 4,
+                height: 2,
+                data: &data,
+            })
+            .to_vec();
+        assert_eq!(
+            p.placement(),
+            Placement {
+                x: 0,
+                y: 1,
+                width: 4,
+                height: 2
+            }
+        );
+        assert!(out[..12].iter().all(|&v| v == 7));
+        assert_eq!(&out[12..36], &data[..]);
+        assert!(out[36..].iter().all(|&v| v == 7));
+        // The input box covering rows 1..3 is the whole frame.
+        assert_eq!(p.to_frame([0.0, 0.25, 1.0, 0.75]), [0.0, 0.0, 1.0, 1.0]);
+        assert_eq!(p.to_frame([0.0, 0.0, 0.5, 0.5]), [0.0, 0.0, 0.5, 0.5]);
+        assert_eq!(
+            placement(ResizeMode::Letterbox, 768, 576, 416, 416),
+            Placement {
+                x: 0,
+                y: 52,
+                width: 416,
+                height: 312
+            }
         );
     }
 

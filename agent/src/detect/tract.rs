@@ -7,17 +7,9 @@ use tract_onnx::tract_hir::infer::Factoid;
 use tract_onnx::tract_hir::internal::DimLike;
 
 use super::card::{DType, Layout, LoadedCard};
+use super::post::Postprocess;
 use super::preprocess::Preprocessor;
-use super::{DetectError, Detection, Detector, ModelInfo, RgbView, nms, ssd};
-
-/// Where the SSD outputs are among the model's outputs.
-#[derive(Debug, Clone, Copy)]
-struct SsdOutputs {
-    boxes: usize,
-    scores: usize,
-    anchors: usize,
-    classes: usize,
-}
+use super::{DetectError, Detection, Detector, ModelInfo, RgbView};
 
 /// A loaded model ready to run on frames.
 pub struct TractDetector {
@@ -26,8 +18,7 @@ pub struct TractDetector {
     state: TypedSimpleState,
     pre: Preprocessor,
     shape: [usize; 4],
-    outputs: SsdOutputs,
-    thresholds: Vec<Option<f32>>,
+    post: Postprocess,
 }
 
 impl std::fmt::Debug for TractDetector {
@@ -109,14 +100,12 @@ impl TractDetector {
             )
             .map_err(load_err)?;
         let typed = model.into_optimized().map_err(load_err)?;
-        let outputs = ssd_outputs(&typed).map_err(mismatch)?;
+        let shapes = output_shapes(&typed).map_err(&mismatch)?;
+        let post = Postprocess::new(&card.card, &card.labels, &shapes).map_err(&mismatch)?;
         let plan = typed.into_runnable().map_err(load_err)?;
         let state = plan.spawn().map_err(load_err)?;
 
         let labels = Arc::new(card.labels.clone());
-        let thresholds = (0..outputs.classes)
-            .map(|c| labels.name(c).map(|_| card.card.score_threshold))
-            .collect();
         let info = ModelInfo {
             name: card.card.name.clone(),
             version: card.card.version.clone(),
@@ -130,17 +119,14 @@ impl TractDetector {
             state,
             pre,
             shape,
-            outputs,
-            thresholds,
+            post,
         })
     }
 
     /// Lower the score threshold of every class to `t` (used to see weak detections, e.g. by a
     /// zone with a lower `min_score` than the card's default).
     pub fn set_min_threshold(&mut self, t: f32) {
-        for th in self.thresholds.iter_mut().flatten() {
-            *th = th.min(t);
-        }
+        self.post.lower_thresholds(t);
     }
 
     /// The loaded card.
@@ -149,8 +135,8 @@ impl TractDetector {
     }
 }
 
-/// Find the SSD outputs by shape: boxes `[1, N, 4]`, scores `[1, C, N]`.
-fn ssd_outputs(model: &TypedModel) -> Result<SsdOutputs, String> {
+/// The fixed shapes of the model's outputs, in output order.
+fn output_shapes(model: &TypedModel) -> Result<Vec<Vec<usize>>, String> {
     let outlets = model.output_outlets().map_err(|e| e.to_string())?;
     let mut shapes = Vec::new();
     for o in outlets {
@@ -162,28 +148,7 @@ fn ssd_outputs(model: &TypedModel) -> Result<SsdOutputs, String> {
             .ok_or_else(|| format!("output shape {:?} is not fixed", fact.shape))?;
         shapes.push(dims);
     }
-    let boxes = shapes
-        .iter()
-        .position(|s| s.len() == 3 && s[0] == 1 && s[2] == 4)
-        .ok_or_else(|| {
-            format!("the ssd decoder needs a [1, N, 4] boxes output; the model has {shapes:?}")
-        })?;
-    let anchors = shapes[boxes][1];
-    let scores = shapes
-        .iter()
-        .enumerate()
-        .position(|(i, s)| i != boxes && s.len() == 3 && s[0] == 1 && s[2] == anchors)
-        .ok_or_else(|| {
-            format!(
-                "the ssd decoder needs a [1, C, {anchors}] scores output; the model has {shapes:?}"
-            )
-        })?;
-    Ok(SsdOutputs {
-        boxes,
-        scores,
-        anchors,
-        classes: shapes[scores][1],
-    })
+    Ok(shapes)
 }
 
 impl Detector for TractDetector {
@@ -205,25 +170,12 @@ impl Detector for TractDetector {
             .state
             .run(tvec![tensor.into()])
             .map_err(|e| DetectError::Run(format!("{e:#}")))?;
-        let run_err = |e: TractError| DetectError::Run(e.to_string());
-        let boxes = result[self.outputs.boxes]
-            .try_as_plain_ram()
-            .and_then(|v| v.as_slice::<f32>())
-            .map_err(run_err)?;
-        let scores = result[self.outputs.scores]
-            .try_as_plain_ram()
-            .and_then(|v| v.as_slice::<f32>())
-            .map_err(run_err)?;
-        let thresholds = &self.thresholds;
-        ssd::decode(
-            boxes,
-            scores,
-            self.outputs.anchors,
-            |c| thresholds.get(c).copied().flatten(),
-            out,
-        );
-        let o = &self.card.card.output;
-        nms::nms(out, o.nms_iou, o.class_agnostic, o.max_detections);
+        let mut slices: Vec<&[f32]> = Vec::with_capacity(result.len());
+        for t in &result {
+            let v = t.try_as_plain_ram().and_then(|v| v.as_slice::<f32>());
+            slices.push(v.map_err(|e| DetectError::Run(format!("output is not f32: {e}")))?);
+        }
+        self.post.run(&self.pre, &slices, out);
         Ok(())
     }
 }

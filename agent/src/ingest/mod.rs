@@ -10,6 +10,7 @@
 //! backoff, forever. One camera's failures never touch another: each has its own pipeline,
 //! thread and slot.
 
+pub mod file;
 pub mod pipeline;
 pub mod slot;
 pub mod url;

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::SystemTime;
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -147,8 +146,11 @@ fn build(index: usize, camera: &Camera, board: &Arc<FrameBoard>) -> Result<gst::
                     }
                     last_pts = Some(pts);
                 }
-                match to_frame(index, &sample) {
-                    Some(frame) => board.put(frame),
+                match super::file::sample_to_frame(&sample) {
+                    Some(frame) => board.put(Frame {
+                        camera: index,
+                        ..frame
+                    }),
                     None => tracing::debug!("dropped a sample without usable RGB data"),
                 }
                 Ok(gst::FlowSuccess::Ok)
@@ -156,27 +158,6 @@ fn build(index: usize, camera: &Camera, board: &Arc<FrameBoard>) -> Result<gst::
             .build(),
     );
     Ok(pipeline)
-}
-
-/// Copy a sample's RGB image into a packed frame (rows may be padded in the buffer).
-fn to_frame(camera: usize, sample: &gst::Sample) -> Option<Frame> {
-    let info = gst_video::VideoInfo::from_caps(sample.caps()?).ok()?;
-    let buffer = sample.buffer()?;
-    let map = buffer.map_readable().ok()?;
-    let (w, h) = (info.width() as usize, info.height() as usize);
-    let stride = usize::try_from(*info.stride().first()?).ok()?;
-    let row = w * 3;
-    let mut data = Vec::with_capacity(row * h);
-    for y in 0..h {
-        data.extend_from_slice(map.get(y * stride..y * stride + row)?);
-    }
-    Some(Frame {
-        camera,
-        width: w as u32,
-        height: h as u32,
-        data,
-        captured: SystemTime::now(),
-    })
 }
 
 fn run(pipeline: &gst::Pipeline, stop: &AtomicBool) -> Outcome {

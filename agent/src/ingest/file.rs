@@ -1,0 +1,89 @@
+//! Decode frames from a video file (any container/codec GStreamer can play) to packed RGB, for
+//! offline commands (`vigil detect`, benchmarks). Not used by live cameras.
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_video as gst_video;
+
+use super::slot::Frame;
+
+/// Decode up to `max` frames of `path`, keeping one frame in `every`.
+pub fn decode_frames(
+    path: &std::path::Path,
+    every: usize,
+    max: usize,
+) -> Result<Vec<Frame>, String> {
+    gst::init().map_err(|e| e.to_string())?;
+    if !path.is_file() {
+        return Err(format!("{} does not exist", path.display()));
+    }
+    let pipeline = gst::parse::launch(
+        "filesrc name=src ! decodebin ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false max-buffers=4",
+    )
+    .map_err(|e| e.to_string())?
+    .downcast::<gst::Pipeline>()
+    .map_err(|_| "not a pipeline".to_string())?;
+    let src = pipeline.by_name("src").ok_or("no filesrc")?;
+    src.set_property("location", path.to_string_lossy().as_ref());
+    let sink = pipeline
+        .by_name("sink")
+        .and_then(|s| s.downcast::<gst_app::AppSink>().ok())
+        .ok_or("no appsink")?;
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| e.to_string())?;
+    let mut frames = Vec::new();
+    let mut index = 0usize;
+    let result = loop {
+        if frames.len() >= max {
+            break Ok(());
+        }
+        match sink.try_pull_sample(gst::ClockTime::from_seconds(10)) {
+            Some(sample) => {
+                if index.is_multiple_of(every.max(1))
+                    && let Some(f) = sample_to_frame(&sample)
+                {
+                    frames.push(f);
+                }
+                index += 1;
+            }
+            None if sink.is_eos() => break Ok(()),
+            None => {
+                let reason = pipeline
+                    .bus()
+                    .and_then(|b| {
+                        std::iter::from_fn(|| b.pop()).find_map(|m| match m.view() {
+                            gst::MessageView::Error(e) => Some(e.error().to_string()),
+                            _ => None,
+                        })
+                    })
+                    .unwrap_or_else(|| "timed out".into());
+                break Err(format!("cannot decode {}: {reason}", path.display()));
+            }
+        }
+    };
+    let _ = pipeline.set_state(gst::State::Null);
+    result.map(|()| frames)
+}
+
+/// Copy an RGB sample into a packed frame (rows may be padded in the buffer).
+pub fn sample_to_frame(sample: &gst::Sample) -> Option<Frame> {
+    let info = gst_video::VideoInfo::from_caps(sample.caps()?).ok()?;
+    let buffer = sample.buffer()?;
+    let map = buffer.map_readable().ok()?;
+    let (w, h) = (info.width() as usize, info.height() as usize);
+    let stride = usize::try_from(*info.stride().first()?).ok()?;
+    let row = w * 3;
+    let mut data = Vec::with_capacity(row * h);
+    for y in 0..h {
+        data.extend_from_slice(map.get(y * stride..y * stride + row)?);
+    }
+    Some(Frame {
+        camera: 0,
+        width: w as u32,
+        height: h as u32,
+        data,
+        captured: std::time::SystemTime::now(),
+    })
+}
