@@ -182,6 +182,7 @@ pub async fn run(
         detectors.insert(m.name.clone(), Box::new(det));
     }
 
+    let started = Instant::now();
     let enabled: Vec<usize> = (0..config.cameras.len())
         .filter(|&i| config.cameras[i].enabled)
         .collect();
@@ -254,17 +255,22 @@ pub async fn run(
     let _ = detect_thread.join();
     let _ = shutdown_tx.send(true);
     let session = session.await.unwrap_or_default();
-    let analysed = config
-        .cameras
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            (
-                c.id.clone(),
-                board.counters(i).analysed.load(Ordering::Relaxed),
-            )
-        })
-        .collect();
+    let uptime = started.elapsed().as_secs_f64().max(1e-3);
+    let mut analysed = Vec::new();
+    for (i, c) in config.cameras.iter().enumerate() {
+        let k = board.counters(i);
+        let n = k.analysed.load(Ordering::Relaxed);
+        tracing::info!(
+            camera = %c.id,
+            analysed = n,
+            analysed_fps = format!("{:.2}", n as f64 / uptime),
+            received = k.received.load(Ordering::Relaxed),
+            dropped = k.dropped.load(Ordering::Relaxed),
+            reconnects = k.reconnects.load(Ordering::Relaxed),
+            "camera totals"
+        );
+        analysed.push((c.id.clone(), n));
+    }
     Ok(RunReport { session, analysed })
 }
 

@@ -2,6 +2,7 @@
 //! `run` function. Exit codes follow sysexits: 0 success, 1 failure, 2 usage,
 //! 69 a required system component is missing, 78 configuration (or model card) error.
 
+pub mod bench;
 pub mod check;
 pub mod demo;
 pub mod detect;
@@ -38,6 +39,8 @@ pub enum Command {
     Demo(demo::Args),
     /// Run a model on a photo or a video file and print the detections.
     Detect(detect::Args),
+    /// Time each stage of a model on real frames (pre-process, inference, post-process).
+    Bench(bench::Args),
 }
 
 /// Parse the command line, set up logging and run the subcommand.
@@ -45,7 +48,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo prints incidents on stdout; keep its log to warnings unless asked.
     let default_filter = match cli.command {
-        Command::Demo(_) | Command::Detect(_) => "warn,rumqttd=off,rumqttc=error",
+        Command::Demo(_) | Command::Detect(_) | Command::Bench(_) => {
+            "warn,rumqttd=off,rumqttc=error"
+        }
         _ => "info,rumqttd=warn,rumqttc=warn",
     };
     init_tracing(default_filter);
@@ -54,6 +59,7 @@ pub fn main() -> ExitCode {
         Command::Check(a) => check::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Detect(a) => detect::run(a),
+        Command::Bench(a) => bench::run(a),
     };
     match result {
         Ok(code) => code,

@@ -51,6 +51,17 @@ pub struct ModelInfo {
     pub score_threshold: f32,
 }
 
+/// Time spent in each stage of one detection.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTimes {
+    /// Resize, colour order, layout, normalisation.
+    pub pre: std::time::Duration,
+    /// The inference engine.
+    pub inference: std::time::Duration,
+    /// Decoding, un-mapping, NMS.
+    pub post: std::time::Duration,
+}
+
 /// Turns frames into detections. One instance per inference thread; not shared.
 pub trait Detector: Send {
     /// The model behind this detector.
@@ -58,6 +69,13 @@ pub trait Detector: Send {
 
     /// Detect objects in `frame`, replacing the contents of `out` (best first).
     fn detect(&mut self, frame: RgbView<'_>, out: &mut Vec<Detection>) -> Result<(), DetectError>;
+
+    /// [`Detector::detect`], reporting how long each stage took.
+    fn detect_timed(
+        &mut self,
+        frame: RgbView<'_>,
+        out: &mut Vec<Detection>,
+    ) -> Result<StageTimes, DetectError>;
 }
 
 /// Why a model cannot be loaded or run. Every variant names the file.

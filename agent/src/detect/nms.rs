@@ -16,12 +16,15 @@ pub fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
 /// stable order), drops every box whose IoU with a kept box of the same class (or any class when
 /// `class_agnostic`) exceeds `iou_threshold`, and keeps at most `max` boxes.
 pub fn nms(dets: &mut Vec<Detection>, iou_threshold: f32, class_agnostic: bool, max: usize) {
-    dets.sort_by(|a, b| {
+    // Unstable sort: no allocation; ties are broken on every field that can differ.
+    dets.sort_unstable_by(|a, b| {
         b.score
             .total_cmp(&a.score)
             .then(a.class.cmp(&b.class))
             .then(a.bbox[0].total_cmp(&b.bbox[0]))
             .then(a.bbox[1].total_cmp(&b.bbox[1]))
+            .then(a.bbox[2].total_cmp(&b.bbox[2]))
+            .then(a.bbox[3].total_cmp(&b.bbox[3]))
     });
     let mut kept = 0;
     for i in 0..dets.len() {

@@ -77,6 +77,8 @@ pub struct Preprocessor {
     ys: Taps,
     /// Resized RGB, `width * height * 3`.
     rgb: Vec<u8>,
+    /// u8 tensor data when the layout or colour order differs from packed RGB.
+    u8_data: Vec<u8>,
     /// f32 tensor data when the model takes floats.
     f32_data: Vec<f32>,
 }
@@ -92,6 +94,7 @@ impl Preprocessor {
             xs: Taps::default(),
             ys: Taps::default(),
             rgb: vec![0; n],
+            u8_data: Vec::new(),
             f32_data: Vec::new(),
         }
     }
@@ -154,22 +157,25 @@ impl Preprocessor {
     }
 
     /// Resize `frame` and lay it out as the model's u8 input (NHWC/NCHW, RGB/BGR).
-    /// Returns the tensor bytes.
-    pub fn u8_tensor(&mut self, frame: RgbView<'_>) -> Vec<u8> {
+    /// Returns the tensor bytes (an internal buffer, reused between frames).
+    pub fn u8_tensor(&mut self, frame: RgbView<'_>) -> &[u8] {
         self.resize(frame);
+        if self.spec.layout == Layout::Nhwc && self.spec.color == ColorOrder::Rgb {
+            return &self.rgb; // already the tensor
+        }
         let (w, h) = (self.spec.width as usize, self.spec.height as usize);
         let order = self.channel_order();
-        let mut out = vec![0u8; w * h * 3];
+        self.u8_data.resize(w * h * 3, 0);
         for (i, px) in self.rgb.chunks_exact(3).enumerate() {
             for (c, &src_c) in order.iter().enumerate() {
                 let dst = match self.spec.layout {
                     Layout::Nhwc => i * 3 + c,
                     Layout::Nchw => c * w * h + i,
                 };
-                out[dst] = px[src_c];
+                self.u8_data[dst] = px[src_c];
             }
         }
-        out
+        &self.u8_data
     }
 
     /// Resize `frame` and lay it out as the model's f32 input: `(v * scale - mean) / std`.

@@ -1,6 +1,7 @@
 //! The tract backend: pure-Rust ONNX inference, the default and the one used on ARM boxes.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
@@ -9,7 +10,10 @@ use tract_onnx::tract_hir::internal::DimLike;
 use super::card::{DType, Layout, LoadedCard};
 use super::post::Postprocess;
 use super::preprocess::Preprocessor;
-use super::{DetectError, Detection, Detector, ModelInfo, RgbView};
+use super::{DetectError, Detection, Detector, ModelInfo, RgbView, StageTimes};
+
+/// Most outputs a model may have (NanoDet has six).
+const MAX_OUTPUTS: usize = 16;
 
 /// A loaded model ready to run on frames.
 pub struct TractDetector {
@@ -101,6 +105,12 @@ impl TractDetector {
             .map_err(load_err)?;
         let typed = model.into_optimized().map_err(load_err)?;
         let shapes = output_shapes(&typed).map_err(&mismatch)?;
+        if shapes.len() > MAX_OUTPUTS {
+            return Err(mismatch(format!(
+                "the model has {} outputs; vigil reads at most {MAX_OUTPUTS}",
+                shapes.len()
+            )));
+        }
         let post = Postprocess::new(&card.card, &card.labels, &shapes).map_err(&mismatch)?;
         let plan = typed.into_runnable().map_err(load_err)?;
         let state = plan.spawn().map_err(load_err)?;
@@ -157,25 +167,41 @@ impl Detector for TractDetector {
     }
 
     fn detect(&mut self, frame: RgbView<'_>, out: &mut Vec<Detection>) -> Result<(), DetectError> {
+        self.detect_timed(frame, out).map(|_| ())
+    }
+
+    fn detect_timed(
+        &mut self,
+        frame: RgbView<'_>,
+        out: &mut Vec<Detection>,
+    ) -> Result<StageTimes, DetectError> {
         out.clear();
+        let t0 = Instant::now();
         let shape = self.shape;
         let tensor = if self.pre.is_f32() {
             Tensor::from_shape(&shape, self.pre.f32_tensor(frame))
         } else {
-            let data = self.pre.u8_tensor(frame);
-            Tensor::from_shape(&shape, &data)
+            Tensor::from_shape(&shape, self.pre.u8_tensor(frame))
         }
         .map_err(|e| DetectError::Run(e.to_string()))?;
+        let t1 = Instant::now();
         let result = self
             .state
             .run(tvec![tensor.into()])
             .map_err(|e| DetectError::Run(format!("{e:#}")))?;
-        let mut slices: Vec<&[f32]> = Vec::with_capacity(result.len());
-        for t in &result {
+        let t2 = Instant::now();
+        // A fixed array, not a Vec: no allocation of ours per frame.
+        let mut slices: [&[f32]; MAX_OUTPUTS] = [&[]; MAX_OUTPUTS];
+        for (slot, t) in slices.iter_mut().zip(&result) {
             let v = t.try_as_plain_ram().and_then(|v| v.as_slice::<f32>());
-            slices.push(v.map_err(|e| DetectError::Run(format!("output is not f32: {e}")))?);
+            *slot = v.map_err(|e| DetectError::Run(format!("output is not f32: {e}")))?;
         }
-        self.post.run(&self.pre, &slices, out);
-        Ok(())
+        self.post
+            .run(&self.pre, &slices[..result.len().min(MAX_OUTPUTS)], out);
+        Ok(StageTimes {
+            pre: t1 - t0,
+            inference: t2 - t1,
+            post: t2.elapsed(),
+        })
     }
 }

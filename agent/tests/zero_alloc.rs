@@ -1,0 +1,186 @@
+//! Our per-frame pre- and post-processing allocates nothing once warm: resize, normalise and
+//! lay out the input; decode, un-map, NMS and top-k the outputs. A counting global allocator
+//! proves it over 100 frames for a u8/NHWC/stretch model (SSD) and an f32/NCHW/BGR model with
+//! letterbox (NanoDet). The inference engine's own allocations are outside this count; the
+//! last test reports them (printed, not asserted).
+#![allow(unsafe_code)] // the counting allocator
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use vigil::detect::card::{self, ResizeMode};
+use vigil::detect::post::Postprocess;
+use vigil::detect::preprocess::Preprocessor;
+use vigil::detect::{Detection, RgbView};
+
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations made by `f` (on any thread; the tests below run one at a time via a lock).
+fn count(f: impl FnOnce()) -> u64 {
+    ALLOCS.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    f();
+    COUNTING.store(false, Ordering::SeqCst);
+    ALLOCS.load(Ordering::SeqCst)
+}
+
+static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn repo() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// Deterministic pseudo-random outputs of the given shapes: values in 0..1, a few above 0.6.
+fn fake_outputs(shapes: &[Vec<usize>]) -> Vec<Vec<f32>> {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    shapes
+        .iter()
+        .map(|s| {
+            (0..s.iter().product::<usize>())
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    let u = (state >> 40) as f32 / (1u64 << 24) as f32;
+                    if u > 0.995 {
+                        0.6 + (u - 0.995) * 60.0
+                    } else {
+                        u * 0.3
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn frame() -> (u32, u32, Vec<u8>) {
+    let img = image::open(repo().join("tests/fixtures/plaza_t12.png"))
+        .expect("fixture")
+        .to_rgb8();
+    let (w, h) = img.dimensions();
+    (w, h, img.into_raw())
+}
+
+fn check(card_rel: &str, shapes: Vec<Vec<usize>>, letterbox: bool) {
+    let _guard = LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let loaded = card::load(&repo().join(card_rel)).expect("card");
+    let mut spec = loaded.card.input.clone();
+    if letterbox {
+        spec.resize = ResizeMode::Letterbox;
+    }
+    let mut pre = Preprocessor::new(spec);
+    let post = Postprocess::new(&loaded.card, &loaded.labels, &shapes).expect("bind");
+    let outputs = fake_outputs(&shapes);
+    let slices: Vec<&[f32]> = outputs.iter().map(Vec::as_slice).collect();
+    let (w, h, data) = frame();
+    let view = RgbView {
+        width: w,
+        height: h,
+        data: &data,
+    };
+    let mut out: Vec<Detection> = Vec::with_capacity(4096);
+    let frame_once = |pre: &mut Preprocessor, out: &mut Vec<Detection>| {
+        if pre.is_f32() {
+            std::hint::black_box(pre.f32_tensor(view));
+        } else {
+            std::hint::black_box(pre.u8_tensor(view));
+        }
+        post.run(pre, &slices, out);
+    };
+    // Warm up: buffers and tables are sized on the first frame.
+    frame_once(&mut pre, &mut out);
+    assert!(
+        !out.is_empty(),
+        "the fake outputs should produce detections"
+    );
+    let n = count(|| {
+        for _ in 0..100 {
+            frame_once(&mut pre, &mut out);
+        }
+    });
+    assert_eq!(
+        n, 0,
+        "{card_rel}: {n} allocations in 100 frames of pre/post-processing"
+    );
+}
+
+#[test]
+fn ssd_pre_and_post_processing_allocate_nothing() {
+    check(
+        "models/ssd_mobilenet_v2_coco/model.toml",
+        vec![vec![1, 1917, 4], vec![1, 90, 1917]],
+        false,
+    );
+}
+
+#[test]
+fn nanodet_letterboxed_pre_and_post_processing_allocate_nothing() {
+    let shapes = vec![
+        vec![1, 2704, 80],
+        vec![1, 676, 80],
+        vec![1, 169, 80],
+        vec![1, 2704, 44],
+        vec![1, 676, 44],
+        vec![1, 169, 44],
+    ];
+    check("models/nanodet_m_416/model.toml", shapes, true);
+}
+
+#[test]
+fn report_the_inference_engines_allocations() {
+    let _guard = LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut det = vigil::detect::load(&repo().join("models/ssd_mobilenet_v2_coco/model.toml"))
+        .expect("model");
+    let (w, h, data) = frame();
+    let view = RgbView {
+        width: w,
+        height: h,
+        data: &data,
+    };
+    let mut out = Vec::with_capacity(4096);
+    det.detect(view, &mut out).expect("warm-up");
+    let n = count(|| {
+        for _ in 0..10 {
+            det.detect(view, &mut out).expect("detect");
+        }
+    });
+    // Informational: tract allocates its input tensor and intermediate values per run.
+    eprintln!(
+        "tract SSD: {} allocations per frame (engine side, input tensor included)",
+        n / 10
+    );
+    assert!(!out.is_empty());
+}
