@@ -2,7 +2,7 @@
 CARGO ?= cargo
 DEMO_ARGS ?=
 
-.PHONY: all deps build demo test test-unit test-integration lint fmt clippy golden clean
+.PHONY: all deps build demo test test-unit test-integration lint fmt clippy golden ort-lib bench clean
 
 all: build
 
@@ -17,9 +17,15 @@ demo: deps
 	$(CARGO) build -p vigil
 	./target/debug/vigil demo $(DEMO_ARGS)
 
-## Every test: unit tests and integration tests against real RTSP, MQTT and ONNX.
-test: deps
-	$(CARGO) test --workspace --no-fail-fast
+## ONNX Runtime's library (from the onnxruntime wheel on PyPI) for the `ort` backend and tests.
+ORT_LIB := $(CURDIR)/.cache/onnxruntime/libonnxruntime.so
+ort-lib:
+	@scripts/fetch-onnxruntime.sh >/dev/null
+
+## Every test: unit tests and integration tests against real RTSP, MQTT and ONNX, on both
+## inference backends (tract and ONNX Runtime).
+test: deps ort-lib
+	ORT_DYLIB_PATH=$(ORT_LIB) $(CARGO) test --workspace --no-fail-fast --features vigil-tests/ort
 
 test-unit: deps
 	$(CARGO) test -p vigil
@@ -34,6 +40,14 @@ golden:
 	$(REF_VENV)/bin/pip install -q -r tools/reference/requirements.txt
 	$(REF_VENV)/bin/python tools/reference/reference.py
 
+## Benchmarks (numbers for docs/performance.md; never part of `make test`).
+bench: deps ort-lib
+	$(CARGO) bench -p vigil --bench postprocess --profile dev
+	$(CARGO) build -p vigil --features ort
+	for card in models/ssd_mobilenet_v2_coco/model.toml models/ssd_mobilenet_v2_coco/model.int8.toml models/nanodet_m_416/model.toml; do \
+	  for backend in tract ort; do ORT_DYLIB_PATH=$(ORT_LIB) ./target/debug/vigil bench --backend $$backend --card $$card; done; \
+	done
+
 lint: fmt clippy
 
 fmt:
@@ -41,6 +55,7 @@ fmt:
 
 clippy: deps
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 
 clean:
 	$(CARGO) clean

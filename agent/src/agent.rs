@@ -163,7 +163,12 @@ pub async fn run(
             .cloned()
             .ok_or_else(|| StartError::Runtime(format!("no card for {}", m.name)))?;
         let started = Instant::now();
-        let mut det = detect::tract::TractDetector::new(card).map_err(|e| StartError::Model {
+        let opts = detect::EngineOptions {
+            backend: m.backend,
+            threads: m.threads,
+            ort_library: m.ort_library.as_ref().map(|p| plan.loaded.resolve(p)),
+        };
+        let mut det = detect::build(card, &opts).map_err(|e| StartError::Model {
             name: m.name.clone(),
             source: e,
         })?;
@@ -176,10 +181,10 @@ pub async fn run(
             .flat_map(|(_, z)| z.iter().map(|z| z.min_score))
             .fold(f32::INFINITY, f32::min);
         if min_zone.is_finite() {
-            det.set_min_threshold(min_zone);
+            det.lower_thresholds(min_zone);
         }
         tracing::info!(model = %m.name, load_ms = started.elapsed().as_millis() as u64, "model loaded");
-        detectors.insert(m.name.clone(), Box::new(det));
+        detectors.insert(m.name.clone(), det);
     }
 
     let started = Instant::now();

@@ -71,28 +71,63 @@ fn incidents(msgs: &[vigil_tests::Received]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// A running scene: mosquitto, the RTSP server serving `clip` at `/plaza`, the agent binary
+/// with [`config`] (plus `extra`), and a recorder subscribed to everything under `vigil/v1/`.
+struct Scene {
+    broker: Mosquitto,
+    recorder: Recorder,
+    agent: vigil_tests::Proc,
+    log: std::path::PathBuf,
+    _server: RtspServer,
+    _dir: TempDir,
+}
+
+impl Scene {
+    fn start(tag: &str, clip: &str, extra: &str) -> anyhow::Result<Scene> {
+        init_logs();
+        let broker = Mosquitto::start()?;
+        let clip = Arc::new(Clip::load(&fixture(clip))?);
+        let server = RtspServer::start(&[("plaza", clip)])?;
+        let dir = TempDir::new(tag)?;
+        let cfg = dir.join("vigil.toml");
+        std::fs::write(&cfg, config(broker.port, &server.url("plaza"), extra))?;
+        let recorder = Recorder::start(broker.port, "vigil/v1/#")?;
+        let log = dir.join("agent.log");
+        let agent = spawn_agent(vigil_bin!(), &cfg, &log)?;
+        Ok(Scene {
+            broker,
+            recorder,
+            agent,
+            log,
+            _server: server,
+            _dir: dir,
+        })
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Wait for `pred` on everything received; on timeout the error carries the agent's log.
+    fn wait(
+        &self,
+        what: &str,
+        pred: impl Fn(&[vigil_tests::Received]) -> bool,
+    ) -> anyhow::Result<Vec<vigil_tests::Received>> {
+        self.recorder
+            .wait_for(Duration::from_secs(90), what, pred)
+            .map_err(|e| anyhow::anyhow!("{e}\nagent log:\n{}", self.log()))
+    }
+}
+
 #[test]
 fn person_on_the_walkway_becomes_an_intrusion_incident_and_last_will_says_offline()
 -> anyhow::Result<()> {
-    init_logs();
-    let broker = Mosquitto::start()?;
-    let clip = Arc::new(Clip::load(&fixture("plaza_25s.mp4"))?);
-    let server = RtspServer::start(&[("plaza", clip)])?;
-    let dir = TempDir::new("e2e")?;
-    let cfg = dir.join("vigil.toml");
-    std::fs::write(&cfg, config(broker.port, &server.url("plaza"), ""))?;
-    let recorder = Recorder::start(broker.port, "vigil/v1/#")?;
-    let log = dir.join("agent.log");
-    let mut agent = spawn_agent(vigil_bin!(), &cfg, &log)?;
-
+    let mut scene = Scene::start("e2e", "plaza_25s.mp4", "")?;
     let status_topic = "vigil/v1/t1/test-box-001/status";
-    let got = recorder.wait_for(
-        Duration::from_secs(90),
-        "two intrusion events and their snapshot",
-        |m| incidents(m).len() >= 2 && m.iter().any(|x| x.topic.ends_with("/snapshot")),
-    );
-    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
-    let got = got.map_err(|e| anyhow::anyhow!("{e}\nagent log:\n{log_text}"))?;
+    let got = scene.wait("two intrusion events and their snapshot", |m| {
+        incidents(m).len() >= 2 && m.iter().any(|x| x.topic.ends_with("/snapshot"))
+    })?;
 
     // The birth message is retained and says online.
     let status = got
@@ -180,13 +215,15 @@ fn person_on_the_walkway_becomes_an_intrusion_incident_and_last_will_says_offlin
     assert_eq!(snap["width"], 768);
 
     // Kill the agent without a goodbye: the broker publishes the retained last will.
-    agent.kill();
-    recorder.wait_for(Duration::from_secs(20), "the last will", |m| {
-        m.iter()
-            .any(|x| x.topic == status_topic && x.json()["state"] == "offline")
-    })?;
+    scene.agent.kill();
+    scene
+        .recorder
+        .wait_for(Duration::from_secs(20), "the last will", |m| {
+            m.iter()
+                .any(|x| x.topic == status_topic && x.json()["state"] == "offline")
+        })?;
     // A new subscriber sees the retained offline status.
-    let late = Recorder::start(broker.port, status_topic)?;
+    let late = Recorder::start(scene.broker.port, status_topic)?;
     let retained = late.wait_for(Duration::from_secs(10), "the retained status", |m| {
         !m.is_empty()
     })?;
@@ -197,9 +234,7 @@ fn person_on_the_walkway_becomes_an_intrusion_incident_and_last_will_says_offlin
 
 #[test]
 fn an_h265_camera_is_decoded_and_analysed() -> anyhow::Result<()> {
-    init_logs();
-    let broker = Mosquitto::start()?;
-    let clip = Arc::new(Clip::load(&fixture("plaza_10s_h265.mp4"))?);
+    let clip = Clip::load(&fixture("plaza_10s_h265.mp4"))?;
     assert_eq!(
         clip.caps
             .structure(0)
@@ -207,20 +242,10 @@ fn an_h265_camera_is_decoded_and_analysed() -> anyhow::Result<()> {
             .as_deref(),
         Some("video/x-h265")
     );
-    let server = RtspServer::start(&[("plaza", clip)])?;
-    let dir = TempDir::new("h265")?;
-    let cfg = dir.join("vigil.toml");
-    std::fs::write(&cfg, config(broker.port, &server.url("plaza"), ""))?;
-    let recorder = Recorder::start(broker.port, "vigil/v1/#")?;
-    let log = dir.join("agent.log");
-    let _agent = spawn_agent(vigil_bin!(), &cfg, &log)?;
-    let got = recorder.wait_for(
-        Duration::from_secs(90),
-        "an intrusion from the H.265 stream",
-        |m| !incidents(m).is_empty(),
-    );
-    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
-    let got = got.map_err(|e| anyhow::anyhow!("{e}\nagent log:\n{log_text}"))?;
+    let scene = Scene::start("h265", "plaza_10s_h265.mp4", "")?;
+    let got = scene.wait("an intrusion from the H.265 stream", |m| {
+        !incidents(m).is_empty()
+    })?;
     let open = &incidents(&got)[0];
     assert_eq!(open["type"], "intrusion");
     assert_eq!(open["objects"][0]["label"], "person");
@@ -229,11 +254,7 @@ fn an_h265_camera_is_decoded_and_analysed() -> anyhow::Result<()> {
 
 #[test]
 fn a_camera_that_refuses_connections_does_not_stop_the_other() -> anyhow::Result<()> {
-    init_logs();
-    let broker = Mosquitto::start()?;
-    let clip = Arc::new(Clip::load(&fixture("plaza_25s.mp4"))?);
-    let server = RtspServer::start(&[("plaza", clip)])?;
-    // A port nothing listens on: connections are refused.
+    // A second camera on a port nothing listens on: connections are refused.
     let dead_port = free_port()?;
     let extra = format!(
         r#"
@@ -248,38 +269,27 @@ polygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
 classes = ["person"]
 "#
     );
-    let dir = TempDir::new("dead")?;
-    let cfg = dir.join("vigil.toml");
-    // The dead camera comes first so that it is tried first.
-    std::fs::write(&cfg, config(broker.port, &server.url("plaza"), &extra))?;
-    let recorder = Recorder::start(broker.port, "vigil/v1/#")?;
-    let log = dir.join("agent.log");
-    let mut agent = spawn_agent(vigil_bin!(), &cfg, &log)?;
+    let mut scene = Scene::start("dead", "plaza_25s.mp4", &extra)?;
     // The dead camera is retried with backoff (0.5 s, 1 s, 2 s, …) while the live one keeps
     // producing incident events.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let log_text = loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if text.matches("camera stream failed").count() >= 3 || std::time::Instant::now() > deadline
-        {
-            break text;
-        }
+    while scene.log().matches("camera stream failed").count() < 3
+        && std::time::Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(200));
-    };
+    }
+    let log_text = scene.log();
     assert!(
         log_text.matches("camera stream failed").count() >= 3,
         "retries not logged:\n{log_text}"
     );
-    let got = recorder.wait_for(
-        Duration::from_secs(90),
-        "two incident events from the live camera",
-        |m| incidents(m).len() >= 2,
-    );
-    let got = got.map_err(|e| anyhow::anyhow!("{e}\nagent log:\n{log_text}"))?;
+    let got = scene.wait("two incident events from the live camera", |m| {
+        incidents(m).len() >= 2
+    })?;
     assert!(incidents(&got).iter().all(|v| v["camera"] == "plaza"));
-    assert!(agent.running(), "the agent kept running");
+    assert!(scene.agent.running(), "the agent kept running");
     // The dead camera's password never reached the log.
-    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    let log_text = scene.log();
     assert!(
         !log_text.contains("hunter22"),
         "password leaked into the log:\n{log_text}"

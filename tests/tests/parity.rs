@@ -6,14 +6,16 @@
 //! every golden box: same class, IoU ≥ 0.95, |Δscore| ≤ 0.02; and must report no box the
 //! reference lacks unless it is within 0.05 of the threshold (a score that straddles it).
 //!
-//! The int8 SSD card is not compared here: through tract its quantised outputs land one
-//! quantisation step (≈0.06 in score) away from ONNX Runtime's on most boxes, which the
-//! tolerance above does not allow. Its goldens are kept for the ONNX Runtime backend.
+//! Both backends are compared: tract always, ONNX Runtime when the tests are built with the
+//! `ort` feature (`make test` does, with `ORT_DYLIB_PATH` pointing at the library from the
+//! onnxruntime wheel). The int8 SSD is compared on ONNX Runtime only: through tract its quantised
+//! outputs land one quantisation step (≈0.06 in score) away from ONNX Runtime's on most boxes,
+//! which the tolerance above does not allow.
 
 use std::path::Path;
 
 use vigil::detect::nms::iou;
-use vigil::detect::{self, Detection, Detector, RgbView};
+use vigil::detect::{self, Detection, RgbView};
 use vigil_tests::repo;
 
 const IOU_MIN: f32 = 0.95;
@@ -42,7 +44,7 @@ fn goldens(doc: &serde_json::Value) -> Vec<Golden> {
 }
 
 /// Compare one card on every input it has goldens for; returns a list of mismatches.
-fn check_card(card: &str) -> anyhow::Result<(usize, Vec<String>)> {
+fn check_card(card: &str, engine: &detect::EngineOptions) -> anyhow::Result<(usize, Vec<String>)> {
     let card_path = repo().join(card);
     let loaded = detect::card::load(&card_path)?;
     let threshold = loaded.card.score_threshold;
@@ -58,9 +60,9 @@ fn check_card(card: &str) -> anyhow::Result<(usize, Vec<String>)> {
         .unwrap_or_default()
         .to_string();
     detect::verify_checksum(&loaded)?;
-    let mut det = detect::tract::TractDetector::new(loaded)?;
+    let mut det = detect::build(loaded, engine)?;
     // See boxes slightly under the threshold too, to tell "missing" from "just under".
-    det.set_min_threshold(threshold - EXTRA_MARGIN);
+    det.lower_thresholds(threshold - EXTRA_MARGIN);
     let mut problems = Vec::new();
     let mut compared = 0;
     let dir = repo().join("tests/goldens").join(&folder);
@@ -125,24 +127,80 @@ fn check_card(card: &str) -> anyhow::Result<(usize, Vec<String>)> {
     Ok((compared, problems))
 }
 
-fn assert_parity(card: &str) -> anyhow::Result<()> {
-    let (n, problems) = check_card(card)?;
+fn assert_parity(card: &str, engine: &detect::EngineOptions) -> anyhow::Result<()> {
+    let (n, problems) = check_card(card, engine)?;
+    let backend = format!("{:?}", engine.backend);
     assert!(
         problems.is_empty(),
-        "{card}: {} of {n} golden boxes differ:\n{}",
+        "{card} on {backend}: {} of {n} golden boxes differ:\n{}",
         problems.len(),
         problems.join("\n")
     );
-    eprintln!("{card}: {n} golden boxes matched");
+    eprintln!("{card} on {backend}: {n} golden boxes matched");
     Ok(())
 }
 
-#[test]
-fn ssd_float_matches_the_reference() -> anyhow::Result<()> {
-    assert_parity("models/ssd_mobilenet_v2_coco/model.toml")
+fn tract() -> detect::EngineOptions {
+    detect::EngineOptions {
+        backend: vigil::config::Backend::Tract,
+        threads: 1,
+        ort_library: None,
+    }
 }
 
 #[test]
-fn nanodet_matches_the_reference() -> anyhow::Result<()> {
-    assert_parity("models/nanodet_m_416/model.toml")
+fn tract_ssd_float_matches_the_reference() -> anyhow::Result<()> {
+    assert_parity("models/ssd_mobilenet_v2_coco/model.toml", &tract())
+}
+
+#[test]
+fn tract_nanodet_matches_the_reference() -> anyhow::Result<()> {
+    assert_parity("models/nanodet_m_416/model.toml", &tract())
+}
+
+/// ONNX Runtime, from `ORT_DYLIB_PATH` (set by `make test`).
+#[cfg(feature = "ort")]
+fn ort() -> detect::EngineOptions {
+    detect::EngineOptions {
+        backend: vigil::config::Backend::Ort,
+        threads: 1,
+        ort_library: None,
+    }
+}
+
+#[cfg(feature = "ort")]
+#[test]
+fn ort_ssd_float_matches_the_reference() -> anyhow::Result<()> {
+    assert_parity("models/ssd_mobilenet_v2_coco/model.toml", &ort())
+}
+
+#[cfg(feature = "ort")]
+#[test]
+fn ort_ssd_int8_matches_the_reference() -> anyhow::Result<()> {
+    assert_parity("models/ssd_mobilenet_v2_coco/model.int8.toml", &ort())
+}
+
+#[cfg(feature = "ort")]
+#[test]
+fn ort_nanodet_matches_the_reference() -> anyhow::Result<()> {
+    assert_parity("models/nanodet_m_416/model.toml", &ort())
+}
+
+#[cfg(feature = "ort")]
+#[test]
+fn a_missing_onnx_runtime_library_is_a_clear_error() -> anyhow::Result<()> {
+    let card = detect::card::load(&repo().join("models/ssd_mobilenet_v2_coco/model.toml"))?;
+    let opts = detect::EngineOptions {
+        ort_library: Some("/nonexistent/libonnxruntime.so".into()),
+        ..ort()
+    };
+    let err = detect::build(card, &opts)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert_eq!(
+        err,
+        "ONNX Runtime library /nonexistent/libonnxruntime.so does not exist"
+    );
+    Ok(())
 }

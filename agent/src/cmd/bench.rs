@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::detect::{self, Detection, Detector, RgbView, StageTimes};
+use crate::detect::{Detection, RgbView, StageTimes};
 
 /// Arguments of `vigil bench`.
 #[derive(Debug, clap::Args)]
@@ -30,6 +30,9 @@ pub struct Args {
     /// Frames to analyse (after a warm-up of 3).
     #[arg(long, default_value_t = 50, value_name = "N")]
     pub frames: usize,
+    /// Engine.
+    #[command(flatten)]
+    pub engine: super::EngineArgs,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -50,27 +53,9 @@ pub fn summary(mut v: Vec<Duration>) -> [f64; 4] {
 /// Run the benchmark.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let load_start = Instant::now();
-    let card = match detect::card::load(&args.card) {
-        Ok(c) => c,
-        Err(e) => {
-            return Ok(super::report_start_error(
-                &crate::agent::StartError::Config(e),
-            ));
-        }
-    };
-    let name = card.card.name.clone();
-    if let Err(e) = detect::verify_checksum(&card) {
-        return Ok(super::report_start_error(
-            &crate::agent::StartError::Model { name, source: e },
-        ));
-    }
-    let mut det = match detect::tract::TractDetector::new(card) {
+    let mut det = match super::load_detector(&args.card, &args.engine) {
         Ok(d) => d,
-        Err(e) => {
-            return Ok(super::report_start_error(
-                &crate::agent::StartError::Model { name, source: e },
-            ));
-        }
+        Err(code) => return Ok(code),
     };
     let load = load_start.elapsed();
 
@@ -113,7 +98,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "{}",
             serde_json::to_string_pretty(&json!({
                 "model": {"name": info.name, "version": info.version},
-                "backend": "tract",
+                "backend": format!("{:?}", args.engine.backend).to_lowercase(),
+                "threads": args.engine.threads,
                 "frames": times.len(),
                 "load_ms": load.as_secs_f64() * 1e3,
                 "decode_ms_per_frame": decode_per_frame.as_secs_f64() * 1e3,
@@ -124,9 +110,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     } else {
         println!(
-            "{} ({}), tract, {} frames of {}",
+            "{} ({}), {}, {} frames of {}",
             info.name,
             info.version,
+            format!("{:?} x{}", args.engine.backend, args.engine.threads).to_lowercase(),
             times.len(),
             args.input.display()
         );

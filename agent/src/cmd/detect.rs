@@ -4,10 +4,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::fmt::Write as _;
+use std::io::Write as _;
+
 use anyhow::Context;
 use serde_json::json;
 
-use crate::detect::{self, Detection, RgbView};
+use crate::detect::{Detection, RgbView};
 use crate::evidence;
 use crate::ingest::slot::Frame;
 
@@ -35,6 +38,9 @@ pub struct Args {
     /// Videos: analyse at most this many frames.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub frames: usize,
+    /// Engine.
+    #[command(flatten)]
+    pub engine: super::EngineArgs,
     /// Report detections down to this score instead of the card's thresholds.
     #[arg(long, value_name = "SCORE")]
     pub min_score: Option<f32>,
@@ -75,38 +81,15 @@ pub fn load_frames(
 
 /// Run the command.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let card = match detect::card::load(&args.card) {
-        Ok(c) => c,
-        Err(e) => {
-            return Ok(super::report_start_error(
-                &crate::agent::StartError::Config(e),
-            ));
-        }
-    };
-    if let Err(e) = detect::verify_checksum(&card) {
-        return Ok(super::report_start_error(
-            &crate::agent::StartError::Model {
-                name: card.card.name.clone(),
-                source: e,
-            },
-        ));
-    }
-    let mut detector = match detect::tract::TractDetector::new(card) {
+    let mut detector = match super::load_detector(&args.card, &args.engine) {
         Ok(d) => d,
-        Err(e) => {
-            return Ok(super::report_start_error(
-                &crate::agent::StartError::Model {
-                    name: args.card.display().to_string(),
-                    source: e,
-                },
-            ));
-        }
+        Err(code) => return Ok(code),
     };
     if let Some(t) = args.min_score {
-        detector.set_min_threshold(t);
+        detector.lower_thresholds(t);
     }
     let frames = load_frames(&args.input, args.every, args.frames)?;
-    let labels = std::sync::Arc::clone(&detect::Detector::info(&detector).labels);
+    let labels = std::sync::Arc::clone(&detector.info().labels);
     let mut all = Vec::new();
     let mut dets: Vec<Detection> = Vec::new();
     for (i, f) in frames.iter().enumerate() {
@@ -115,7 +98,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             height: f.height,
             data: &f.data,
         };
-        detect::Detector::detect(&mut detector, view, &mut dets)?;
+        detector.detect(view, &mut dets)?;
         if i == 0
             && let Some(out) = &args.out
         {
@@ -125,7 +108,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         all.push((f.width, f.height, dets.clone()));
     }
-    let info = detect::Detector::info(&detector);
+    let info = detector.info();
+    let mut text = String::new();
     if args.json {
         let frames: Vec<_> = all
             .iter()
@@ -145,22 +129,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             })
             .collect();
         let doc = json!({"model": {"name": info.name, "version": info.version}, "input": args.input, "frames": frames});
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        text = serde_json::to_string_pretty(&doc)?;
+        text.push('\n');
     } else {
-        println!(
+        writeln!(
+            text,
             "{} ({}) on {}",
             info.name,
             info.version,
             args.input.display()
-        );
-        println!(
+        )?;
+        writeln!(
+            text,
             "{:>5}  {:<16} {:>6}  {:>6} {:>6} {:>6} {:>6}",
             "frame", "label", "score", "x1", "y1", "x2", "y2"
-        );
+        )?;
         for (i, (_, _, d)) in all.iter().enumerate() {
             for d in d {
                 let b = d.bbox;
-                println!(
+                writeln!(
+                    text,
                     "{i:>5}  {:<16} {:>6.3}  {:>6.3} {:>6.3} {:>6.3} {:>6.3}",
                     labels.name(d.class as usize).unwrap_or("?"),
                     d.score,
@@ -168,9 +156,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     b[1],
                     b[2],
                     b[3]
-                );
+                )?;
             }
         }
     }
+    // A closed pipe (`vigil detect … | head`) is not an error worth a panic.
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
     Ok(ExitCode::SUCCESS)
 }

@@ -90,3 +90,60 @@ pub fn report_start_error(e: &StartError) -> ExitCode {
         StartError::Runtime(_) => ExitCode::FAILURE,
     }
 }
+
+/// Engine choice shared by the offline commands (`detect`, `bench`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct EngineArgs {
+    /// Inference engine: tract (pure Rust, default) or ort (ONNX Runtime; needs the `ort` build).
+    #[arg(long, value_enum, default_value = "tract")]
+    pub backend: BackendArg,
+    /// Intra-op threads of the engine (ort).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub threads: usize,
+    /// ort: path of libonnxruntime.so (default: ORT_DYLIB_PATH).
+    #[arg(long, value_name = "FILE")]
+    pub ort_library: Option<std::path::PathBuf>,
+}
+
+/// `--backend` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum BackendArg {
+    /// tract.
+    Tract,
+    /// ONNX Runtime.
+    Ort,
+}
+
+impl EngineArgs {
+    /// As engine options.
+    pub fn options(&self) -> crate::detect::EngineOptions {
+        crate::detect::EngineOptions {
+            backend: match self.backend {
+                BackendArg::Tract => crate::config::Backend::Tract,
+                BackendArg::Ort => crate::config::Backend::Ort,
+            },
+            threads: self.threads,
+            ort_library: self.ort_library.clone(),
+        }
+    }
+}
+
+/// Load a model card, verify its file and build the detector, for the offline commands. A
+/// failure is printed like a start error and returned as the exit code to use.
+pub fn load_detector(
+    card_path: &std::path::Path,
+    engine: &EngineArgs,
+) -> Result<Box<dyn crate::detect::Detector>, ExitCode> {
+    use crate::detect;
+    let card =
+        detect::card::load(card_path).map_err(|e| report_start_error(&StartError::Config(e)))?;
+    let name = card.card.name.clone();
+    let model_error = |source| {
+        report_start_error(&StartError::Model {
+            name: name.clone(),
+            source,
+        })
+    };
+    detect::verify_checksum(&card).map_err(model_error)?;
+    detect::build(card, &engine.options()).map_err(model_error)
+}

@@ -61,18 +61,37 @@ pub enum Backend {
     /// tract, pure Rust; the default and the one used on ARM.
     #[default]
     Tract,
+    /// ONNX Runtime, loaded from `libonnxruntime.so` (needs the `ort` cargo feature).
+    Ort,
 }
 
 /// A model the cameras can refer to by name.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelRef {
     /// Name the cameras use. Required, unique.
     pub name: String,
     /// Path of the model card (`model.toml`), relative to the config file's folder. Required.
     pub card: PathBuf,
-    /// Inference engine. Default `"tract"`.
+    /// Inference engine: `"tract"` (default) or `"ort"`.
     pub backend: Backend,
+    /// Intra-op threads of the inference engine (ort). Default 1.
+    pub threads: usize,
+    /// ort only: path of `libonnxruntime.so`; default: the `ORT_DYLIB_PATH` environment
+    /// variable.
+    pub ort_library: Option<PathBuf>,
+}
+
+impl Default for ModelRef {
+    fn default() -> Self {
+        ModelRef {
+            name: String::new(),
+            card: PathBuf::new(),
+            backend: Backend::Tract,
+            threads: 1,
+            ort_library: None,
+        }
+    }
 }
 
 /// What a camera watches for; decides the incident types its detections can raise.

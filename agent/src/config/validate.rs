@@ -105,6 +105,24 @@ pub fn validate(config: &Config, spans: &Spans) -> Vec<Problem> {
     for (i, m) in config.models.iter().enumerate() {
         let p = format!("models[{i}]");
         c.ident(&format!("{p}.name"), &m.name);
+        if m.backend == Backend::Ort && !cfg!(feature = "ort") {
+            c.err(
+                &format!("{p}.backend"),
+                "this vigil was built without the ONNX Runtime backend (cargo feature \"ort\"); use backend = \"tract\"",
+            );
+        }
+        if !(1..=64).contains(&m.threads) {
+            c.err(
+                &format!("{p}.threads"),
+                format!("{} is outside 1 to 64", m.threads),
+            );
+        }
+        if m.ort_library.is_some() && m.backend != Backend::Ort {
+            c.err(
+                &format!("{p}.ort_library"),
+                "only used with backend = \"ort\"",
+            );
+        }
         if !m.name.is_empty() && !model_names.insert(m.name.as_str()) {
             c.err(
                 &format!("{p}.name"),

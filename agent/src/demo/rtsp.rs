@@ -103,58 +103,32 @@ type Units = (gst::Caps, Vec<(Vec<u8>, bool)>, Option<gst::ClockTime>);
 
 /// Read all access units of `path` as `codec` ("h264"/"h265") byte-stream.
 fn read_units(path: &Path, codec: &str) -> Result<Units, String> {
-    let pipeline = gst::parse::launch(&format!(
-        "filesrc name=src ! parsebin ! {codec}parse config-interval=-1 ! capsfilter caps=video/x-{codec},stream-format=byte-stream,alignment=au ! appsink name=sink sync=false"
-    ))
-    .map_err(|e| e.to_string())?
-    .downcast::<gst::Pipeline>()
-    .map_err(|_| "not a pipeline".to_string())?;
-    let src = pipeline.by_name("src").ok_or("no filesrc")?;
-    src.set_property("location", path.to_string_lossy().as_ref());
-    let sink = pipeline
-        .by_name("sink")
-        .and_then(|s| s.downcast::<gst_app::AppSink>().ok())
-        .ok_or("no appsink")?;
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|e| e.to_string())?;
     let mut units = Vec::new();
     let mut caps = None;
     let mut duration = None;
-    let result = loop {
-        match sink.try_pull_sample(gst::ClockTime::from_seconds(10)) {
-            Some(sample) => {
-                if caps.is_none() {
-                    caps = sample.caps().map(|c| c.to_owned());
+    crate::ingest::file::pull_samples(
+        &format!(
+            "filesrc name=src ! parsebin ! {codec}parse config-interval=-1 ! capsfilter caps=video/x-{codec},stream-format=byte-stream,alignment=au ! appsink name=sink sync=false"
+        ),
+        path,
+        |sample| {
+            if caps.is_none() {
+                caps = sample.caps().map(|c| c.to_owned());
+            }
+            if let Some(buf) = sample.buffer() {
+                if duration.is_none() {
+                    duration = buf.duration();
                 }
-                if let Some(buf) = sample.buffer() {
-                    if duration.is_none() {
-                        duration = buf.duration();
-                    }
-                    let key = !buf.flags().contains(gst::BufferFlags::DELTA_UNIT);
-                    if let Ok(map) = buf.map_readable() {
-                        units.push((map.as_slice().to_vec(), key));
-                    }
+                let key = !buf.flags().contains(gst::BufferFlags::DELTA_UNIT);
+                if let Ok(map) = buf.map_readable() {
+                    units.push((map.as_slice().to_vec(), key));
                 }
             }
-            None if sink.is_eos() => break Ok(()),
-            None => break Err(bus_error(&pipeline).unwrap_or_else(|| "timed out".into())),
-        }
-    };
-    let _ = pipeline.set_state(gst::State::Null);
-    result?;
+            true
+        },
+    )?;
     let caps = caps.ok_or("no video stream")?;
     Ok((caps, units, duration))
-}
-
-fn bus_error(pipeline: &gst::Pipeline) -> Option<String> {
-    let bus = pipeline.bus()?;
-    while let Some(msg) = bus.pop() {
-        if let gst::MessageView::Error(e) = msg.view() {
-            return Some(e.error().to_string());
-        }
-    }
-    None
 }
 
 /// A running RTSP server on 127.0.0.1 with a free port.

@@ -7,6 +7,8 @@
 pub mod card;
 pub mod decode;
 pub mod nms;
+#[cfg(feature = "ort")]
+pub mod ort_backend;
 pub mod post;
 pub mod preprocess;
 pub mod tract;
@@ -76,6 +78,41 @@ pub trait Detector: Send {
         frame: RgbView<'_>,
         out: &mut Vec<Detection>,
     ) -> Result<StageTimes, DetectError>;
+
+    /// Lower every class threshold to at most `t` (to see weaker detections, e.g. for a zone
+    /// with a lower `min_score` than the card's default).
+    fn lower_thresholds(&mut self, t: f32);
+}
+
+/// Which engine runs a model, and how.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EngineOptions {
+    /// The engine.
+    pub backend: crate::config::Backend,
+    /// Intra-op threads (ort).
+    pub threads: usize,
+    /// ort: the shared library (else `ORT_DYLIB_PATH`).
+    pub ort_library: Option<PathBuf>,
+}
+
+/// Build the detector a (checksum-verified) card describes on the chosen engine.
+pub fn build(card: LoadedCard, opts: &EngineOptions) -> Result<Box<dyn Detector>, DetectError> {
+    match opts.backend {
+        crate::config::Backend::Tract => Ok(Box::new(tract::TractDetector::new(card)?)),
+        #[cfg(feature = "ort")]
+        crate::config::Backend::Ort => {
+            let lib = ort_backend::library_path(opts.ort_library.as_deref())?;
+            Ok(Box::new(ort_backend::OrtDetector::new(
+                card,
+                &lib,
+                opts.threads,
+            )?))
+        }
+        #[cfg(not(feature = "ort"))]
+        crate::config::Backend::Ort => Err(DetectError::Backend(
+            "this vigil was built without the ONNX Runtime backend (cargo feature \"ort\")".into(),
+        )),
+    }
 }
 
 /// Why a model cannot be loaded or run. Every variant names the file.
@@ -123,6 +160,9 @@ pub enum DetectError {
     /// Inference failed on a frame.
     #[error("inference failed: {0}")]
     Run(String),
+    /// The inference engine itself cannot be used (library missing, feature not built).
+    #[error("{0}")]
+    Backend(String),
 }
 
 /// sha256 of a file, lower-case hex.
@@ -163,5 +203,5 @@ pub fn verify_checksum(card: &LoadedCard) -> Result<(), DetectError> {
 pub fn load(card_path: &std::path::Path) -> Result<Box<dyn Detector>, DetectError> {
     let card = card::load(card_path)?;
     verify_checksum(&card)?;
-    Ok(Box::new(tract::TractDetector::new(card)?))
+    build(card, &EngineOptions::default())
 }

@@ -133,12 +133,6 @@ impl TractDetector {
         })
     }
 
-    /// Lower the score threshold of every class to `t` (used to see weak detections, e.g. by a
-    /// zone with a lower `min_score` than the card's default).
-    pub fn set_min_threshold(&mut self, t: f32) {
-        self.post.lower_thresholds(t);
-    }
-
     /// The loaded card.
     pub fn card(&self) -> &LoadedCard {
         &self.card
@@ -168,6 +162,10 @@ impl Detector for TractDetector {
 
     fn detect(&mut self, frame: RgbView<'_>, out: &mut Vec<Detection>) -> Result<(), DetectError> {
         self.detect_timed(frame, out).map(|_| ())
+    }
+
+    fn lower_thresholds(&mut self, t: f32) {
+        self.post.lower_thresholds(t);
     }
 
     fn detect_timed(

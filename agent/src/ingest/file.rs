@@ -8,22 +8,22 @@ use gstreamer_video as gst_video;
 
 use super::slot::Frame;
 
-/// Decode up to `max` frames of `path`, keeping one frame in `every`.
-pub fn decode_frames(
+/// Play `path` through `launch` (a pipeline with a `filesrc` named `src` and an `appsink`
+/// named `sink`) as fast as possible, handing each sample to `on_sample` until it returns
+/// false or the file ends. Errors carry GStreamer's reason.
+pub fn pull_samples(
+    launch: &str,
     path: &std::path::Path,
-    every: usize,
-    max: usize,
-) -> Result<Vec<Frame>, String> {
+    mut on_sample: impl FnMut(&gst::Sample) -> bool,
+) -> Result<(), String> {
     gst::init().map_err(|e| e.to_string())?;
     if !path.is_file() {
         return Err(format!("{} does not exist", path.display()));
     }
-    let pipeline = gst::parse::launch(
-        "filesrc name=src ! decodebin ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false max-buffers=4",
-    )
-    .map_err(|e| e.to_string())?
-    .downcast::<gst::Pipeline>()
-    .map_err(|_| "not a pipeline".to_string())?;
+    let pipeline = gst::parse::launch(launch)
+        .map_err(|e| e.to_string())?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| "not a pipeline".to_string())?;
     let src = pipeline.by_name("src").ok_or("no filesrc")?;
     src.set_property("location", path.to_string_lossy().as_ref());
     let sink = pipeline
@@ -33,20 +33,12 @@ pub fn decode_frames(
     pipeline
         .set_state(gst::State::Playing)
         .map_err(|e| e.to_string())?;
-    let mut frames = Vec::new();
-    let mut index = 0usize;
     let result = loop {
-        if frames.len() >= max {
-            break Ok(());
-        }
         match sink.try_pull_sample(gst::ClockTime::from_seconds(10)) {
             Some(sample) => {
-                if index.is_multiple_of(every.max(1))
-                    && let Some(f) = sample_to_frame(&sample)
-                {
-                    frames.push(f);
+                if !on_sample(&sample) {
+                    break Ok(());
                 }
-                index += 1;
             }
             None if sink.is_eos() => break Ok(()),
             None => {
@@ -59,12 +51,37 @@ pub fn decode_frames(
                         })
                     })
                     .unwrap_or_else(|| "timed out".into());
-                break Err(format!("cannot decode {}: {reason}", path.display()));
+                break Err(reason);
             }
         }
     };
     let _ = pipeline.set_state(gst::State::Null);
-    result.map(|()| frames)
+    result
+}
+
+/// Decode up to `max` frames of `path`, keeping one frame in `every`.
+pub fn decode_frames(
+    path: &std::path::Path,
+    every: usize,
+    max: usize,
+) -> Result<Vec<Frame>, String> {
+    let mut frames = Vec::new();
+    let mut index = 0usize;
+    pull_samples(
+        "filesrc name=src ! decodebin ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false max-buffers=4",
+        path,
+        |sample| {
+            if index.is_multiple_of(every.max(1))
+                && let Some(f) = sample_to_frame(sample)
+            {
+                frames.push(f);
+            }
+            index += 1;
+            frames.len() < max
+        },
+    )
+    .map_err(|e| format!("cannot decode {}: {e}", path.display()))?;
+    Ok(frames)
 }
 
 /// Copy an RGB sample into a packed frame (rows may be padded in the buffer).

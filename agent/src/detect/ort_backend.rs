@@ -1,0 +1,242 @@
+//! The ONNX Runtime backend (cargo feature `ort`). ONNX Runtime is loaded at start from a shared
+//! library (`libonnxruntime.so`): the path comes from the config, else `ORT_DYLIB_PATH`. A
+//! missing or wrong library is a clear error at start, never a panic. About 4× faster than tract
+//! on x86 for the shipped models (docs/performance.md); it does not run under qemu-user, so the
+//! ARM builds use tract.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
+
+use ort::session::Session;
+use ort::value::{TensorElementType, TensorRef};
+
+use super::card::{DType, Layout, LoadedCard};
+use super::post::Postprocess;
+use super::preprocess::Preprocessor;
+use super::{DetectError, Detection, Detector, ModelInfo, RgbView, StageTimes};
+
+/// The ONNX Runtime environment of this process: loaded once, from one library.
+static ENVIRONMENT: OnceLock<Mutex<Option<(PathBuf, ort::environment::Environment)>>> =
+    OnceLock::new();
+
+/// Where to find the library: the explicit path, else `ORT_DYLIB_PATH`.
+pub fn library_path(explicit: Option<&Path>) -> Result<PathBuf, DetectError> {
+    match explicit {
+        Some(p) => Ok(p.to_path_buf()),
+        None => std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from).ok_or_else(|| {
+            DetectError::Backend(
+                "the ort backend needs the ONNX Runtime library: set [[models]] ort_library or ORT_DYLIB_PATH to libonnxruntime.so"
+                    .into(),
+            )
+        }),
+    }
+}
+
+fn environment(library: &Path) -> Result<ort::environment::Environment, DetectError> {
+    if !library.is_file() {
+        return Err(DetectError::Backend(format!(
+            "ONNX Runtime library {} does not exist",
+            library.display()
+        )));
+    }
+    let cell = ENVIRONMENT.get_or_init(|| Mutex::new(None));
+    let mut guard = cell
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((loaded, env)) = guard.as_ref() {
+        if loaded != library {
+            return Err(DetectError::Backend(format!(
+                "ONNX Runtime is already loaded from {}; one process loads one library (asked for {})",
+                loaded.display(),
+                library.display()
+            )));
+        }
+        return Ok(env.clone());
+    }
+    let env = ort::init_from(library)
+        .map_err(|e| {
+            DetectError::Backend(format!(
+                "cannot load ONNX Runtime from {}: {e}",
+                library.display()
+            ))
+        })?
+        .with_name("vigil")
+        .build()
+        .map_err(|e| {
+            DetectError::Backend(format!(
+                "cannot start ONNX Runtime from {}: {e}",
+                library.display()
+            ))
+        })?;
+    *guard = Some((library.to_path_buf(), env.clone()));
+    Ok(env)
+}
+
+/// A model loaded into ONNX Runtime.
+pub struct OrtDetector {
+    info: ModelInfo,
+    session: Session,
+    pre: Preprocessor,
+    shape: [usize; 4],
+    post: Postprocess,
+}
+
+impl std::fmt::Debug for OrtDetector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrtDetector")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OrtDetector {
+    /// Load the card's (checksum-verified) model into ONNX Runtime from `library`, with
+    /// `threads` intra-op threads, and check its input and outputs against the card.
+    pub fn new(card: LoadedCard, library: &Path, threads: usize) -> Result<Self, DetectError> {
+        let env = environment(library)?;
+        let path = card.model_path.clone();
+        let load_err = |e: String| DetectError::Load {
+            path: path.clone(),
+            reason: e,
+        };
+        let mismatch = |reason: String| DetectError::Mismatch {
+            path: path.clone(),
+            card: card.path.clone(),
+            reason,
+        };
+        let session = Session::builder(&env)
+            .map_err(|e| load_err(e.to_string()))?
+            .with_intra_threads(threads.max(1))
+            .map_err(|e| load_err(e.to_string()))?
+            .with_inter_threads(1)
+            .map_err(|e| load_err(e.to_string()))?
+            .commit_from_file(&path)
+            .map_err(|e| load_err(e.to_string()))?;
+        let spec = &card.card.input;
+        let inputs = session.inputs();
+        if inputs.len() != 1 {
+            return Err(mismatch(format!(
+                "the model has {} inputs; vigil feeds exactly one image",
+                inputs.len()
+            )));
+        }
+        let input = &inputs[0];
+        if input.name() != spec.name {
+            return Err(mismatch(format!(
+                "the card names input \"{}\" but the model's input is \"{}\"",
+                spec.name,
+                input.name()
+            )));
+        }
+        let (want, dt_name) = match spec.dtype {
+            DType::U8 => (TensorElementType::Uint8, "u8"),
+            DType::F32 => (TensorElementType::Float32, "f32"),
+        };
+        if let Some(t) = input.dtype().tensor_type()
+            && t != want
+        {
+            return Err(mismatch(format!(
+                "the card says {dt_name} input, the model takes {t:?}"
+            )));
+        }
+        let (w, h) = (spec.width as usize, spec.height as usize);
+        let shape: [usize; 4] = match spec.layout {
+            Layout::Nhwc => [1, h, w, 3],
+            Layout::Nchw => [1, 3, h, w],
+        };
+        if let Some(dims) = input.dtype().tensor_shape() {
+            let fits = dims.len() == 4
+                && dims
+                    .iter()
+                    .zip(shape)
+                    .all(|(&d, s)| d < 0 || d as usize == s);
+            if !fits {
+                return Err(mismatch(format!(
+                    "the card describes input shape {shape:?} ({:?} layout), the model declares {:?}",
+                    spec.layout,
+                    &dims[..]
+                )));
+            }
+        }
+        let mut shapes = Vec::new();
+        for o in session.outputs() {
+            let dims = o
+                .dtype()
+                .tensor_shape()
+                .ok_or_else(|| mismatch(format!("output {} is not a tensor", o.name())))?;
+            if dims.iter().any(|d| *d < 0) {
+                return Err(mismatch(format!(
+                    "output {} has no fixed shape ({:?})",
+                    o.name(),
+                    &dims[..]
+                )));
+            }
+            shapes.push(dims.iter().map(|d| *d as usize).collect::<Vec<_>>());
+        }
+        let post = Postprocess::new(&card.card, &card.labels, &shapes).map_err(&mismatch)?;
+        let info = ModelInfo {
+            name: card.card.name.clone(),
+            version: card.card.version.clone(),
+            labels: std::sync::Arc::new(card.labels.clone()),
+            score_threshold: card.card.score_threshold,
+        };
+        let pre = Preprocessor::new(spec.clone());
+        Ok(OrtDetector {
+            info,
+            session,
+            pre,
+            shape,
+            post,
+        })
+    }
+}
+
+/// Most outputs a model may have.
+const MAX_OUTPUTS: usize = 16;
+
+impl Detector for OrtDetector {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn detect(&mut self, frame: RgbView<'_>, out: &mut Vec<Detection>) -> Result<(), DetectError> {
+        self.detect_timed(frame, out).map(|_| ())
+    }
+
+    fn lower_thresholds(&mut self, t: f32) {
+        self.post.lower_thresholds(t);
+    }
+
+    fn detect_timed(
+        &mut self,
+        frame: RgbView<'_>,
+        out: &mut Vec<Detection>,
+    ) -> Result<StageTimes, DetectError> {
+        out.clear();
+        let run_err = |e: ort::Error| DetectError::Run(e.to_string());
+        let t0 = Instant::now();
+        let shape = self.shape;
+        let input = if self.pre.is_f32() {
+            TensorRef::from_array_view((shape, self.pre.f32_tensor(frame))).map(|t| t.into_dyn())
+        } else {
+            TensorRef::from_array_view((shape, self.pre.u8_tensor(frame))).map(|t| t.into_dyn())
+        }
+        .map_err(run_err)?;
+        let t1 = Instant::now();
+        let outputs = self.session.run(ort::inputs![input]).map_err(run_err)?;
+        let t2 = Instant::now();
+        let mut slices: [&[f32]; MAX_OUTPUTS] = [&[]; MAX_OUTPUTS];
+        let n = outputs.len().min(MAX_OUTPUTS);
+        for (i, slot) in slices.iter_mut().enumerate().take(n) {
+            let (_, data) = outputs[i].try_extract_tensor::<f32>().map_err(run_err)?;
+            *slot = data;
+        }
+        self.post.run(&self.pre, &slices[..n], out);
+        Ok(StageTimes {
+            pre: t1 - t0,
+            inference: t2 - t1,
+            post: t2.elapsed(),
+        })
+    }
+}
