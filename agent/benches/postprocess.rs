@@ -17,29 +17,6 @@ fn repo() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
-/// Deterministic outputs: values in 0..1, about 0.5 % above 0.6 (a busy scene).
-fn fake(shapes: &[Vec<usize>]) -> Vec<Vec<f32>> {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    shapes
-        .iter()
-        .map(|s| {
-            (0..s.iter().product::<usize>())
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    let u = (x >> 40) as f32 / (1u64 << 24) as f32;
-                    if u > 0.995 {
-                        0.6 + (u - 0.995) * 60.0
-                    } else {
-                        u * 0.3
-                    }
-                })
-                .collect()
-        })
-        .collect()
-}
-
 fn bench_card(c: &mut Criterion, name: &str, card_rel: &str, shapes: Vec<Vec<usize>>) {
     let loaded = card::load(&repo().join(card_rel)).expect("card");
     let img = image::open(repo().join("tests/fixtures/plaza_t12.png"))
@@ -54,7 +31,7 @@ fn bench_card(c: &mut Criterion, name: &str, card_rel: &str, shapes: Vec<Vec<usi
     };
     let mut pre = Preprocessor::new(loaded.card.input.clone());
     let post = Postprocess::new(&loaded.card, &loaded.labels, &shapes).expect("bind");
-    let outputs = fake(&shapes);
+    let outputs = vigil::detect::synthetic::outputs(&shapes);
     let slices: Vec<&[f32]> = outputs.iter().map(Vec::as_slice).collect();
     let mut out: Vec<Detection> = Vec::with_capacity(8192);
     c.bench_function(&format!("{name}/preprocess"), |b| {

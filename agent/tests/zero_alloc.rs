@@ -59,29 +59,6 @@ fn repo() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
-/// Deterministic pseudo-random outputs of the given shapes: values in 0..1, a few above 0.6.
-fn fake_outputs(shapes: &[Vec<usize>]) -> Vec<Vec<f32>> {
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    shapes
-        .iter()
-        .map(|s| {
-            (0..s.iter().product::<usize>())
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    let u = (state >> 40) as f32 / (1u64 << 24) as f32;
-                    if u > 0.995 {
-                        0.6 + (u - 0.995) * 60.0
-                    } else {
-                        u * 0.3
-                    }
-                })
-                .collect()
-        })
-        .collect()
-}
-
 fn frame() -> (u32, u32, Vec<u8>) {
     let img = image::open(repo().join("tests/fixtures/plaza_t12.png"))
         .expect("fixture")
@@ -101,7 +78,7 @@ fn check(card_rel: &str, shapes: Vec<Vec<usize>>, letterbox: bool) {
     }
     let mut pre = Preprocessor::new(spec);
     let post = Postprocess::new(&loaded.card, &loaded.labels, &shapes).expect("bind");
-    let outputs = fake_outputs(&shapes);
+    let outputs = vigil::detect::synthetic::outputs(&shapes);
     let slices: Vec<&[f32]> = outputs.iter().map(Vec::as_slice).collect();
     let (w, h, data) = frame();
     let view = RgbView {

@@ -11,6 +11,7 @@ pub mod nms;
 pub mod ort_backend;
 pub mod post;
 pub mod preprocess;
+pub mod synthetic;
 pub mod tract;
 
 use std::path::PathBuf;
@@ -70,7 +71,9 @@ pub trait Detector: Send {
     fn info(&self) -> &ModelInfo;
 
     /// Detect objects in `frame`, replacing the contents of `out` (best first).
-    fn detect(&mut self, frame: RgbView<'_>, out: &mut Vec<Detection>) -> Result<(), DetectError>;
+    fn detect(&mut self, frame: RgbView<'_>, out: &mut Vec<Detection>) -> Result<(), DetectError> {
+        self.detect_timed(frame, out).map(|_| ())
+    }
 
     /// [`Detector::detect`], reporting how long each stage took.
     fn detect_timed(

@@ -192,16 +192,9 @@ impl OrtDetector {
     }
 }
 
-/// Most outputs a model may have.
-const MAX_OUTPUTS: usize = 16;
-
 impl Detector for OrtDetector {
     fn info(&self) -> &ModelInfo {
         &self.info
-    }
-
-    fn detect(&mut self, frame: RgbView<'_>, out: &mut Vec<Detection>) -> Result<(), DetectError> {
-        self.detect_timed(frame, out).map(|_| ())
     }
 
     fn lower_thresholds(&mut self, t: f32) {
@@ -226,13 +219,13 @@ impl Detector for OrtDetector {
         let t1 = Instant::now();
         let outputs = self.session.run(ort::inputs![input]).map_err(run_err)?;
         let t2 = Instant::now();
-        let mut slices: [&[f32]; MAX_OUTPUTS] = [&[]; MAX_OUTPUTS];
-        let n = outputs.len().min(MAX_OUTPUTS);
-        for (i, slot) in slices.iter_mut().enumerate().take(n) {
-            let (_, data) = outputs[i].try_extract_tensor::<f32>().map_err(run_err)?;
-            *slot = data;
-        }
-        self.post.run(&self.pre, &slices[..n], out);
+        let slices = (0..outputs.len()).map(|i| {
+            outputs[i]
+                .try_extract_tensor::<f32>()
+                .map(|(_, data)| data)
+                .map_err(|e| e.to_string())
+        });
+        self.post.run_outputs(&self.pre, slices, out)?;
         Ok(StageTimes {
             pre: t1 - t0,
             inference: t2 - t1,

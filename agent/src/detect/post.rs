@@ -4,7 +4,11 @@
 use super::card::Card;
 use super::decode::{Decoder, InputSize};
 use super::preprocess::Preprocessor;
-use super::{Detection, Labels, nms};
+use super::{DetectError, Detection, Labels, nms};
+
+/// Most outputs a model may have (NanoDet has six); outputs are gathered in a fixed array so
+/// that no frame allocates.
+pub const MAX_OUTPUTS: usize = 16;
 
 /// Decoder plus per-class thresholds and NMS settings.
 #[derive(Debug, Clone)]
@@ -21,6 +25,12 @@ impl Postprocess {
     /// Bind the card's decoder to the model's output shapes and resolve class thresholds
     /// (classes without a label are never reported).
     pub fn new(card: &Card, labels: &Labels, output_shapes: &[Vec<usize>]) -> Result<Self, String> {
+        if output_shapes.len() > MAX_OUTPUTS {
+            return Err(format!(
+                "the model has {} outputs; vigil reads at most {MAX_OUTPUTS}",
+                output_shapes.len()
+            ));
+        }
         let input = InputSize {
             width: card.input.width,
             height: card.input.height,
@@ -68,5 +78,23 @@ impl Postprocess {
             d.bbox[2] > d.bbox[0] && d.bbox[3] > d.bbox[1]
         });
         nms::nms(out, self.nms_iou, self.class_agnostic, self.max_detections);
+    }
+
+    /// Decode an engine's outputs, given in model output order as f32 data (or why an output
+    /// is not f32), into `out` in frame coordinates, best first.
+    pub fn run_outputs<'a>(
+        &self,
+        pre: &Preprocessor,
+        outputs: impl IntoIterator<Item = Result<&'a [f32], String>>,
+        out: &mut Vec<Detection>,
+    ) -> Result<(), DetectError> {
+        let mut slices: [&[f32]; MAX_OUTPUTS] = [&[]; MAX_OUTPUTS];
+        let mut n = 0;
+        for (slot, output) in slices.iter_mut().zip(outputs) {
+            *slot = output.map_err(|e| DetectError::Run(format!("output is not f32: {e}")))?;
+            n += 1;
+        }
+        self.run(pre, &slices[..n], out);
+        Ok(())
     }
 }

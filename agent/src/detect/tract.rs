@@ -12,9 +12,6 @@ use super::post::Postprocess;
 use super::preprocess::Preprocessor;
 use super::{DetectError, Detection, Detector, ModelInfo, RgbView, StageTimes};
 
-/// Most outputs a model may have (NanoDet has six).
-const MAX_OUTPUTS: usize = 16;
-
 /// A loaded model ready to run on frames.
 pub struct TractDetector {
     info: ModelInfo,
@@ -105,12 +102,6 @@ impl TractDetector {
             .map_err(load_err)?;
         let typed = model.into_optimized().map_err(load_err)?;
         let shapes = output_shapes(&typed).map_err(&mismatch)?;
-        if shapes.len() > MAX_OUTPUTS {
-            return Err(mismatch(format!(
-                "the model has {} outputs; vigil reads at most {MAX_OUTPUTS}",
-                shapes.len()
-            )));
-        }
         let post = Postprocess::new(&card.card, &card.labels, &shapes).map_err(&mismatch)?;
         let plan = typed.into_runnable().map_err(load_err)?;
         let state = plan.spawn().map_err(load_err)?;
@@ -160,10 +151,6 @@ impl Detector for TractDetector {
         &self.info
     }
 
-    fn detect(&mut self, frame: RgbView<'_>, out: &mut Vec<Detection>) -> Result<(), DetectError> {
-        self.detect_timed(frame, out).map(|_| ())
-    }
-
     fn lower_thresholds(&mut self, t: f32) {
         self.post.lower_thresholds(t);
     }
@@ -188,14 +175,12 @@ impl Detector for TractDetector {
             .run(tvec![tensor.into()])
             .map_err(|e| DetectError::Run(format!("{e:#}")))?;
         let t2 = Instant::now();
-        // A fixed array, not a Vec: no allocation of ours per frame.
-        let mut slices: [&[f32]; MAX_OUTPUTS] = [&[]; MAX_OUTPUTS];
-        for (slot, t) in slices.iter_mut().zip(&result) {
-            let v = t.try_as_plain_ram().and_then(|v| v.as_slice::<f32>());
-            *slot = v.map_err(|e| DetectError::Run(format!("output is not f32: {e}")))?;
-        }
-        self.post
-            .run(&self.pre, &slices[..result.len().min(MAX_OUTPUTS)], out);
+        let outputs = result.iter().map(|t| {
+            t.try_as_plain_ram()
+                .and_then(|v| v.as_slice::<f32>())
+                .map_err(|e| e.to_string())
+        });
+        self.post.run_outputs(&self.pre, outputs, out)?;
         Ok(StageTimes {
             pre: t1 - t0,
             inference: t2 - t1,
