@@ -1,6 +1,6 @@
 //! The ONNX Runtime backend (cargo feature `ort`). ONNX Runtime is loaded at start from a shared
 //! library (`libonnxruntime.so`): the path comes from the config, else `ORT_DYLIB_PATH`. A
-//! missing or wrong library is a clear error at start, never a panic. About 4× faster than tract
+//! missing or wrong library is a clear error at start, never a panic. About 4–6× faster than tract
 //! on x86 for the shipped models (docs/performance.md); it does not run under qemu-user, so the
 //! ARM builds use tract.
 
