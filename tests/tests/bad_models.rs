@@ -98,6 +98,18 @@ fn a_truncated_model_is_refused() -> anyhow::Result<()> {
 }
 
 #[test]
+fn an_operator_tract_cannot_run_is_refused() -> anyhow::Result<()> {
+    let dir = TempDir::new("bad-op")?;
+    let model = std::fs::read(repo().join("tests/fixtures/unsupported_op.onnx"))?;
+    let card = card_with(&dir, "ssd_mobilenet_v2_coco", &model, |c| c)?;
+    let (code, err) = detect(&card)?;
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains("ssd_mobilenet_v2_coco_f32_prenms.onnx cannot be loaded"), "{err}");
+    assert!(err.contains("Unimplemented(Det)"), "the message names the operator: {err}");
+    Ok(())
+}
+
+#[test]
 fn a_checksum_mismatch_is_refused() -> anyhow::Result<()> {
     let dir = TempDir::new("bad-sum")?;
     let card = card_with(&dir, "ssd_mobilenet_v2_coco", b"tampered", |c| {
