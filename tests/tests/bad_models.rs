@@ -104,8 +104,14 @@ fn an_operator_tract_cannot_run_is_refused() -> anyhow::Result<()> {
     let card = card_with(&dir, "ssd_mobilenet_v2_coco", &model, |c| c)?;
     let (code, err) = detect(&card)?;
     assert_eq!(code, 78, "{err}");
-    assert!(err.contains("ssd_mobilenet_v2_coco_f32_prenms.onnx cannot be loaded"), "{err}");
-    assert!(err.contains("Unimplemented(Det)"), "the message names the operator: {err}");
+    assert!(
+        err.contains("ssd_mobilenet_v2_coco_f32_prenms.onnx cannot be loaded"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Unimplemented(Det)"),
+        "the message names the operator: {err}"
+    );
     Ok(())
 }
 
