@@ -69,8 +69,8 @@ fn build(index: usize, camera: &Camera, board: &Arc<FrameBoard>) -> Result<gst::
     let decode = make("decodebin")?;
     let rate = make("videorate")?;
     rate.set_property("drop-only", true);
-    // max-rate is a whole number of frames per second; fractional rates are enforced by
-    // the caps filter below.
+    // max-rate is a whole number of frames per second; fractional rates (0.5 fps, …) are
+    // thinned further by timestamp in the appsink callback below.
     rate.set_property("max-rate", (camera.analysis_fps.ceil() as i32).max(1));
     let convert = make("videoconvert")?;
     let sink = gst_app::AppSink::builder()
