@@ -105,8 +105,9 @@ pub async fn run(
     loop {
         tokio::select! {
             biased;
-            _ = shutdown.changed() => {
-                if *shutdown.borrow() { break; }
+            // A dropped sender also means shutdown (never spin on a closed channel).
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() { break; }
             }
             ev = eventloop.poll() => match ev {
                 Ok(Event::Incoming(Packet::ConnAck(ack))) => {
@@ -128,8 +129,8 @@ pub async fn run(
                     // Wait before reconnecting, but not past a shutdown request.
                     tokio::select! {
                         _ = tokio::time::sleep(backoff.jittered()) => {}
-                        _ = shutdown.changed() => {
-                            if *shutdown.borrow() { break; }
+                        changed = shutdown.changed() => {
+                            if changed.is_err() || *shutdown.borrow() { break; }
                         }
                     }
                 }
