@@ -168,6 +168,81 @@ pub enum DetectError {
     Backend(String),
 }
 
+/// What an engine declares about a model's inputs, for [`check_input`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeclaredInput {
+    /// How many inputs the model has.
+    pub count: usize,
+    /// Name of the first input.
+    pub name: String,
+    /// Its element type, when declared: vigil's type (`None`: one vigil never feeds) and the
+    /// engine's own name for it (for the message).
+    pub dtype: Option<(Option<card::DType>, String)>,
+    /// Its dimensions, when declared (`None` for a symbolic dimension).
+    pub dims: Option<Vec<Option<usize>>>,
+    /// The declaration as the engine prints it (for the message).
+    pub shown: String,
+}
+
+impl ModelInfo {
+    /// What incidents say about the model of `card`.
+    pub fn of(card: &LoadedCard) -> ModelInfo {
+        ModelInfo {
+            name: card.card.name.clone(),
+            version: card.card.version.clone(),
+            labels: Arc::new(card.labels.clone()),
+            score_threshold: card.card.score_threshold,
+        }
+    }
+}
+
+/// Check a model's declared input against the card's; returns the tensor shape vigil will
+/// feed, or what disagrees. Shared by every backend so their refusals read the same.
+pub fn check_input(spec: &card::InputSpec, declared: &DeclaredInput) -> Result<[usize; 4], String> {
+    if declared.count != 1 {
+        return Err(format!(
+            "the model has {} inputs; vigil feeds exactly one image",
+            declared.count
+        ));
+    }
+    if declared.name != spec.name {
+        return Err(format!(
+            "the card names input \"{}\" but the model's input is \"{}\"",
+            spec.name, declared.name
+        ));
+    }
+    if let Some((dtype, shown)) = &declared.dtype
+        && *dtype != Some(spec.dtype)
+    {
+        let want = match spec.dtype {
+            card::DType::U8 => "u8",
+            card::DType::F32 => "f32",
+        };
+        return Err(format!(
+            "the card says {want} input, the model takes {shown}"
+        ));
+    }
+    let (w, h) = (spec.width as usize, spec.height as usize);
+    let shape = match spec.layout {
+        card::Layout::Nhwc => [1, h, w, 3],
+        card::Layout::Nchw => [1, 3, h, w],
+    };
+    if let Some(dims) = &declared.dims {
+        let fits = dims.len() == 4
+            && dims
+                .iter()
+                .zip(shape)
+                .all(|(d, s)| d.is_none_or(|d| d == s));
+        if !fits {
+            return Err(format!(
+                "the card describes input shape {shape:?} ({:?} layout), the model declares {}",
+                spec.layout, declared.shown
+            ));
+        }
+    }
+    Ok(shape)
+}
+
 /// sha256 of a file, lower-case hex.
 pub fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
     use sha2::{Digest, Sha256};

@@ -11,10 +11,12 @@ use std::time::Instant;
 use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef};
 
-use super::card::{DType, Layout, LoadedCard};
+use super::card::{DType, LoadedCard};
 use super::post::Postprocess;
 use super::preprocess::Preprocessor;
-use super::{DetectError, Detection, Detector, ModelInfo, RgbView, StageTimes};
+use super::{
+    DeclaredInput, DetectError, Detection, Detector, ModelInfo, RgbView, StageTimes, check_input,
+};
 
 /// The ONNX Runtime environment of this process: loaded once, from one library.
 static ENVIRONMENT: OnceLock<Mutex<Option<(PathBuf, ort::environment::Environment)>>> =
@@ -115,50 +117,30 @@ impl OrtDetector {
             .map_err(|e| load_err(e.to_string()))?;
         let spec = &card.card.input;
         let inputs = session.inputs();
-        if inputs.len() != 1 {
-            return Err(mismatch(format!(
-                "the model has {} inputs; vigil feeds exactly one image",
-                inputs.len()
-            )));
-        }
-        let input = &inputs[0];
-        if input.name() != spec.name {
-            return Err(mismatch(format!(
-                "the card names input \"{}\" but the model's input is \"{}\"",
-                spec.name,
-                input.name()
-            )));
-        }
-        let (want, dt_name) = match spec.dtype {
-            DType::U8 => (TensorElementType::Uint8, "u8"),
-            DType::F32 => (TensorElementType::Float32, "f32"),
-        };
-        if let Some(t) = input.dtype().tensor_type()
-            && t != want
-        {
-            return Err(mismatch(format!(
-                "the card says {dt_name} input, the model takes {t:?}"
-            )));
-        }
-        let (w, h) = (spec.width as usize, spec.height as usize);
-        let shape: [usize; 4] = match spec.layout {
-            Layout::Nhwc => [1, h, w, 3],
-            Layout::Nchw => [1, 3, h, w],
-        };
-        if let Some(dims) = input.dtype().tensor_shape() {
-            let fits = dims.len() == 4
-                && dims
-                    .iter()
-                    .zip(shape)
-                    .all(|(&d, s)| d < 0 || d as usize == s);
-            if !fits {
-                return Err(mismatch(format!(
-                    "the card describes input shape {shape:?} ({:?} layout), the model declares {:?}",
-                    spec.layout,
-                    &dims[..]
-                )));
-            }
-        }
+        let first = inputs.first();
+        let shape = check_input(
+            spec,
+            &DeclaredInput {
+                count: inputs.len(),
+                name: first.map(|i| i.name().to_string()).unwrap_or_default(),
+                dtype: first.and_then(|i| i.dtype().tensor_type()).map(|t| {
+                    let ours = match t {
+                        TensorElementType::Uint8 => Some(DType::U8),
+                        TensorElementType::Float32 => Some(DType::F32),
+                        _ => None,
+                    };
+                    (ours, format!("{t:?}"))
+                }),
+                dims: first
+                    .and_then(|i| i.dtype().tensor_shape())
+                    .map(|dims| dims.iter().map(|&d| usize::try_from(d).ok()).collect()),
+                shown: first
+                    .and_then(|i| i.dtype().tensor_shape())
+                    .map(|dims| format!("{:?}", &dims[..]))
+                    .unwrap_or_default(),
+            },
+        )
+        .map_err(&mismatch)?;
         let mut shapes = Vec::new();
         for o in session.outputs() {
             let dims = o
@@ -175,12 +157,7 @@ impl OrtDetector {
             shapes.push(dims.iter().map(|d| *d as usize).collect::<Vec<_>>());
         }
         let post = Postprocess::new(&card.card, &card.labels, &shapes).map_err(&mismatch)?;
-        let info = ModelInfo {
-            name: card.card.name.clone(),
-            version: card.card.version.clone(),
-            labels: std::sync::Arc::new(card.labels.clone()),
-            score_threshold: card.card.score_threshold,
-        };
+        let info = ModelInfo::of(&card);
         let pre = Preprocessor::new(spec.clone());
         Ok(OrtDetector {
             info,

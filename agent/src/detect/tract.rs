@@ -1,16 +1,17 @@
 //! The tract backend: pure-Rust ONNX inference, the default and the one used on ARM boxes.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
 use tract_onnx::tract_hir::internal::DimLike;
 
-use super::card::{DType, Layout, LoadedCard};
+use super::card::{DType, LoadedCard};
 use super::post::Postprocess;
 use super::preprocess::Preprocessor;
-use super::{DetectError, Detection, Detector, ModelInfo, RgbView, StageTimes};
+use super::{
+    DeclaredInput, DetectError, Detection, Detector, ModelInfo, RgbView, StageTimes, check_input,
+};
 
 /// A loaded model ready to run on frames.
 pub struct TractDetector {
@@ -49,51 +50,37 @@ impl TractDetector {
         let mut model = tract_onnx::onnx().model_for_path(&path).map_err(load_err)?;
         let spec = &card.card.input;
         let inputs = model.input_outlets().map_err(load_err)?.to_vec();
-        if inputs.len() != 1 {
-            return Err(mismatch(format!(
-                "the model has {} inputs; vigil feeds exactly one image",
-                inputs.len()
-            )));
-        }
-        let input_name = model.node(inputs[0].node).name.clone();
-        if input_name != spec.name {
-            return Err(mismatch(format!(
-                "the card names input \"{}\" but the model's input is \"{input_name}\"",
-                spec.name
-            )));
-        }
-        let (dt, dt_name) = match spec.dtype {
-            DType::U8 => (u8::datum_type(), "u8"),
-            DType::F32 => (f32::datum_type(), "f32"),
-        };
-        let (w, h) = (spec.width as usize, spec.height as usize);
-        let shape: [usize; 4] = match spec.layout {
-            Layout::Nhwc => [1, h, w, 3],
-            Layout::Nchw => [1, 3, h, w],
-        };
         let declared = model.input_fact(0).map_err(load_err)?.clone();
-        if let Some(model_dt) = declared.datum_type.concretize()
-            && model_dt != dt
-        {
-            return Err(mismatch(format!(
-                "the card says {dt_name} input, the model takes {model_dt:?}"
-            )));
-        }
-        if let Some(dims) = declared.shape.concretize() {
-            let fixed: Vec<Option<usize>> = dims.iter().map(|d| d.to_usize().ok()).collect();
-            let fits = fixed.len() == 4
-                && fixed
-                    .iter()
-                    .zip(shape)
-                    .all(|(d, s)| d.is_none_or(|d| d == s));
-            if !fits {
-                return Err(mismatch(format!(
-                    "the card describes input shape {shape:?} ({:?} layout), the model declares {}",
-                    spec.layout,
-                    declared.format_dt_shape()
-                )));
-            }
-        }
+        let model_dt = declared.datum_type.concretize();
+        let shape = check_input(
+            spec,
+            &DeclaredInput {
+                count: inputs.len(),
+                name: inputs
+                    .first()
+                    .map(|o| model.node(o.node).name.clone())
+                    .unwrap_or_default(),
+                dtype: model_dt.map(|t| {
+                    let ours = [
+                        (u8::datum_type(), DType::U8),
+                        (f32::datum_type(), DType::F32),
+                    ]
+                    .into_iter()
+                    .find_map(|(d, ours)| (d == t).then_some(ours));
+                    (ours, format!("{t:?}"))
+                }),
+                dims: declared
+                    .shape
+                    .concretize()
+                    .map(|dims| dims.iter().map(|d| d.to_usize().ok()).collect()),
+                shown: declared.format_dt_shape(),
+            },
+        )
+        .map_err(&mismatch)?;
+        let dt = match spec.dtype {
+            DType::U8 => u8::datum_type(),
+            DType::F32 => f32::datum_type(),
+        };
         model
             .set_input_fact(
                 0,
@@ -106,13 +93,7 @@ impl TractDetector {
         let plan = typed.into_runnable().map_err(load_err)?;
         let state = plan.spawn().map_err(load_err)?;
 
-        let labels = Arc::new(card.labels.clone());
-        let info = ModelInfo {
-            name: card.card.name.clone(),
-            version: card.card.version.clone(),
-            labels,
-            score_threshold: card.card.score_threshold,
-        };
+        let info = ModelInfo::of(&card);
         let pre = Preprocessor::new(spec.clone());
         Ok(TractDetector {
             info,
