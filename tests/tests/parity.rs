@@ -8,9 +8,15 @@
 //!
 //! Both backends are compared: tract always, ONNX Runtime when the tests are built with the
 //! `ort` feature (`make test` does, with `ORT_DYLIB_PATH` pointing at the library from the
-//! onnxruntime wheel). The int8 SSD is compared on ONNX Runtime only: through tract its quantised
-//! outputs land one quantisation step (≈0.06 in score) away from ONNX Runtime's on most boxes,
-//! which the tolerance above does not allow.
+//! onnxruntime wheel).
+//!
+//! One exception, stated rather than hidden: the int8 SSD on tract. Its class logits leave the
+//! graph quantised (a `QuantizeLinear` with scale 0.3312 before the sigmoid) and its box codes
+//! too (scale 0.0913). Two runtimes that accumulate and requantise int8 in a different order land
+//! one step apart on many boxes: ONNX Runtime itself does, between its optimised (QLinearConv
+//! fusion) and unoptimised runs of this file. One step of the logit is up to 0.083 in score, more
+//! than 0.02, so for that pair the score must be within one logit step and the IoU ≥ 0.90 (one
+//! step of the box code on a small box). Everything else uses the tolerance above.
 
 use std::path::Path;
 
@@ -18,9 +24,80 @@ use vigil::detect::nms::iou;
 use vigil::detect::{self, Detection, RgbView};
 use vigil_tests::repo;
 
-const IOU_MIN: f32 = 0.95;
-const SCORE_TOL: f32 = 0.02;
+/// How close vigil's boxes must be to the reference's.
+#[derive(Clone, Copy)]
+struct Tolerance {
+    iou_min: f32,
+    score: ScoreTol,
+}
+
+#[derive(Clone, Copy)]
+enum ScoreTol {
+    /// |Δscore| ≤ this; extra boxes count from threshold + `EXTRA_MARGIN`.
+    Absolute(f32),
+    /// The scores' logits within one quantisation step `logit` of each other, after undoing
+    /// the scores' own quantisation (`output`, half a step each side); extra boxes count from
+    /// one logit step above the threshold.
+    LogitStep { logit: f32, output: f32 },
+}
+
 const EXTRA_MARGIN: f32 = 0.05;
+
+/// The tolerance the issue sets for every float model and for ONNX Runtime.
+const EXACT: Tolerance = Tolerance {
+    iou_min: 0.95,
+    score: ScoreTol::Absolute(0.02),
+};
+
+/// One quantisation step of the int8 SSD's outputs (see the module docs).
+const ONE_INT8_STEP: Tolerance = Tolerance {
+    iou_min: 0.90,
+    score: ScoreTol::LogitStep {
+        logit: 0.3312,
+        output: 1.0 / 256.0,
+    },
+};
+
+fn logit(p: f32) -> f32 {
+    let p = p.clamp(1e-6, 1.0 - 1e-6);
+    (p / (1.0 - p)).ln()
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+impl Tolerance {
+    fn scores_match(&self, got: f32, want: f32) -> bool {
+        match self.score {
+            ScoreTol::Absolute(d) => (got - want).abs() <= d,
+            ScoreTol::LogitStep {
+                logit: step,
+                output,
+            } => {
+                // d logit / dp = 1 / (p (1 - p)): half an output step, seen in logit units.
+                let slack = |p: f32| 0.5 * output / (p * (1.0 - p)).max(1e-6);
+                (logit(got) - logit(want)).abs() <= step + slack(got) + slack(want)
+            }
+        }
+    }
+
+    /// Scores from here up must be in the reference (a box below may straddle the threshold).
+    fn extra_from(&self, threshold: f32) -> f32 {
+        match self.score {
+            ScoreTol::Absolute(_) => threshold + EXTRA_MARGIN,
+            ScoreTol::LogitStep { logit: step, .. } => sigmoid(logit(threshold) + step),
+        }
+    }
+
+    /// Scores from here up are reported, to tell "missing" from "just under".
+    fn look_from(&self, threshold: f32) -> f32 {
+        match self.score {
+            ScoreTol::Absolute(_) => threshold - EXTRA_MARGIN,
+            ScoreTol::LogitStep { logit: step, .. } => sigmoid(logit(threshold) - step),
+        }
+    }
+}
 
 struct Golden {
     class: u16,
@@ -44,7 +121,11 @@ fn goldens(doc: &serde_json::Value) -> Vec<Golden> {
 }
 
 /// Compare one card on every input it has goldens for; returns a list of mismatches.
-fn check_card(card: &str, engine: &detect::EngineOptions) -> anyhow::Result<(usize, Vec<String>)> {
+fn check_card(
+    card: &str,
+    engine: &detect::EngineOptions,
+    tol: Tolerance,
+) -> anyhow::Result<(usize, Vec<String>)> {
     let card_path = repo().join(card);
     let loaded = detect::card::load(&card_path)?;
     let threshold = loaded.card.score_threshold;
@@ -62,7 +143,7 @@ fn check_card(card: &str, engine: &detect::EngineOptions) -> anyhow::Result<(usi
     detect::verify_checksum(&loaded)?;
     let mut det = detect::build(loaded, engine)?;
     // See boxes slightly under the threshold too, to tell "missing" from "just under".
-    det.lower_thresholds(threshold - EXTRA_MARGIN);
+    det.lower_thresholds(tol.look_from(threshold));
     let mut problems = Vec::new();
     let mut compared = 0;
     let dir = repo().join("tests/goldens").join(&folder);
@@ -104,7 +185,7 @@ fn check_card(card: &str, engine: &detect::EngineOptions) -> anyhow::Result<(usi
                 .map(|(i, d)| (i, iou(d.bbox, g.bbox), d.score))
                 .max_by(|a, b| a.1.total_cmp(&b.1));
             match best {
-                Some((i, overlap, score)) if overlap >= IOU_MIN && (score - g.score).abs() <= SCORE_TOL => used[i] = true,
+                Some((i, overlap, score)) if overlap >= tol.iou_min && tol.scores_match(score, g.score) => used[i] = true,
                 Some((_, overlap, score)) => problems.push(format!(
                     "{name}: golden class {} score {:.4} {:?}: best match IoU {overlap:.4}, score {score:.4}",
                     g.class, g.score, g.bbox
@@ -113,7 +194,7 @@ fn check_card(card: &str, engine: &detect::EngineOptions) -> anyhow::Result<(usi
             }
         }
         for (i, d) in got.iter().enumerate() {
-            if !used[i] && d.score >= threshold + EXTRA_MARGIN {
+            if !used[i] && d.score >= tol.extra_from(threshold) {
                 problems.push(format!(
                     "{name}: extra box class {} score {:.4} {:?}",
                     d.class, d.score, d.bbox
@@ -127,8 +208,8 @@ fn check_card(card: &str, engine: &detect::EngineOptions) -> anyhow::Result<(usi
     Ok((compared, problems))
 }
 
-fn assert_parity(card: &str, engine: &detect::EngineOptions) -> anyhow::Result<()> {
-    let (n, problems) = check_card(card, engine)?;
+fn assert_parity(card: &str, engine: &detect::EngineOptions, tol: Tolerance) -> anyhow::Result<()> {
+    let (n, problems) = check_card(card, engine, tol)?;
     let backend = format!("{:?}", engine.backend);
     assert!(
         problems.is_empty(),
@@ -150,12 +231,21 @@ fn tract() -> detect::EngineOptions {
 
 #[test]
 fn tract_ssd_float_matches_the_reference() -> anyhow::Result<()> {
-    assert_parity("models/ssd_mobilenet_v2_coco/model.toml", &tract())
+    assert_parity("models/ssd_mobilenet_v2_coco/model.toml", &tract(), EXACT)
+}
+
+#[test]
+fn tract_ssd_int8_matches_the_reference_within_one_quantisation_step() -> anyhow::Result<()> {
+    assert_parity(
+        "models/ssd_mobilenet_v2_coco/model.int8.toml",
+        &tract(),
+        ONE_INT8_STEP,
+    )
 }
 
 #[test]
 fn tract_nanodet_matches_the_reference() -> anyhow::Result<()> {
-    assert_parity("models/nanodet_m_416/model.toml", &tract())
+    assert_parity("models/nanodet_m_416/model.toml", &tract(), EXACT)
 }
 
 /// ONNX Runtime, from `ORT_DYLIB_PATH` (set by `make test`).
@@ -171,19 +261,23 @@ fn ort() -> detect::EngineOptions {
 #[cfg(feature = "ort")]
 #[test]
 fn ort_ssd_float_matches_the_reference() -> anyhow::Result<()> {
-    assert_parity("models/ssd_mobilenet_v2_coco/model.toml", &ort())
+    assert_parity("models/ssd_mobilenet_v2_coco/model.toml", &ort(), EXACT)
 }
 
 #[cfg(feature = "ort")]
 #[test]
 fn ort_ssd_int8_matches_the_reference() -> anyhow::Result<()> {
-    assert_parity("models/ssd_mobilenet_v2_coco/model.int8.toml", &ort())
+    assert_parity(
+        "models/ssd_mobilenet_v2_coco/model.int8.toml",
+        &ort(),
+        EXACT,
+    )
 }
 
 #[cfg(feature = "ort")]
 #[test]
 fn ort_nanodet_matches_the_reference() -> anyhow::Result<()> {
-    assert_parity("models/nanodet_m_416/model.toml", &ort())
+    assert_parity("models/nanodet_m_416/model.toml", &ort(), EXACT)
 }
 
 #[cfg(feature = "ort")]
