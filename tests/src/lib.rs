@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 
+pub mod golden;
 pub use vigil::demo::{free_port, wait_for_port};
 
 /// The repository root.

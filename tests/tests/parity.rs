@@ -17,37 +17,16 @@
 //! fusion) and unoptimised runs of this file. One step of the logit is up to 0.083 in score, more
 //! than 0.02, so for that pair the score must be within one logit step and the IoU ≥ 0.90 (one
 //! step of the box code on a small box). Everything else uses the tolerance above.
+//!
+//! The fire/smoke card is opt-in (AGPL-3.0 weights, not in the repository): its tests are built
+//! with the `fire-model` feature, which `make test-fire` turns on after putting the ONNX file in
+//! place. Its decoder is also tested without the weights, on recorded outputs (decoders.rs).
 
 use std::path::Path;
 
-use vigil::detect::nms::iou;
 use vigil::detect::{self, Detection, RgbView};
+use vigil_tests::golden::{self, EXACT, ScoreTol, Tolerance};
 use vigil_tests::repo;
-
-/// How close vigil's boxes must be to the reference's.
-#[derive(Clone, Copy)]
-struct Tolerance {
-    iou_min: f32,
-    score: ScoreTol,
-}
-
-#[derive(Clone, Copy)]
-enum ScoreTol {
-    /// |Δscore| ≤ this; extra boxes count from threshold + `EXTRA_MARGIN`.
-    Absolute(f32),
-    /// The scores' logits within one quantisation step `logit` of each other, after undoing
-    /// the scores' own quantisation (`output`, half a step each side); extra boxes count from
-    /// one logit step above the threshold.
-    LogitStep { logit: f32, output: f32 },
-}
-
-const EXTRA_MARGIN: f32 = 0.05;
-
-/// The tolerance the issue sets for every float model and for ONNX Runtime.
-const EXACT: Tolerance = Tolerance {
-    iou_min: 0.95,
-    score: ScoreTol::Absolute(0.02),
-};
 
 /// One quantisation step of the int8 SSD's outputs (see the module docs).
 const ONE_INT8_STEP: Tolerance = Tolerance {
@@ -58,69 +37,8 @@ const ONE_INT8_STEP: Tolerance = Tolerance {
     },
 };
 
-fn logit(p: f32) -> f32 {
-    let p = p.clamp(1e-6, 1.0 - 1e-6);
-    (p / (1.0 - p)).ln()
-}
-
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
-}
-
-impl Tolerance {
-    fn scores_match(&self, got: f32, want: f32) -> bool {
-        match self.score {
-            ScoreTol::Absolute(d) => (got - want).abs() <= d,
-            ScoreTol::LogitStep {
-                logit: step,
-                output,
-            } => {
-                // d logit / dp = 1 / (p (1 - p)): half an output step, seen in logit units.
-                let slack = |p: f32| 0.5 * output / (p * (1.0 - p)).max(1e-6);
-                (logit(got) - logit(want)).abs() <= step + slack(got) + slack(want)
-            }
-        }
-    }
-
-    /// Scores from here up must be in the reference (a box below may straddle the threshold).
-    fn extra_from(&self, threshold: f32) -> f32 {
-        match self.score {
-            ScoreTol::Absolute(_) => threshold + EXTRA_MARGIN,
-            ScoreTol::LogitStep { logit: step, .. } => sigmoid(logit(threshold) + step),
-        }
-    }
-
-    /// Scores from here up are reported, to tell "missing" from "just under".
-    fn look_from(&self, threshold: f32) -> f32 {
-        match self.score {
-            ScoreTol::Absolute(_) => threshold - EXTRA_MARGIN,
-            ScoreTol::LogitStep { logit: step, .. } => sigmoid(logit(threshold) - step),
-        }
-    }
-}
-
-struct Golden {
-    class: u16,
-    score: f32,
-    bbox: [f32; 4],
-}
-
-fn goldens(doc: &serde_json::Value) -> Vec<Golden> {
-    doc["detections"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|d| Golden {
-                    class: d["class_id"].as_u64().unwrap_or(u64::MAX) as u16,
-                    score: d["score"].as_f64().unwrap_or(-1.0) as f32,
-                    bbox: [0, 1, 2, 3].map(|i| d["box"][i].as_f64().unwrap_or(-1.0) as f32),
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Compare one card on every input it has goldens for; returns a list of mismatches.
+/// Compare one card on every input it has goldens for; returns the number of golden boxes
+/// compared and every mismatch.
 fn check_card(
     card: &str,
     engine: &detect::EngineOptions,
@@ -129,37 +47,25 @@ fn check_card(
     let card_path = repo().join(card);
     let loaded = detect::card::load(&card_path)?;
     let threshold = loaded.card.score_threshold;
-    let folder = card_path
-        .parent()
-        .and_then(Path::file_name)
-        .and_then(|n| n.to_str())
-        .unwrap_or_default()
-        .to_string();
-    let stem = card_path
-        .file_stem()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default()
-        .to_string();
+    let name_of =
+        |p: Option<&std::ffi::OsStr>| p.and_then(|n| n.to_str()).unwrap_or_default().to_string();
+    let folder = name_of(card_path.parent().and_then(Path::file_name));
+    let stem = name_of(card_path.file_stem());
     detect::verify_checksum(&loaded)?;
     let mut det = detect::build(loaded, engine)?;
     // See boxes slightly under the threshold too, to tell "missing" from "just under".
     det.lower_thresholds(tol.look_from(threshold));
     let mut problems = Vec::new();
     let mut compared = 0;
-    let dir = repo().join("tests/goldens").join(&folder);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)?
+    let mut files: Vec<_> = std::fs::read_dir(repo().join("tests/goldens").join(&folder))?
         .filter_map(Result::ok)
         .map(|e| e.path())
+        .filter(|f| name_of(f.file_name()).starts_with(&format!("{stem}--")))
         .collect();
     files.sort();
-    for file in files.iter().filter(|f| {
-        f.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with(&format!("{stem}--")))
-    }) {
-        let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(file)?)?;
-        let input = repo().join(doc["input"].as_str().unwrap_or_default());
-        let frames = vigil::cmd::detect::load_frames(&input, 1, 1)?;
+    for file in &files {
+        let want = golden::read(file)?;
+        let frames = vigil::cmd::detect::load_frames(&repo().join(&want.input), 1, 1)?;
         let f = &frames[0];
         let mut got: Vec<Detection> = Vec::new();
         det.detect(
@@ -170,37 +76,15 @@ fn check_card(
             },
             &mut got,
         )?;
-        let name = file
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
-        let want = goldens(&doc);
-        let mut used = vec![false; got.len()];
-        for g in &want {
-            compared += 1;
-            let best = got
-                .iter()
-                .enumerate()
-                .filter(|(i, d)| !used[*i] && d.class == g.class)
-                .map(|(i, d)| (i, iou(d.bbox, g.bbox), d.score))
-                .max_by(|a, b| a.1.total_cmp(&b.1));
-            match best {
-                Some((i, overlap, score)) if overlap >= tol.iou_min && tol.scores_match(score, g.score) => used[i] = true,
-                Some((_, overlap, score)) => problems.push(format!(
-                    "{name}: golden class {} score {:.4} {:?}: best match IoU {overlap:.4}, score {score:.4}",
-                    g.class, g.score, g.bbox
-                )),
-                None => problems.push(format!("{name}: golden class {} score {:.4} {:?} not found", g.class, g.score, g.bbox)),
-            }
-        }
-        for (i, d) in got.iter().enumerate() {
-            if !used[i] && d.score >= tol.extra_from(threshold) {
-                problems.push(format!(
-                    "{name}: extra box class {} score {:.4} {:?}",
-                    d.class, d.score, d.bbox
-                ));
-            }
-        }
+        compared += want.detections.len();
+        let name = name_of(file.file_name());
+        problems.extend(golden::compare(
+            &name,
+            &want.detections,
+            &got,
+            threshold,
+            tol,
+        ));
     }
     if compared == 0 {
         problems.push(format!("no goldens compared for {card}"));
@@ -297,4 +181,20 @@ fn a_missing_onnx_runtime_library_is_a_clear_error() -> anyhow::Result<()> {
         "ONNX Runtime library /nonexistent/libonnxruntime.so does not exist"
     );
     Ok(())
+}
+
+/// The opt-in fire/smoke card (`make test-fire`).
+#[cfg(feature = "fire-model")]
+const FIRE: &str = "models/fire_smoke_yolov8/model.toml";
+
+#[cfg(feature = "fire-model")]
+#[test]
+fn tract_fire_smoke_matches_the_reference() -> anyhow::Result<()> {
+    assert_parity(FIRE, &tract(), EXACT)
+}
+
+#[cfg(all(feature = "fire-model", feature = "ort"))]
+#[test]
+fn ort_fire_smoke_matches_the_reference() -> anyhow::Result<()> {
+    assert_parity(FIRE, &ort(), EXACT)
 }

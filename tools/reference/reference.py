@@ -7,6 +7,13 @@ tests/goldens/<card>/<input>.json with the detections at or above the card's thr
 Pre-processing matches vigil's on purpose (it is part of what is compared): bilinear resize with
 half-pixel centres in float32, rounding half away from zero, stretch or letterbox.
 
+It also records the raw output tensors of a few (card, input) pairs as .npy files under
+tests/fixtures/outputs/, for the decoders' unit tests on real outputs (see RECORD).
+
+The fire/smoke card is opt-in (its weights are AGPL-3.0 and not in the repository): it is run
+only when its ONNX file is present (models/convert/fire_smoke_yolov8.sh makes it), otherwise its
+committed goldens and recorded outputs are left as they are.
+
 Usage: python tools/reference/reference.py [--out tests/goldens]   (run by `make golden`)
 """
 import argparse
@@ -24,6 +31,14 @@ CARDS = [
     "models/ssd_mobilenet_v2_coco/model.toml",
     "models/ssd_mobilenet_v2_coco/model.int8.toml",
     "models/nanodet_m_416/model.toml",
+    "models/fire_smoke_yolov8/model.toml",
+]
+# (card, input) pairs whose raw outputs are recorded for the decoder tests; kept to a few
+# because the files are large (NanoDet's outputs are 1.7 MB per image).
+RECORD = [
+    ("models/ssd_mobilenet_v2_coco/model.toml", "tests/fixtures/plaza_t12.png"),
+    ("models/nanodet_m_416/model.toml", "tests/fixtures/plaza_t12.png"),
+    ("models/fire_smoke_yolov8/model.toml", "tests/fixtures/astronaut.png"),
 ]
 INPUTS = [
     "tests/fixtures/grace_hopper.png",
@@ -120,9 +135,35 @@ def decode(kind, outs, out_spec, iw, ih):
                 d = dist[cell]
                 box = [(cx[cell] - d[0]) / iw, (cy[cell] - d[1]) / ih, (cx[cell] + d[2]) / iw, (cy[cell] + d[3]) / ih]
                 cands.append((int(c), float(sc[cell, c]), box))
+    elif kind == "yolov8":
+        o = outs[0][0]  # [4 + C, N]
+        for c, a in zip(*np.nonzero(o[4:] >= 0.05)):
+            cx, cy, w, h = o[:4, a]
+            cands.append((int(c), float(o[4 + c, a]), xyxy(cx, cy, w, h, iw, ih)))
+    elif kind in ("yolov5", "yolox"):
+        o = outs[0][0]  # [N, 5 + C]
+        if kind == "yolox":
+            cells = []
+            for stride in out_spec.get("strides", [8, 16, 32]):
+                gw, gh = math.ceil(iw / stride), math.ceil(ih / stride)
+                cells += [(col, row, stride) for row in range(gh) for col in range(gw)]
+            g = np.array(cells, np.float32)
+            o = o.copy()
+            o[:, 0] = (o[:, 0] + g[:, 0]) * g[:, 2]
+            o[:, 1] = (o[:, 1] + g[:, 1]) * g[:, 2]
+            o[:, 2] = np.exp(o[:, 2]) * g[:, 2]
+            o[:, 3] = np.exp(o[:, 3]) * g[:, 2]
+        scores = o[:, 4:5] * o[:, 5:]
+        for a, c in zip(*np.nonzero(scores >= 0.05)):
+            cx, cy, w, h = o[a, :4]
+            cands.append((int(c), float(scores[a, c]), xyxy(cx, cy, w, h, iw, ih)))
     else:
         raise SystemExit(f"decoder {kind} has no reference here")
     return cands
+
+
+def xyxy(cx, cy, w, h, iw, ih):
+    return [(cx - w / 2) / iw, (cy - h / 2) / ih, (cx + w / 2) / iw, (cy + h / 2) / ih]
 
 
 def iou(a, b):
@@ -136,6 +177,9 @@ def iou(a, b):
 def run(card_path, input_path, out_dir):
     card = tomllib.loads((ROOT / card_path).read_text())
     folder = (ROOT / card_path).parent
+    if not (folder / card["file"]).exists():
+        print(f"{card_path}: {card['file']} absent (opt-in model), goldens for it left as they are")
+        return
     labels = labels_of(folder / card["labels"])
     inp, out_spec = card["input"], card.get("output", {})
     default = card.get("score_threshold", 0.5)
@@ -146,6 +190,12 @@ def run(card_path, input_path, out_dir):
     opts.intra_op_num_threads = 1
     sess = ort.InferenceSession(str(folder / card["file"]), opts, providers=["CPUExecutionProvider"])
     outs = sess.run(None, {sess.get_inputs()[0].name: x})
+    if (card_path, input_path) in RECORD:
+        rec = ROOT / "tests/fixtures/outputs" / folder.name / (pathlib.Path(card_path).stem + "--" + pathlib.Path(input_path).stem)
+        rec.mkdir(parents=True, exist_ok=True)
+        for i, o in enumerate(outs):
+            np.save(rec / f"output{i}.npy", np.ascontiguousarray(o, dtype="<f4"))
+        print(f"{rec.relative_to(ROOT)}: {len(outs)} output(s) recorded")
     iw, ih = inp["width"], inp["height"]
     dets = []
     for c, s, b in decode(out_spec.get("decoder", "ssd"), outs, out_spec, iw, ih):
