@@ -11,7 +11,7 @@ use vigil::detect::card;
 use vigil::detect::nms::nms;
 use vigil::detect::post::Postprocess;
 use vigil::detect::preprocess::Preprocessor;
-use vigil::detect::{Detection, RgbView};
+use vigil::detect::{Detection, Detections, RgbView};
 
 fn repo() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
@@ -33,7 +33,7 @@ fn bench_card(c: &mut Criterion, name: &str, card_rel: &str, shapes: Vec<Vec<usi
     let post = Postprocess::new(&loaded.card, &loaded.labels, &shapes).expect("bind");
     let outputs = vigil::detect::synthetic::outputs(&shapes);
     let slices: Vec<&[f32]> = outputs.iter().map(Vec::as_slice).collect();
-    let mut out: Vec<Detection> = Vec::with_capacity(8192);
+    let mut out = Detections::new();
     c.bench_function(&format!("{name}/preprocess"), |b| {
         b.iter(|| {
             if pre.is_f32() {
@@ -80,11 +80,11 @@ fn benches(c: &mut Criterion) {
             }
         })
         .collect();
-    let mut work = base.clone();
+    let mut work = Detections::new();
     c.bench_function("nms/300", |b| {
         b.iter(|| {
             work.clear();
-            work.extend_from_slice(&base);
+            work.extend(base.iter().copied());
             nms(&mut work, 0.5, false, 100);
             black_box(work.len())
         })

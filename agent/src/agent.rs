@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{ConfigError, Diagnostics, Loaded};
-use crate::detect::{self, DetectError, Detection, Detector, LoadedCard, RgbView};
+use crate::detect::{self, DetectError, Detections, Detector, LoadedCard, RgbView};
 use crate::evidence;
 use crate::ingest::{self, IngestError, slot::FrameBoard};
 use crate::publish::payload::{self, Identity, IncidentContext, Inventory, SnapshotRef};
@@ -289,7 +289,7 @@ fn detect_loop(
 ) {
     let epoch = Instant::now();
     let mut cursor = board.len().saturating_sub(1);
-    let mut dets: Vec<Detection> = Vec::with_capacity(128);
+    let mut dets = Detections::new();
     let mut events: Vec<IncidentEvent> = Vec::new();
     let mut last_error: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use vigil::detect::card::{self, ResizeMode};
 use vigil::detect::post::Postprocess;
 use vigil::detect::preprocess::Preprocessor;
-use vigil::detect::{Detection, RgbView};
+use vigil::detect::{Detections, RgbView};
 
 struct Counting;
 
@@ -86,8 +86,8 @@ fn check(card_rel: &str, shapes: Vec<Vec<usize>>, letterbox: bool) {
         height: h,
         data: &data,
     };
-    let mut out: Vec<Detection> = Vec::with_capacity(4096);
-    let frame_once = |pre: &mut Preprocessor, out: &mut Vec<Detection>| {
+    let mut out = Detections::new();
+    let frame_once = |pre: &mut Preprocessor, out: &mut Detections| {
         if pre.is_f32() {
             std::hint::black_box(pre.f32_tensor(view));
         } else {
@@ -147,7 +147,7 @@ fn report_the_inference_engines_allocations() {
         height: h,
         data: &data,
     };
-    let mut out = Vec::with_capacity(4096);
+    let mut out = Detections::new();
     det.detect(view, &mut out).expect("warm-up");
     let n = count(|| {
         for _ in 0..10 {

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use vigil::detect::post::Postprocess;
 use vigil::detect::preprocess::Preprocessor;
-use vigil::detect::{Detection, RgbView, card};
+use vigil::detect::{Detections, RgbView, card};
 use vigil_tests::golden::{self, EXACT};
 use vigil_tests::{TempDir, repo};
 
@@ -92,7 +92,7 @@ fn check(card_rel: &str, input: &str) -> anyhow::Result<()> {
         pre.u8_tensor(view);
     }
     let slices: Vec<&[f32]> = outputs.iter().map(|o| o.data.as_slice()).collect();
-    let mut got: Vec<Detection> = Vec::new();
+    let mut got = Detections::new();
     post.run(&pre, &slices, &mut got);
     assert!(
         !want.detections.is_empty(),

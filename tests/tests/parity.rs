@@ -24,7 +24,7 @@
 
 use std::path::Path;
 
-use vigil::detect::{self, Detection, RgbView};
+use vigil::detect::{self, Detections, RgbView};
 use vigil_tests::golden::{self, EXACT, ScoreTol, Tolerance};
 use vigil_tests::repo;
 
@@ -67,7 +67,7 @@ fn check_card(
         let want = golden::read(file)?;
         let frames = vigil::cmd::detect::load_frames(&repo().join(&want.input), 1, 1)?;
         let f = &frames[0];
-        let mut got: Vec<Detection> = Vec::new();
+        let mut got = Detections::new();
         det.detect(
             RgbView {
                 width: f.width,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::detect::{Detection, RgbView, StageTimes};
+use crate::detect::{Detections, RgbView, StageTimes};
 
 /// Arguments of `vigil bench`.
 #[derive(Debug, clap::Args)]
@@ -65,7 +65,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let decode_per_frame = decode_start.elapsed() / frames.len().max(1) as u32;
     anyhow::ensure!(!frames.is_empty(), "no frames in {}", args.input.display());
 
-    let mut out: Vec<Detection> = Vec::with_capacity(128);
+    let mut out = Detections::new();
     let mut times: Vec<StageTimes> = Vec::new();
     let mut totals = Vec::new();
     let run_start = Instant::now();

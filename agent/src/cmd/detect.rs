@@ -10,7 +10,7 @@ use std::io::Write as _;
 use anyhow::Context;
 use serde_json::json;
 
-use crate::detect::{Detection, RgbView};
+use crate::detect::{Detections, RgbView};
 use crate::evidence;
 use crate::ingest::slot::Frame;
 
@@ -91,7 +91,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let frames = load_frames(&args.input, args.every, args.frames)?;
     let labels = std::sync::Arc::clone(&detector.info().labels);
     let mut all = Vec::new();
-    let mut dets: Vec<Detection> = Vec::new();
+    let mut dets = Detections::new();
     for (i, f) in frames.iter().enumerate() {
         let view = RgbView {
             width: f.width,
@@ -106,7 +106,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             std::fs::write(out, &jpeg.bytes)
                 .with_context(|| format!("cannot write {}", out.display()))?;
         }
-        all.push((f.width, f.height, dets.clone()));
+        all.push((f.width, f.height, dets.to_vec()));
     }
     let info = detector.info();
     let mut text = String::new();

@@ -5,8 +5,8 @@
 //! does not fit the model is refused at load, and decoding a frame only indexes slices.
 //! Outputs are matched by shape, never by name.
 
-use super::Detection;
 use super::card::{DecoderKind, OutputSpec};
+use super::{Detection, Detections};
 
 /// A decoder bound to a model's outputs.
 #[derive(Debug, Clone, PartialEq)]
@@ -204,15 +204,18 @@ impl Decoder {
         outputs: &[&[f32]],
         input: InputSize,
         threshold: &dyn Fn(usize) -> Option<f32>,
-        out: &mut Vec<Detection>,
+        out: &mut Detections,
     ) {
         let (iw, ih) = (input.width as f32, input.height as f32);
         let mut push = |class: usize, score: f32, b: [f32; 4]| {
-            out.push(Detection {
-                class: class as u16,
-                score,
-                bbox: b,
-            });
+            super::offer(
+                out,
+                Detection {
+                    class: class as u16,
+                    score,
+                    bbox: b,
+                },
+            );
         };
         match self {
             Decoder::Ssd {
@@ -368,9 +371,9 @@ mod tests {
     const ALL: &dyn Fn(usize) -> Option<f32> = &|_| Some(0.5);
 
     fn run(d: &Decoder, outs: &[&[f32]], input: InputSize) -> Vec<Detection> {
-        let mut v = Vec::new();
+        let mut v = Detections::new();
         d.decode(outs, input, ALL, &mut v);
-        v
+        v.to_vec()
     }
 
     #[test]

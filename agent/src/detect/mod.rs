@@ -30,6 +30,30 @@ pub struct Detection {
     pub bbox: [f32; 4],
 }
 
+/// Most candidate boxes one frame may produce before NMS. Past this, a new candidate replaces
+/// the weakest one when it scores higher (so the best boxes always survive), and memory per
+/// frame stays fixed.
+pub const MAX_CANDIDATES: usize = 1024;
+
+/// A frame's detections: a fixed-capacity vector, allocated once with its detector's caller.
+pub type Detections = heapless::Vec<Detection, MAX_CANDIDATES>;
+
+/// Add `d` to `out`; when `out` is full, let it replace the weakest candidate if it scores
+/// higher. Returns whether the vector was full.
+pub fn offer(out: &mut Detections, d: Detection) -> bool {
+    match out.push(d) {
+        Ok(()) => false,
+        Err(d) => {
+            if let Some(weakest) = out.iter_mut().min_by(|a, b| a.score.total_cmp(&b.score))
+                && weakest.score < d.score
+            {
+                *weakest = d;
+            }
+            true
+        }
+    }
+}
+
 /// A borrowed packed RGB image (no row padding).
 #[derive(Debug, Clone, Copy)]
 pub struct RgbView<'a> {
@@ -71,7 +95,7 @@ pub trait Detector: Send {
     fn info(&self) -> &ModelInfo;
 
     /// Detect objects in `frame`, replacing the contents of `out` (best first).
-    fn detect(&mut self, frame: RgbView<'_>, out: &mut Vec<Detection>) -> Result<(), DetectError> {
+    fn detect(&mut self, frame: RgbView<'_>, out: &mut Detections) -> Result<(), DetectError> {
         self.detect_timed(frame, out).map(|_| ())
     }
 
@@ -79,7 +103,7 @@ pub trait Detector: Send {
     fn detect_timed(
         &mut self,
         frame: RgbView<'_>,
-        out: &mut Vec<Detection>,
+        out: &mut Detections,
     ) -> Result<StageTimes, DetectError>;
 
     /// Lower every class threshold to at most `t` (to see weaker detections, e.g. for a zone
@@ -282,4 +306,37 @@ pub fn load(card_path: &std::path::Path) -> Result<Box<dyn Detector>, DetectErro
     let card = card::load(card_path)?;
     verify_checksum(&card)?;
     build(card, &EngineOptions::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(score: f32) -> Detection {
+        Detection {
+            class: 0,
+            score,
+            bbox: [0.0, 0.0, 1.0, 1.0],
+        }
+    }
+
+    #[test]
+    fn a_full_candidate_list_keeps_the_best_boxes() {
+        let mut out = Detections::new();
+        // Scores 0.0 .. 0.1023 fill it; the weakest is 0.0.
+        for i in 0..MAX_CANDIDATES {
+            assert!(!offer(&mut out, d(i as f32 / 10_000.0)));
+        }
+        assert!(offer(&mut out, d(0.9)), "full");
+        assert_eq!(out.len(), MAX_CANDIDATES);
+        assert!(out.iter().any(|x| x.score == 0.9));
+        assert!(
+            out.iter().all(|x| x.score != 0.0),
+            "the weakest was replaced"
+        );
+        // A candidate weaker than all of them changes nothing.
+        let before = out.clone();
+        assert!(offer(&mut out, d(-1.0)));
+        assert_eq!(out, before);
+    }
 }

@@ -1,6 +1,6 @@
 //! Non-maximum suppression: keep the best box of each cluster of overlapping boxes.
 
-use super::Detection;
+use super::Detections;
 
 /// Intersection over union of two `[x1, y1, x2, y2]` boxes.
 pub fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
@@ -15,7 +15,7 @@ pub fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
 /// Greedy NMS in place: sorts `dets` by score (best first, ties by class then position for a
 /// stable order), drops every box whose IoU with a kept box of the same class (or any class when
 /// `class_agnostic`) exceeds `iou_threshold`, and keeps at most `max` boxes.
-pub fn nms(dets: &mut Vec<Detection>, iou_threshold: f32, class_agnostic: bool, max: usize) {
+pub fn nms(dets: &mut Detections, iou_threshold: f32, class_agnostic: bool, max: usize) {
     // Unstable sort: no allocation; ties are broken on every field that can differ.
     dets.sort_unstable_by(|a, b| {
         b.score
@@ -46,6 +46,11 @@ pub fn nms(dets: &mut Vec<Detection>, iou_threshold: f32, class_agnostic: bool, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::Detection;
+
+    fn dv(items: &[Detection]) -> Detections {
+        items.iter().copied().collect()
+    }
 
     fn d(class: u16, score: f32, bbox: [f32; 4]) -> Detection {
         Detection { class, score, bbox }
@@ -60,32 +65,32 @@ mod tests {
 
     #[test]
     fn suppresses_per_class() {
-        let mut v = vec![
+        let mut v = dv(&[
             d(0, 0.6, [0.0, 0.0, 0.5, 0.5]),
             d(0, 0.9, [0.01, 0.0, 0.51, 0.5]),
             d(1, 0.7, [0.0, 0.0, 0.5, 0.5]),
             d(0, 0.8, [0.6, 0.6, 0.9, 0.9]),
-        ];
+        ]);
         nms(&mut v, 0.5, false, 10);
         assert_eq!(
             v,
-            vec![
+            dv(&[
                 d(0, 0.9, [0.01, 0.0, 0.51, 0.5]),
                 d(0, 0.8, [0.6, 0.6, 0.9, 0.9]),
                 d(1, 0.7, [0.0, 0.0, 0.5, 0.5])
-            ]
+            ])
         );
-        let mut v2 = vec![
+        let mut v2 = dv(&[
             d(0, 0.9, [0.0, 0.0, 0.5, 0.5]),
             d(1, 0.7, [0.0, 0.0, 0.5, 0.5]),
-        ];
+        ]);
         nms(&mut v2, 0.5, true, 10);
         assert_eq!(v2.len(), 1);
-        let mut v3 = vec![
+        let mut v3 = dv(&[
             d(0, 0.9, [0.0, 0.0, 0.1, 0.1]),
             d(0, 0.8, [0.5, 0.5, 0.6, 0.6]),
-        ];
+        ]);
         nms(&mut v3, 0.5, false, 1);
-        assert_eq!(v3, vec![d(0, 0.9, [0.0, 0.0, 0.1, 0.1])]);
+        assert_eq!(v3, dv(&[d(0, 0.9, [0.0, 0.0, 0.1, 0.1])]));
     }
 }

@@ -15,7 +15,7 @@ use super::card::{DType, LoadedCard};
 use super::post::Postprocess;
 use super::preprocess::Preprocessor;
 use super::{
-    DeclaredInput, DetectError, Detection, Detector, ModelInfo, RgbView, StageTimes, check_input,
+    DeclaredInput, DetectError, Detections, Detector, ModelInfo, RgbView, StageTimes, check_input,
 };
 
 /// The ONNX Runtime environment of this process: loaded once, from one library.
@@ -181,7 +181,7 @@ impl Detector for OrtDetector {
     fn detect_timed(
         &mut self,
         frame: RgbView<'_>,
-        out: &mut Vec<Detection>,
+        out: &mut Detections,
     ) -> Result<StageTimes, DetectError> {
         out.clear();
         let run_err = |e: ort::Error| DetectError::Run(e.to_string());

@@ -4,7 +4,7 @@
 use super::card::Card;
 use super::decode::{Decoder, InputSize};
 use super::preprocess::Preprocessor;
-use super::{DetectError, Detection, Labels, nms};
+use super::{DetectError, Detections, Labels, nms};
 
 /// Most outputs a model may have (NanoDet has six); outputs are gathered in a fixed array so
 /// that no frame allocates.
@@ -69,7 +69,7 @@ impl Postprocess {
     }
 
     /// Decode `outputs` (in model output order) into `out` in frame coordinates, best first.
-    pub fn run(&self, pre: &Preprocessor, outputs: &[&[f32]], out: &mut Vec<Detection>) {
+    pub fn run(&self, pre: &Preprocessor, outputs: &[&[f32]], out: &mut Detections) {
         out.clear();
         let th = |c: usize| self.threshold(c);
         self.decoder.decode(outputs, self.input, &th, out);
@@ -86,7 +86,7 @@ impl Postprocess {
         &self,
         pre: &Preprocessor,
         outputs: impl IntoIterator<Item = Result<&'a [f32], String>>,
-        out: &mut Vec<Detection>,
+        out: &mut Detections,
     ) -> Result<(), DetectError> {
         let mut slices: [&[f32]; MAX_OUTPUTS] = [&[]; MAX_OUTPUTS];
         let mut n = 0;

@@ -10,7 +10,7 @@ use super::card::{DType, LoadedCard};
 use super::post::Postprocess;
 use super::preprocess::Preprocessor;
 use super::{
-    DeclaredInput, DetectError, Detection, Detector, ModelInfo, RgbView, StageTimes, check_input,
+    DeclaredInput, DetectError, Detections, Detector, ModelInfo, RgbView, StageTimes, check_input,
 };
 
 /// A loaded model ready to run on frames.
@@ -139,7 +139,7 @@ impl Detector for TractDetector {
     fn detect_timed(
         &mut self,
         frame: RgbView<'_>,
-        out: &mut Vec<Detection>,
+        out: &mut Detections,
     ) -> Result<StageTimes, DetectError> {
         out.clear();
         let t0 = Instant::now();
