@@ -9,6 +9,7 @@
 //! without one.
 
 pub mod geometry;
+pub mod track;
 
 use std::time::{Duration, SystemTime};
 
