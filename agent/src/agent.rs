@@ -16,13 +16,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, watch};
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, Diagnostics, Loaded};
 use crate::detect::{self, DetectError, Detections, Detector, LoadedCard, RgbView};
 use crate::evidence;
 use crate::ingest::{self, IngestError, slot::FrameBoard};
 use crate::publish::payload::{self, Identity, IncidentContext, Inventory, SnapshotRef};
 use crate::publish::{self, Message, Outgoing, SessionConfig, SessionStats};
-use crate::rules::{CameraRules, EventState, IncidentEvent, ZoneRule};
+use crate::rules::{CameraRules, EventState, IncidentEvent, RuleSet, Scope};
 
 /// Why the agent cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -46,15 +47,15 @@ pub enum StartError {
     Runtime(String),
 }
 
-/// A config whose model cards were read and whose zones were resolved against the labels.
+/// A config whose model cards were read and whose rules were resolved against the labels.
 #[derive(Debug, Clone)]
 pub struct Plan {
     /// The validated config.
     pub loaded: Loaded,
     /// Card of each model, by model name.
     pub cards: HashMap<String, LoadedCard>,
-    /// Zone rules per camera (config order).
-    pub zones: Vec<Vec<ZoneRule>>,
+    /// Rules per camera (config order).
+    pub rules: Vec<RuleSet>,
 }
 
 impl Plan {
@@ -71,7 +72,7 @@ impl Plan {
             cards.insert(m.name.clone(), card);
         }
         let mut problems = Vec::new();
-        let mut zones = Vec::new();
+        let mut rules = Vec::new();
         for (ci, cam) in loaded.config.cameras.iter().enumerate() {
             let Some(card) = cards.get(&cam.model) else {
                 return Err(StartError::Runtime(format!(
@@ -79,34 +80,14 @@ impl Plan {
                     cam.id, cam.model
                 )));
             };
-            let mut rules = Vec::new();
-            for (zi, z) in cam.zones.iter().enumerate() {
-                let mut classes = Vec::new();
-                for (k, name) in z.classes.iter().enumerate() {
-                    match card.labels.id(name) {
-                        Some(id) => classes.push(id as u16),
-                        None => problems.push(loaded.diagnostic(
-                            &format!("cameras[{ci}].zones[{zi}].classes[{k}]"),
-                            format!(
-                                "model \"{}\" has no class \"{name}\" (its labels file {} lists e.g. {})",
-                                cam.model,
-                                card.card.labels.display(),
-                                card.labels.names().take(5).collect::<Vec<_>>().join(", ")
-                            ),
-                        )),
-                    }
-                }
-                rules.push(ZoneRule {
-                    name: z.name.clone(),
-                    polygon: z.polygon.clone(),
-                    classes,
-                    min_score: z.min_score.unwrap_or(card.card.score_threshold),
-                    quiet: Duration::from_secs_f64(z.quiet_s),
-                    update_min_interval: Duration::from_secs_f64(z.update_min_interval_s),
-                    heartbeat: Duration::from_secs_f64(z.heartbeat_s),
-                });
+            match crate::rules::resolve::resolve(cam, ci, card) {
+                Ok(set) => rules.push(set),
+                Err(found) => problems.extend(
+                    found
+                        .into_iter()
+                        .map(|(path, message)| loaded.diagnostic(&path, message)),
+                ),
             }
-            zones.push(rules);
         }
         if !problems.is_empty() {
             return Err(StartError::Config(ConfigError::Invalid(Diagnostics(
@@ -116,7 +97,7 @@ impl Plan {
         Ok(Plan {
             loaded,
             cards,
-            zones,
+            rules,
         })
     }
 
@@ -172,16 +153,16 @@ pub async fn run(
             name: m.name.clone(),
             source: e,
         })?;
-        // Zones may ask for weaker detections than the card's default.
-        let min_zone = config
+        // Rules may ask for weaker detections than the card's default.
+        let floor = config
             .cameras
             .iter()
-            .zip(&plan.zones)
+            .zip(&plan.rules)
             .filter(|(c, _)| c.model == m.name)
-            .flat_map(|(_, z)| z.iter().map(|z| z.min_score))
+            .map(|(_, r)| r.detector_floor)
             .fold(f32::INFINITY, f32::min);
-        if min_zone.is_finite() {
-            det.lower_thresholds(min_zone);
+        if floor.is_finite() {
+            det.lower_thresholds(floor);
         }
         tracing::info!(model = %m.name, load_ms = started.elapsed().as_millis() as u64, "model loaded");
         detectors.insert(m.name.clone(), det);
@@ -224,11 +205,11 @@ pub async fn run(
     let work: Vec<CameraWork> = config
         .cameras
         .iter()
-        .zip(plan.zones.iter())
-        .map(|(c, z)| CameraWork {
+        .zip(plan.rules.iter())
+        .map(|(c, r)| CameraWork {
             id: c.id.clone(),
             model: c.model.clone(),
-            rules: CameraRules::new(z.clone()),
+            rules: CameraRules::new(r.clone()),
         })
         .collect();
     let detect_thread = {
@@ -236,7 +217,10 @@ pub async fn run(
         let stop = Arc::clone(&stop);
         std::thread::Builder::new()
             .name("detect".into())
-            .spawn(move || detect_loop(&board, detectors, work, &identity, &tx, &stop))
+            .spawn(move || {
+                let clock = SystemClock::new();
+                detect_loop(&board, detectors, work, &identity, &tx, &stop, &clock)
+            })
             .map_err(|e| StartError::Runtime(format!("cannot start the inference thread: {e}")))?
     };
     let mut cameras = Vec::new();
@@ -286,8 +270,8 @@ fn detect_loop(
     identity: &Identity,
     tx: &mpsc::Sender<Outgoing>,
     stop: &AtomicBool,
+    clock: &dyn Clock,
 ) {
-    let epoch = Instant::now();
     let mut cursor = board.len().saturating_sub(1);
     let mut dets = Detections::new();
     let mut events: Vec<IncidentEvent> = Vec::new();
@@ -322,8 +306,14 @@ fn detect_loop(
             objects = dets.len(),
             "analysed"
         );
-        cam.rules
-            .evaluate(epoch.elapsed(), frame.captured, &dets, &mut events);
+        let aspect = f64::from(frame.width) / f64::from(frame.height.max(1));
+        cam.rules.evaluate(
+            clock.monotonic(),
+            frame.captured,
+            aspect,
+            &dets,
+            &mut events,
+        );
         for event in events.drain(..) {
             let out = outgoing(identity, cam, det.info(), &frame, event);
             if tx.blocking_send(out).is_err() {
@@ -341,18 +331,22 @@ fn outgoing(
     frame: &ingest::slot::Frame,
     event: IncidentEvent,
 ) -> Outgoing {
-    let zone = cam.rules.zones().nth(event.zone);
-    let zone_name = zone.map(|z| z.name.clone()).unwrap_or_default();
-    let snapshot = match (event.state, zone) {
-        (EventState::Open, Some(z)) => {
-            match evidence::annotate(
-                frame.width,
-                frame.height,
-                &frame.data,
-                &z.polygon,
-                &event.objects,
-                80,
-            ) {
+    let set = cam.rules.set();
+    let (zone, line) = match event.scope {
+        Scope::Zone(i) => (set.zones.get(i), None),
+        Scope::Line(i) => (None, set.lines.get(i)),
+        Scope::Camera => (None, None),
+    };
+    let (zone_name, line_name) = (zone.map(|z| z.name.clone()), line.map(|l| l.name.clone()));
+    let outline: Vec<[f64; 2]> = match (zone, line) {
+        (Some(z), _) => z.polygon.clone(),
+        (_, Some(l)) => vec![l.a, l.b],
+        _ => Vec::new(),
+    };
+    let snapshot = match event.state {
+        EventState::Open => {
+            let boxes: Vec<detect::Detection> = event.objects.iter().map(|o| o.det).collect();
+            match evidence::annotate(frame.width, frame.height, &frame.data, &outline, &boxes, 80) {
                 Ok(j) => Some(j),
                 Err(e) => {
                     tracing::warn!("cannot encode evidence: {e}");
@@ -372,7 +366,8 @@ fn outgoing(
     tracing::info!(
         incident = %event.id,
         state = event.state.as_str(),
-        zone = %zone_name,
+        zone = zone_name.as_deref().unwrap_or("-"),
+        line = line_name.as_deref().unwrap_or("-"),
         objects = event.objects.len(),
         "{} {}",
         event.kind.as_str(),
@@ -390,7 +385,8 @@ fn outgoing(
             let ctx = IncidentContext {
                 identity: &identity,
                 camera: &camera,
-                zone: &zone_name,
+                zone: zone_name.as_deref(),
+                line: line_name.as_deref(),
                 model_name: &model_name,
                 model_version: &model_version,
                 labels: &labels,

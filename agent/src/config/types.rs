@@ -4,7 +4,13 @@
 
 use std::path::PathBuf;
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+
+pub use crate::rules::Severity;
+pub use crate::rules::filter::ObjectFilter;
+pub use crate::rules::line::Direction;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -139,8 +145,18 @@ pub struct Camera {
     pub latency_ms: u32,
     /// Set to false to keep a camera in the file without pulling it. Default true.
     pub enabled: bool,
-    /// Zones watched for intrusion.
+    /// Zones: intrusion, loitering and crowding.
     pub zones: Vec<Zone>,
+    /// Tripwires: line crossing.
+    pub lines: Vec<Line>,
+    /// Polygons where no detection counts (posters, screens, trees).
+    pub masks: Vec<Mask>,
+    /// Limits per class (by label) for every rule of this camera.
+    pub filters: BTreeMap<String, ObjectFilter>,
+    /// Object tracking.
+    pub tracker: TrackerSettings,
+    /// Fire and smoke confirmation (cameras whose model maps classes to fire or smoke).
+    pub fire: FireSettings,
 }
 
 impl Default for Camera {
@@ -155,11 +171,18 @@ impl Default for Camera {
             latency_ms: 200,
             enabled: true,
             zones: Vec::new(),
+            lines: Vec::new(),
+            masks: Vec::new(),
+            filters: BTreeMap::new(),
+            tracker: TrackerSettings::default(),
+            fire: FireSettings::default(),
         }
     }
 }
 
-/// A polygon in normalised frame coordinates where listed classes raise `intrusion`.
+/// A polygon in normalised frame coordinates watched for tracked objects of the listed
+/// classes: `intrusion` when one stands in it, `loitering` when one stays `dwell_s`,
+/// `crowding` when `crowd_min_count` are in it for `crowd_for_s`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Zone {
@@ -179,6 +202,24 @@ pub struct Zone {
     pub update_min_interval_s: f64,
     /// Seconds between periodic `update`s of an open incident. Default 30.
     pub heartbeat_s: f64,
+    /// Raise `intrusion` (one incident per track that enters). Default true.
+    pub intrusion: bool,
+    /// Severity of `intrusion`. Default `"major"`.
+    pub severity: Severity,
+    /// Raise `loitering` when a track stays this many seconds. Default: off.
+    pub dwell_s: Option<f64>,
+    /// Severity of `loitering`. Default `"minor"`.
+    pub loitering_severity: Severity,
+    /// Raise `crowding` when at least this many tracked objects are inside. Default: off.
+    pub crowd_min_count: Option<u32>,
+    /// … for at least this many seconds. Default 10.
+    pub crowd_for_s: f64,
+    /// Severity of `crowding`. Default `"minor"`.
+    pub crowding_severity: Severity,
+    /// Seconds after a close before the same incident (rule, zone, track) may reopen. Default 0.
+    pub cooldown_s: f64,
+    /// Limits per class (by label) in this zone, on top of the camera's.
+    pub filters: BTreeMap<String, ObjectFilter>,
 }
 
 impl Default for Zone {
@@ -191,6 +232,146 @@ impl Default for Zone {
             quiet_s: 10.0,
             update_min_interval_s: 2.0,
             heartbeat_s: 30.0,
+            intrusion: true,
+            severity: Severity::Major,
+            dwell_s: None,
+            loitering_severity: Severity::Minor,
+            crowd_min_count: None,
+            crowd_for_s: 10.0,
+            crowding_severity: Severity::Minor,
+            cooldown_s: 0.0,
+            filters: BTreeMap::new(),
+        }
+    }
+}
+
+/// A tripwire: `line_crossing` when a tracked object's bottom-centre crosses the segment.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Line {
+    /// Line name, unique per camera; appears in incidents. Required.
+    pub name: String,
+    /// First point `[x, y]`, 0..=1. Required.
+    pub a: [f64; 2],
+    /// Second point `[x, y]`, 0..=1. Required.
+    pub b: [f64; 2],
+    /// `"a_to_b"`, `"b_to_a"` or `"both"` (default). Side a is on the left walking from a to b
+    /// (for a line drawn left to right: above it).
+    pub direction: Direction,
+    /// Labels that count. Required, not empty.
+    pub classes: Vec<String>,
+    /// Minimum detection score; default: the model card's `score_threshold`.
+    pub min_score: Option<f32>,
+    /// Severity. Default `"minor"`; `"major"` for a line into a restricted area.
+    pub severity: Severity,
+    /// Dead band around the line (fraction of the frame) inside which a wobbling object does
+    /// not change side. Default 0.01.
+    pub hysteresis: f64,
+    /// Seconds a crossing incident stays open (further crossings by the same track update it).
+    /// Default 5.
+    pub quiet_s: f64,
+    /// Seconds after a close before the same track may raise a crossing of this line again.
+    /// Default 0.
+    pub cooldown_s: f64,
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Line {
+            name: String::new(),
+            a: [0.0, 0.0],
+            b: [0.0, 0.0],
+            direction: Direction::Both,
+            classes: Vec::new(),
+            min_score: None,
+            severity: Severity::Minor,
+            hysteresis: 0.01,
+            quiet_s: 5.0,
+            cooldown_s: 0.0,
+        }
+    }
+}
+
+/// A polygon where no detection counts (by its bottom-centre).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Mask {
+    /// Optional name, for people.
+    pub name: String,
+    /// At least 3 points `[x, y]`, 0..=1. Required.
+    pub polygon: Vec<[f64; 2]>,
+}
+
+/// Object tracker settings.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrackerSettings {
+    /// Least IoU between a track's predicted box and a detection. Default 0.3.
+    pub iou_min: f32,
+    /// Farthest match by distance, in box heights, when boxes do not overlap enough (low frame
+    /// rates). Default 1.0.
+    pub max_distance: f32,
+    /// Frames a track must be matched before rules see it. Default 2.
+    pub min_hits: u32,
+    /// Seconds a lost track survives (occlusion). Default 2.
+    pub max_age_s: f64,
+    /// Detections from this score up (below the card's threshold) keep existing tracks alive
+    /// without starting new ones. Default: off.
+    pub low_score: Option<f32>,
+}
+
+impl Default for TrackerSettings {
+    fn default() -> Self {
+        TrackerSettings {
+            iou_min: 0.3,
+            max_distance: 1.0,
+            min_hits: 2,
+            max_age_s: 2.0,
+            low_score: None,
+        }
+    }
+}
+
+/// Fire and smoke confirmation: an incident opens when at least `min_hits` of the last
+/// `window_frames` analysed frames, within `window_s`, had a detection.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FireSettings {
+    /// K. Default 3.
+    pub min_hits: u32,
+    /// N, at most 64. Default 5.
+    pub window_frames: u32,
+    /// T in seconds. Default 10.
+    pub window_s: f64,
+    /// Count only hits overlapping the latest one. Default true.
+    pub same_region: bool,
+    /// Require the region not to shrink over the window. Default false.
+    pub growth: bool,
+    /// Minimum detection score; default: the model card's thresholds.
+    pub min_score: Option<f32>,
+    /// Seconds without a detection before the incident closes. Default 60.
+    pub quiet_s: f64,
+    /// Least seconds between change-driven updates. Default 2.
+    pub update_min_interval_s: f64,
+    /// Seconds between periodic updates. Default 30.
+    pub heartbeat_s: f64,
+    /// Severity. Default `"critical"`.
+    pub severity: Severity,
+}
+
+impl Default for FireSettings {
+    fn default() -> Self {
+        FireSettings {
+            min_hits: 3,
+            window_frames: 5,
+            window_s: 10.0,
+            same_region: true,
+            growth: false,
+            min_score: None,
+            quiet_s: 60.0,
+            update_min_interval_s: 2.0,
+            heartbeat_s: 30.0,
+            severity: Severity::Critical,
         }
     }
 }

@@ -16,6 +16,8 @@ const REQUIRED: &[(&str, &[&str])] = &[
     ("models[]", &["name", "card"]),
     ("cameras[]", &["id", "url", "model"]),
     ("cameras[].zones[]", &["name", "polygon", "classes"]),
+    ("cameras[].lines[]", &["name", "a", "b", "classes"]),
+    ("cameras[].masks[]", &["polygon"]),
 ];
 
 struct Checker<'a> {
@@ -30,6 +32,37 @@ impl Checker<'_> {
             path: path.to_string(),
             message: message.into(),
         });
+    }
+
+    fn positive(&mut self, path: &str, v: f64) {
+        if !(v.is_finite() && v > 0.0) {
+            self.err(path, format!("{v} must be a positive number of seconds"));
+        }
+    }
+
+    fn not_negative(&mut self, path: &str, v: f64) {
+        if !(v.is_finite() && v >= 0.0) {
+            self.err(
+                path,
+                format!("{v} must be zero or a positive number of seconds"),
+            );
+        }
+    }
+
+    fn score(&mut self, path: &str, v: Option<f32>) {
+        if let Some(s) = v
+            && !(s > 0.0 && s <= 1.0)
+        {
+            self.err(path, format!("{s} is outside (0, 1]"));
+        }
+    }
+
+    fn filters(&mut self, path: &str, filters: &std::collections::BTreeMap<String, ObjectFilter>) {
+        for (label, f) in filters {
+            for (field, message) in f.problems() {
+                self.err(&format!("{path}.{label}.{field}"), message);
+            }
+        }
     }
 
     fn require(&mut self, table: &str, keys: &[&str]) {
@@ -191,24 +224,125 @@ pub fn validate(config: &Config, spans: &Spans) -> Vec<Problem> {
                     "list at least one class, e.g. [\"person\"]",
                 );
             }
-            if let Some(s) = z.min_score
-                && !(s > 0.0 && s <= 1.0)
-            {
-                c.err(&format!("{zp}.min_score"), format!("{s} is outside (0, 1]"));
-            }
+            c.score(&format!("{zp}.min_score"), z.min_score);
             for (key, v) in [
                 ("quiet_s", z.quiet_s),
                 ("update_min_interval_s", z.update_min_interval_s),
                 ("heartbeat_s", z.heartbeat_s),
+                ("crowd_for_s", z.crowd_for_s),
             ] {
-                if !(v.is_finite() && v > 0.0) {
-                    c.err(
-                        &format!("{zp}.{key}"),
-                        format!("{v} must be a positive number of seconds"),
-                    );
-                }
+                c.positive(&format!("{zp}.{key}"), v);
+            }
+            if let Some(d) = z.dwell_s {
+                c.positive(&format!("{zp}.dwell_s"), d);
+            }
+            c.not_negative(&format!("{zp}.cooldown_s"), z.cooldown_s);
+            if z.crowd_min_count == Some(0) {
+                c.err(&format!("{zp}.crowd_min_count"), "must be at least 1");
+            }
+            if !z.intrusion && z.dwell_s.is_none() && z.crowd_min_count.is_none() {
+                c.err(
+                    &format!("{zp}.intrusion"),
+                    "the zone raises nothing: keep intrusion = true, or set dwell_s or crowd_min_count",
+                );
+            }
+            c.filters(&format!("{zp}.filters"), &z.filters);
+        }
+        let mut line_names = HashSet::new();
+        for (j, l) in cam.lines.iter().enumerate() {
+            let lp = format!("{p}.lines[{j}]");
+            if spans.contains(&format!("{lp}.name")) && l.name.trim().is_empty() {
+                c.err(&format!("{lp}.name"), "must not be empty");
+            } else if !l.name.is_empty() && !line_names.insert(l.name.as_str()) {
+                c.err(
+                    &format!("{lp}.name"),
+                    format!("line \"{}\" is defined twice on this camera", l.name),
+                );
+            }
+            if spans.contains(&format!("{lp}.a"))
+                && spans.contains(&format!("{lp}.b"))
+                && let Err(e) = geometry::check_line(l.a, l.b)
+            {
+                c.err(&format!("{lp}.b"), e);
+            }
+            if spans.contains(&format!("{lp}.classes")) && l.classes.is_empty() {
+                c.err(
+                    &format!("{lp}.classes"),
+                    "list at least one class, e.g. [\"person\"]",
+                );
+            }
+            c.score(&format!("{lp}.min_score"), l.min_score);
+            if !(l.hysteresis.is_finite() && (0.0..=0.2).contains(&l.hysteresis)) {
+                c.err(
+                    &format!("{lp}.hysteresis"),
+                    format!(
+                        "{} is outside 0 to 0.2 (a fraction of the frame)",
+                        l.hysteresis
+                    ),
+                );
+            }
+            c.positive(&format!("{lp}.quiet_s"), l.quiet_s);
+            c.not_negative(&format!("{lp}.cooldown_s"), l.cooldown_s);
+        }
+        for (j, m) in cam.masks.iter().enumerate() {
+            let mp = format!("{p}.masks[{j}].polygon");
+            if spans.contains(&mp)
+                && let Err(e) = geometry::check_polygon(&m.polygon)
+            {
+                c.err(&mp, e);
             }
         }
+        c.filters(&format!("{p}.filters"), &cam.filters);
+        let t = &cam.tracker;
+        if !(t.iou_min > 0.0 && t.iou_min <= 1.0) {
+            c.err(
+                &format!("{p}.tracker.iou_min"),
+                format!("{} is outside (0, 1]", t.iou_min),
+            );
+        }
+        if !(t.max_distance.is_finite() && t.max_distance >= 0.0) {
+            c.err(
+                &format!("{p}.tracker.max_distance"),
+                format!("{} must be zero or more box heights", t.max_distance),
+            );
+        }
+        if !(1..=100).contains(&t.min_hits) {
+            c.err(
+                &format!("{p}.tracker.min_hits"),
+                format!("{} is outside 1 to 100", t.min_hits),
+            );
+        }
+        c.positive(&format!("{p}.tracker.max_age_s"), t.max_age_s);
+        c.score(&format!("{p}.tracker.low_score"), t.low_score);
+        let f = &cam.fire;
+        if !(1..=crate::rules::fire::MAX_WINDOW_FRAMES).contains(&f.window_frames) {
+            c.err(
+                &format!("{p}.fire.window_frames"),
+                format!(
+                    "{} is outside 1 to {}",
+                    f.window_frames,
+                    crate::rules::fire::MAX_WINDOW_FRAMES
+                ),
+            );
+        }
+        if f.min_hits == 0 || f.min_hits > f.window_frames {
+            c.err(
+                &format!("{p}.fire.min_hits"),
+                format!(
+                    "{} must be between 1 and window_frames ({})",
+                    f.min_hits, f.window_frames
+                ),
+            );
+        }
+        for (key, v) in [
+            ("window_s", f.window_s),
+            ("quiet_s", f.quiet_s),
+            ("update_min_interval_s", f.update_min_interval_s),
+            ("heartbeat_s", f.heartbeat_s),
+        ] {
+            c.positive(&format!("{p}.fire.{key}"), v);
+        }
+        c.score(&format!("{p}.fire.min_score"), f.min_score);
     }
     if spans.contains("cameras") && config.cameras.is_empty() {
         c.err("cameras", "at least one camera is needed");
@@ -225,16 +359,20 @@ fn expand(pattern: &str, config: &Config) -> Vec<String> {
         "cameras[]" => (0..config.cameras.len())
             .map(|i| format!("cameras[{i}]"))
             .collect(),
-        "cameras[].zones[]" => config
-            .cameras
-            .iter()
-            .enumerate()
-            .flat_map(|(i, cam)| {
-                (0..cam.zones.len()).map(move |j| format!("cameras[{i}].zones[{j}]"))
-            })
-            .collect(),
+        "cameras[].zones[]" => per_camera(config, "zones", |c| c.zones.len()),
+        "cameras[].lines[]" => per_camera(config, "lines", |c| c.lines.len()),
+        "cameras[].masks[]" => per_camera(config, "masks", |c| c.masks.len()),
         other => vec![other.to_string()],
     }
+}
+
+fn per_camera(config: &Config, list: &str, len: impl Fn(&Camera) -> usize) -> Vec<String> {
+    config
+        .cameras
+        .iter()
+        .enumerate()
+        .flat_map(|(i, cam)| (0..len(cam)).map(move |j| format!("cameras[{i}].{list}[{j}]")))
+        .collect()
 }
 
 #[cfg(test)]
@@ -379,5 +517,52 @@ classes = ["person"]
             "{}",
             p[0]
         );
+    }
+
+    #[test]
+    fn lines_masks_filters_tracker_and_fire_are_checked_together() {
+        let src = format!(
+            "{GOOD}{}",
+            r#"dwell_s = -1
+crowd_min_count = 0
+
+[cameras.zones.filters.person]
+min_area = 2.0
+
+[[cameras.lines]]
+name = "gate"
+a = [0.1, 0.5]
+b = [0.1, 0.5]
+direction = "sideways"
+classes = []
+
+[[cameras.masks]]
+polygon = [[0.0, 0.0], [0.1, 0.0]]
+
+[cameras.tracker]
+min_hits = 0
+
+[cameras.fire]
+window_frames = 4
+min_hits = 5
+"#
+        );
+        let p = problems(&src);
+        let want = [
+            "cameras[0].lines[0].direction: unknown value \"sideways\"",
+            "cameras[0].zones[0].dwell_s: -1 must be a positive number of seconds",
+            "cameras[0].zones[0].crowd_min_count: must be at least 1",
+            "cameras[0].zones[0].filters.person.min_area: 2 is outside 0 to 1",
+            "cameras[0].lines[0].b: a and b are the same point",
+            "cameras[0].lines[0].classes: list at least one class",
+            "cameras[0].masks[0].polygon: a polygon needs at least 3 points",
+            "cameras[0].tracker.min_hits: 0 is outside 1 to 100",
+            "cameras[0].fire.min_hits: 5 must be between 1 and window_frames (4)",
+        ];
+        for w in want {
+            assert!(p.iter().any(|l| l.contains(w)), "missing {w:?} in {p:#?}");
+        }
+        assert_eq!(p.len(), want.len(), "{p:#?}");
+        assert!(p.iter().all(|l| l.starts_with("vigil.toml:")), "{p:#?}");
     }
 }

@@ -5,8 +5,8 @@ use std::time::SystemTime;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::detect::{Detection, Labels};
-use crate::rules::IncidentEvent;
+use crate::detect::Labels;
+use crate::rules::{IncidentEvent, Object};
 
 /// Incident payload schema id.
 pub const INCIDENT_SCHEMA: &str = "vigil.incident/1";
@@ -71,8 +71,10 @@ pub struct IncidentContext<'a> {
     pub identity: &'a Identity,
     /// Camera id.
     pub camera: &'a str,
-    /// Zone name.
-    pub zone: &'a str,
+    /// Zone name, for zone rules.
+    pub zone: Option<&'a str>,
+    /// Line name, for line crossing.
+    pub line: Option<&'a str>,
     /// Model name.
     pub model_name: &'a str,
     /// Model version.
@@ -86,13 +88,18 @@ fn round(v: f32, digits: i32) -> f64 {
     (f64::from(v) * m).round() / m
 }
 
-fn object_json(d: &Detection, labels: &Labels) -> serde_json::Value {
-    json!({
+fn object_json(o: &Object, labels: &Labels) -> serde_json::Value {
+    let d = &o.det;
+    let mut v = json!({
         "label": labels.name(d.class as usize).unwrap_or("unknown"),
         "class_id": d.class,
         "score": round(d.score, 3),
         "box": [round(d.bbox[0], 4), round(d.bbox[1], 4), round(d.bbox[2], 4), round(d.bbox[3], 4)],
-    })
+    });
+    if let (Some(t), Some(obj)) = (o.track, v.as_object_mut()) {
+        obj.insert("track_id".into(), json!(t));
+    }
+    v
 }
 
 /// The JSON of one incident event with sequence number `seq`.
@@ -110,16 +117,38 @@ pub fn incident(
         "district": ctx.identity.district,
         "camera": ctx.camera,
         "type": e.kind.as_str(),
-        "severity": e.kind.severity(),
+        "severity": e.severity.as_str(),
         "state": e.state.as_str(),
-        "zone": ctx.zone,
         "frame_time": rfc3339_ms(e.frame_time),
         "opened_at": rfc3339_ms(e.opened_at),
-        "objects": e.objects.iter().map(|d| object_json(d, ctx.labels)).collect::<Vec<_>>(),
+        "objects": e.objects.iter().map(|o| object_json(o, ctx.labels)).collect::<Vec<_>>(),
         "model": { "name": ctx.model_name, "version": ctx.model_version },
     });
-    if let (Some(s), Some(obj)) = (snapshot, v.as_object_mut()) {
-        obj.insert("snapshot".into(), json!(s));
+    if let Some(obj) = v.as_object_mut() {
+        let mut put = |k: &str, val: serde_json::Value| {
+            obj.insert(k.into(), val);
+        };
+        if let Some(z) = ctx.zone {
+            put("zone", json!(z));
+        }
+        if let Some(l) = ctx.line {
+            put("line", json!(l));
+        }
+        if let Some(t) = e.track {
+            put("track_id", json!(t));
+        }
+        if let Some(d) = e.facts.direction {
+            put("direction", json!(d));
+        }
+        if let Some(c) = e.facts.count {
+            put("count", json!(c));
+        }
+        if let Some(d) = e.facts.dwell {
+            put("dwell_s", json!((d.as_secs_f64() * 10.0).round() / 10.0));
+        }
+        if let Some(s) = snapshot {
+            put("snapshot", json!(s));
+        }
     }
     v
 }
@@ -186,7 +215,9 @@ pub fn status(identity: &Identity, state: DeviceState, inv: &Inventory) -> serde
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::{EventState, IncidentType};
+    use crate::detect::Detection;
+    use crate::rules::lifecycle::Facts;
+    use crate::rules::{EventState, IncidentType, Scope, Severity};
     use std::time::Duration;
 
     #[test]
@@ -199,21 +230,31 @@ mod tests {
         let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_000_000_123);
         let e = IncidentEvent {
             id: uuid::Uuid::now_v7(),
-            kind: IncidentType::Intrusion,
+            kind: IncidentType::LineCrossing,
             state: EventState::Open,
-            zone: 0,
-            objects: vec![Detection {
-                class: 0,
-                score: 0.87654,
-                bbox: [0.1, 0.2, 0.3, 0.456789],
+            severity: Severity::Major,
+            scope: Scope::Line(0),
+            track: Some(42),
+            objects: vec![Object {
+                track: Some(42),
+                det: Detection {
+                    class: 0,
+                    score: 0.87654,
+                    bbox: [0.1, 0.2, 0.3, 0.456789],
+                },
             }],
             frame_time: t,
             opened_at: t,
+            facts: Facts {
+                direction: Some("a_to_b"),
+                ..Facts::default()
+            },
         };
         let ctx = IncidentContext {
             identity: &id,
             camera: "plaza",
-            zone: "walkway",
+            zone: None,
+            line: Some("gate"),
             model_name: "ssd",
             model_version: "1",
             labels: &labels,
@@ -226,6 +267,13 @@ mod tests {
         assert_eq!(v["objects"][0]["label"], "person");
         assert_eq!(v["objects"][0]["score"], 0.877);
         assert_eq!(v["objects"][0]["box"][3], 0.4568);
+        assert_eq!(v["objects"][0]["track_id"], 42);
+        assert_eq!(v["type"], "line_crossing");
+        assert_eq!(v["severity"], "major");
+        assert_eq!(v["line"], "gate");
+        assert_eq!(v["direction"], "a_to_b");
+        assert_eq!(v["track_id"], 42);
+        assert!(v.get("zone").is_none() && v.get("count").is_none());
         assert_eq!(
             id.incident_topic("plaza"),
             "vigil/v1/q1/q1-box-001/incidents/plaza"

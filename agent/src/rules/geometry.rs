@@ -85,6 +85,34 @@ pub fn segments_cross(a: Point, b: Point, c: Point, d: Point) -> bool {
     o1 * o2 < 0.0 && o3 * o4 < 0.0
 }
 
+/// Signed distance of `p` from the infinite line through `a` and `b`: negative on side `a` (on
+/// the left when walking from `a` to `b` in image coordinates, y down: for a line drawn left to
+/// right, above it), positive on side `b`.
+pub fn side(a: Point, b: Point, p: Point) -> f64 {
+    let len = ((b[0] - a[0]).powi(2) + (b[1] - a[1]).powi(2)).sqrt();
+    if len == 0.0 {
+        return 0.0;
+    }
+    orient(a, b, p) / len
+}
+
+/// Check a tripwire: two distinct points inside the frame.
+pub fn check_line(a: Point, b: Point) -> Result<(), String> {
+    for (name, p) in [("a", a), ("b", b)] {
+        let inside = |v: f64| v.is_finite() && (0.0..=1.0).contains(&v);
+        if !(inside(p[0]) && inside(p[1])) {
+            return Err(format!(
+                "point {name} [{}, {}] is outside the frame; coordinates are fractions of width and height, 0 to 1",
+                p[0], p[1]
+            ));
+        }
+    }
+    if ((b[0] - a[0]).powi(2) + (b[1] - a[1]).powi(2)).sqrt() < 1e-3 {
+        return Err("a and b are the same point; a line needs two distinct points".into());
+    }
+    Ok(())
+}
+
 /// The point of a box `[x1, y1, x2, y2]` that stands for where an object is on the ground:
 /// the middle of its bottom edge.
 pub fn bottom_centre(b: [f32; 4]) -> Point {
@@ -158,6 +186,26 @@ mod tests {
             let mut rev = poly.clone();
             rev.reverse();
             prop_assert_eq!(contains(&poly, [px, py]), contains(&rev, [px, py]));
+        }
+
+        #[test]
+        fn side_flips_exactly_when_a_path_crosses_the_line(
+            a in (0.0f64..1.0, 0.0f64..1.0), b in (0.0f64..1.0, 0.0f64..1.0),
+            t in 0.05f64..0.95, off in 0.01f64..0.3,
+        ) {
+            let (a, b) = ([a.0, a.1], [b.0, b.1]);
+            prop_assume!(check_line(a, b).is_ok());
+            // A point on the segment, and two points `off` away on each side of it.
+            let len = ((b[0] - a[0]).powi(2) + (b[1] - a[1]).powi(2)).sqrt();
+            let n = [-(b[1] - a[1]) / len, (b[0] - a[0]) / len];
+            let m = [a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])];
+            let p = [m[0] - off * n[0], m[1] - off * n[1]];
+            let q = [m[0] + off * n[0], m[1] + off * n[1]];
+            prop_assert!((side(a, b, p) + off).abs() < 1e-9);
+            prop_assert!((side(a, b, q) - off).abs() < 1e-9);
+            prop_assert!(segments_cross(p, q, a, b));
+            // Swapping the ends swaps the sides.
+            prop_assert!((side(b, a, p) - off).abs() < 1e-9);
         }
 
         #[test]

@@ -1,28 +1,49 @@
 //! Rules: detections of one camera in, incident events out. Pure code: no IO, no clock reads;
-//! the caller passes the monotonic time of each analysed frame, so tests drive it with any
-//! timeline they like.
+//! the caller passes the monotonic time of each analysed frame (from a [`crate::clock::Clock`]),
+//! so tests drive it with any timeline they like.
 //!
-//! Today's rule is zone intrusion: a detection of a listed class, scoring at least the zone's
-//! minimum, whose box bottom-centre (where the object stands) lies inside the zone's polygon.
-//! One incident per (camera, zone): it opens on the first such detection, sends `update`s when
-//! its objects change (rate-bounded) and as a periodic heartbeat, and closes after a quiet period
-//! without one.
+//! Per frame: detections pass the camera's class filters and masks → the [`track::Tracker`]
+//! gives them stable ids → zone rules (intrusion, loitering, crowding), line rules (crossing)
+//! and the fire/smoke confirmation decide which incidents are active → the
+//! [`lifecycle::Lifecycle`] turns that into `open` / `update` / `close` events, one incident
+//! per (rule, zone or line, track) for object rules and per (rule, zone) for crowding and fire.
 
+pub mod filter;
+pub mod fire;
 pub mod geometry;
+pub mod lifecycle;
+pub mod line;
+pub mod resolve;
 pub mod track;
 
 use std::time::{Duration, SystemTime};
 
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::detect::Detection;
+use filter::ClassFilters;
+use fire::{FireRule, Window};
 use geometry::Point;
+use lifecycle::{Facts, Key, Lifecycle, Policy};
+use line::{LineRule, Sides};
+use track::{Tracker, TrackerConfig};
 
 /// Incident types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IncidentType {
-    /// An object of a watched class inside a zone.
+    /// A tracked object of a watched class inside a zone.
     Intrusion,
+    /// A tracked object crossed a line in a watched direction.
+    LineCrossing,
+    /// A tracked object stayed in a zone for at least its dwell time.
+    Loitering,
+    /// At least a number of objects in a zone for a while.
+    Crowding,
+    /// Confirmed fire.
+    Fire,
+    /// Confirmed smoke.
+    Smoke,
 }
 
 impl IncidentType {
@@ -30,15 +51,51 @@ impl IncidentType {
     pub fn as_str(self) -> &'static str {
         match self {
             IncidentType::Intrusion => "intrusion",
+            IncidentType::LineCrossing => "line_crossing",
+            IncidentType::Loitering => "loitering",
+            IncidentType::Crowding => "crowding",
+            IncidentType::Fire => "fire",
+            IncidentType::Smoke => "smoke",
         }
     }
+}
 
-    /// Default severity.
-    pub fn severity(self) -> &'static str {
+/// How urgent an incident is.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Fire and smoke.
+    Critical,
+    /// Intrusion, crossings into restricted areas.
+    #[default]
+    Major,
+    /// Loitering, crowding, ordinary crossings.
+    Minor,
+    /// For the record.
+    Info,
+}
+
+impl Severity {
+    /// Name used in payloads.
+    pub fn as_str(self) -> &'static str {
         match self {
-            IncidentType::Intrusion => "major",
+            Severity::Critical => "critical",
+            Severity::Major => "major",
+            Severity::Minor => "minor",
+            Severity::Info => "info",
         }
     }
+}
+
+/// Where an incident happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The whole view (fire, smoke).
+    Camera,
+    /// A zone, by index in the camera's zones.
+    Zone(usize),
+    /// A line, by index in the camera's lines.
+    Line(usize),
 }
 
 /// Lifecycle step of an incident.
@@ -63,6 +120,15 @@ impl EventState {
     }
 }
 
+/// A detection, with its track when it has one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Object {
+    /// Track id (none for fire and smoke, which are not tracked).
+    pub track: Option<u64>,
+    /// The detection on the frame.
+    pub det: Detection,
+}
+
 /// One incident event produced by the rules.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IncidentEvent {
@@ -72,18 +138,35 @@ pub struct IncidentEvent {
     pub kind: IncidentType,
     /// Lifecycle step.
     pub state: EventState,
-    /// Index of the zone in the camera's zone list.
-    pub zone: usize,
-    /// Objects in the zone on this frame (empty on close).
-    pub objects: Vec<Detection>,
+    /// How urgent.
+    pub severity: Severity,
+    /// Where.
+    pub scope: Scope,
+    /// The track, for per-object rules.
+    pub track: Option<u64>,
+    /// Objects involved on this frame (empty on close).
+    pub objects: Vec<Object>,
     /// Capture time of the frame that caused the event.
     pub frame_time: SystemTime,
     /// Capture time of the frame that opened the incident.
     pub opened_at: SystemTime,
+    /// Count, direction or dwell, by rule.
+    pub facts: Facts,
+}
+
+/// Crowding settings of a zone.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Crowding {
+    /// Least number of objects.
+    pub min_count: u32,
+    /// For at least this long.
+    pub hold: Duration,
+    /// Lifecycle.
+    pub policy: Policy,
 }
 
 /// A zone as the rules use it: class ids resolved, thresholds set.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ZoneRule {
     /// Zone name.
     pub name: String,
@@ -91,263 +174,290 @@ pub struct ZoneRule {
     pub polygon: Vec<Point>,
     /// Class ids that count.
     pub classes: Vec<u16>,
-    /// Minimum score.
+    /// Least score of the track's latest detection.
     pub min_score: f32,
-    /// Close after this long without a matching detection.
-    pub quiet: Duration,
-    /// Minimum time between change-driven updates.
-    pub update_min_interval: Duration,
-    /// Update at least this often while open.
-    pub heartbeat: Duration,
+    /// Per-class limits in this zone.
+    pub filters: ClassFilters,
+    /// Intrusion, if raised.
+    pub intrusion: Option<Policy>,
+    /// Loitering: dwell time and lifecycle, if raised.
+    pub loitering: Option<(Duration, Policy)>,
+    /// Crowding, if raised.
+    pub crowding: Option<Crowding>,
 }
 
-impl ZoneRule {
-    /// Whether detection `d` counts in this zone.
-    pub fn matches(&self, d: &Detection) -> bool {
-        self.classes.contains(&d.class)
-            && d.score >= self.min_score
-            && geometry::contains(&self.polygon, geometry::bottom_centre(d.bbox))
-    }
-}
-
-#[derive(Debug, Clone)]
-struct OpenIncident {
-    id: Uuid,
-    opened_at: SystemTime,
-    last_seen: Duration,
-    last_event: Duration,
-    reported_count: usize,
-    reported_best: f32,
+/// Every rule of one camera, resolved against its model's labels.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RuleSet {
+    /// Per-class limits for everything on this camera.
+    pub filters: ClassFilters,
+    /// Where nothing counts.
+    pub masks: Vec<Vec<Point>>,
+    /// Zones, in config order.
+    pub zones: Vec<ZoneRule>,
+    /// Lines, in config order.
+    pub lines: Vec<LineRule>,
+    /// Fire and smoke, when the model has such classes.
+    pub fire: Option<FireRule>,
+    /// Tracker settings.
+    pub tracker: TrackerConfig,
+    /// The weakest score any rule of this camera wants to see: the detector must report down
+    /// to it.
+    pub detector_floor: f32,
 }
 
 /// The rule state of one camera.
 #[derive(Debug, Clone)]
 pub struct CameraRules {
-    zones: Vec<(ZoneRule, Option<OpenIncident>)>,
+    set: RuleSet,
+    tracker: Tracker,
+    life: Lifecycle,
+    sides: Vec<Sides>,
+    /// (zone, track, entered at, last seen inside).
+    dwell: Vec<(usize, u64, Duration, Duration)>,
+    /// Per zone: since when the crowd has been large enough.
+    crowd_since: Vec<Option<Duration>>,
+    /// Per fire/smoke class kind (fire, smoke): its confirmation window.
+    windows: [Window; 2],
+    /// Scratch: the frame's detections after filters and masks.
+    kept: Vec<Detection>,
+    /// Scratch: objects of one rule on this frame.
+    objs: Vec<Object>,
 }
 
-/// A better score than this much over the last reported one counts as a change.
-const SCORE_STEP: f32 = 0.05;
+fn in_zone(z: &ZoneRule, o: &Object, aspect: f64) -> bool {
+    z.classes.contains(&o.det.class)
+        && o.det.score >= z.min_score
+        && z.filters.passes(&o.det, aspect)
+        && geometry::contains(&z.polygon, geometry::bottom_centre(o.det.bbox))
+}
 
 impl CameraRules {
-    /// Rules for one camera's zones.
-    pub fn new(zones: Vec<ZoneRule>) -> Self {
+    /// Rules for one camera.
+    pub fn new(set: RuleSet) -> Self {
         CameraRules {
-            zones: zones.into_iter().map(|z| (z, None)).collect(),
+            tracker: Tracker::new(set.tracker),
+            life: Lifecycle::default(),
+            sides: vec![Sides::default(); set.lines.len()],
+            dwell: Vec::new(),
+            crowd_since: vec![None; set.zones.len()],
+            windows: Default::default(),
+            kept: Vec::with_capacity(64),
+            objs: Vec::with_capacity(64),
+            set,
         }
+    }
+
+    /// The rules.
+    pub fn set(&self) -> &RuleSet {
+        &self.set
     }
 
     /// The zones, in config order.
     pub fn zones(&self) -> impl Iterator<Item = &ZoneRule> {
-        self.zones.iter().map(|(z, _)| z)
+        self.set.zones.iter()
     }
 
-    /// Evaluate one analysed frame taken at monotonic time `now` (capture time `frame_time`),
-    /// appending the resulting events to `out`.
+    /// The tracker (for its live tracks).
+    pub fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+
+    /// Incidents open now.
+    pub fn open_incidents(&self) -> usize {
+        self.life.open_count()
+    }
+
+    /// Evaluate one analysed frame taken at monotonic time `now` (capture time `frame_time`,
+    /// `aspect` = width / height in pixels), appending the resulting events to `out`.
     pub fn evaluate(
         &mut self,
         now: Duration,
         frame_time: SystemTime,
+        aspect: f64,
         dets: &[Detection],
         out: &mut Vec<IncidentEvent>,
     ) {
-        for (zi, (zone, open)) in self.zones.iter_mut().enumerate() {
-            let objects: Vec<Detection> =
-                dets.iter().filter(|d| zone.matches(d)).copied().collect();
-            let best = objects.iter().map(|d| d.score).fold(0.0f32, f32::max);
-            match open {
-                None if !objects.is_empty() => {
-                    let inc = OpenIncident {
-                        id: Uuid::now_v7(),
-                        opened_at: frame_time,
-                        last_seen: now,
-                        last_event: now,
-                        reported_count: objects.len(),
-                        reported_best: best,
-                    };
-                    out.push(IncidentEvent {
-                        id: inc.id,
+        let set = &self.set;
+        self.kept.clear();
+        self.kept.extend(
+            dets.iter()
+                .filter(|d| set.filters.passes(d, aspect) && !filter::masked(&set.masks, d))
+                .copied(),
+        );
+        self.tracker.update(now, &self.kept);
+        let visible = || {
+            self.tracker.visible().map(|t| Object {
+                track: Some(t.id),
+                det: Detection {
+                    class: t.class,
+                    score: t.score,
+                    bbox: t.bbox,
+                },
+            })
+        };
+
+        for (zi, z) in set.zones.iter().enumerate() {
+            self.objs.clear();
+            self.objs
+                .extend(visible().filter(|o| in_zone(z, o, aspect)));
+            for o in &self.objs {
+                let track = o.track;
+                if let Some(policy) = z.intrusion {
+                    let key = Key {
                         kind: IncidentType::Intrusion,
-                        state: EventState::Open,
-                        zone: zi,
-                        objects,
+                        scope: Scope::Zone(zi),
+                        track,
+                    };
+                    self.life.seen(
+                        key,
+                        policy,
+                        now,
                         frame_time,
-                        opened_at: frame_time,
-                    });
-                    *open = Some(inc);
+                        std::slice::from_ref(o),
+                        Facts::default(),
+                        out,
+                    );
                 }
-                None => {}
-                Some(inc) if !objects.is_empty() => {
-                    inc.last_seen = now;
-                    let since = now.saturating_sub(inc.last_event);
-                    let changed = objects.len() != inc.reported_count
-                        || best > inc.reported_best + SCORE_STEP;
-                    if (changed && since >= zone.update_min_interval) || since >= zone.heartbeat {
-                        inc.last_event = now;
-                        inc.reported_count = objects.len();
-                        inc.reported_best = best;
-                        out.push(IncidentEvent {
-                            id: inc.id,
-                            kind: IncidentType::Intrusion,
-                            state: EventState::Update,
-                            zone: zi,
-                            objects,
+                if let (Some((dwell, policy)), Some(id)) = (z.loitering, track) {
+                    let entered = match self.dwell.iter_mut().find(|e| e.0 == zi && e.1 == id) {
+                        Some(e) => {
+                            e.3 = now;
+                            e.2
+                        }
+                        None => {
+                            self.dwell.push((zi, id, now, now));
+                            now
+                        }
+                    };
+                    let stayed = now.saturating_sub(entered);
+                    if stayed >= dwell {
+                        let key = Key {
+                            kind: IncidentType::Loitering,
+                            scope: Scope::Zone(zi),
+                            track,
+                        };
+                        let facts = Facts {
+                            dwell: Some(stayed),
+                            ..Facts::default()
+                        };
+                        self.life.seen(
+                            key,
+                            policy,
+                            now,
                             frame_time,
-                            opened_at: inc.opened_at,
-                        });
+                            std::slice::from_ref(o),
+                            facts,
+                            out,
+                        );
                     }
                 }
-                Some(inc) if now.saturating_sub(inc.last_seen) >= zone.quiet => {
-                    out.push(IncidentEvent {
-                        id: inc.id,
-                        kind: IncidentType::Intrusion,
-                        state: EventState::Close,
-                        zone: zi,
-                        objects: Vec::new(),
-                        frame_time,
-                        opened_at: inc.opened_at,
-                    });
-                    *open = None;
+            }
+            if let Some(c) = z.crowding {
+                let n = self.objs.len() as u32;
+                if n >= c.min_count {
+                    let since = *self.crowd_since[zi].get_or_insert(now);
+                    if now.saturating_sub(since) >= c.hold {
+                        let key = Key {
+                            kind: IncidentType::Crowding,
+                            scope: Scope::Zone(zi),
+                            track: None,
+                        };
+                        let facts = Facts {
+                            count: Some(n),
+                            ..Facts::default()
+                        };
+                        self.life
+                            .seen(key, c.policy, now, frame_time, &self.objs, facts, out);
+                    }
+                } else {
+                    self.crowd_since[zi] = None;
                 }
-                Some(_) => {}
             }
         }
+        // A track out of a zone for longer than the quiet period starts its dwell afresh.
+        let zones = &set.zones;
+        self.dwell.retain(|e| {
+            let quiet = zones
+                .get(e.0)
+                .and_then(|z| z.loitering)
+                .map_or(Duration::ZERO, |(_, p)| p.quiet);
+            now.saturating_sub(e.3) <= quiet
+        });
+
+        for (li, l) in set.lines.iter().enumerate() {
+            for o in visible() {
+                let Some(id) = o.track else { continue };
+                if !l.classes.contains(&o.det.class) || o.det.score < l.min_score {
+                    continue;
+                }
+                let foot = geometry::bottom_centre(o.det.bbox);
+                if let Some(dir) = self.sides[li].step(l, id, foot) {
+                    let key = Key {
+                        kind: IncidentType::LineCrossing,
+                        scope: Scope::Line(li),
+                        track: Some(id),
+                    };
+                    let facts = Facts {
+                        direction: Some(dir),
+                        ..Facts::default()
+                    };
+                    self.life
+                        .seen(key, l.policy, now, frame_time, &[o], facts, out);
+                }
+            }
+            let tracks = self.tracker.tracks();
+            self.sides[li].retain(|id| tracks.iter().any(|t| t.id == id));
+        }
+
+        if let Some(rule) = &set.fire {
+            for (wi, kind) in [IncidentType::Fire, IncidentType::Smoke]
+                .into_iter()
+                .enumerate()
+            {
+                let of_kind = |d: &&Detection| {
+                    d.score >= rule.min_score
+                        && rule.classes.iter().any(|&(c, k)| c == d.class && k == kind)
+                };
+                if !rule.classes.iter().any(|&(_, k)| k == kind) {
+                    continue;
+                }
+                let best = self
+                    .kept
+                    .iter()
+                    .filter(of_kind)
+                    .filter(|d| d.score >= rule.min_score)
+                    .max_by(|a, b| a.score.total_cmp(&b.score));
+                let confirmed = self.windows[wi].push(rule, now, best);
+                let key = Key {
+                    kind,
+                    scope: Scope::Camera,
+                    track: None,
+                };
+                if confirmed || (best.is_some() && self.life.is_open(&key)) {
+                    self.objs.clear();
+                    self.objs.extend(
+                        self.kept
+                            .iter()
+                            .filter(of_kind)
+                            .map(|&det| Object { track: None, det }),
+                    );
+                    self.life.seen(
+                        key,
+                        rule.policy,
+                        now,
+                        frame_time,
+                        &self.objs,
+                        Facts::default(),
+                        out,
+                    );
+                }
+            }
+        }
+
+        self.life.sweep(now, frame_time, out);
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const PERSON: u16 = 0;
-    const CAR: u16 = 2;
-
-    fn zone() -> ZoneRule {
-        ZoneRule {
-            name: "lawn".into(),
-            polygon: vec![[0.0, 0.5], [1.0, 0.5], [1.0, 1.0], [0.0, 1.0]],
-            classes: vec![PERSON],
-            min_score: 0.5,
-            quiet: Duration::from_secs(10),
-            update_min_interval: Duration::from_secs(2),
-            heartbeat: Duration::from_secs(30),
-        }
-    }
-
-    fn det(class: u16, score: f32, bottom_y: f32) -> Detection {
-        Detection {
-            class,
-            score,
-            bbox: [0.4, bottom_y - 0.2, 0.5, bottom_y],
-        }
-    }
-
-    /// Drive the rules over `frames` (seconds, detections) and return the events' states.
-    fn run(
-        rules: &mut CameraRules,
-        frames: &[(f64, Vec<Detection>)],
-    ) -> Vec<(f64, EventState, usize)> {
-        let mut out = Vec::new();
-        let mut log = Vec::new();
-        for (t, dets) in frames {
-            rules.evaluate(
-                Duration::from_secs_f64(*t),
-                SystemTime::UNIX_EPOCH,
-                dets,
-                &mut out,
-            );
-            for e in out.drain(..) {
-                log.push((*t, e.state, e.objects.len()));
-            }
-        }
-        log
-    }
-
-    #[test]
-    fn opens_updates_on_change_and_closes_after_quiet() {
-        let mut r = CameraRules::new(vec![zone()]);
-        let p = det(PERSON, 0.8, 0.9);
-        let frames = vec![
-            (0.0, vec![p]),
-            (0.2, vec![p]),    // no change: nothing
-            (1.0, vec![p, p]), // change, but within update_min_interval: nothing
-            (2.2, vec![p, p]), // change still unreported and 2 s passed: update
-            (5.0, vec![]),
-            (12.1, vec![]), // 9.9 s after the last sighting at 2.2: still open
-            (12.3, vec![]), // 10.1 s: close
-            (13.0, vec![]),
-        ];
-        assert_eq!(
-            run(&mut r, &frames),
-            vec![
-                (0.0, EventState::Open, 1),
-                (2.2, EventState::Update, 2),
-                (12.3, EventState::Close, 0)
-            ]
-        );
-    }
-
-    #[test]
-    fn ignores_other_classes_low_scores_and_objects_outside() {
-        let mut r = CameraRules::new(vec![zone()]);
-        let frames = vec![
-            (0.0, vec![det(CAR, 0.9, 0.9)]),
-            (0.2, vec![det(PERSON, 0.4, 0.9)]),
-            (0.4, vec![det(PERSON, 0.9, 0.3)]),
-        ];
-        assert!(run(&mut r, &frames).is_empty());
-    }
-
-    #[test]
-    fn heartbeat_and_reopen_get_a_new_id() {
-        let mut r = CameraRules::new(vec![zone()]);
-        let p = det(PERSON, 0.8, 0.9);
-        let mut out = Vec::new();
-        for t in 0..=31 {
-            r.evaluate(
-                Duration::from_secs(t),
-                SystemTime::UNIX_EPOCH,
-                &[p],
-                &mut out,
-            );
-        }
-        let states: Vec<EventState> = out.iter().map(|e| e.state).collect();
-        assert_eq!(states, vec![EventState::Open, EventState::Update]);
-        assert_eq!(out[0].id, out[1].id);
-        let first = out[0].id;
-        out.clear();
-        r.evaluate(
-            Duration::from_secs(45),
-            SystemTime::UNIX_EPOCH,
-            &[],
-            &mut out,
-        );
-        r.evaluate(
-            Duration::from_secs(46),
-            SystemTime::UNIX_EPOCH,
-            &[p],
-            &mut out,
-        );
-        assert_eq!(out.len(), 2);
-        assert_eq!((out[0].state, out[0].id), (EventState::Close, first));
-        assert_eq!(out[1].state, EventState::Open);
-        assert_ne!(out[1].id, first);
-    }
-
-    #[test]
-    fn zones_are_independent() {
-        let mut upper = zone();
-        upper.name = "path".into();
-        upper.polygon = vec![[0.0, 0.0], [1.0, 0.0], [1.0, 0.5], [0.0, 0.5]];
-        let mut r = CameraRules::new(vec![zone(), upper]);
-        let mut out = Vec::new();
-        r.evaluate(
-            Duration::ZERO,
-            SystemTime::UNIX_EPOCH,
-            &[det(PERSON, 0.9, 0.3)],
-            &mut out,
-        );
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].zone, 1);
-    }
-}
+mod tests;

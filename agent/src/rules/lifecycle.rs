@@ -1,0 +1,174 @@
+//! The incident lifecycle shared by every rule: `open` → `update` (on change, rate-bounded, and
+//! as a heartbeat) → `close` after a quiet period, de-duplicated by key, with a cooldown before
+//! the same key may reopen. Fire and smoke policies have no cooldown: nothing here ever delays
+//! their `open`.
+//!
+//! Rules report, each frame, which keys are active and with which objects ([`Lifecycle::seen`]);
+//! [`Lifecycle::sweep`] then closes what went quiet. Pure: time is passed in.
+
+use std::time::{Duration, SystemTime};
+
+use uuid::Uuid;
+
+use super::{EventState, IncidentEvent, IncidentType, Object, Scope, Severity};
+
+/// What makes an incident one: its rule, where, and (for object rules) which track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    /// The rule.
+    pub kind: IncidentType,
+    /// Zone, line or whole camera.
+    pub scope: Scope,
+    /// Track, for per-object rules.
+    pub track: Option<u64>,
+}
+
+/// Timing and severity of one rule's incidents.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Policy {
+    /// Severity of its events.
+    pub severity: Severity,
+    /// Close after this long without the key being active.
+    pub quiet: Duration,
+    /// Least time between change-driven updates.
+    pub update_min_interval: Duration,
+    /// Longest time between updates while active.
+    pub heartbeat: Duration,
+    /// After a close, the same key may not reopen for this long (zero for fire and smoke).
+    pub cooldown: Duration,
+}
+
+/// Extra facts of one frame's activation.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Facts {
+    /// Objects counted (crowding).
+    pub count: Option<u32>,
+    /// Crossing direction (line crossing): `"a_to_b"` or `"b_to_a"`.
+    pub direction: Option<&'static str>,
+    /// How long the object has been in the zone (loitering).
+    pub dwell: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+struct Open {
+    key: Key,
+    policy: Policy,
+    id: Uuid,
+    opened_at: SystemTime,
+    last_seen: Duration,
+    last_event: Duration,
+    reported_count: usize,
+    reported_best: f32,
+    reported_facts: Facts,
+}
+
+/// A better score than this much over the last reported one counts as a change.
+const SCORE_STEP: f32 = 0.05;
+
+/// The open incidents and cooldowns of one camera.
+#[derive(Debug, Clone, Default)]
+pub struct Lifecycle {
+    open: Vec<Open>,
+    cooldown: Vec<(Key, Duration)>,
+}
+
+impl Lifecycle {
+    /// Whether `key` has an open incident.
+    pub fn is_open(&self, key: &Key) -> bool {
+        self.open.iter().any(|o| o.key == *key)
+    }
+
+    /// Number of open incidents.
+    pub fn open_count(&self) -> usize {
+        self.open.len()
+    }
+
+    /// `key` is active on the frame at `now` with `objects`: open it (unless cooling down),
+    /// or update it when its objects changed (rate-bounded) or the heartbeat is due.
+    #[allow(clippy::too_many_arguments)]
+    pub fn seen(
+        &mut self,
+        key: Key,
+        policy: Policy,
+        now: Duration,
+        frame_time: SystemTime,
+        objects: &[Object],
+        facts: Facts,
+        out: &mut Vec<IncidentEvent>,
+    ) {
+        let best = objects.iter().map(|o| o.det.score).fold(0.0f32, f32::max);
+        let event = |state, id, opened_at| IncidentEvent {
+            id,
+            kind: key.kind,
+            state,
+            severity: policy.severity,
+            scope: key.scope,
+            track: key.track,
+            objects: objects.to_vec(),
+            frame_time,
+            opened_at,
+            facts,
+        };
+        if let Some(o) = self.open.iter_mut().find(|o| o.key == key) {
+            o.last_seen = now;
+            let since = now.saturating_sub(o.last_event);
+            let changed = objects.len() != o.reported_count
+                || best > o.reported_best + SCORE_STEP
+                || facts.count != o.reported_facts.count
+                || (facts.direction.is_some() && facts.direction != o.reported_facts.direction);
+            if (changed && since >= policy.update_min_interval) || since >= policy.heartbeat {
+                o.last_event = now;
+                o.reported_count = objects.len();
+                o.reported_best = best;
+                o.reported_facts = facts;
+                out.push(event(EventState::Update, o.id, o.opened_at));
+            }
+            return;
+        }
+        self.cooldown.retain(|(_, until)| *until > now);
+        if self.cooldown.iter().any(|(k, _)| *k == key) {
+            return;
+        }
+        let id = Uuid::now_v7();
+        self.open.push(Open {
+            key,
+            policy,
+            id,
+            opened_at: frame_time,
+            last_seen: now,
+            last_event: now,
+            reported_count: objects.len(),
+            reported_best: best,
+            reported_facts: facts,
+        });
+        out.push(event(EventState::Open, id, frame_time));
+    }
+
+    /// Close every incident not seen for its quiet period.
+    pub fn sweep(&mut self, now: Duration, frame_time: SystemTime, out: &mut Vec<IncidentEvent>) {
+        let mut i = 0;
+        while i < self.open.len() {
+            let o = &self.open[i];
+            if now.saturating_sub(o.last_seen) >= o.policy.quiet {
+                let o = self.open.swap_remove(i);
+                out.push(IncidentEvent {
+                    id: o.id,
+                    kind: o.key.kind,
+                    state: EventState::Close,
+                    severity: o.policy.severity,
+                    scope: o.key.scope,
+                    track: o.key.track,
+                    objects: Vec::new(),
+                    frame_time,
+                    opened_at: o.opened_at,
+                    facts: Facts::default(),
+                });
+                if !o.policy.cooldown.is_zero() {
+                    self.cooldown.push((o.key, now + o.policy.cooldown));
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+}
