@@ -19,11 +19,11 @@ use tokio::sync::{mpsc, watch};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, Diagnostics, Loaded};
 use crate::detect::{self, DetectError, Detections, Detector, LoadedCard, RgbView};
-use crate::evidence;
+use crate::evidence::EvidenceSettings;
 use crate::ingest::{self, IngestError, slot::FrameBoard};
 use crate::publish::payload::{self, Identity, IncidentContext, Inventory, SnapshotRef};
 use crate::publish::{self, Message, Outgoing, SessionConfig, SessionStats};
-use crate::rules::{CameraRules, EventState, IncidentEvent, RuleSet, Scope};
+use crate::rules::{CameraRules, IncidentEvent, RuleSet};
 
 /// Why the agent cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -215,11 +215,18 @@ pub async fn run(
     let detect_thread = {
         let board = Arc::clone(&board);
         let stop = Arc::clone(&stop);
+        let evidence = config.evidence;
         std::thread::Builder::new()
             .name("detect".into())
             .spawn(move || {
-                let clock = SystemClock::new();
-                detect_loop(&board, detectors, work, &identity, &tx, &stop, &clock)
+                let ctx = LoopContext {
+                    identity: &identity,
+                    tx: &tx,
+                    stop: &stop,
+                    clock: &SystemClock::new(),
+                    evidence: &evidence,
+                };
+                detect_loop(&board, detectors, work, &ctx)
             })
             .map_err(|e| StartError::Runtime(format!("cannot start the inference thread: {e}")))?
     };
@@ -263,15 +270,28 @@ pub async fn run(
     Ok(RunReport { session, analysed })
 }
 
+/// What the inference loop needs besides the frames and the models.
+struct LoopContext<'a> {
+    identity: &'a Identity,
+    tx: &'a mpsc::Sender<Outgoing>,
+    stop: &'a AtomicBool,
+    clock: &'a dyn Clock,
+    evidence: &'a EvidenceSettings,
+}
+
 fn detect_loop(
     board: &FrameBoard,
     mut detectors: HashMap<String, Box<dyn Detector>>,
     mut work: Vec<CameraWork>,
-    identity: &Identity,
-    tx: &mpsc::Sender<Outgoing>,
-    stop: &AtomicBool,
-    clock: &dyn Clock,
+    ctx: &LoopContext<'_>,
 ) {
+    let LoopContext {
+        identity,
+        tx,
+        stop,
+        clock,
+        evidence,
+    } = *ctx;
     let mut cursor = board.len().saturating_sub(1);
     let mut dets = Detections::new();
     let mut events: Vec<IncidentEvent> = Vec::new();
@@ -315,7 +335,7 @@ fn detect_loop(
             &mut events,
         );
         for event in events.drain(..) {
-            let out = outgoing(identity, cam, det.info(), &frame, event);
+            let out = outgoing(identity, cam, det.info(), &frame, event, evidence);
             if tx.blocking_send(out).is_err() {
                 return; // session gone: shutting down
             }
@@ -330,32 +350,18 @@ fn outgoing(
     model: &detect::ModelInfo,
     frame: &ingest::slot::Frame,
     event: IncidentEvent,
+    evidence: &EvidenceSettings,
 ) -> Outgoing {
-    let set = cam.rules.set();
-    let (zone, line) = match event.scope {
-        Scope::Zone(i) => (set.zones.get(i), None),
-        Scope::Line(i) => (None, set.lines.get(i)),
-        Scope::Camera => (None, None),
+    let view = RgbView {
+        width: frame.width,
+        height: frame.height,
+        data: &frame.data,
     };
-    let (zone_name, line_name) = (zone.map(|z| z.name.clone()), line.map(|l| l.name.clone()));
-    let outline: Vec<[f64; 2]> = match (zone, line) {
-        (Some(z), _) => z.polygon.clone(),
-        (_, Some(l)) => vec![l.a, l.b],
-        _ => Vec::new(),
-    };
-    let snapshot = match event.state {
-        EventState::Open => {
-            let boxes: Vec<detect::Detection> = event.objects.iter().map(|o| o.det).collect();
-            match evidence::annotate(frame.width, frame.height, &frame.data, &outline, &boxes, 80) {
-                Ok(j) => Some(j),
-                Err(e) => {
-                    tracing::warn!("cannot encode evidence: {e}");
-                    None
-                }
-            }
-        }
-        _ => None,
-    };
+    let crate::incident::Rendered {
+        zone: zone_name,
+        line: line_name,
+        snapshot,
+    } = crate::incident::render(cam.rules.set(), &model.labels, view, &event, evidence);
     let identity = identity.clone();
     let camera = cam.id.clone();
     let (model_name, model_version, labels) = (

@@ -1,12 +1,55 @@
-//! Evidence images: the analysed frame with the zone outline and the boxes of the objects that
-//! raised the incident, encoded as JPEG by the `image` crate's encoder.
+//! Evidence images: the analysed frame with the zone or line of the incident and the objects
+//! that raised it (box, label, track id, score), scaled to at most `max_width`, encoded as JPEG
+//! by the `image` crate's encoder, and kept under `max_bytes` by lowering the quality and then
+//! the size.
+//!
+//! Text is drawn with a built-in 5×7 bitmap font (upper case, digits, a few signs), enough for
+//! `PERSON #12 0.87` without a font file on the box.
 
 use image::codecs::jpeg::JpegEncoder;
-use image::{ExtendedColorType, ImageEncoder};
+use image::{ExtendedColorType, ImageEncoder, RgbImage};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::detect::Detection;
+use crate::detect::RgbView;
 use crate::rules::geometry::Point;
+
+/// Evidence settings (`[evidence]` in the config).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvidenceSettings {
+    /// Frames wider than this are scaled down (aspect kept). Default 1280, at least 160.
+    pub max_width: u32,
+    /// JPEG quality 1–100. Default 80.
+    pub quality: u8,
+    /// Largest JPEG in bytes; above it the quality, then the size, is lowered. Default 512 KiB,
+    /// at least 16 KiB.
+    pub max_bytes: usize,
+}
+
+impl Default for EvidenceSettings {
+    fn default() -> Self {
+        EvidenceSettings {
+            max_width: 1280,
+            quality: 80,
+            max_bytes: 512 * 1024,
+        }
+    }
+}
+
+/// Why no evidence image could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum EvidenceError {
+    /// The frame buffer does not match its size.
+    #[error("frame is {0} bytes, expected {1} for its size")]
+    BadFrame(usize, usize),
+    /// The encoder failed.
+    #[error("JPEG encoder: {0}")]
+    Encode(#[from] image::ImageError),
+    /// Even the smallest version is too big.
+    #[error("the evidence JPEG is {0} bytes at {1} px wide, above max_bytes {2}")]
+    TooBig(usize, u32, usize),
+}
 
 /// An encoded evidence image.
 #[derive(Debug, Clone)]
@@ -29,8 +72,28 @@ impl Jpeg {
     }
 }
 
+/// What to outline: the incident's zone or line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Overlay<'a> {
+    /// Zone polygon (normalised).
+    pub polygon: &'a [Point],
+    /// Line `(a, b)` (normalised).
+    pub line: Option<(Point, Point)>,
+}
+
+/// One object to draw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mark {
+    /// Box `[x1, y1, x2, y2]`, normalised.
+    pub bbox: [f32; 4],
+    /// Caption, e.g. `person #12 0.87`.
+    pub text: String,
+}
+
 const ZONE: [u8; 3] = [255, 200, 0];
 const OBJECT: [u8; 3] = [255, 40, 40];
+const TEXT: [u8; 3] = [255, 255, 255];
+const TEXT_BG: [u8; 3] = [20, 20, 20];
 
 /// A mutable packed RGB canvas.
 struct Canvas<'a> {
@@ -47,6 +110,14 @@ impl Canvas<'_> {
         }
     }
 
+    fn fill(&mut self, x: i64, y: i64, w: i64, h: i64, c: [u8; 3]) {
+        for yy in y..y + h {
+            for xx in x..x + w {
+                self.dot(xx, yy, c);
+            }
+        }
+    }
+
     /// A line `thick` pixels wide (Bresenham, thickened with a square pen).
     fn line(&mut self, a: (i64, i64), b: (i64, i64), thick: i64, c: [u8; 3]) {
         let (mut x, mut y) = a;
@@ -57,11 +128,7 @@ impl Canvas<'_> {
         );
         let mut err = dx + dy;
         loop {
-            for ox in 0..thick {
-                for oy in 0..thick {
-                    self.dot(x + ox - thick / 2, y + oy - thick / 2, c);
-                }
-            }
+            self.fill(x - thick / 2, y - thick / 2, thick, thick, c);
             if (x, y) == b {
                 break;
             }
@@ -76,20 +143,88 @@ impl Canvas<'_> {
             }
         }
     }
+
+    /// `text` at (x, y) (top-left), each font pixel `scale` pixels, on a dark band.
+    fn text(&mut self, x: i64, y: i64, text: &str, scale: i64) {
+        let n = text.chars().count() as i64;
+        self.fill(x, y, n * 6 * scale + scale, 9 * scale, TEXT_BG);
+        for (i, ch) in text.chars().enumerate() {
+            let rows = glyph(ch);
+            let gx = x + scale + i as i64 * 6 * scale;
+            for (r, bits) in rows.iter().enumerate() {
+                for col in 0..5 {
+                    if bits & (0x10 >> col) != 0 {
+                        self.fill(
+                            gx + col * scale,
+                            y + scale + r as i64 * scale,
+                            scale,
+                            scale,
+                            TEXT,
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
 
-/// Draw `zone` and `objects` on a copy of the frame and encode it (quality 1–100).
-pub fn annotate(
-    width: u32,
-    height: u32,
-    rgb: &[u8],
-    zone: &[Point],
-    objects: &[Detection],
-    quality: u8,
-) -> Result<Jpeg, image::ImageError> {
-    let mut px = rgb.to_vec();
-    let (w, h) = (i64::from(width), i64::from(height));
-    let mut c = Canvas { w, h, px: &mut px };
+/// 5×7 glyphs, one byte per row, bit 4 leftmost. Lower case is drawn as upper case.
+fn glyph(c: char) -> [u8; 7] {
+    match c.to_ascii_uppercase() {
+        '0' => [0x0E, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0E],
+        '1' => [0x04, 0x0C, 0x04, 0x04, 0x04, 0x04, 0x0E],
+        '2' => [0x0E, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1F],
+        '3' => [0x1F, 0x02, 0x04, 0x02, 0x01, 0x11, 0x0E],
+        '4' => [0x02, 0x06, 0x0A, 0x12, 0x1F, 0x02, 0x02],
+        '5' => [0x1F, 0x10, 0x1E, 0x01, 0x01, 0x11, 0x0E],
+        '6' => [0x06, 0x08, 0x10, 0x1E, 0x11, 0x11, 0x0E],
+        '7' => [0x1F, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08],
+        '8' => [0x0E, 0x11, 0x11, 0x0E, 0x11, 0x11, 0x0E],
+        '9' => [0x0E, 0x11, 0x11, 0x0F, 0x01, 0x02, 0x0C],
+        'A' => [0x0E, 0x11, 0x11, 0x11, 0x1F, 0x11, 0x11],
+        'B' => [0x1E, 0x11, 0x11, 0x1E, 0x11, 0x11, 0x1E],
+        'C' => [0x0E, 0x11, 0x10, 0x10, 0x10, 0x11, 0x0E],
+        'D' => [0x1C, 0x12, 0x11, 0x11, 0x11, 0x12, 0x1C],
+        'E' => [0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x1F],
+        'F' => [0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x10],
+        'G' => [0x0E, 0x11, 0x10, 0x17, 0x11, 0x11, 0x0F],
+        'H' => [0x11, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11],
+        'I' => [0x0E, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0E],
+        'J' => [0x07, 0x02, 0x02, 0x02, 0x02, 0x12, 0x0C],
+        'K' => [0x11, 0x12, 0x14, 0x18, 0x14, 0x12, 0x11],
+        'L' => [0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x1F],
+        'M' => [0x11, 0x1B, 0x15, 0x15, 0x11, 0x11, 0x11],
+        'N' => [0x11, 0x11, 0x19, 0x15, 0x13, 0x11, 0x11],
+        'O' => [0x0E, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E],
+        'P' => [0x1E, 0x11, 0x11, 0x1E, 0x10, 0x10, 0x10],
+        'Q' => [0x0E, 0x11, 0x11, 0x11, 0x15, 0x12, 0x0D],
+        'R' => [0x1E, 0x11, 0x11, 0x1E, 0x14, 0x12, 0x11],
+        'S' => [0x0F, 0x10, 0x10, 0x0E, 0x01, 0x01, 0x1E],
+        'T' => [0x1F, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04],
+        'U' => [0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E],
+        'V' => [0x11, 0x11, 0x11, 0x11, 0x11, 0x0A, 0x04],
+        'W' => [0x11, 0x11, 0x11, 0x15, 0x15, 0x15, 0x0A],
+        'X' => [0x11, 0x11, 0x0A, 0x04, 0x0A, 0x11, 0x11],
+        'Y' => [0x11, 0x11, 0x11, 0x0A, 0x04, 0x04, 0x04],
+        'Z' => [0x1F, 0x01, 0x02, 0x04, 0x08, 0x10, 0x1F],
+        ' ' => [0; 7],
+        '.' => [0, 0, 0, 0, 0, 0x0C, 0x0C],
+        '-' => [0, 0, 0, 0x1F, 0, 0, 0],
+        '_' => [0, 0, 0, 0, 0, 0, 0x1F],
+        ':' => [0, 0x0C, 0x0C, 0, 0x0C, 0x0C, 0],
+        '#' => [0x0A, 0x0A, 0x1F, 0x0A, 0x1F, 0x0A, 0x0A],
+        '%' => [0x18, 0x19, 0x02, 0x04, 0x08, 0x13, 0x03],
+        _ => [0x0E, 0x11, 0x01, 0x02, 0x04, 0x00, 0x04],
+    }
+}
+
+fn draw(img: &mut RgbImage, overlay: &Overlay<'_>, marks: &[Mark]) {
+    let (w, h) = (i64::from(img.width()), i64::from(img.height()));
+    let mut c = Canvas {
+        w,
+        h,
+        px: img.as_mut(),
+    };
     let to_px = |p: [f64; 2]| {
         (
             (p[0] * (w - 1) as f64).round() as i64,
@@ -97,16 +232,25 @@ pub fn annotate(
         )
     };
     let thick = (w / 320).max(2);
-    for i in 0..zone.len() {
+    let scale = (w / 400).max(1);
+    let poly = overlay.polygon;
+    for i in 0..poly.len() {
         c.line(
-            to_px(zone[i]),
-            to_px(zone[(i + 1) % zone.len()]),
+            to_px(poly[i]),
+            to_px(poly[(i + 1) % poly.len()]),
             thick,
             ZONE,
         );
     }
-    for d in objects {
-        let b = d.bbox.map(f64::from);
+    if let Some((a, b)) = overlay.line {
+        c.line(to_px(a), to_px(b), thick * 2, ZONE);
+        for (name, p) in [("A", a), ("B", b)] {
+            let (x, y) = to_px(p);
+            c.text(x - 3 * scale, y - 12 * scale, name, scale);
+        }
+    }
+    for m in marks {
+        let b = m.bbox.map(f64::from);
         let corners = [[b[0], b[1]], [b[2], b[1]], [b[2], b[3]], [b[0], b[3]]];
         for i in 0..4 {
             c.line(
@@ -116,46 +260,174 @@ pub fn annotate(
                 OBJECT,
             );
         }
+        if !m.text.is_empty() {
+            let (x, y) = to_px(corners[0]);
+            let y = if y >= 9 * scale {
+                y - 9 * scale
+            } else {
+                y + thick
+            };
+            c.text(x, y, &m.text, scale);
+        }
     }
+}
+
+fn encode(img: &RgbImage, quality: u8) -> Result<Vec<u8>, image::ImageError> {
     let mut bytes = Vec::new();
     JpegEncoder::new_with_quality(&mut bytes, quality.clamp(1, 100)).write_image(
-        &px,
-        width,
-        height,
+        img.as_raw(),
+        img.width(),
+        img.height(),
         ExtendedColorType::Rgb8,
     )?;
-    Ok(Jpeg {
-        bytes,
+    Ok(bytes)
+}
+
+fn scaled(frame: &RgbImage, width: u32) -> RgbImage {
+    if width >= frame.width() {
+        return frame.clone();
+    }
+    let height = ((u64::from(frame.height()) * u64::from(width)) / u64::from(frame.width())).max(1);
+    image::imageops::resize(
+        frame,
         width,
-        height,
-    })
+        height as u32,
+        image::imageops::FilterType::Triangle,
+    )
+}
+
+/// Draw `overlay` and `marks` on a copy of `frame` and encode it within `settings`.
+pub fn annotate(
+    frame: RgbView<'_>,
+    overlay: &Overlay<'_>,
+    marks: &[Mark],
+    settings: &EvidenceSettings,
+) -> Result<Jpeg, EvidenceError> {
+    let want = frame.width as usize * frame.height as usize * 3;
+    let Some(full) = RgbImage::from_raw(frame.width, frame.height, frame.data.to_vec()) else {
+        return Err(EvidenceError::BadFrame(frame.data.len(), want));
+    };
+    let mut width = settings.max_width.clamp(160, frame.width.max(1));
+    loop {
+        let mut img = scaled(&full, width);
+        draw(&mut img, overlay, marks);
+        let mut quality = settings.quality.clamp(1, 100);
+        loop {
+            let bytes = encode(&img, quality)?;
+            if bytes.len() <= settings.max_bytes {
+                return Ok(Jpeg {
+                    bytes,
+                    width: img.width(),
+                    height: img.height(),
+                });
+            }
+            if quality <= 30 {
+                if width <= 160 {
+                    return Err(EvidenceError::TooBig(
+                        bytes.len(),
+                        width,
+                        settings.max_bytes,
+                    ));
+                }
+                break;
+            }
+            quality = quality.saturating_sub(15).max(30);
+        }
+        width = (width / 2).max(160);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn noise(w: u32, h: u32) -> Vec<u8> {
+        // Deterministic noise: hard to compress.
+        let mut x = 12345u32;
+        (0..w * h * 3)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
     #[test]
-    fn draws_and_encodes_a_decodable_jpeg() {
-        let (w, h) = (64u32, 48u32);
+    fn draws_boxes_text_and_zone_and_encodes_a_decodable_jpeg() {
+        let (w, h) = (400u32, 300u32);
         let rgb = vec![0u8; (w * h * 3) as usize];
-        let det = Detection {
-            class: 0,
-            score: 0.9,
-            bbox: [0.25, 0.25, 0.75, 0.75],
+        let view = RgbView {
+            width: w,
+            height: h,
+            data: &rgb,
         };
         let zone = [[0.0, 0.5], [1.0, 0.5], [1.0, 1.0], [0.0, 1.0]];
-        let jpeg = annotate(w, h, &rgb, &zone, &[det], 90).expect("encode");
+        let overlay = Overlay {
+            polygon: &zone,
+            line: None,
+        };
+        let marks = [Mark {
+            bbox: [0.25, 0.25, 0.75, 0.75],
+            text: "person #12 0.87".into(),
+        }];
+        let jpeg = annotate(view, &overlay, &marks, &EvidenceSettings::default()).expect("encode");
         assert_eq!(&jpeg.bytes[..2], &[0xFF, 0xD8]);
         assert_eq!(jpeg.sha256().len(), 64);
         let img = image::load_from_memory(&jpeg.bytes)
             .expect("decode")
             .to_rgb8();
         assert_eq!(img.dimensions(), (w, h));
-        // The box's top-left corner is red-ish, the middle of the box is still black.
-        let corner = img.get_pixel(16, 12);
-        assert!(corner[0] > 150 && corner[1] < 120, "{corner:?}");
-        let centre = img.get_pixel(32, 20);
+        // The box's left edge (below the caption) is red, the box's middle still black.
+        let edge = img.get_pixel(100, 120);
+        assert!(edge[0] > 150 && edge[1] < 120, "{edge:?}");
+        let centre = img.get_pixel(200, 110);
         assert!(centre[0] < 40, "{centre:?}");
+        // The caption above the box has white text pixels on its dark band.
+        let band = (100..190).flat_map(|x| (66..75).map(move |y| (x, y)));
+        let white = band.filter(|&(x, y)| img.get_pixel(x, y)[1] > 180).count();
+        assert!(white > 30, "{white} white caption pixels");
+        // The zone's top edge at y = 0.5 is yellow.
+        let z = img.get_pixel(50, 150);
+        assert!(z[0] > 180 && z[1] > 140 && z[2] < 100, "{z:?}");
+    }
+
+    #[test]
+    fn wide_frames_are_scaled_and_big_ones_kept_under_max_bytes() {
+        let (w, h) = (1920u32, 1080u32);
+        let rgb = noise(w, h);
+        let view = RgbView {
+            width: w,
+            height: h,
+            data: &rgb,
+        };
+        let settings = EvidenceSettings {
+            max_width: 1280,
+            quality: 95,
+            max_bytes: 100 * 1024,
+        };
+        let jpeg = annotate(view, &Overlay::default(), &[], &settings).expect("encode");
+        assert!(jpeg.bytes.len() <= 100 * 1024, "{} bytes", jpeg.bytes.len());
+        assert!(jpeg.width <= 1280);
+        assert_eq!(jpeg.width * 1080 / 1920, jpeg.height);
+        let tiny = EvidenceSettings {
+            max_bytes: 1000,
+            ..settings
+        };
+        let err = annotate(view, &Overlay::default(), &[], &tiny).unwrap_err();
+        assert!(matches!(err, EvidenceError::TooBig(_, 160, 1000)), "{err}");
+    }
+
+    #[test]
+    fn a_short_buffer_is_an_error_not_a_panic() {
+        let view = RgbView {
+            width: 10,
+            height: 10,
+            data: &[0u8; 12],
+        };
+        let err =
+            annotate(view, &Overlay::default(), &[], &EvidenceSettings::default()).unwrap_err();
+        assert!(matches!(err, EvidenceError::BadFrame(12, 300)));
     }
 }

@@ -102,7 +102,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if i == 0
             && let Some(out) = &args.out
         {
-            let jpeg = evidence::annotate(f.width, f.height, &f.data, &[], &dets, 90)?;
+            let marks: Vec<evidence::Mark> = dets
+                .iter()
+                .map(|&det| evidence::Mark {
+                    bbox: det.bbox,
+                    text: crate::incident::caption(
+                        &crate::rules::Object { track: None, det },
+                        &detector.info().labels,
+                    ),
+                })
+                .collect();
+            let settings = evidence::EvidenceSettings {
+                max_width: f.width.max(160),
+                quality: 90,
+                max_bytes: 16 << 20,
+            };
+            let jpeg = evidence::annotate(view, &evidence::Overlay::default(), &marks, &settings)?;
             std::fs::write(out, &jpeg.bytes)
                 .with_context(|| format!("cannot write {}", out.display()))?;
         }

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod check;
 pub mod demo;
 pub mod detect;
+pub mod replay;
 pub mod run;
 
 use std::process::ExitCode;
@@ -41,6 +42,9 @@ pub enum Command {
     Detect(detect::Args),
     /// Time each stage of a model on real frames (pre-process, inference, post-process).
     Bench(bench::Args),
+    /// Run a camera's model, tracker and rules on a video file; write the incidents and their
+    /// evidence to a folder (tune zones and lines before going live).
+    Replay(replay::Args),
 }
 
 /// Parse the command line, set up logging and run the subcommand.
@@ -48,7 +52,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo prints incidents on stdout; keep its log to warnings unless asked.
     let default_filter = match cli.command {
-        Command::Demo(_) | Command::Detect(_) | Command::Bench(_) => {
+        Command::Demo(_) | Command::Detect(_) | Command::Bench(_) | Command::Replay(_) => {
             "warn,rumqttd=off,rumqttc=error"
         }
         _ => "info,rumqttd=warn,rumqttc=warn",
@@ -60,6 +64,7 @@ pub fn main() -> ExitCode {
         Command::Demo(a) => demo::run(a),
         Command::Detect(a) => detect::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Replay(a) => replay::run(a),
     };
     match result {
         Ok(code) => code,

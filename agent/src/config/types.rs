@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::evidence::EvidenceSettings;
 pub use crate::rules::Severity;
 pub use crate::rules::filter::ObjectFilter;
 pub use crate::rules::line::Direction;
@@ -24,6 +25,8 @@ pub struct Config {
     pub models: Vec<ModelRef>,
     /// Cameras wired to this box. At least one.
     pub cameras: Vec<Camera>,
+    /// Evidence images.
+    pub evidence: EvidenceSettings,
 }
 
 /// Identity of the box; both parts appear in every MQTT topic.

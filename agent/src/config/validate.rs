@@ -344,6 +344,25 @@ pub fn validate(config: &Config, spans: &Spans) -> Vec<Problem> {
         }
         c.score(&format!("{p}.fire.min_score"), f.min_score);
     }
+    let ev = &config.evidence;
+    if ev.max_width < 160 {
+        c.err(
+            "evidence.max_width",
+            format!("{} is below 160 pixels", ev.max_width),
+        );
+    }
+    if !(1..=100).contains(&ev.quality) {
+        c.err(
+            "evidence.quality",
+            format!("{} is outside 1 to 100", ev.quality),
+        );
+    }
+    if ev.max_bytes < 16 * 1024 {
+        c.err(
+            "evidence.max_bytes",
+            format!("{} is below 16384 bytes", ev.max_bytes),
+        );
+    }
     if spans.contains("cameras") && config.cameras.is_empty() {
         c.err("cameras", "at least one camera is needed");
     }

@@ -1,0 +1,65 @@
+//! From a rule event to what is published about it: the names of its zone or line and, for an
+//! `open`, the evidence JPEG. Shared by the live agent and `vigil replay`.
+
+use crate::detect::{Labels, RgbView};
+use crate::evidence::{self, EvidenceSettings, Jpeg, Mark, Overlay};
+use crate::rules::{EventState, IncidentEvent, Object, RuleSet, Scope};
+
+/// What an event needs besides its own fields.
+#[derive(Debug, Clone, Default)]
+pub struct Rendered {
+    /// Zone name (zone rules).
+    pub zone: Option<String>,
+    /// Line name (line crossing).
+    pub line: Option<String>,
+    /// Evidence of an `open`.
+    pub snapshot: Option<Jpeg>,
+}
+
+/// `person #12 0.87`.
+pub fn caption(o: &Object, labels: &Labels) -> String {
+    let label = labels.name(usize::from(o.det.class)).unwrap_or("?");
+    match o.track {
+        Some(t) => format!("{label} #{t} {:.2}", o.det.score),
+        None => format!("{label} {:.2}", o.det.score),
+    }
+}
+
+/// Names and evidence of `event`, seen on `frame`.
+pub fn render(
+    set: &RuleSet,
+    labels: &Labels,
+    frame: RgbView<'_>,
+    event: &IncidentEvent,
+    settings: &EvidenceSettings,
+) -> Rendered {
+    let (zone, line) = match event.scope {
+        Scope::Zone(i) => (set.zones.get(i), None),
+        Scope::Line(i) => (None, set.lines.get(i)),
+        Scope::Camera => (None, None),
+    };
+    let snapshot = (event.state == EventState::Open)
+        .then(|| {
+            let overlay = Overlay {
+                polygon: zone.map(|z| z.polygon.as_slice()).unwrap_or_default(),
+                line: line.map(|l| (l.a, l.b)),
+            };
+            let marks: Vec<Mark> = event
+                .objects
+                .iter()
+                .map(|o| Mark {
+                    bbox: o.det.bbox,
+                    text: caption(o, labels),
+                })
+                .collect();
+            evidence::annotate(frame, &overlay, &marks, settings)
+                .map_err(|e| tracing::warn!("cannot make the evidence image: {e}"))
+                .ok()
+        })
+        .flatten();
+    Rendered {
+        zone: zone.map(|z| z.name.clone()),
+        line: line.map(|l| l.name.clone()),
+        snapshot,
+    }
+}
