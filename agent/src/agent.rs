@@ -191,6 +191,14 @@ pub async fn run(
             })
             .collect(),
     };
+    let state_dir = plan.loaded.resolve(&config.storage.state_dir);
+    let seqs = publish::SeqStore::open(&state_dir).map_err(|e| {
+        StartError::Runtime(format!(
+            "cannot use the state folder {} (storage.state_dir): {e}",
+            state_dir.display()
+        ))
+    })?;
+    tracing::info!(state_dir = %state_dir.display(), last_seq = seqs.last(), "state loaded");
     let session = tokio::spawn(publish::run(
         SessionConfig {
             mqtt: config.mqtt.clone(),
@@ -198,6 +206,7 @@ pub async fn run(
             inventory,
             max_packet_bytes: 4 << 20,
         },
+        seqs,
         rx,
         shutdown_rx,
     ));

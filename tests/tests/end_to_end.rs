@@ -24,6 +24,9 @@ host = "127.0.0.1"
 port = {broker}
 keep_alive_s = 5
 
+[storage]
+state_dir = "state"
+
 [[models]]
 name = "coco"
 card = "{card}"
@@ -78,6 +81,7 @@ struct Scene {
     recorder: Recorder,
     agent: vigil_tests::Proc,
     log: std::path::PathBuf,
+    cfg: std::path::PathBuf,
     _server: RtspServer,
     _dir: TempDir,
 }
@@ -99,9 +103,18 @@ impl Scene {
             recorder,
             agent,
             log,
+            cfg,
             _server: server,
             _dir: dir,
         })
+    }
+
+    /// Kill the agent without warning (SIGKILL) and start it again on the same config and
+    /// state folder.
+    fn restart_after_kill(&mut self) -> anyhow::Result<()> {
+        self.agent.kill();
+        self.agent = spawn_agent(vigil_bin!(), &self.cfg, &self.log)?;
+        Ok(())
     }
 
     fn log(&self) -> String {
@@ -294,5 +307,32 @@ classes = ["person"]
         !log_text.contains("hunter22"),
         "password leaked into the log:\n{log_text}"
     );
+    Ok(())
+}
+
+#[test]
+fn seq_continues_after_the_agent_is_killed_and_restarted() -> anyhow::Result<()> {
+    let mut scene = Scene::start("seq", "plaza_25s.mp4", "")?;
+    let before = scene.wait("two incident events", |m| incidents(m).len() >= 2)?;
+    let seqs = |events: &[serde_json::Value]| -> Vec<u64> {
+        events.iter().filter_map(|e| e["seq"].as_u64()).collect()
+    };
+    let first_run = seqs(&incidents(&before));
+    assert_eq!(first_run[..2], [1, 2], "{first_run:?}");
+    scene.restart_after_kill()?;
+    let n_before = incidents(&scene.recorder.snapshot()).len();
+    let after = scene.wait("two more incident events after the restart", |m| {
+        incidents(m).len() >= n_before + 2
+    })?;
+    let all = seqs(&incidents(&after));
+    let (old, new) = all.split_at(n_before);
+    let high = old.iter().copied().max().unwrap_or(0);
+    // Numbers handed out before the kill are never reused; the new run counts on from the
+    // persisted high-water mark, one by one.
+    assert!(
+        new[0] > high,
+        "seq restarted: before {old:?}, after {new:?}"
+    );
+    assert!(new.windows(2).all(|w| w[1] == w[0] + 1), "{new:?}");
     Ok(())
 }

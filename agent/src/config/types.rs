@@ -27,6 +27,26 @@ pub struct Config {
     pub cameras: Vec<Camera>,
     /// Evidence images.
     pub evidence: EvidenceSettings,
+    /// Where the agent keeps its state.
+    pub storage: Storage,
+}
+
+/// Persistent state.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Storage {
+    /// Folder for the agent's state (the incident sequence number), relative to the config's
+    /// folder. Created if missing; must be writable. Default `/var/lib/vigil` (systemd's
+    /// `StateDirectory=vigil`).
+    pub state_dir: PathBuf,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Storage {
+            state_dir: PathBuf::from("/var/lib/vigil"),
+        }
+    }
 }
 
 /// Identity of the box; both parts appear in every MQTT topic.

@@ -78,6 +78,10 @@ district = "demo"
 host = "127.0.0.1"
 port = {broker_port}
 
+[storage]
+# Relative to this file's folder.
+state_dir = "state"
+
 [[models]]
 name = "coco"
 card = "{card}"

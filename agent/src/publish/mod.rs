@@ -12,6 +12,7 @@
 //! lost too (rumqttc drops unacknowledged QoS 1 publishes on a session-less reconnect).
 
 pub mod payload;
+pub mod seq;
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -22,6 +23,7 @@ use tokio::sync::{mpsc, watch};
 use crate::config::Mqtt;
 use crate::ingest::Backoff;
 use payload::{DeviceState, Identity, Inventory};
+pub use seq::SeqStore;
 
 /// A message ready to publish.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,6 +76,7 @@ pub struct SessionStats {
 /// Run the session until `shutdown` turns true; then publish `stopped`, disconnect and return.
 pub async fn run(
     cfg: SessionConfig,
+    mut seqs: SeqStore,
     mut rx: mpsc::Receiver<Outgoing>,
     mut shutdown: watch::Receiver<bool>,
 ) -> SessionStats {
@@ -96,7 +99,6 @@ pub async fn run(
     let (client, mut eventloop) = AsyncClient::new(opts, 64);
 
     let mut queue: VecDeque<Message> = VecDeque::new();
-    let mut next_seq: u64 = 1;
     let mut connected = false;
     let mut stats = SessionStats::default();
     let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
@@ -136,10 +138,8 @@ pub async fn run(
                 }
             },
             Some(out) = rx.recv() => {
-                let seq = next_seq;
-                next_seq += 1;
                 stats.events += 1;
-                queue.extend((out.build)(seq));
+                queue.extend((out.build)(seqs.take_next()));
             }
         }
         if connected {
@@ -149,8 +149,8 @@ pub async fn run(
 
     // Clean shutdown: take what is still in the channel, say goodbye, disconnect.
     while let Ok(out) = rx.try_recv() {
-        queue.extend((out.build)(next_seq));
-        next_seq += 1;
+        stats.events += 1;
+        queue.extend((out.build)(seqs.take_next()));
     }
     if connected {
         stats.handed_over += flush(&client, &mut queue);
