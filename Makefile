@@ -2,7 +2,7 @@
 CARGO ?= cargo
 DEMO_ARGS ?=
 
-.PHONY: all deps build demo test test-fire test-unit test-integration lint fmt clippy golden ort-lib bench clean
+.PHONY: all deps build demo test contract test-fire test-unit test-integration lint fmt clippy golden ort-lib bench clean
 
 all: build
 
@@ -26,6 +26,7 @@ ort-lib:
 ## inference backends (tract and ONNX Runtime).
 test: deps ort-lib
 	ORT_DYLIB_PATH=$(ORT_LIB) $(CARGO) test --workspace --no-fail-fast --features vigil-tests/ort
+	$(MAKE) contract
 
 ## The opt-in fire/smoke model's parity tests. Needs its ONNX file: run
 ## models/convert/fire_smoke_yolov8.sh, or pass FIRE_ONNX=path/to/light_yolov8_flame_416.onnx.
@@ -34,6 +35,12 @@ test-fire: deps ort-lib
 	@if [ -n "$(FIRE_ONNX)" ]; then cp "$(FIRE_ONNX)" $(FIRE_CARD_DIR)/light_yolov8_flame_416.onnx; fi
 	@test -f $(FIRE_CARD_DIR)/light_yolov8_flame_416.onnx || { echo "make test-fire: $(FIRE_CARD_DIR)/light_yolov8_flame_416.onnx is missing; run models/convert/fire_smoke_yolov8.sh or pass FIRE_ONNX=path" >&2; exit 1; }
 	ORT_DYLIB_PATH=$(ORT_LIB) $(CARGO) test -p vigil-tests --features ort,fire-model --test parity fire
+
+## The MQTT contract: docs/asyncapi.yaml parsed and validated by the official AsyncAPI parser
+## (npm @asyncapi/parser, pinned in tools/asyncapi/package-lock.json), with its schema files.
+contract: deps
+	cd tools/asyncapi && npm ci --silent --no-audit --no-fund
+	node tools/asyncapi/check.mjs docs/asyncapi.yaml
 
 test-unit: deps
 	$(CARGO) test -p vigil

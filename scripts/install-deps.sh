@@ -27,6 +27,12 @@ for p in "${PACKAGES[@]}"; do
   fi
 done
 
+# Node.js and npm run the AsyncAPI parser of `make contract`. Any node ≥ 18 will do (a
+# NodeSource build ships npm inside its nodejs package; Debian splits them).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
+
 if ((${#missing[@]} > 0)); then
   echo "install-deps: installing ${missing[*]}"
   if [[ $(id -u) -eq 0 ]]; then

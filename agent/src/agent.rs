@@ -24,6 +24,7 @@ use crate::ingest::{self, IngestError, slot::FrameBoard};
 use crate::publish::payload::{self, Identity, IncidentContext, Inventory, SnapshotRef};
 use crate::publish::{self, Message, Outgoing, SessionConfig, SessionStats};
 use crate::rules::{CameraRules, IncidentEvent, RuleSet};
+use crate::telemetry;
 
 /// Why the agent cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -190,6 +191,7 @@ pub async fn run(
                     .map(|c| (c.card.name.clone(), c.card.version.clone()))
             })
             .collect(),
+        timezone: payload::timezone(),
     };
     let state_dir = plan.loaded.resolve(&config.storage.state_dir);
     let seqs = publish::SeqStore::open(&state_dir).map_err(|e| {
@@ -221,10 +223,33 @@ pub async fn run(
             rules: CameraRules::new(r.clone()),
         })
         .collect();
+    let watched: Vec<telemetry::Watched> = config
+        .cameras
+        .iter()
+        .enumerate()
+        .map(|(index, c)| telemetry::Watched {
+            index,
+            id: c.id.clone(),
+            enabled: c.enabled,
+            stall: Duration::from_secs_f64((3.0 / c.analysis_fps).max(3.0)),
+        })
+        .collect();
+    let monitor_stop = Arc::new(AtomicBool::new(false));
+    let monitor = tokio::spawn(telemetry::camera_monitor(
+        Arc::clone(&board),
+        watched,
+        identity.clone(),
+        tx.clone(),
+        Arc::clone(&monitor_stop),
+    ));
     let detect_thread = {
         let board = Arc::clone(&board);
         let stop = Arc::clone(&stop);
         let evidence = config.evidence;
+        let health = telemetry::Health::new(
+            config.cameras.len(),
+            Duration::from_secs_f64(config.health.interval_s),
+        );
         std::thread::Builder::new()
             .name("detect".into())
             .spawn(move || {
@@ -235,7 +260,7 @@ pub async fn run(
                     clock: &SystemClock::new(),
                     evidence: &evidence,
                 };
-                detect_loop(&board, detectors, work, &ctx)
+                detect_loop(&board, detectors, work, health, &ctx)
             })
             .map_err(|e| StartError::Runtime(format!("cannot start the inference thread: {e}")))?
     };
@@ -258,6 +283,9 @@ pub async fn run(
         c.join();
     }
     let _ = detect_thread.join();
+    // Cameras say goodbye (retained offline) before the session says `stopped`.
+    monitor_stop.store(true, Ordering::Relaxed);
+    let _ = monitor.await;
     let _ = shutdown_tx.send(true);
     let session = session.await.unwrap_or_default();
     let uptime = started.elapsed().as_secs_f64().max(1e-3);
@@ -292,6 +320,7 @@ fn detect_loop(
     board: &FrameBoard,
     mut detectors: HashMap<String, Box<dyn Detector>>,
     mut work: Vec<CameraWork>,
+    mut health: telemetry::Health,
     ctx: &LoopContext<'_>,
 ) {
     let LoopContext {
@@ -306,6 +335,13 @@ fn detect_loop(
     let mut events: Vec<IncidentEvent> = Vec::new();
     let mut last_error: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
+        if health.is_due() {
+            let cams: Vec<(String, &CameraRules)> =
+                work.iter().map(|w| (w.id.clone(), &w.rules)).collect();
+            let m = health.build(identity, board, &cams);
+            // Health may be dropped when the session is backed up; incidents never are.
+            let _ = tx.try_send(Outgoing::Plain(vec![m]));
+        }
         let Some(frame) = board.take_next(&mut cursor, Duration::from_millis(200)) else {
             continue;
         };
@@ -330,6 +366,7 @@ fn detect_loop(
             }
             continue;
         }
+        health.record(frame.camera, t0.elapsed());
         tracing::trace!(
             inference_ms = t0.elapsed().as_millis() as u64,
             objects = dets.len(),
@@ -388,38 +425,36 @@ fn outgoing(
         event.kind.as_str(),
         event.state.as_str()
     );
-    Outgoing {
-        build: Box::new(move |seq| {
-            let snap_ref = snapshot.as_ref().map(|j| SnapshotRef {
-                topic: identity.snapshot_topic(&camera, &event.id),
-                sha256: j.sha256(),
-                bytes: j.bytes.len(),
-                width: j.width,
-                height: j.height,
-            });
-            let ctx = IncidentContext {
-                identity: &identity,
-                camera: &camera,
-                zone: zone_name.as_deref(),
-                line: line_name.as_deref(),
-                model_name: &model_name,
-                model_version: &model_version,
-                labels: &labels,
-            };
-            let body = payload::incident(ctx, seq, &event, snap_ref.as_ref());
-            let mut msgs = vec![Message {
-                topic: identity.incident_topic(&camera),
-                payload: body.to_string().into_bytes(),
+    Outgoing::Incident(Box::new(move |seq| {
+        let snap_ref = snapshot.as_ref().map(|j| SnapshotRef {
+            topic: identity.snapshot_topic(&camera, &event.id),
+            sha256: j.sha256(),
+            bytes: j.bytes.len(),
+            width: j.width,
+            height: j.height,
+        });
+        let ctx = IncidentContext {
+            identity: &identity,
+            camera: &camera,
+            zone: zone_name.as_deref(),
+            line: line_name.as_deref(),
+            model_name: &model_name,
+            model_version: &model_version,
+            labels: &labels,
+        };
+        let body = payload::incident(ctx, seq, &event, snap_ref.as_ref());
+        let mut msgs = vec![Message {
+            topic: identity.incident_topic(&camera),
+            payload: body.to_string().into_bytes(),
+            retain: false,
+        }];
+        if let (Some(j), Some(r)) = (snapshot, snap_ref) {
+            msgs.push(Message {
+                topic: r.topic,
+                payload: j.bytes,
                 retain: false,
-            }];
-            if let (Some(j), Some(r)) = (snapshot, snap_ref) {
-                msgs.push(Message {
-                    topic: r.topic,
-                    payload: j.bytes,
-                    retain: false,
-                });
-            }
-            msgs
-        }),
-    }
+            });
+        }
+        msgs
+    }))
 }

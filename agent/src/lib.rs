@@ -15,3 +15,4 @@ pub mod incident;
 pub mod ingest;
 pub mod publish;
 pub mod rules;
+pub mod telemetry;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 
+pub mod contract;
 pub mod golden;
 pub use vigil::demo::{free_port, wait_for_port};
 
@@ -57,6 +58,21 @@ impl Proc {
     pub fn kill(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+
+    /// Ask it to stop (SIGTERM) and wait up to `timeout` for it to exit.
+    pub fn terminate(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let pid = self.0.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if self.0.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill();
+        bail!("did not exit within {timeout:?} of SIGTERM")
     }
 
     /// Whether it is still running.

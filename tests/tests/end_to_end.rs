@@ -27,6 +27,9 @@ keep_alive_s = 5
 [storage]
 state_dir = "state"
 
+[health]
+interval_s = 1
+
 [[models]]
 name = "coco"
 card = "{card}"
@@ -117,6 +120,13 @@ impl Scene {
         Ok(())
     }
 
+    /// Validate every message received so far against docs/schemas/.
+    fn check_contract(&self) -> anyhow::Result<()> {
+        let n = vigil_tests::contract::Contract::load()?.check_all(&self.recorder.snapshot())?;
+        assert!(n > 0, "no message to check");
+        Ok(())
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -148,7 +158,7 @@ fn person_on_the_walkway_becomes_an_intrusion_incident_and_last_will_says_offlin
         .find(|m| m.topic == status_topic)
         .expect("status message");
     let sv = status.json();
-    assert_eq!(sv["state"], "online", "{sv}");
+    assert_eq!(sv["state"], "online", "{sv}\n{}", scene.log());
     assert_eq!(sv["schema"], "vigil.status/1");
     assert_eq!(sv["cameras"][0], "plaza");
 
@@ -227,6 +237,33 @@ fn person_on_the_walkway_becomes_an_intrusion_incident_and_last_will_says_offlin
     assert_eq!(&snap_msg.payload[..2], &[0xFF, 0xD8], "a JPEG");
     assert_eq!(snap["width"], 768);
 
+    // The camera reports streaming (retained) and health arrives every second, with the
+    // analysis counters and the zone counts.
+    let camera_topic = "vigil/v1/t1/test-box-001/cameras/plaza/status";
+    let got = scene.wait("camera status streaming and a health message", |m| {
+        m.iter()
+            .any(|x| x.topic == camera_topic && x.json()["state"] == "streaming")
+            && m.iter().any(|x| {
+                x.topic.ends_with("/health")
+                    && x.json()["cameras"][0]["analysed"].as_u64() > Some(0)
+            })
+    })?;
+    let health = got
+        .iter()
+        .rev()
+        .find(|x| x.topic.ends_with("/health"))
+        .map(vigil_tests::Received::json)
+        .unwrap_or_default();
+    assert_eq!(health["cameras"][0]["camera"], "plaza", "{health}");
+    assert_eq!(
+        health["cameras"][0]["zones"][0]["zone"], "walkway",
+        "{health}"
+    );
+    assert!(
+        health["cameras"][0]["inference_ms_p50"].as_f64() > Some(0.0),
+        "{health}"
+    );
+
     // Kill the agent without a goodbye: the broker publishes the retained last will.
     scene.agent.kill();
     scene
@@ -242,6 +279,7 @@ fn person_on_the_walkway_becomes_an_intrusion_incident_and_last_will_says_offlin
     })?;
     assert!(retained[0].retain, "status is retained");
     assert_eq!(retained[0].json()["state"], "offline");
+    scene.check_contract()?;
     Ok(())
 }
 
@@ -262,6 +300,7 @@ fn an_h265_camera_is_decoded_and_analysed() -> anyhow::Result<()> {
     let open = &incidents(&got)[0];
     assert_eq!(open["type"], "intrusion");
     assert_eq!(open["objects"][0]["label"], "person");
+    scene.check_contract()?;
     Ok(())
 }
 
@@ -307,6 +346,7 @@ classes = ["person"]
         !log_text.contains("hunter22"),
         "password leaked into the log:\n{log_text}"
     );
+    scene.check_contract()?;
     Ok(())
 }
 
@@ -334,5 +374,37 @@ fn seq_continues_after_the_agent_is_killed_and_restarted() -> anyhow::Result<()>
         "seq restarted: before {old:?}, after {new:?}"
     );
     assert!(new.windows(2).all(|w| w[1] == w[0] + 1), "{new:?}");
+    scene.check_contract()?;
+    Ok(())
+}
+
+#[test]
+fn a_clean_stop_leaves_stopped_retained_and_cameras_offline() -> anyhow::Result<()> {
+    let mut scene = Scene::start("stop", "plaza_25s.mp4", "")?;
+    let camera_topic = "vigil/v1/t1/test-box-001/cameras/plaza/status";
+    scene.wait("the camera streaming", |m| {
+        m.iter()
+            .any(|x| x.topic == camera_topic && x.json()["state"] == "streaming")
+    })?;
+    scene.agent.terminate(Duration::from_secs(20))?;
+    // What a subscriber arriving later sees: stopped, not the last will, and the camera offline.
+    let late = Recorder::start(scene.broker.port, "vigil/v1/t1/test-box-001/#")?;
+    let retained = late.wait_for(Duration::from_secs(10), "the retained statuses", |m| {
+        m.len() >= 2
+    })?;
+    let of = |topic: &str| {
+        retained
+            .iter()
+            .find(|x| x.topic == topic)
+            .map(vigil_tests::Received::json)
+            .unwrap_or_default()
+    };
+    assert_eq!(of("vigil/v1/t1/test-box-001/status")["state"], "stopped");
+    let cam = of(camera_topic);
+    assert_eq!(
+        (cam["state"].as_str(), cam["reason"].as_str()),
+        (Some("offline"), Some("agent stopped"))
+    );
+    scene.check_contract()?;
     Ok(())
 }

@@ -67,6 +67,7 @@ fn replay(clip: &str, dir: &TempDir) -> anyhow::Result<Vec<serde_json::Value>> {
     )?;
     assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
     eprintln!("{stdout}");
+    vigil_tests::contract::Contract::load()?.check_jsonl(&out.join("incidents.jsonl"))?;
     let text = std::fs::read_to_string(out.join("incidents.jsonl"))?;
     text.lines().map(|l| Ok(serde_json::from_str(l)?)).collect()
 }

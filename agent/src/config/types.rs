@@ -29,6 +29,22 @@ pub struct Config {
     pub evidence: EvidenceSettings,
     /// Where the agent keeps its state.
     pub storage: Storage,
+    /// Health telemetry.
+    pub health: HealthSettings,
+}
+
+/// Health telemetry settings.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthSettings {
+    /// Seconds between health messages on `…/health`. Default 60, at least 1.
+    pub interval_s: f64,
+}
+
+impl Default for HealthSettings {
+    fn default() -> Self {
+        HealthSettings { interval_s: 60.0 }
+    }
 }
 
 /// Persistent state.

@@ -344,6 +344,12 @@ pub fn validate(config: &Config, spans: &Spans) -> Vec<Problem> {
         }
         c.score(&format!("{p}.fire.min_score"), f.min_score);
     }
+    if !(config.health.interval_s.is_finite() && config.health.interval_s >= 1.0) {
+        c.err(
+            "health.interval_s",
+            format!("{} must be at least 1 second", config.health.interval_s),
+        );
+    }
     let ev = &config.evidence;
     if ev.max_width < 160 {
         c.err(

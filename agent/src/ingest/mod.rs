@@ -13,6 +13,7 @@
 pub mod file;
 pub mod pipeline;
 pub mod slot;
+pub mod status;
 pub mod url;
 
 use std::sync::Arc;
@@ -149,6 +150,11 @@ fn supervise(index: usize, camera: &Camera, board: &Arc<FrameBoard>, stop: &Atom
         first = false;
         let before = counters.received.load(Ordering::Relaxed);
         let started = Instant::now();
+        counters
+            .link
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .attempt_started = Some(started);
         tracing::info!(url = %shown, "connecting");
         let outcome = pipeline::run_once(index, camera, board, stop);
         let got_frames = counters.received.load(Ordering::Relaxed) > before;
@@ -159,6 +165,11 @@ fn supervise(index: usize, camera: &Camera, board: &Arc<FrameBoard>, stop: &Atom
             pipeline::Outcome::Stopped => break,
             pipeline::Outcome::Failed(reason) => {
                 let delay = backoff.jittered();
+                counters
+                    .link
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .last_error = Some(url::scrub(&reason, &camera.url));
                 tracing::warn!(
                     url = %shown,
                     after_s = started.elapsed().as_secs_f32(),

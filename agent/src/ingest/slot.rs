@@ -7,7 +7,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// One decoded frame, packed RGB.
 #[derive(Debug, Clone)]
@@ -35,6 +35,19 @@ pub struct Counters {
     pub analysed: AtomicU64,
     /// Pipeline (re)starts after the first.
     pub reconnects: AtomicU64,
+    /// When the last frame arrived.
+    pub last_frame: Mutex<Option<Instant>>,
+    /// What the supervisor is doing.
+    pub link: Mutex<Link>,
+}
+
+/// The supervisor's view of a camera's connection.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Link {
+    /// When the current connection attempt started.
+    pub attempt_started: Option<Instant>,
+    /// Why the last attempt failed (credentials scrubbed).
+    pub last_error: Option<String>,
 }
 
 /// The slots of all cameras plus the signal that wakes the detector.
@@ -81,6 +94,10 @@ impl FrameBoard {
             return;
         };
         self.counters[i].received.fetch_add(1, Ordering::Relaxed);
+        *self.counters[i]
+            .last_frame
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
         let old = slot
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -36,11 +36,26 @@ pub struct Message {
     pub retain: bool,
 }
 
-/// What the inference side hands to the session: a function of the sequence number, so that
-/// numbers are given in publish order by the one task that publishes.
-pub struct Outgoing {
-    /// Builds the messages (incident, then its snapshot) for sequence number `seq`.
-    pub build: Box<dyn FnOnce(u64) -> Vec<Message> + Send>,
+/// What the agent hands to the session.
+pub enum Outgoing {
+    /// An incident event: a function of its sequence number, so that numbers are given in
+    /// publish order by the one task that publishes. Builds the incident, then its snapshot.
+    Incident(Box<dyn FnOnce(u64) -> Vec<Message> + Send>),
+    /// Messages without a sequence number (camera status, health).
+    Plain(Vec<Message>),
+}
+
+impl Outgoing {
+    /// The messages, numbering an incident from `seqs`.
+    fn messages(self, seqs: &mut SeqStore, stats: &mut SessionStats) -> Vec<Message> {
+        match self {
+            Outgoing::Incident(build) => {
+                stats.events += 1;
+                build(seqs.take_next())
+            }
+            Outgoing::Plain(m) => m,
+        }
+    }
 }
 
 impl std::fmt::Debug for Outgoing {
@@ -137,10 +152,10 @@ pub async fn run(
                     }
                 }
             },
-            Some(out) = rx.recv() => {
-                stats.events += 1;
-                queue.extend((out.build)(seqs.take_next()));
-            }
+            // Only while connected: a message arriving while the event loop is connecting
+            // would cancel its poll mid-handshake, and the broker would see an abrupt close
+            // (and publish the last will). While disconnected, messages wait in the channel.
+            Some(out) = rx.recv(), if connected => queue.extend(out.messages(&mut seqs, &mut stats)),
         }
         if connected {
             stats.handed_over += flush(&client, &mut queue);
@@ -149,8 +164,7 @@ pub async fn run(
 
     // Clean shutdown: take what is still in the channel, say goodbye, disconnect.
     while let Ok(out) = rx.try_recv() {
-        stats.events += 1;
-        queue.extend((out.build)(seqs.take_next()));
+        queue.extend(out.messages(&mut seqs, &mut stats));
     }
     if connected {
         stats.handed_over += flush(&client, &mut queue);
@@ -168,14 +182,9 @@ pub async fn run(
         json(DeviceState::Stopped),
     );
     let _ = client.try_disconnect();
-    let drain = async {
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
-    };
+    // Poll until the connection is closed, so that `stopped` and DISCONNECT reach the broker
+    // before the socket goes away (else the broker publishes the last will over `stopped`).
+    let drain = async { while eventloop.poll().await.is_ok() {} };
     let _ = tokio::time::timeout(Duration::from_secs(3), drain).await;
     stats
 }

@@ -42,6 +42,113 @@ impl Identity {
     pub fn snapshot_topic(&self, camera: &str, id: &uuid::Uuid) -> String {
         format!("{}/incidents/{camera}/{id}/snapshot", self.root())
     }
+
+    /// Retained status topic of a camera.
+    pub fn camera_status_topic(&self, camera: &str) -> String {
+        format!("{}/cameras/{camera}/status", self.root())
+    }
+
+    /// Health telemetry topic.
+    pub fn health_topic(&self) -> String {
+        format!("{}/health", self.root())
+    }
+}
+
+/// Camera status schema id.
+pub const CAMERA_STATUS_SCHEMA: &str = "vigil.camera-status/1";
+/// Health schema id.
+pub const HEALTH_SCHEMA: &str = "vigil.health/1";
+
+/// The retained status of one camera.
+pub fn camera_status(
+    identity: &Identity,
+    camera: &str,
+    state: &str,
+    reason: Option<&str>,
+    since: SystemTime,
+) -> serde_json::Value {
+    let mut v = json!({
+        "schema": CAMERA_STATUS_SCHEMA,
+        "device": identity.device,
+        "district": identity.district,
+        "camera": camera,
+        "state": state,
+        "since": rfc3339_ms(since),
+    });
+    if let (Some(r), Some(obj)) = (reason, v.as_object_mut()) {
+        obj.insert("reason".into(), json!(r));
+    }
+    v
+}
+
+/// One camera's line in a health message.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CameraHealth {
+    /// Camera id.
+    pub camera: String,
+    /// Frames delivered by the pipeline since start.
+    pub received: u64,
+    /// Frames analysed since start.
+    pub analysed: u64,
+    /// Frames replaced before analysis since start (the detector was busy).
+    pub dropped: u64,
+    /// Pipeline restarts since start.
+    pub reconnects: u64,
+    /// Frames analysed per second over the last interval.
+    pub analysed_fps: f64,
+    /// Median inference time over the last interval, milliseconds.
+    pub inference_ms_p50: f64,
+    /// Incidents open now.
+    pub open_incidents: usize,
+    /// Confirmed tracks in each zone on the latest analysed frame.
+    pub zones: Vec<ZoneCount>,
+}
+
+/// Objects in one zone.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ZoneCount {
+    /// Zone name.
+    pub zone: String,
+    /// Confirmed tracks standing in it.
+    pub count: usize,
+}
+
+/// Periodic health telemetry.
+pub fn health(
+    identity: &Identity,
+    uptime: std::time::Duration,
+    cameras: &[CameraHealth],
+) -> serde_json::Value {
+    json!({
+        "schema": HEALTH_SCHEMA,
+        "device": identity.device,
+        "district": identity.district,
+        "time": rfc3339_ms(SystemTime::now()),
+        "uptime_s": uptime.as_secs(),
+        "cameras": cameras,
+    })
+}
+
+/// The box's time zone: `TZ`, else `/etc/timezone`, else the zone `/etc/localtime` links to,
+/// else `UTC`. Payload times are always UTC; this tells people the box's local clock.
+pub fn timezone() -> String {
+    if let Ok(tz) = std::env::var("TZ")
+        && !tz.trim().is_empty()
+    {
+        return tz.trim().trim_start_matches(':').to_string();
+    }
+    if let Ok(tz) = std::fs::read_to_string("/etc/timezone")
+        && !tz.trim().is_empty()
+    {
+        return tz.trim().to_string();
+    }
+    std::fs::read_link("/etc/localtime")
+        .ok()
+        .and_then(|p| {
+            let s = p.to_string_lossy().to_string();
+            s.split_once("zoneinfo/").map(|(_, z)| z.to_string())
+        })
+        .unwrap_or_else(|| "UTC".into())
 }
 
 /// UTC RFC 3339 with milliseconds, e.g. `2026-11-27T23:50:01.123Z`.
@@ -175,6 +282,8 @@ pub struct Inventory {
     pub cameras: Vec<String>,
     /// (name, version) of each model.
     pub models: Vec<(String, String)>,
+    /// The box's time zone (IANA name).
+    pub timezone: String,
 }
 
 /// The retained status payload.
@@ -199,6 +308,7 @@ pub fn status(identity: &Identity, state: DeviceState, inv: &Inventory) -> serde
             obj.insert("started_at".into(), json!(rfc3339_ms(t)));
         }
         obj.insert("cameras".into(), json!(inv.cameras));
+        obj.insert("timezone".into(), json!(inv.timezone));
         obj.insert(
             "models".into(),
             json!(

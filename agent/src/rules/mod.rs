@@ -223,6 +223,8 @@ pub struct CameraRules {
     kept: Vec<Detection>,
     /// Scratch: objects of one rule on this frame.
     objs: Vec<Object>,
+    /// Per zone: confirmed tracks in it on the latest frame.
+    counts: Vec<usize>,
 }
 
 fn in_zone(z: &ZoneRule, o: &Object, aspect: f64) -> bool {
@@ -244,6 +246,7 @@ impl CameraRules {
             windows: Default::default(),
             kept: Vec::with_capacity(64),
             objs: Vec::with_capacity(64),
+            counts: vec![0; set.zones.len()],
             set,
         }
     }
@@ -266,6 +269,11 @@ impl CameraRules {
     /// Incidents open now.
     pub fn open_incidents(&self) -> usize {
         self.life.open_count()
+    }
+
+    /// Confirmed tracks in each zone on the latest frame, in zone order.
+    pub fn zone_counts(&self) -> &[usize] {
+        &self.counts
     }
 
     /// Evaluate one analysed frame taken at monotonic time `now` (capture time `frame_time`,
@@ -301,6 +309,7 @@ impl CameraRules {
             self.objs.clear();
             self.objs
                 .extend(visible().filter(|o| in_zone(z, o, aspect)));
+            self.counts[zi] = self.objs.len();
             for o in &self.objs {
                 let track = o.track;
                 if let Some(policy) = z.intrusion {

@@ -1,0 +1,189 @@
+//! What the agent tells the operations centre besides incidents: the retained status of each
+//! camera (`…/cameras/{camera}/status`, published when it changes) and periodic health
+//! (`…/health`: per-camera frame counters, analysis rate, inference time, open incidents and
+//! zone counts).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::mpsc;
+
+use crate::ingest::slot::FrameBoard;
+use crate::ingest::status::{self, CameraState};
+use crate::publish::payload::{self, CameraHealth, Identity, ZoneCount};
+use crate::publish::{Message, Outgoing};
+use crate::rules::CameraRules;
+
+/// A camera as the monitor sees it.
+#[derive(Debug, Clone)]
+pub struct Watched {
+    /// Index on the frame board.
+    pub index: usize,
+    /// Camera id.
+    pub id: String,
+    /// Whether it is pulled at all.
+    pub enabled: bool,
+    /// No frame for this long counts as offline.
+    pub stall: Duration,
+}
+
+fn status_message(identity: &Identity, camera: &str, state: &str, reason: Option<&str>) -> Message {
+    let body = payload::camera_status(identity, camera, state, reason, SystemTime::now());
+    Message {
+        topic: identity.camera_status_topic(camera),
+        payload: body.to_string().into_bytes(),
+        retain: true,
+    }
+}
+
+/// Publish each camera's status now and on every change, until `stop`; then publish every
+/// camera `offline` ("agent stopped").
+pub async fn camera_monitor(
+    board: Arc<FrameBoard>,
+    cameras: Vec<Watched>,
+    identity: Identity,
+    tx: mpsc::Sender<Outgoing>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut last: Vec<Option<(CameraState, Option<String>)>> = vec![None; cameras.len()];
+    for c in cameras.iter().filter(|c| !c.enabled) {
+        let m = status_message(
+            &identity,
+            &c.id,
+            "offline",
+            Some("disabled in the configuration"),
+        );
+        let _ = tx.send(Outgoing::Plain(vec![m])).await;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    while !stop.load(Ordering::Relaxed) {
+        tick.tick().await;
+        let now = Instant::now();
+        for (c, prev) in cameras
+            .iter()
+            .zip(last.iter_mut())
+            .filter(|(c, _)| c.enabled)
+        {
+            let counters = board.counters(c.index);
+            let last_frame = *counters
+                .last_frame
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let link = counters
+                .link
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            let seen = status::assess(now, last_frame, &link, c.stall);
+            // A growing "no frame for N s" is the same state: publish on state or cause change.
+            let same = prev.as_ref().is_some_and(|(s, r)| {
+                *s == seen.0
+                    && (r == &seen.1
+                        || (r.as_deref().is_some_and(|r| r.starts_with("no frame"))
+                            && seen.1.as_deref().is_some_and(|r| r.starts_with("no frame"))))
+            });
+            if same {
+                continue;
+            }
+            tracing::info!(camera = %c.id, state = seen.0.as_str(), reason = seen.1.as_deref().unwrap_or("-"), "camera status");
+            let m = status_message(&identity, &c.id, seen.0.as_str(), seen.1.as_deref());
+            if tx.send(Outgoing::Plain(vec![m])).await.is_err() {
+                return;
+            }
+            *prev = Some(seen);
+        }
+    }
+    let goodbye: Vec<Message> = cameras
+        .iter()
+        .filter(|c| c.enabled)
+        .map(|c| status_message(&identity, &c.id, "offline", Some("agent stopped")))
+        .collect();
+    let _ = tx.send(Outgoing::Plain(goodbye)).await;
+}
+
+/// Collects inference times and builds the periodic health message (on the inference thread,
+/// which owns the rules and so knows the zone counts).
+#[derive(Debug)]
+pub struct Health {
+    interval: Duration,
+    started: Instant,
+    last: Instant,
+    infer_ms: Vec<Vec<f32>>,
+    analysed_before: Vec<u64>,
+}
+
+impl Health {
+    /// Health for `cameras` cameras every `interval`.
+    pub fn new(cameras: usize, interval: Duration) -> Self {
+        let now = Instant::now();
+        Health {
+            interval,
+            started: now,
+            last: now,
+            infer_ms: vec![Vec::with_capacity(1024); cameras],
+            analysed_before: vec![0; cameras],
+        }
+    }
+
+    /// Record one inference of camera `i`.
+    pub fn record(&mut self, i: usize, took: Duration) {
+        if let Some(v) = self.infer_ms.get_mut(i)
+            && v.len() < 100_000
+        {
+            v.push(took.as_secs_f32() * 1000.0);
+        }
+    }
+
+    /// Whether the interval has passed.
+    pub fn is_due(&self) -> bool {
+        self.last.elapsed() >= self.interval
+    }
+
+    /// The health message (and the start of a new interval).
+    pub fn build(
+        &mut self,
+        identity: &Identity,
+        board: &FrameBoard,
+        cameras: &[(String, &CameraRules)],
+    ) -> Message {
+        let now = Instant::now();
+        let span = now.duration_since(self.last);
+        self.last = now;
+        let mut lines = Vec::with_capacity(cameras.len());
+        for (i, (id, rules)) in cameras.iter().enumerate() {
+            let k = board.counters(i);
+            let analysed = k.analysed.load(Ordering::Relaxed);
+            let times = &mut self.infer_ms[i];
+            times.sort_unstable_by(f32::total_cmp);
+            let p50 = times.get(times.len() / 2).copied().unwrap_or(0.0);
+            times.clear();
+            let fps = (analysed - self.analysed_before[i]) as f64 / span.as_secs_f64().max(1e-3);
+            self.analysed_before[i] = analysed;
+            lines.push(CameraHealth {
+                camera: id.clone(),
+                received: k.received.load(Ordering::Relaxed),
+                analysed,
+                dropped: k.dropped.load(Ordering::Relaxed),
+                reconnects: k.reconnects.load(Ordering::Relaxed),
+                analysed_fps: (fps * 100.0).round() / 100.0,
+                inference_ms_p50: (f64::from(p50) * 10.0).round() / 10.0,
+                open_incidents: rules.open_incidents(),
+                zones: rules
+                    .zones()
+                    .zip(rules.zone_counts())
+                    .map(|(z, &count)| ZoneCount {
+                        zone: z.name.clone(),
+                        count,
+                    })
+                    .collect(),
+            });
+        }
+        let body = payload::health(identity, self.started.elapsed(), &lines);
+        Message {
+            topic: identity.health_topic(),
+            payload: body.to_string().into_bytes(),
+            retain: false,
+        }
+    }
+}
