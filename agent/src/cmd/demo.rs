@@ -183,8 +183,38 @@ async fn subscribe(
 /// One readable line for a message of the contract.
 pub fn describe(topic: &str, v: &serde_json::Value) -> String {
     let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("?").to_string();
+    if topic.contains("/cameras/") && topic.ends_with("/status") {
+        let why = v
+            .get("reason")
+            .and_then(|x| x.as_str())
+            .map(|r| format!(" ({r})"));
+        return format!(
+            "[camera]  {} is {}{}",
+            s("camera"),
+            s("state").to_uppercase(),
+            why.unwrap_or_default()
+        );
+    }
     if topic.ends_with("/status") {
         return format!("[status]  {} is {}", s("device"), s("state").to_uppercase());
+    }
+    if topic.ends_with("/health") {
+        let cams: Vec<String> = v["cameras"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|c| {
+                        format!(
+                            "{} {:.1} fps, {:.0} ms",
+                            c["camera"].as_str().unwrap_or("?"),
+                            c["analysed_fps"].as_f64().unwrap_or(0.0),
+                            c["inference_ms_p50"].as_f64().unwrap_or(0.0)
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        return format!("[health]  {}", cams.join("; "));
     }
     let time = s("frame_time");
     let clock = time.get(11..23).unwrap_or(&time).to_string();
@@ -194,9 +224,11 @@ pub fn describe(topic: &str, v: &serde_json::Value) -> String {
         .map(|a| {
             a.iter()
                 .map(|o| {
+                    let track = o["track_id"].as_u64().map(|t| format!(" #{t}"));
                     format!(
-                        "{} {:.2}",
+                        "{}{} {:.2}",
                         o["label"].as_str().unwrap_or("?"),
+                        track.unwrap_or_default(),
                         o["score"].as_f64().unwrap_or(0.0)
                     )
                 })
@@ -209,7 +241,10 @@ pub fn describe(topic: &str, v: &serde_json::Value) -> String {
         s("severity"),
         s("type"),
         s("camera"),
-        s("zone"),
+        v.get("zone")
+            .or(v.get("line"))
+            .and_then(|x| x.as_str())
+            .unwrap_or("-"),
         if objects.is_empty() {
             "-".to_string()
         } else {
