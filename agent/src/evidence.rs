@@ -25,6 +25,8 @@ pub struct EvidenceSettings {
     /// Largest JPEG in bytes; above it the quality, then the size, is lowered. Default 512 KiB,
     /// at least 16 KiB.
     pub max_bytes: usize,
+    /// Also publish an evidence image with every `update` (not only `open`). Default false.
+    pub on_update: bool,
 }
 
 impl Default for EvidenceSettings {
@@ -33,6 +35,7 @@ impl Default for EvidenceSettings {
             max_width: 1280,
             quality: 80,
             max_bytes: 512 * 1024,
+            on_update: false,
         }
     }
 }
@@ -406,6 +409,7 @@ mod tests {
             max_width: 1280,
             quality: 95,
             max_bytes: 100 * 1024,
+            on_update: false,
         };
         let jpeg = annotate(view, &Overlay::default(), &[], &settings).expect("encode");
         assert!(jpeg.bytes.len() <= 100 * 1024, "{} bytes", jpeg.bytes.len());

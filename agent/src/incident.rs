@@ -25,7 +25,8 @@ pub fn caption(o: &Object, labels: &Labels) -> String {
     }
 }
 
-/// Names and evidence of `event`, seen on `frame`.
+/// Names and evidence of `event`, seen on `frame` (evidence for `open`, and for `update` when
+/// `settings.on_update`).
 pub fn render(
     set: &RuleSet,
     labels: &Labels,
@@ -38,7 +39,12 @@ pub fn render(
         Scope::Line(i) => (None, set.lines.get(i)),
         Scope::Camera => (None, None),
     };
-    let snapshot = (event.state == EventState::Open)
+    let wanted = match event.state {
+        EventState::Open => true,
+        EventState::Update => settings.on_update,
+        EventState::Close => false,
+    };
+    let snapshot = wanted
         .then(|| {
             let overlay = Overlay {
                 polygon: zone.map(|z| z.polygon.as_slice()).unwrap_or_default(),
@@ -61,5 +67,69 @@ pub fn render(
         zone: zone.map(|z| z.name.clone()),
         line: line.map(|l| l.name.clone()),
         snapshot,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::Detection;
+    use crate::rules::lifecycle::Facts;
+    use crate::rules::{IncidentType, Severity};
+    use std::time::SystemTime;
+
+    #[test]
+    fn evidence_for_open_and_for_update_only_when_asked() {
+        let labels = Labels::parse("person\n").expect("labels");
+        let frame = vec![0u8; 320 * 240 * 3];
+        let view = RgbView {
+            width: 320,
+            height: 240,
+            data: &frame,
+        };
+        let mut event = IncidentEvent {
+            id: uuid::Uuid::now_v7(),
+            kind: IncidentType::Fire,
+            state: EventState::Open,
+            severity: Severity::Critical,
+            scope: Scope::Camera,
+            track: None,
+            objects: vec![Object {
+                track: None,
+                det: Detection {
+                    class: 0,
+                    score: 0.7,
+                    bbox: [0.1, 0.1, 0.3, 0.3],
+                },
+            }],
+            frame_time: SystemTime::now(),
+            opened_at: SystemTime::now(),
+            facts: Facts::default(),
+        };
+        let set = RuleSet::default();
+        let mut settings = EvidenceSettings::default();
+        assert!(
+            render(&set, &labels, view, &event, &settings)
+                .snapshot
+                .is_some()
+        );
+        event.state = EventState::Update;
+        assert!(
+            render(&set, &labels, view, &event, &settings)
+                .snapshot
+                .is_none()
+        );
+        settings.on_update = true;
+        assert!(
+            render(&set, &labels, view, &event, &settings)
+                .snapshot
+                .is_some()
+        );
+        event.state = EventState::Close;
+        assert!(
+            render(&set, &labels, view, &event, &settings)
+                .snapshot
+                .is_none()
+        );
     }
 }

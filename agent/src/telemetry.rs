@@ -177,6 +177,11 @@ impl Health {
                         count,
                     })
                     .collect(),
+                frame_time: if k.stream_clock.load(Ordering::Relaxed) {
+                    "stream"
+                } else {
+                    "arrival"
+                },
             });
         }
         let body = payload::health(identity, self.started.elapsed(), &lines);

@@ -254,6 +254,7 @@ fn person_on_the_walkway_becomes_an_intrusion_incident_and_last_will_says_offlin
         .find(|x| x.topic.ends_with("/health"))
         .map(vigil_tests::Received::json)
         .unwrap_or_default();
+    eprintln!("health: {health}");
     assert_eq!(health["cameras"][0]["camera"], "plaza", "{health}");
     assert_eq!(
         health["cameras"][0]["zones"][0]["zone"], "walkway",
@@ -379,12 +380,19 @@ fn seq_continues_after_the_agent_is_killed_and_restarted() -> anyhow::Result<()>
 }
 
 #[test]
-fn a_clean_stop_leaves_stopped_retained_and_cameras_offline() -> anyhow::Result<()> {
+fn capture_times_come_from_the_stream_and_a_clean_stop_leaves_stopped_retained()
+-> anyhow::Result<()> {
     let mut scene = Scene::start("stop", "plaza_25s.mp4", "")?;
     let camera_topic = "vigil/v1/t1/test-box-001/cameras/plaza/status";
     scene.wait("the camera streaming", |m| {
         m.iter()
             .any(|x| x.topic == camera_topic && x.json()["state"] == "streaming")
+    })?;
+    // Once the RTSP server's RTCP sender reports arrive, capture times come from its clock.
+    scene.wait("frame_time from the stream's clock", |m| {
+        m.iter().any(|x| {
+            x.topic.ends_with("/health") && x.json()["cameras"][0]["frame_time"] == "stream"
+        })
     })?;
     scene.agent.terminate(Duration::from_secs(20))?;
     // What a subscriber arriving later sees: stopped, not the last will, and the camera offline.

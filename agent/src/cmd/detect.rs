@@ -116,6 +116,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 max_width: f.width.max(160),
                 quality: 90,
                 max_bytes: 16 << 20,
+                on_update: false,
             };
             let jpeg = evidence::annotate(view, &evidence::Overlay::default(), &marks, &settings)?;
             std::fs::write(out, &jpeg.bytes)

@@ -84,7 +84,29 @@ pub fn decode_frames(
     Ok(frames)
 }
 
-/// Copy an RGB sample into a packed frame (rows may be padded in the buffer).
+/// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
+const NTP_TO_UNIX_S: u64 = 2_208_988_800;
+
+/// The capture time a buffer carries from the camera's clock: the NTP reference timestamp that
+/// rtspsrc attaches (`add-reference-timestamp-meta`) once RTCP sender reports have synchronised
+/// the stream. `None` before that, and for sources without sender reports.
+pub fn stream_time(buffer: &gst::BufferRef) -> Option<std::time::SystemTime> {
+    buffer
+        .iter_meta::<gst::ReferenceTimestampMeta>()
+        .find(|m| {
+            m.reference()
+                .structure(0)
+                .is_some_and(|s| s.name() == "timestamp/x-ntp")
+        })
+        .and_then(|m| {
+            m.timestamp()
+                .nseconds()
+                .checked_sub(NTP_TO_UNIX_S * 1_000_000_000)
+        })
+        .map(|ns| std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns))
+}
+
+/// Copy an RGB sample into a packed frame (rows may be padded in the buffer), captured now.
 pub fn sample_to_frame(sample: &gst::Sample) -> Option<Frame> {
     let info = gst_video::VideoInfo::from_caps(sample.caps()?).ok()?;
     let buffer = sample.buffer()?;

@@ -45,6 +45,31 @@ pub fn run_once(
     outcome
 }
 
+/// A camera clock further than this from the box's is not trusted for `frame_time`.
+pub const MAX_CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A frame's capture time: the stream's clock when it has one within [`MAX_CLOCK_SKEW`] of
+/// `arrival`, else `arrival`. Returns the time and whether it came from the stream.
+pub fn capture_time(
+    arrival: std::time::SystemTime,
+    stream: Option<std::time::SystemTime>,
+) -> (std::time::SystemTime, bool) {
+    match stream {
+        Some(t) => {
+            let skew = t
+                .duration_since(arrival)
+                .or_else(|_| arrival.duration_since(t))
+                .unwrap_or_default();
+            if skew <= MAX_CLOCK_SKEW {
+                (t, true)
+            } else {
+                (arrival, false)
+            }
+        }
+        None => (arrival, false),
+    }
+}
+
 fn make(name: &'static str) -> Result<gst::Element, String> {
     gst::ElementFactory::make(name)
         .build()
@@ -65,6 +90,8 @@ fn build(index: usize, camera: &Camera, board: &Arc<FrameBoard>) -> Result<gst::
     );
     // Fail within seconds when a server stops answering, so the supervisor can rebuild.
     src.set_property("tcp-timeout", 5_000_000u64);
+    // Capture times from the camera's clock (RTCP sender reports) when it sends them.
+    src.set_property("add-reference-timestamp-meta", true);
     src.set_property("timeout", 5_000_000u64);
     let decode = make("decodebin")?;
     let rate = make("videorate")?;
@@ -131,6 +158,7 @@ fn build(index: usize, camera: &Camera, board: &Arc<FrameBoard>) -> Result<gst::
     // 90 % of the analysis interval, so jitter in the camera's timestamps does not drop frames.
     let min_gap = gst::ClockTime::from_nseconds((0.9e9 / camera.analysis_fps) as u64);
     let mut last_pts: Option<gst::ClockTime> = None;
+    let mut skew_warned = false;
     let board = Arc::clone(board);
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
@@ -147,10 +175,25 @@ fn build(index: usize, camera: &Camera, board: &Arc<FrameBoard>) -> Result<gst::
                     last_pts = Some(pts);
                 }
                 match super::file::sample_to_frame(&sample) {
-                    Some(frame) => board.put(Frame {
-                        camera: index,
-                        ..frame
-                    }),
+                    Some(mut frame) => {
+                        let stream = sample.buffer().and_then(super::file::stream_time);
+                        let (captured, from_stream) = capture_time(frame.captured, stream);
+                        if stream.is_some() && !from_stream && !skew_warned {
+                            skew_warned = true;
+                            tracing::warn!(
+                                "the camera's clock is more than {} s off this box's; frame_time uses arrival time",
+                                MAX_CLOCK_SKEW.as_secs()
+                            );
+                        }
+                        frame.captured = captured;
+                        board.put_from(
+                            Frame {
+                                camera: index,
+                                ..frame
+                            },
+                            from_stream,
+                        );
+                    }
                     None => tracing::debug!("dropped a sample without usable RGB data"),
                 }
                 Ok(gst::FlowSuccess::Ok)
@@ -192,5 +235,25 @@ fn run(pipeline: &gst::Pipeline, stop: &AtomicBool) -> Outcome {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn the_camera_clock_is_used_only_when_close_to_ours() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+        let cam = now - Duration::from_millis(300);
+        assert_eq!(capture_time(now, Some(cam)), (cam, true));
+        assert_eq!(capture_time(now, None), (now, false));
+        let off = now + Duration::from_secs(3600);
+        assert_eq!(
+            capture_time(now, Some(off)),
+            (now, false),
+            "an hour off is not trusted"
+        );
     }
 }

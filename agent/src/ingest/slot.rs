@@ -37,6 +37,8 @@ pub struct Counters {
     pub reconnects: AtomicU64,
     /// When the last frame arrived.
     pub last_frame: Mutex<Option<Instant>>,
+    /// Whether the last frame's capture time came from the camera's clock (else arrival).
+    pub stream_clock: std::sync::atomic::AtomicBool,
     /// What the supervisor is doing.
     pub link: Mutex<Link>,
 }
@@ -85,6 +87,14 @@ impl FrameBoard {
     /// Whether the board has no cameras.
     pub fn is_empty(&self) -> bool {
         self.slots.is_empty()
+    }
+
+    /// [`FrameBoard::put`], noting whether the capture time came from the camera's clock.
+    pub fn put_from(&self, frame: Frame, stream_clock: bool) {
+        if let Some(c) = self.counters.get(frame.camera) {
+            c.stream_clock.store(stream_clock, Ordering::Relaxed);
+        }
+        self.put(frame);
     }
 
     /// Store the newest frame of its camera, replacing (and counting) an unconsumed one.

@@ -102,6 +102,9 @@ pub struct CameraHealth {
     pub open_incidents: usize,
     /// Confirmed tracks in each zone on the latest analysed frame.
     pub zones: Vec<ZoneCount>,
+    /// Where the latest frame's `frame_time` came from: `"stream"` (the camera's clock, from
+    /// RTCP sender reports) or `"arrival"` (this box's clock when the frame arrived).
+    pub frame_time: &'static str,
 }
 
 /// Objects in one zone.
