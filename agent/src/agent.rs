@@ -21,7 +21,7 @@ use crate::config::{ConfigError, Diagnostics, Loaded};
 use crate::detect::{self, DetectError, Detections, Detector, LoadedCard, RgbView};
 use crate::evidence::EvidenceSettings;
 use crate::ingest::{self, IngestError, slot::FrameBoard};
-use crate::publish::payload::{self, Identity, IncidentContext, Inventory, SnapshotRef};
+use crate::publish::payload::{self, Identity, IncidentContext, Inventory};
 use crate::publish::{self, Message, Outgoing, SessionConfig, SessionStats};
 use crate::rules::{CameraRules, IncidentEvent, RuleSet};
 use crate::telemetry;
@@ -426,13 +426,9 @@ fn outgoing(
         event.state.as_str()
     );
     Outgoing::Incident(Box::new(move |seq| {
-        let snap_ref = snapshot.as_ref().map(|j| SnapshotRef {
-            topic: identity.snapshot_topic(&camera, &event.id),
-            sha256: j.sha256(),
-            bytes: j.bytes.len(),
-            width: j.width,
-            height: j.height,
-        });
+        let snap_ref = snapshot
+            .as_ref()
+            .map(|j| crate::incident::snapshot_ref(&identity, &camera, &event, j));
         let ctx = IncidentContext {
             identity: &identity,
             camera: &camera,

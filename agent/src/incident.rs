@@ -3,6 +3,7 @@
 
 use crate::detect::{Labels, RgbView};
 use crate::evidence::{self, EvidenceSettings, Jpeg, Mark, Overlay};
+use crate::publish::payload::{Identity, SnapshotRef};
 use crate::rules::{EventState, IncidentEvent, Object, RuleSet, Scope};
 
 /// What an event needs besides its own fields.
@@ -14,6 +15,22 @@ pub struct Rendered {
     pub line: Option<String>,
     /// Evidence of an `open`.
     pub snapshot: Option<Jpeg>,
+}
+
+/// How an incident event names its evidence image.
+pub fn snapshot_ref(
+    identity: &Identity,
+    camera: &str,
+    event: &IncidentEvent,
+    j: &Jpeg,
+) -> SnapshotRef {
+    SnapshotRef {
+        topic: identity.snapshot_topic(camera, &event.id),
+        sha256: j.sha256(),
+        bytes: j.bytes.len(),
+        width: j.width,
+        height: j.height,
+    }
 }
 
 /// `person #12 0.87`.

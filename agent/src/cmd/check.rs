@@ -4,8 +4,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::agent::{Plan, StartError};
-
 /// Arguments of `vigil check`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -21,13 +19,9 @@ pub struct Args {
 
 /// Run the check.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let loaded = match crate::config::load(&args.config) {
-        Ok(l) => l,
-        Err(e) => return Ok(super::report_start_error(&StartError::Config(e))),
-    };
-    let plan = match Plan::build(loaded) {
+    let plan = match super::load_plan(&args.config) {
         Ok(p) => p,
-        Err(e) => return Ok(super::report_start_error(&e)),
+        Err(code) => return Ok(code),
     };
     let c = &plan.loaded.config;
     let zones: usize = c.cameras.iter().map(|c| c.zones.len()).sum();

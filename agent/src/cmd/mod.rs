@@ -96,6 +96,14 @@ pub fn report_start_error(e: &StartError) -> ExitCode {
     }
 }
 
+/// Read a config file and its model cards into a [`crate::agent::Plan`]; on a problem, print
+/// it and return the exit code (78 for the config or a model).
+pub fn load_plan(config: &std::path::Path) -> Result<crate::agent::Plan, ExitCode> {
+    let loaded =
+        crate::config::load(config).map_err(|e| report_start_error(&StartError::Config(e)))?;
+    crate::agent::Plan::build(loaded).map_err(|e| report_start_error(&e))
+}
+
 /// Engine choice shared by the offline commands (`detect`, `bench`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct EngineArgs {

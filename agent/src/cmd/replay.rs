@@ -21,7 +21,7 @@ use crate::agent::{Plan, StartError};
 use crate::detect::{self, Detections, Detector, RgbView};
 use crate::incident;
 use crate::ingest::file;
-use crate::publish::payload::{self, IncidentContext, SnapshotRef};
+use crate::publish::payload::{self, IncidentContext};
 use crate::rules::{CameraRules, EventState, IncidentEvent};
 
 /// Arguments of `vigil replay`.
@@ -99,13 +99,10 @@ impl Replay<'_> {
                 &config.evidence,
             );
             self.seq += 1;
-            let snap = r.snapshot.as_ref().map(|j| SnapshotRef {
-                topic: identity.snapshot_topic(&cam.id, &event.id),
-                sha256: j.sha256(),
-                bytes: j.bytes.len(),
-                width: j.width,
-                height: j.height,
-            });
+            let snap = r
+                .snapshot
+                .as_ref()
+                .map(|j| incident::snapshot_ref(&identity, &cam.id, &event, j));
             let ctx = IncidentContext {
                 identity: &identity,
                 camera: &cam.id,
@@ -135,13 +132,9 @@ impl Replay<'_> {
 
 /// Run the command.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let loaded = match crate::config::load(&args.config) {
-        Ok(l) => l,
-        Err(e) => return Ok(super::report_start_error(&StartError::Config(e))),
-    };
-    let plan = match Plan::build(loaded) {
+    let plan = match super::load_plan(&args.config) {
         Ok(p) => p,
-        Err(e) => return Ok(super::report_start_error(&e)),
+        Err(code) => return Ok(code),
     };
     let config = &plan.loaded.config;
     let camera = match &args.camera {

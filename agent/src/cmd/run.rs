@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::agent::{self, Plan, StartError};
+use crate::agent;
 
 /// Arguments of `vigil run`.
 #[derive(Debug, clap::Args)]
@@ -22,13 +22,9 @@ pub struct Args {
 
 /// Run the agent.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let loaded = match crate::config::load(&args.config) {
-        Ok(l) => l,
-        Err(e) => return Ok(super::report_start_error(&StartError::Config(e))),
-    };
-    let plan = match Plan::build(loaded) {
+    let plan = match super::load_plan(&args.config) {
         Ok(p) => p,
-        Err(e) => return Ok(super::report_start_error(&e)),
+        Err(code) => return Ok(code),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
