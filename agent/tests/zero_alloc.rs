@@ -1,8 +1,9 @@
 //! Our per-frame pre- and post-processing allocates nothing once warm: resize, normalise and
 //! lay out the input; decode, un-map, NMS and top-k the outputs. A counting global allocator
 //! proves it over 100 frames for a u8/NHWC/stretch model (SSD) and an f32/NCHW/BGR model with
-//! letterbox (NanoDet). The inference engine's own allocations are outside this count; the
-//! last test reports them (printed, not asserted).
+//! letterbox (NanoDet), and for tracking plus every rule kind over 100 frames without events.
+//! The inference engine's own allocations are outside this count; a test reports them
+//! (printed, not asserted).
 #![allow(unsafe_code)] // the counting allocator
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -160,4 +161,110 @@ fn report_the_inference_engines_allocations() {
         n / 10
     );
     assert!(!out.is_empty());
+}
+
+/// Tracking and rules: three people walking in a zone towards a line, with filters and a mask,
+/// plus a flickering fire detection that never confirms. After the warm-up (which opens the
+/// incidents), 100 frames without events allocate nothing; events themselves allocate.
+#[test]
+fn tracking_and_rules_allocate_nothing_once_warm() {
+    use std::time::{Duration, SystemTime};
+    use vigil::detect::Detection;
+    use vigil::rules::filter::{ClassFilters, ObjectFilter};
+    use vigil::rules::fire::FireRule;
+    use vigil::rules::lifecycle::Policy;
+    use vigil::rules::line::{Direction, LineRule};
+    use vigil::rules::track::TrackerConfig;
+    use vigil::rules::{CameraRules, IncidentType, RuleSet, Severity, ZoneRule};
+
+    let _guard = LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let policy = Policy {
+        severity: Severity::Major,
+        quiet: Duration::from_secs(10),
+        update_min_interval: Duration::from_secs(2),
+        heartbeat: Duration::from_secs(3600),
+        cooldown: Duration::ZERO,
+    };
+    let mut filters = vec![None; 2];
+    filters[0] = Some(ObjectFilter {
+        min_area: Some(0.001),
+        ..ObjectFilter::default()
+    });
+    let set = RuleSet {
+        filters: ClassFilters(filters),
+        masks: vec![vec![[0.9, 0.9], [1.0, 0.9], [1.0, 1.0]]],
+        zones: vec![ZoneRule {
+            name: "all".into(),
+            polygon: vec![[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]],
+            classes: vec![0],
+            min_score: 0.5,
+            filters: ClassFilters::default(),
+            intrusion: Some(policy),
+            loitering: Some((Duration::from_secs(3600), policy)),
+            crowding: None,
+        }],
+        lines: vec![LineRule {
+            name: "gate".into(),
+            a: [0.8, 0.0],
+            b: [0.8, 1.0],
+            direction: Direction::Both,
+            classes: vec![0],
+            min_score: 0.5,
+            hysteresis: 0.01,
+            policy,
+        }],
+        fire: Some(FireRule {
+            classes: vec![(1, IncidentType::Fire)],
+            min_score: 0.3,
+            min_hits: 3,
+            window_frames: 5,
+            window: Duration::from_secs(10),
+            same_region: true,
+            growth: false,
+            policy,
+        }),
+        tracker: TrackerConfig::default(),
+        detector_floor: 0.3,
+    };
+    let mut rules = CameraRules::new(set);
+    let mut events = Vec::with_capacity(64);
+    let frame = |i: u32| -> [Detection; 4] {
+        // Slow walkers: the rightmost foot goes from x 0.38 to 0.66, never reaching the line at
+        // 0.8 (a crossing would be an event, and events allocate their payload).
+        let x = 0.1 + 0.002 * i as f32;
+        let person = |dx: f32, y: f32| Detection {
+            class: 0,
+            score: 0.8,
+            bbox: [x + dx, y - 0.2, x + dx + 0.05, y],
+        };
+        let flame = Detection {
+            class: 1,
+            score: if i % 7 == 0 { 0.5 } else { 0.1 },
+            bbox: [0.8, 0.1, 0.85, 0.2],
+        };
+        [
+            person(0.0, 0.5),
+            person(0.15, 0.7),
+            person(0.25, 0.9),
+            flame,
+        ]
+    };
+    let step = Duration::from_millis(200);
+    let mut run = |from: u32, to: u32, events: &mut Vec<_>| {
+        for i in from..to {
+            rules.evaluate(
+                step * i,
+                SystemTime::UNIX_EPOCH,
+                16.0 / 9.0,
+                &frame(i),
+                events,
+            );
+            events.clear();
+        }
+    };
+    run(0, 40, &mut events); // warm-up: tracks confirmed, incidents opened, buffers sized
+    let n = count(|| run(40, 140, &mut events));
+    assert_eq!(n, 0, "{n} allocations in 100 frames of tracking and rules");
 }
