@@ -241,7 +241,7 @@ fn tracking_and_rules_allocate_nothing_once_warm() {
         };
         let flame = Detection {
             class: 1,
-            score: if i % 7 == 0 { 0.5 } else { 0.1 },
+            score: if i.is_multiple_of(7) { 0.5 } else { 0.1 },
             bbox: [0.8, 0.1, 0.85, 0.2],
         };
         [

@@ -11,6 +11,7 @@
 //! restart loses what was queued, and a publish in flight when the connection drops may be
 //! lost too (rumqttc drops unacknowledged QoS 1 publishes on a session-less reconnect).
 
+pub mod outbox;
 pub mod payload;
 pub mod seq;
 

@@ -1,0 +1,295 @@
+//! The outbox's pure state: which stored message to send next, which are in flight (handed to
+//! the MQTT client, waiting for their PUBACK), and which to evict when the outbox is over its
+//! byte bound. No IO: the SQLite store and the MQTT session drive it and act on its answers,
+//! and every transition is unit-tested here (in the spirit of uplink's serializer).
+//!
+//! Lanes are drained strictly in priority order — fire/smoke, security incidents, camera
+//! health, telemetry — and within a lane in insertion order (which is `seq` order; a snapshot is
+//! stored right after its incident, so it travels after it). When over the bound, the lowest
+//! lane's oldest row goes first; a fire/smoke row is evicted only when nothing lower is left.
+//!
+//! Status: this is the first slice of the durable outbox. The SQLite store and the session
+//! wiring that will use it are not written yet; today the session still queues in memory.
+
+use std::collections::VecDeque;
+
+/// Priority lanes, highest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Lane {
+    /// Fire and smoke incidents and their snapshots.
+    Fire = 0,
+    /// Security incidents and their snapshots.
+    Security = 1,
+    /// Camera status and camera-fault incidents.
+    Health = 2,
+    /// Health telemetry.
+    Telemetry = 3,
+}
+
+/// Every lane, highest priority first.
+pub const LANES: [Lane; 4] = [Lane::Fire, Lane::Security, Lane::Health, Lane::Telemetry];
+
+/// A stored message as the state sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Row {
+    /// Store id (SQLite rowid), increasing with insertion.
+    pub id: u64,
+    /// Its lane.
+    pub lane: Lane,
+    /// Payload size, counted against the bound.
+    pub bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Pending,
+    InFlight(u16),
+}
+
+/// The outbox state.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    lanes: [VecDeque<(Row, Slot)>; 4],
+    bytes: usize,
+    max_bytes: usize,
+    max_in_flight: usize,
+    in_flight: usize,
+    evicted: [u64; 4],
+}
+
+impl Outbox {
+    /// An empty outbox bounded to `max_bytes`, with at most `max_in_flight` unacknowledged
+    /// messages at a time.
+    pub fn new(max_bytes: usize, max_in_flight: usize) -> Self {
+        Outbox {
+            lanes: Default::default(),
+            bytes: 0,
+            max_bytes,
+            max_in_flight: max_in_flight.max(1),
+            in_flight: 0,
+            evicted: [0; 4],
+        }
+    }
+
+    /// Stored bytes.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Rows in `lane`.
+    pub fn depth(&self, lane: Lane) -> usize {
+        self.lanes[lane as usize].len()
+    }
+
+    /// Rows evicted from `lane` so far.
+    pub fn evicted(&self, lane: Lane) -> u64 {
+        self.evicted[lane as usize]
+    }
+
+    /// Rows handed to the client and not yet acknowledged.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Add a stored row (rows of a lane must come in increasing id order). Returns the rows
+    /// evicted to stay within the bound, which the store must delete (and report: it is data
+    /// loss).
+    pub fn insert(&mut self, row: Row) -> Vec<Row> {
+        self.lanes[row.lane as usize].push_back((row, Slot::Pending));
+        self.bytes += row.bytes;
+        let mut evicted = Vec::new();
+        while self.bytes > self.max_bytes {
+            // The lowest lane with anything in it, oldest row first; fire only when alone.
+            let Some(lane) = LANES.iter().rev().copied().find(|&l| self.depth(l) > 0) else {
+                break;
+            };
+            let Some((victim, slot)) = self.lanes[lane as usize].pop_front() else {
+                break;
+            };
+            if let Slot::InFlight(_) = slot {
+                self.in_flight -= 1;
+            }
+            self.bytes -= victim.bytes;
+            self.evicted[lane as usize] += 1;
+            evicted.push(victim);
+        }
+        evicted
+    }
+
+    /// The next row to publish, if the in-flight window allows: the first pending row of the
+    /// highest lane that has one.
+    pub fn next(&self) -> Option<Row> {
+        if self.in_flight >= self.max_in_flight {
+            return None;
+        }
+        self.lanes.iter().find_map(|lane| {
+            lane.iter()
+                .find(|(_, s)| *s == Slot::Pending)
+                .map(|(r, _)| *r)
+        })
+    }
+
+    /// Row `id` was handed to the client as packet `pkid`.
+    pub fn sent(&mut self, id: u64, pkid: u16) -> bool {
+        for lane in &mut self.lanes {
+            if let Some(entry) = lane.iter_mut().find(|(r, _)| r.id == id) {
+                if entry.1 == Slot::Pending {
+                    self.in_flight += 1;
+                }
+                entry.1 = Slot::InFlight(pkid);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The broker acknowledged packet `pkid`: the row it carried, which the store may now
+    /// delete. `None` for an unknown packet id (a row already evicted, or a stale ack).
+    pub fn acked(&mut self, pkid: u16) -> Option<Row> {
+        for lane in &mut self.lanes {
+            if let Some(pos) = lane.iter().position(|(_, s)| *s == Slot::InFlight(pkid)) {
+                let (row, _) = lane.remove(pos)?;
+                self.in_flight -= 1;
+                self.bytes -= row.bytes;
+                return Some(row);
+            }
+        }
+        None
+    }
+
+    /// The connection dropped: everything in flight is pending again, in its place, and will be
+    /// sent again (the broker's session is never relied upon).
+    pub fn disconnected(&mut self) {
+        for lane in &mut self.lanes {
+            for entry in lane.iter_mut() {
+                entry.1 = Slot::Pending;
+            }
+        }
+        self.in_flight = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: u64, lane: Lane) -> Row {
+        Row {
+            id,
+            lane,
+            bytes: 100,
+        }
+    }
+
+    /// Send everything the window allows; return the ids in send order.
+    fn drain(o: &mut Outbox, pkid: &mut u16) -> Vec<u64> {
+        let mut sent = Vec::new();
+        while let Some(r) = o.next() {
+            *pkid += 1;
+            assert!(o.sent(r.id, *pkid));
+            sent.push(r.id);
+        }
+        sent
+    }
+
+    #[test]
+    fn lanes_drain_in_priority_order_and_rows_in_insertion_order() {
+        let mut o = Outbox::new(10_000, 100);
+        for (id, lane) in [
+            (1, Lane::Telemetry),
+            (2, Lane::Security),
+            (3, Lane::Fire),
+            (4, Lane::Security),
+            (5, Lane::Health),
+            (6, Lane::Fire),
+        ] {
+            assert!(o.insert(row(id, lane)).is_empty());
+        }
+        let mut pkid = 0;
+        assert_eq!(drain(&mut o, &mut pkid), vec![3, 6, 2, 4, 5, 1]);
+        assert_eq!(o.in_flight(), 6);
+    }
+
+    #[test]
+    fn the_window_limits_what_is_in_flight_and_acks_free_it() {
+        let mut o = Outbox::new(10_000, 2);
+        for id in 1..=4 {
+            o.insert(row(id, Lane::Security));
+        }
+        let mut pkid = 0;
+        assert_eq!(drain(&mut o, &mut pkid), vec![1, 2]);
+        assert_eq!(o.acked(1).map(|r| r.id), Some(1));
+        assert_eq!(drain(&mut o, &mut pkid), vec![3]);
+        assert_eq!(o.acked(99), None, "unknown packet id");
+        assert_eq!(o.bytes(), 300);
+    }
+
+    #[test]
+    fn a_fire_row_jumps_ahead_of_pending_security_rows() {
+        let mut o = Outbox::new(10_000, 1);
+        o.insert(row(1, Lane::Security));
+        o.insert(row(2, Lane::Security));
+        let mut pkid = 0;
+        assert_eq!(drain(&mut o, &mut pkid), vec![1]);
+        o.insert(row(3, Lane::Fire));
+        o.acked(1);
+        assert_eq!(drain(&mut o, &mut pkid), vec![3]);
+        o.acked(2);
+        assert_eq!(drain(&mut o, &mut pkid), vec![2]);
+    }
+
+    #[test]
+    fn a_disconnect_makes_in_flight_rows_pending_again_in_their_order() {
+        let mut o = Outbox::new(10_000, 10);
+        for id in 1..=3 {
+            o.insert(row(id, Lane::Security));
+        }
+        let mut pkid = 0;
+        drain(&mut o, &mut pkid);
+        o.acked(1);
+        o.disconnected();
+        assert_eq!(o.in_flight(), 0);
+        // The broker came back without a session: rows 2 and 3 go again, in order.
+        assert_eq!(drain(&mut o, &mut pkid), vec![2, 3]);
+    }
+
+    #[test]
+    fn eviction_takes_the_lowest_lane_oldest_first_and_fire_last() {
+        // Room for 5 rows of 100 bytes.
+        let mut o = Outbox::new(500, 10);
+        o.insert(row(1, Lane::Fire));
+        o.insert(row(2, Lane::Security));
+        o.insert(row(3, Lane::Telemetry));
+        o.insert(row(4, Lane::Health));
+        o.insert(row(5, Lane::Telemetry));
+        let ids = |v: Vec<Row>| v.iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(o.insert(row(6, Lane::Fire))),
+            vec![3],
+            "oldest telemetry"
+        );
+        assert_eq!(ids(o.insert(row(7, Lane::Fire))), vec![5]);
+        assert_eq!(ids(o.insert(row(8, Lane::Fire))), vec![4], "then health");
+        assert_eq!(ids(o.insert(row(9, Lane::Fire))), vec![2], "then security");
+        // Only fire is left: the oldest fire row goes, counted.
+        assert_eq!(ids(o.insert(row(10, Lane::Fire))), vec![1]);
+        assert_eq!(o.depth(Lane::Fire), 5);
+        assert_eq!(
+            LANES.map(|l| o.evicted(l)),
+            [1, 1, 1, 2],
+            "every eviction is counted per lane"
+        );
+    }
+
+    #[test]
+    fn evicting_an_in_flight_row_frees_its_window_slot_and_ignores_its_late_ack() {
+        let mut o = Outbox::new(200, 10);
+        o.insert(row(1, Lane::Telemetry));
+        let mut pkid = 0;
+        drain(&mut o, &mut pkid);
+        o.insert(row(2, Lane::Security));
+        assert_eq!(o.insert(row(3, Lane::Security)).len(), 1);
+        assert_eq!(o.in_flight(), 0);
+        assert_eq!(o.acked(1), None);
+    }
+}
