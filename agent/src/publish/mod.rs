@@ -14,6 +14,7 @@
 pub mod outbox;
 pub mod payload;
 pub mod seq;
+pub mod store;
 
 use std::collections::VecDeque;
 use std::time::Duration;

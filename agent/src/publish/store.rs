@@ -1,0 +1,367 @@
+//! The durable outbox on disk: SQLite (bundled), WAL mode, `synchronous=FULL`. An incident
+//! event gets its `seq` and is committed together with its snapshot in one transaction before
+//! anything is published; a row is deleted only when the broker acknowledged it. The file is
+//! readable with the stock `sqlite3` CLI:
+//!
+//! ```sql
+//! CREATE TABLE outbox (
+//!   id         INTEGER PRIMARY KEY AUTOINCREMENT, -- send order within a lane
+//!   lane       INTEGER NOT NULL,  -- 0 fire/smoke, 1 security, 2 camera health, 3 telemetry
+//!   seq        INTEGER,           -- the incident event's seq (NULL for other messages)
+//!   topic      TEXT    NOT NULL,
+//!   payload    BLOB    NOT NULL,
+//!   retain     INTEGER NOT NULL,  -- 0 or 1
+//!   created_ms INTEGER NOT NULL   -- Unix time in milliseconds
+//! );
+//! CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL); -- 'seq': high-water mark
+//! ```
+//!
+//! A file that is not a readable outbox is moved aside (`outbox.db.corrupt-<unix time>`) and a
+//! new one started: an error in the log, never a crash loop.
+//!
+//! Status: the store is the second slice of the durable outbox; the session does not use it
+//! yet (it still queues in memory and persists `seq` with [`super::seq::SeqStore`]).
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::Message;
+use super::outbox::{Lane, Row};
+
+/// Why the outbox cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite refused.
+    #[error("outbox {path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// SQLite opened the file but its integrity check failed.
+    #[error("outbox {path}: integrity check failed: {detail}")]
+    Damaged {
+        /// The database file.
+        path: PathBuf,
+        /// What `PRAGMA quick_check` said.
+        detail: String,
+    },
+    /// The file could not be moved aside.
+    #[error("outbox {path}: cannot move the unreadable file aside: {source}")]
+    MoveAside {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The outbox database.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS outbox (
+  id         INTEGER PRIMARY KEY AUTOINCREMENT,
+  lane       INTEGER NOT NULL,
+  seq        INTEGER,
+  topic      TEXT    NOT NULL,
+  payload    BLOB    NOT NULL,
+  retain     INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+";
+
+fn lane_of(n: i64) -> Lane {
+    match n {
+        0 => Lane::Fire,
+        1 => Lane::Security,
+        2 => Lane::Health,
+        _ => Lane::Telemetry,
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+impl Store {
+    /// Open (or create) the outbox at `path`. An unreadable file is moved aside and a new one
+    /// started; the path it was moved to is returned so the caller can report it.
+    pub fn open(path: &Path) -> Result<(Store, Option<PathBuf>), StoreError> {
+        match Store::try_open(path) {
+            Ok(s) => Ok((s, None)),
+            Err(first) => {
+                let aside =
+                    PathBuf::from(format!("{}.corrupt-{}", path.display(), now_ms() / 1000));
+                std::fs::rename(path, &aside).map_err(|source| StoreError::MoveAside {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                for ext in ["-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
+                }
+                tracing::error!(
+                    file = %path.display(),
+                    moved_to = %aside.display(),
+                    "the outbox was unreadable ({first}); moved aside, starting a new one"
+                );
+                Ok((Store::try_open(path)?, Some(aside)))
+            }
+        }
+    }
+
+    fn try_open(path: &Path) -> Result<Store, StoreError> {
+        let err = |source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        let check: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(err)?;
+        if check != "ok" {
+            return Err(StoreError::Damaged {
+                path: path.to_path_buf(),
+                detail: check,
+            });
+        }
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// The last `seq` handed out (0: none yet).
+    pub fn last_seq(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = 'seq'", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .optional()
+            .map(|v| v.unwrap_or(0) as u64)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Store the messages `build` makes, in one transaction. With `numbered`, they are one
+    /// incident event: `build` gets the next `seq`, which is committed with them. Returns the
+    /// seq (if numbered) and the stored rows, in send order.
+    pub fn append(
+        &mut self,
+        lane: Lane,
+        numbered: bool,
+        build: impl FnOnce(Option<u64>) -> Vec<Message>,
+    ) -> Result<(Option<u64>, Vec<Row>), StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        let seq = if numbered {
+            let last: i64 = tx
+                .query_row("SELECT value FROM meta WHERE key = 'seq'", [], |r| r.get(0))
+                .optional()
+                .map_err(err)?
+                .unwrap_or(0);
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('seq', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![last + 1],
+            )
+            .map_err(err)?;
+            Some(last as u64 + 1)
+        } else {
+            None
+        };
+        let mut rows = Vec::new();
+        for m in build(seq) {
+            tx.execute(
+                "INSERT INTO outbox (lane, seq, topic, payload, retain, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    lane as i64,
+                    seq.map(|s| s as i64),
+                    m.topic,
+                    m.payload,
+                    m.retain as i64,
+                    now_ms()
+                ],
+            )
+            .map_err(err)?;
+            rows.push(Row {
+                id: tx.last_insert_rowid() as u64,
+                lane,
+                bytes: m.payload.len() + m.topic.len(),
+            });
+        }
+        tx.commit().map_err(err)?;
+        Ok((seq, rows))
+    }
+
+    /// Every stored row, in id order (to rebuild the state after a restart).
+    pub fn rows(&self) -> Result<Vec<Row>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id, lane, length(payload) + length(topic) FROM outbox ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let mapped = st
+            .query_map([], |r| {
+                Ok(Row {
+                    id: r.get::<_, i64>(0)? as u64,
+                    lane: lane_of(r.get(1)?),
+                    bytes: r.get::<_, i64>(2)? as usize,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        let rows: Result<Vec<Row>, rusqlite::Error> = mapped.collect();
+        rows.map_err(|e| self.err(e))
+    }
+
+    /// The message stored as row `id`.
+    pub fn message(&self, id: u64) -> Result<Option<Message>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT topic, payload, retain FROM outbox WHERE id = ?1",
+                params![id as i64],
+                |r| {
+                    Ok(Message {
+                        topic: r.get(0)?,
+                        payload: r.get(1)?,
+                        retain: r.get::<_, i64>(2)? != 0,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Delete row `id` (acknowledged or evicted).
+    pub fn delete(&self, id: u64) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM outbox WHERE id = ?1", params![id as i64])
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("vigil-store-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let _ = std::fs::create_dir_all(&d);
+        d
+    }
+
+    fn msg(topic: &str, body: &str) -> Message {
+        Message {
+            topic: topic.into(),
+            payload: body.as_bytes().to_vec(),
+            retain: false,
+        }
+    }
+
+    #[test]
+    fn incidents_get_consecutive_seqs_committed_with_their_rows_and_survive_reopening() {
+        let d = dir("reopen");
+        let path = d.join("outbox.db");
+        let (mut s, aside) = Store::open(&path).expect("open");
+        assert!(aside.is_none());
+        let (seq, rows) = s
+            .append(Lane::Security, true, |seq| {
+                vec![
+                    msg("t/incident", &format!("seq {}", seq.unwrap_or(0))),
+                    msg("t/snapshot", "jpeg"),
+                ]
+            })
+            .expect("append");
+        assert_eq!(seq, Some(1));
+        assert_eq!(rows.len(), 2);
+        assert!(
+            rows[0].id < rows[1].id,
+            "the snapshot goes after its incident"
+        );
+        let (seq2, _) = s
+            .append(Lane::Fire, true, |_| vec![msg("t/fire", "x")])
+            .expect("append");
+        assert_eq!(seq2, Some(2));
+        let (none, _) = s
+            .append(Lane::Telemetry, false, |seq| {
+                assert!(seq.is_none());
+                vec![msg("t/health", "h")]
+            })
+            .expect("append");
+        assert_eq!(none, None);
+        s.delete(rows[0].id).expect("delete");
+        drop(s);
+        let (s, _) = Store::open(&path).expect("reopen");
+        assert_eq!(s.last_seq().expect("seq"), 2);
+        let ids: Vec<(u64, Lane)> = s
+            .rows()
+            .expect("rows")
+            .iter()
+            .map(|r| (r.id, r.lane))
+            .collect();
+        assert_eq!(
+            ids,
+            vec![(2, Lane::Security), (3, Lane::Fire), (4, Lane::Telemetry)]
+        );
+        let m = s.message(2).expect("read").expect("row 2");
+        assert_eq!(
+            (m.topic.as_str(), m.payload.as_slice()),
+            ("t/snapshot", &b"jpeg"[..])
+        );
+        assert!(s.message(1).expect("read").is_none(), "deleted");
+        // The stock sqlite3 CLI (installed by scripts/install-deps.sh) reads it while open.
+        let out = std::process::Command::new("sqlite3")
+            .arg(&path)
+            .arg("SELECT lane, seq, topic FROM outbox ORDER BY id")
+            .output()
+            .expect("the sqlite3 command (apt install sqlite3)");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "1|1|t/snapshot\n0|2|t/fire\n3||t/health\n"
+        );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn an_unreadable_file_is_moved_aside_and_a_new_outbox_started() {
+        let d = dir("corrupt");
+        let path = d.join("outbox.db");
+        std::fs::write(&path, vec![0xAB; 8192]).expect("write garbage");
+        let (mut s, aside) = Store::open(&path).expect("open");
+        let aside = aside.expect("moved aside");
+        assert!(aside.exists() && aside.to_string_lossy().contains(".corrupt-"));
+        let (seq, _) = s
+            .append(Lane::Security, true, |_| vec![msg("t", "x")])
+            .expect("append to the new outbox");
+        assert_eq!(seq, Some(1));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}
