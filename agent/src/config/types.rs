@@ -182,6 +182,9 @@ pub struct Camera {
     pub transport: Transport,
     /// RTSP jitter-buffer latency in milliseconds. Default 200.
     pub latency_ms: u32,
+    /// Rebuild the pipeline when no frame arrived for this many seconds (stall watchdog).
+    /// Default 10, at least 2.
+    pub stall_s: f64,
     /// Set to false to keep a camera in the file without pulling it. Default true.
     pub enabled: bool,
     /// Zones: intrusion, loitering and crowding.
@@ -208,6 +211,7 @@ impl Default for Camera {
             analysis_fps: 5.0,
             transport: Transport::Tcp,
             latency_ms: 200,
+            stall_s: 10.0,
             enabled: true,
             zones: Vec::new(),
             lines: Vec::new(),

@@ -202,6 +202,12 @@ pub fn validate(config: &Config, spans: &Spans) -> Vec<Problem> {
                 ),
             );
         }
+        if !(cam.stall_s.is_finite() && cam.stall_s >= 2.0) {
+            c.err(
+                &format!("{p}.stall_s"),
+                format!("{} must be at least 2 seconds", cam.stall_s),
+            );
+        }
         let mut zone_names = HashSet::new();
         for (j, z) in cam.zones.iter().enumerate() {
             let zp = format!("{p}.zones[{j}]");

@@ -40,7 +40,9 @@ pub fn run_once(
         Ok(p) => p,
         Err(e) => return Outcome::Failed(format!("cannot build pipeline: {e}")),
     };
-    let outcome = run(&pipeline, stop);
+    let counters = board.counters(index);
+    let stall = std::time::Duration::from_secs_f64(camera.stall_s);
+    let outcome = run(&pipeline, stop, &counters, stall);
     let _ = pipeline.set_state(gst::State::Null);
     outcome
 }
@@ -164,6 +166,9 @@ fn build(index: usize, camera: &Camera, board: &Arc<FrameBoard>) -> Result<gst::
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                // Alive, even when this frame is thinned out below (slow analysis rates must
+                // not trip the stall watchdog or the camera status).
+                board.saw_frame(index);
                 // Fractional analysis rates: drop frames closer than 1/fps by timestamp.
                 if let Some(pts) = sample.buffer().and_then(|b| b.pts()) {
                     if let Some(prev) = last_pts
@@ -203,7 +208,25 @@ fn build(index: usize, camera: &Camera, board: &Arc<FrameBoard>) -> Result<gst::
     Ok(pipeline)
 }
 
-fn run(pipeline: &gst::Pipeline, stop: &AtomicBool) -> Outcome {
+/// Whether a pipeline started at `started` whose last frame came at `last_frame` has been
+/// without frames for longer than `stall` at `now`.
+pub fn stalled(
+    now: std::time::Instant,
+    started: std::time::Instant,
+    last_frame: Option<std::time::Instant>,
+    stall: std::time::Duration,
+) -> bool {
+    let since = last_frame.map_or(started, |t| t.max(started));
+    now.saturating_duration_since(since) > stall
+}
+
+fn run(
+    pipeline: &gst::Pipeline,
+    stop: &AtomicBool,
+    counters: &super::slot::Counters,
+    stall: std::time::Duration,
+) -> Outcome {
+    let started = std::time::Instant::now();
     let Some(bus) = pipeline.bus() else {
         return Outcome::Failed("pipeline has no bus".into());
     };
@@ -213,6 +236,16 @@ fn run(pipeline: &gst::Pipeline, stop: &AtomicBool) -> Outcome {
     loop {
         if stop.load(Ordering::Relaxed) {
             return Outcome::Stopped;
+        }
+        let last_frame = *counters
+            .last_frame
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if stalled(std::time::Instant::now(), started, last_frame, stall) {
+            return Outcome::Failed(format!(
+                "no frame for {} s (stall watchdog; the pipeline is rebuilt)",
+                stall.as_secs_f64()
+            ));
         }
         let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else {
             continue;
@@ -242,6 +275,19 @@ fn run(pipeline: &gst::Pipeline, stop: &AtomicBool) -> Outcome {
 mod tests {
     use super::*;
     use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn the_stall_watchdog_counts_from_the_last_frame_of_this_attempt() {
+        let t0 = std::time::Instant::now();
+        let s = Duration::from_secs(10);
+        let at = |secs: u64| t0 + Duration::from_secs(secs);
+        assert!(!stalled(at(9), t0, None, s), "still connecting");
+        assert!(stalled(at(11), t0, None, s), "never a frame");
+        assert!(!stalled(at(15), t0, Some(at(8)), s));
+        assert!(stalled(at(19), t0, Some(at(8)), s));
+        // A frame from a previous attempt does not count against this one.
+        assert!(!stalled(at(9), t0, Some(t0 - Duration::from_secs(60)), s));
+    }
 
     #[test]
     fn the_camera_clock_is_used_only_when_close_to_ours() {

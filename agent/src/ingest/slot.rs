@@ -89,6 +89,13 @@ impl FrameBoard {
         self.slots.is_empty()
     }
 
+    /// A decoded frame of camera `i` arrived (kept or thinned out): the camera is alive.
+    pub fn saw_frame(&self, i: usize) {
+        if let Some(c) = self.counters.get(i) {
+            *c.last_frame.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+        }
+    }
+
     /// [`FrameBoard::put`], noting whether the capture time came from the camera's clock.
     pub fn put_from(&self, frame: Frame, stream_clock: bool) {
         if let Some(c) = self.counters.get(frame.camera) {
