@@ -113,13 +113,21 @@ pub async fn run(
         QoS::AtLeastOnce,
         true,
     ));
-    let (client, mut eventloop) = AsyncClient::new(opts, 64);
+    let (client, eventloop) = AsyncClient::new(opts, 64);
+    let broker = format!("{}:{}", cfg.mqtt.host, cfg.mqtt.port);
+    // The event loop runs in its own task: a poll is never cancelled half-way through a
+    // connection handshake (the broker would see an abrupt close and publish the last will).
+    let stopping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (ev_tx, mut events) = mpsc::channel::<Result<Event, String>>(256);
+    let poller = tokio::spawn(poll_loop(
+        eventloop,
+        ev_tx,
+        std::sync::Arc::clone(&stopping),
+    ));
 
     let mut queue: VecDeque<Message> = VecDeque::new();
     let mut connected = false;
     let mut stats = SessionStats::default();
-    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
-    let broker = format!("{}:{}", cfg.mqtt.host, cfg.mqtt.port);
 
     loop {
         tokio::select! {
@@ -128,36 +136,26 @@ pub async fn run(
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() { break; }
             }
-            ev = eventloop.poll() => match ev {
-                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+            ev = events.recv() => match ev {
+                Some(Ok(Event::Incoming(Packet::ConnAck(ack)))) => {
                     tracing::info!(broker = %broker, code = ?ack.code, "connected to the MQTT broker");
                     connected = true;
                     stats.connects += 1;
-                    backoff.reset();
                     // Birth first, ahead of anything queued.
                     queue.push_front(Message { topic: status_topic.clone(), payload: json(DeviceState::Online), retain: true });
                 }
-                Ok(_) => {}
-                Err(e) => {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
                     if connected {
                         tracing::warn!(broker = %broker, "MQTT connection lost: {e}");
                     } else {
                         tracing::warn!(broker = %broker, "cannot reach the MQTT broker: {e}");
                     }
                     connected = false;
-                    // Wait before reconnecting, but not past a shutdown request.
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff.jittered()) => {}
-                        changed = shutdown.changed() => {
-                            if changed.is_err() || *shutdown.borrow() { break; }
-                        }
-                    }
                 }
+                None => break, // the poller ended: nothing more can be sent
             },
-            // Only while connected: a message arriving while the event loop is connecting
-            // would cancel its poll mid-handshake, and the broker would see an abrupt close
-            // (and publish the last will). While disconnected, messages wait in the channel.
-            Some(out) = rx.recv(), if connected => queue.extend(out.messages(&mut seqs, &mut stats)),
+            Some(out) = rx.recv() => queue.extend(out.messages(&mut seqs, &mut stats)),
         }
         if connected {
             stats.handed_over += flush(&client, &mut queue);
@@ -183,12 +181,49 @@ pub async fn run(
         true,
         json(DeviceState::Stopped),
     );
+    stopping.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = client.try_disconnect();
-    // Poll until the connection is closed, so that `stopped` and DISCONNECT reach the broker
-    // before the socket goes away (else the broker publishes the last will over `stopped`).
-    let drain = async { while eventloop.poll().await.is_ok() {} };
-    let _ = tokio::time::timeout(Duration::from_secs(3), drain).await;
+    // The poller ends when the connection closes, so that `stopped` and DISCONNECT reach the
+    // broker before the socket goes away (else the broker publishes the last will).
+    let drain = async { while events.recv().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(3), drain)
+        .await
+        .is_err()
+    {
+        poller.abort();
+    }
     stats
+}
+
+/// Poll the MQTT event loop forever, handing every event (or error) to the session; wait with
+/// jittered exponential backoff after an error. Ends once `stopping` is set and the connection
+/// is gone, or when the session is gone.
+async fn poll_loop(
+    mut eventloop: rumqttc::EventLoop,
+    events: mpsc::Sender<Result<Event, String>>,
+    stopping: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
+    loop {
+        match eventloop.poll().await {
+            Ok(ev) => {
+                if matches!(ev, Event::Incoming(Packet::ConnAck(_))) {
+                    backoff.reset();
+                }
+                if events.send(Ok(ev)).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                if stopping.load(std::sync::atomic::Ordering::Relaxed)
+                    || events.send(Err(e.to_string())).await.is_err()
+                {
+                    return;
+                }
+                tokio::time::sleep(backoff.jittered()).await;
+            }
+        }
+    }
 }
 
 /// Hand queued messages to the client until its request channel is full.
