@@ -435,7 +435,6 @@ impl CameraRules {
                     .kept
                     .iter()
                     .filter(of_kind)
-                    .filter(|d| d.score >= rule.min_score)
                     .max_by(|a, b| a.score.total_cmp(&b.score));
                 let confirmed = self.windows[wi].push(rule, now, best);
                 let key = Key {
