@@ -22,8 +22,8 @@ use crate::detect::{self, DetectError, Detections, Detector, LoadedCard, RgbView
 use crate::evidence::EvidenceSettings;
 use crate::ingest::{self, IngestError, slot::FrameBoard};
 use crate::publish::payload::{self, Identity, IncidentContext, Inventory};
-use crate::publish::{self, Message, Outgoing, SessionConfig, SessionStats};
-use crate::rules::{CameraRules, IncidentEvent, RuleSet};
+use crate::publish::{self, Durable, Lane, Message, Outgoing, SessionConfig, SessionStats};
+use crate::rules::{CameraRules, IncidentEvent, IncidentType, RuleSet};
 use crate::telemetry;
 
 /// Why the agent cannot start.
@@ -194,21 +194,17 @@ pub async fn run(
         timezone: payload::timezone(),
     };
     let state_dir = plan.loaded.resolve(&config.storage.state_dir);
-    let seqs = publish::SeqStore::open(&state_dir).map_err(|e| {
-        StartError::Runtime(format!(
-            "cannot use the state folder {} (storage.state_dir): {e}",
-            state_dir.display()
-        ))
-    })?;
-    tracing::info!(state_dir = %state_dir.display(), last_seq = seqs.last(), "state loaded");
+    let outbox = open_outbox(&state_dir, &config)?;
+    let gauge = outbox.gauge();
     let session = tokio::spawn(publish::run(
         SessionConfig {
             mqtt: config.mqtt.clone(),
             identity: identity.clone(),
             inventory,
             max_packet_bytes: 4 << 20,
+            flush: Duration::from_secs_f64(config.outbox.flush_s),
         },
-        seqs,
+        outbox,
         rx,
         shutdown_rx,
     ));
@@ -249,6 +245,8 @@ pub async fn run(
         let health = telemetry::Health::new(
             config.cameras.len(),
             Duration::from_secs_f64(config.health.interval_s),
+            gauge,
+            state_dir.clone(),
         );
         std::thread::Builder::new()
             .name("detect".into())
@@ -307,6 +305,32 @@ pub async fn run(
     Ok(RunReport { session, analysed })
 }
 
+/// Open the outbox in the state folder (created if missing).
+fn open_outbox(
+    state_dir: &std::path::Path,
+    config: &crate::config::Config,
+) -> Result<Durable, StartError> {
+    let unusable = |e: &dyn std::fmt::Display| {
+        StartError::Runtime(format!(
+            "cannot use the state folder {} (storage.state_dir): {e}",
+            state_dir.display()
+        ))
+    };
+    std::fs::create_dir_all(state_dir).map_err(|e| unusable(&e))?;
+    let path = state_dir.join("outbox.db");
+    let max_bytes = usize::try_from(config.outbox.max_bytes.0).unwrap_or(usize::MAX);
+    let (outbox, _aside) =
+        Durable::open(&path, max_bytes, publish::MAX_IN_FLIGHT).map_err(|e| unusable(&e))?;
+    let last_seq = outbox.last_seq().map_err(|e| unusable(&e))?;
+    tracing::info!(
+        outbox = %path.display(),
+        waiting = outbox.len(),
+        last_seq,
+        "outbox opened"
+    );
+    Ok(outbox)
+}
+
 /// What the inference loop needs besides the frames and the models.
 struct LoopContext<'a> {
     identity: &'a Identity,
@@ -340,7 +364,10 @@ fn detect_loop(
                 work.iter().map(|w| (w.id.clone(), &w.rules)).collect();
             let m = health.build(identity, board, &cams);
             // Health may be dropped when the session is backed up; incidents never are.
-            let _ = tx.try_send(Outgoing::Plain(vec![m]));
+            let _ = tx.try_send(Outgoing::Plain {
+                lane: Lane::Telemetry,
+                messages: vec![m],
+            });
         }
         let Some(frame) = board.take_next(&mut cursor, Duration::from_millis(200)) else {
             continue;
@@ -425,32 +452,39 @@ fn outgoing(
         event.kind.as_str(),
         event.state.as_str()
     );
-    Outgoing::Incident(Box::new(move |seq| {
-        let snap_ref = snapshot
-            .as_ref()
-            .map(|j| crate::incident::snapshot_ref(&identity, &camera, &event, j));
-        let ctx = IncidentContext {
-            identity: &identity,
-            camera: &camera,
-            zone: zone_name.as_deref(),
-            line: line_name.as_deref(),
-            model_name: &model_name,
-            model_version: &model_version,
-            labels: &labels,
-        };
-        let body = payload::incident(ctx, seq, &event, snap_ref.as_ref());
-        let mut msgs = vec![Message {
-            topic: identity.incident_topic(&camera),
-            payload: body.to_string().into_bytes(),
-            retain: false,
-        }];
-        if let (Some(j), Some(r)) = (snapshot, snap_ref) {
-            msgs.push(Message {
-                topic: r.topic,
-                payload: j.bytes,
+    let lane = match event.kind {
+        IncidentType::Fire | IncidentType::Smoke => Lane::Fire,
+        _ => Lane::Security,
+    };
+    Outgoing::Incident {
+        lane,
+        build: Box::new(move |seq| {
+            let snap_ref = snapshot
+                .as_ref()
+                .map(|j| crate::incident::snapshot_ref(&identity, &camera, &event, j));
+            let ctx = IncidentContext {
+                identity: &identity,
+                camera: &camera,
+                zone: zone_name.as_deref(),
+                line: line_name.as_deref(),
+                model_name: &model_name,
+                model_version: &model_version,
+                labels: &labels,
+            };
+            let body = payload::incident(ctx, seq, &event, snap_ref.as_ref());
+            let mut msgs = vec![Message {
+                topic: identity.incident_topic(&camera),
+                payload: body.to_string().into_bytes(),
                 retain: false,
-            });
-        }
-        msgs
-    }))
+            }];
+            if let (Some(j), Some(r)) = (snapshot, snap_ref) {
+                msgs.push(Message {
+                    topic: r.topic,
+                    payload: j.bytes,
+                    retain: false,
+                });
+            }
+            msgs
+        }),
+    }
 }

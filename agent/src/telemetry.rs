@@ -3,6 +3,7 @@
 //! (`…/health`: per-camera frame counters, analysis rate, inference time, open incidents and
 //! zone counts).
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
@@ -12,7 +13,7 @@ use tokio::sync::mpsc;
 use crate::ingest::slot::FrameBoard;
 use crate::ingest::status::{self, CameraState};
 use crate::publish::payload::{self, CameraHealth, Identity, ZoneCount};
-use crate::publish::{Message, Outgoing};
+use crate::publish::{Lane, Message, OutboxGauge, Outgoing};
 use crate::rules::CameraRules;
 
 /// A camera as the monitor sees it.
@@ -37,6 +38,13 @@ fn status_message(identity: &Identity, camera: &str, state: &str, reason: Option
     }
 }
 
+fn health_lane(messages: Vec<Message>) -> Outgoing {
+    Outgoing::Plain {
+        lane: Lane::Health,
+        messages,
+    }
+}
+
 /// Publish each camera's status now and on every change, until `stop`; then publish every
 /// camera `offline` ("agent stopped").
 pub async fn camera_monitor(
@@ -54,7 +62,7 @@ pub async fn camera_monitor(
             "offline",
             Some("disabled in the configuration"),
         );
-        let _ = tx.send(Outgoing::Plain(vec![m])).await;
+        let _ = tx.send(health_lane(vec![m])).await;
     }
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     while !stop.load(Ordering::Relaxed) {
@@ -88,7 +96,7 @@ pub async fn camera_monitor(
             }
             tracing::info!(camera = %c.id, state = seen.0.as_str(), reason = seen.1.as_deref().unwrap_or("-"), "camera status");
             let m = status_message(&identity, &c.id, seen.0.as_str(), seen.1.as_deref());
-            if tx.send(Outgoing::Plain(vec![m])).await.is_err() {
+            if tx.send(health_lane(vec![m])).await.is_err() {
                 return;
             }
             *prev = Some(seen);
@@ -99,7 +107,7 @@ pub async fn camera_monitor(
         .filter(|c| c.enabled)
         .map(|c| status_message(&identity, &c.id, "offline", Some("agent stopped")))
         .collect();
-    let _ = tx.send(Outgoing::Plain(goodbye)).await;
+    let _ = tx.send(health_lane(goodbye)).await;
 }
 
 /// Collects inference times and builds the periodic health message (on the inference thread,
@@ -107,6 +115,8 @@ pub async fn camera_monitor(
 #[derive(Debug)]
 pub struct Health {
     interval: Duration,
+    outbox: Arc<OutboxGauge>,
+    state_dir: PathBuf,
     started: Instant,
     last: Instant,
     infer_ms: Vec<Vec<f32>>,
@@ -114,11 +124,19 @@ pub struct Health {
 }
 
 impl Health {
-    /// Health for `cameras` cameras every `interval`.
-    pub fn new(cameras: usize, interval: Duration) -> Self {
+    /// Health for `cameras` cameras every `interval`, reporting the outbox figures and the free
+    /// space of the file system holding `state_dir`.
+    pub fn new(
+        cameras: usize,
+        interval: Duration,
+        outbox: Arc<OutboxGauge>,
+        state_dir: PathBuf,
+    ) -> Self {
         let now = Instant::now();
         Health {
             interval,
+            outbox,
+            state_dir,
             started: now,
             last: now,
             infer_ms: vec![Vec::with_capacity(1024); cameras],
@@ -156,7 +174,8 @@ impl Health {
             let analysed = k.analysed.load(Ordering::Relaxed);
             let times = &mut self.infer_ms[i];
             times.sort_unstable_by(f32::total_cmp);
-            let p50 = times.get(times.len() / 2).copied().unwrap_or(0.0);
+            let p50 = percentile(times, 0.50);
+            let p99 = percentile(times, 0.99);
             times.clear();
             let fps = (analysed - self.analysed_before[i]) as f64 / span.as_secs_f64().max(1e-3);
             self.analysed_before[i] = analysed;
@@ -168,6 +187,7 @@ impl Health {
                 reconnects: k.reconnects.load(Ordering::Relaxed),
                 analysed_fps: (fps * 100.0).round() / 100.0,
                 inference_ms_p50: (f64::from(p50) * 10.0).round() / 10.0,
+                inference_ms_p99: (f64::from(p99) * 10.0).round() / 10.0,
                 open_incidents: rules.open_incidents(),
                 zones: rules
                     .zones()
@@ -184,11 +204,53 @@ impl Health {
                 },
             });
         }
-        let body = payload::health(identity, self.started.elapsed(), &lines);
+        let body = payload::health(
+            identity,
+            self.started.elapsed(),
+            &lines,
+            &self.outbox.get(),
+            disk_free(&self.state_dir),
+        );
         Message {
             topic: identity.health_topic(),
             payload: body.to_string().into_bytes(),
             retain: false,
         }
+    }
+}
+
+/// The `q` quantile of sorted `times` (nearest rank), 0 when empty.
+fn percentile(sorted: &[f32], q: f64) -> f32 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// Bytes available to the agent on the file system holding `dir` (None if it cannot be read).
+pub fn disk_free(dir: &std::path::Path) -> Option<u64> {
+    let st = rustix::fs::statvfs(dir).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let v: Vec<f32> = (1..=100).map(|i| i as f32).collect();
+        assert_eq!(percentile(&v, 0.50), 50.0);
+        assert_eq!(percentile(&v, 0.99), 99.0);
+        assert_eq!(percentile(&[7.0], 0.99), 7.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn disk_free_reads_the_file_system() {
+        let free = disk_free(&std::env::temp_dir()).expect("statvfs on the temp dir");
+        assert!(free > 0);
+        assert_eq!(disk_free(std::path::Path::new("/no/such/dir")), None);
     }
 }

@@ -12,6 +12,7 @@ use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 
 pub mod contract;
 pub mod golden;
+pub mod scene;
 pub use vigil::demo::{free_port, wait_for_port};
 
 /// The repository root.
@@ -91,45 +92,139 @@ impl Drop for Proc {
 pub struct Mosquitto {
     /// Its port.
     pub port: u16,
-    _proc: Proc,
-    _dir: TempDir,
+    proc: Option<Proc>,
+    dir: TempDir,
+}
+
+fn mosquitto_bin() -> anyhow::Result<PathBuf> {
+    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .context("mosquitto is not installed (apt-get install mosquitto; `make test` does it)")
 }
 
 impl Mosquitto {
     /// Start mosquitto (from PATH or /usr/sbin) and wait until it accepts connections.
     pub fn start() -> anyhow::Result<Mosquitto> {
-        let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-            .into_iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())
-            .context(
-                "mosquitto is not installed (apt-get install mosquitto; `make test` does it)",
-            )?;
-        let dir = TempDir::new("mosquitto")?;
-        let port = free_port()?;
-        let conf = dir.join("mosquitto.conf");
+        let mut m = Mosquitto {
+            port: free_port()?,
+            proc: None,
+            dir: TempDir::new("mosquitto")?,
+        };
+        m.restart()?;
+        Ok(m)
+    }
+
+    /// Kill the broker without warning (SIGKILL): clients see their connections reset.
+    pub fn kill(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
+        }
+    }
+
+    /// Start it again on the same port, empty (no persistence: no sessions, no retained
+    /// messages survive).
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        let port = self.port;
+        let conf = self.dir.join("mosquitto.conf");
         std::fs::write(
             &conf,
             format!(
                 "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\nmax_packet_size 16777216\n"
             ),
         )?;
-        let child = Command::new(bin)
-            .arg("-c")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .context("cannot start mosquitto")?;
-        let mut proc = Proc(child);
-        if !wait_for_port(port, Duration::from_secs(10)) || !proc.running() {
-            bail!("mosquitto did not start on 127.0.0.1:{port}");
+        // The port was just released by a killed broker: retry briefly if it is not yet free.
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let child = Command::new(mosquitto_bin()?)
+                .arg("-c")
+                .arg(&conf)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("cannot start mosquitto")?;
+            let mut proc = Proc(child);
+            if wait_for_port(port, Duration::from_secs(5)) && proc.running() {
+                self.proc = Some(proc);
+                return Ok(());
+            }
+            proc.kill();
+            if Instant::now() > end {
+                bail!("mosquitto did not start on 127.0.0.1:{port}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
-        Ok(Mosquitto {
-            port,
-            _proc: proc,
-            _dir: dir,
-        })
+    }
+}
+
+/// A TCP relay on a free loopback port in front of `upstream`, for cutting the network between
+/// the agent and the broker: while closed, new connections are refused (accepted and dropped)
+/// and [`Proxy::cut`] resets the open ones.
+pub struct Proxy {
+    /// The port clients connect to.
+    pub port: u16,
+    open: Arc<std::sync::atomic::AtomicBool>,
+    conns: Arc<Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Proxy {
+    /// Relay 127.0.0.1:`port` → 127.0.0.1:`upstream`, open.
+    pub fn start(upstream: u16) -> anyhow::Result<Proxy> {
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let open = Arc::new(AtomicBool::new(true));
+        let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
+        let (o2, c2) = (Arc::clone(&open), Arc::clone(&conns));
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if !o2.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                };
+                let pipe = |mut from: TcpStream, mut to: TcpStream| {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Both);
+                        let _ = from.shutdown(Shutdown::Both);
+                    });
+                };
+                if let (Ok(c), Ok(s)) = (client.try_clone(), server.try_clone()) {
+                    if let Ok(mut v) = c2.lock() {
+                        v.push(c);
+                        v.push(s);
+                    }
+                    if let (Ok(c), Ok(s)) = (client.try_clone(), server.try_clone()) {
+                        pipe(c, s);
+                        pipe(server, client);
+                    }
+                }
+            }
+        });
+        Ok(Proxy { port, open, conns })
+    }
+
+    /// Refuse new connections and reset the open ones.
+    pub fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(mut v) = self.conns.lock() {
+            for s in v.drain(..) {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+
+    /// Accept connections again.
+    pub fn restore(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -153,25 +248,40 @@ impl Received {
     }
 }
 
-/// A subscriber recording everything under a filter, on its own thread.
+/// An MQTT subscriber recording everything it receives; it reconnects and subscribes again
+/// after the broker comes back (the broker may have lost its session).
 pub struct Recorder {
     /// Messages so far.
     pub messages: Arc<Mutex<Vec<Received>>>,
+    subscriptions: Arc<std::sync::atomic::AtomicU64>,
     client: Client,
 }
 
 impl Recorder {
-    /// Connect to the broker on `port` and subscribe to `filter` (QoS 1).
+    /// Connect to the broker on `port`, subscribe to `filter` (QoS 1) and wait for the
+    /// subscription to be acknowledged.
     pub fn start(port: u16, filter: &str) -> anyhow::Result<Recorder> {
+        use std::sync::atomic::{AtomicU64, Ordering};
         let mut opts = MqttOptions::new(format!("recorder-{}", free_port()?), "127.0.0.1", port);
         opts.set_max_packet_size(16 << 20, 16 << 20);
         let (client, mut conn) = Client::new(opts, 64);
-        client.subscribe(filter, QoS::AtLeastOnce)?;
         let messages = Arc::new(Mutex::new(Vec::new()));
-        let m2 = Arc::clone(&messages);
+        let subscriptions = Arc::new(AtomicU64::new(0));
+        let (m2, s2, c2, f2) = (
+            Arc::clone(&messages),
+            Arc::clone(&subscriptions),
+            client.clone(),
+            filter.to_string(),
+        );
         std::thread::spawn(move || {
             for ev in conn.iter() {
                 match ev {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        let _ = c2.try_subscribe(f2.as_str(), QoS::AtLeastOnce);
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        s2.fetch_add(1, Ordering::SeqCst);
+                    }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         if let Ok(mut v) = m2.lock() {
                             v.push(Received {
@@ -187,7 +297,25 @@ impl Recorder {
                 }
             }
         });
-        Ok(Recorder { messages, client })
+        let r = Recorder {
+            messages,
+            subscriptions,
+            client,
+        };
+        r.wait_subscribed(1, Duration::from_secs(10))?;
+        Ok(r)
+    }
+
+    /// Wait until the broker acknowledged `n` subscriptions in all (one per connection).
+    pub fn wait_subscribed(&self, n: u64, timeout: Duration) -> anyhow::Result<()> {
+        let end = Instant::now() + timeout;
+        while self.subscriptions.load(std::sync::atomic::Ordering::SeqCst) < n {
+            if Instant::now() > end {
+                bail!("the recorder was not subscribed (#{n}) within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
     }
 
     /// A copy of everything received so far.
@@ -237,7 +365,11 @@ macro_rules! vigil_bin {
 
 /// Start the agent binary `bin` with `vigil run --config FILE`, logs to `log`.
 pub fn spawn_agent(bin: &Path, config: &Path, log: &Path) -> anyhow::Result<Proc> {
-    let log_file = std::fs::File::create(log)?;
+    // Appended to: a restarted agent's log follows the previous run's.
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
     let child = Command::new(bin)
         .args(["run", "--config"])
         .arg(config)

@@ -2,151 +2,16 @@
 //! mosquitto broker on a free loopback port, the real `vigil` binary with the shipped model,
 //! and a real MQTT subscriber.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use vigil::demo::rtsp::{Clip, RtspServer};
-use vigil_tests::{
-    Mosquitto, Recorder, TempDir, fixture, free_port, init_logs, repo, spawn_agent, vigil_bin,
-};
-
-/// A config whose zone covers the walkway of the plaza clip; `extra` is appended (more cameras).
-fn config(broker: u16, camera_url: &str, extra: &str) -> String {
-    let card = repo().join("models/ssd_mobilenet_v2_coco/model.toml");
-    format!(
-        r#"
-[device]
-id = "test-box-001"
-district = "t1"
-
-[mqtt]
-host = "127.0.0.1"
-port = {broker}
-keep_alive_s = 5
-
-[storage]
-state_dir = "state"
-
-[health]
-interval_s = 1
-
-[[models]]
-name = "coco"
-card = "{card}"
-
-[[cameras]]
-id = "plaza"
-url = "{camera_url}"
-model = "coco"
-analysis_fps = 5
-
-[[cameras.zones]]
-name = "walkway"
-polygon = [[0.0, 0.30], [1.0, 0.20], [1.0, 0.75], [0.0, 0.50]]
-classes = ["person"]
-quiet_s = 3
-{extra}
-"#,
-        card = card.display()
-    )
-}
-
-fn is_rfc3339_ms_utc(s: &str) -> bool {
-    // 2026-11-27T23:50:01.123Z
-    let b = s.as_bytes();
-    s.len() == 24
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b[10] == b'T'
-        && b[13] == b':'
-        && b[16] == b':'
-        && b[19] == b'.'
-        && b[23] == b'Z'
-        && s.chars()
-            .enumerate()
-            .all(|(i, c)| [4, 7, 10, 13, 16, 19, 23].contains(&i) || c.is_ascii_digit())
-}
-
-fn incidents(msgs: &[vigil_tests::Received]) -> Vec<serde_json::Value> {
-    msgs.iter()
-        .filter(|m| {
-            m.topic.starts_with("vigil/v1/t1/test-box-001/incidents/")
-                && !m.topic.ends_with("/snapshot")
-        })
-        .map(|m| m.json())
-        .collect()
-}
-
-/// A running scene: mosquitto, the RTSP server serving `clip` at `/plaza`, the agent binary
-/// with [`config`] (plus `extra`), and a recorder subscribed to everything under `vigil/v1/`.
-struct Scene {
-    broker: Mosquitto,
-    recorder: Recorder,
-    agent: vigil_tests::Proc,
-    log: std::path::PathBuf,
-    cfg: std::path::PathBuf,
-    _server: RtspServer,
-    _dir: TempDir,
-}
-
-impl Scene {
-    fn start(tag: &str, clip: &str, extra: &str) -> anyhow::Result<Scene> {
-        init_logs();
-        let broker = Mosquitto::start()?;
-        let clip = Arc::new(Clip::load(&fixture(clip))?);
-        let server = RtspServer::start(&[("plaza", clip)])?;
-        let dir = TempDir::new(tag)?;
-        let cfg = dir.join("vigil.toml");
-        std::fs::write(&cfg, config(broker.port, &server.url("plaza"), extra))?;
-        let recorder = Recorder::start(broker.port, "vigil/v1/#")?;
-        let log = dir.join("agent.log");
-        let agent = spawn_agent(vigil_bin!(), &cfg, &log)?;
-        Ok(Scene {
-            broker,
-            recorder,
-            agent,
-            log,
-            cfg,
-            _server: server,
-            _dir: dir,
-        })
-    }
-
-    /// Kill the agent without warning (SIGKILL) and start it again on the same config and
-    /// state folder.
-    fn restart_after_kill(&mut self) -> anyhow::Result<()> {
-        self.agent.kill();
-        self.agent = spawn_agent(vigil_bin!(), &self.cfg, &self.log)?;
-        Ok(())
-    }
-
-    /// Validate every message received so far against docs/schemas/.
-    fn check_contract(&self) -> anyhow::Result<()> {
-        let n = vigil_tests::contract::Contract::load()?.check_all(&self.recorder.snapshot())?;
-        assert!(n > 0, "no message to check");
-        Ok(())
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Wait for `pred` on everything received; on timeout the error carries the agent's log.
-    fn wait(
-        &self,
-        what: &str,
-        pred: impl Fn(&[vigil_tests::Received]) -> bool,
-    ) -> anyhow::Result<Vec<vigil_tests::Received>> {
-        self.recorder
-            .wait_for(Duration::from_secs(90), what, pred)
-            .map_err(|e| anyhow::anyhow!("{e}\nagent log:\n{}", self.log()))
-    }
-}
+use vigil::demo::rtsp::Clip;
+use vigil_tests::scene::{Scene, incidents, is_rfc3339_ms_utc};
+use vigil_tests::{Recorder, fixture, free_port, vigil_bin};
 
 #[test]
 fn person_on_the_walkway_becomes_an_intrusion_incident_and_last_will_says_offline()
 -> anyhow::Result<()> {
-    let mut scene = Scene::start("e2e", "plaza_25s.mp4", "")?;
+    let mut scene = Scene::start(vigil_bin!(), "e2e", "plaza_25s.mp4", "")?;
     let status_topic = "vigil/v1/t1/test-box-001/status";
     let got = scene.wait("two intrusion events and their snapshot", |m| {
         incidents(m).len() >= 2 && m.iter().any(|x| x.topic.ends_with("/snapshot"))
@@ -294,7 +159,7 @@ fn an_h265_camera_is_decoded_and_analysed() -> anyhow::Result<()> {
             .as_deref(),
         Some("video/x-h265")
     );
-    let scene = Scene::start("h265", "plaza_10s_h265.mp4", "")?;
+    let scene = Scene::start(vigil_bin!(), "h265", "plaza_10s_h265.mp4", "")?;
     let got = scene.wait("an intrusion from the H.265 stream", |m| {
         !incidents(m).is_empty()
     })?;
@@ -322,7 +187,7 @@ polygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
 classes = ["person"]
 "#
     );
-    let mut scene = Scene::start("dead", "plaza_25s.mp4", &extra)?;
+    let mut scene = Scene::start(vigil_bin!(), "dead", "plaza_25s.mp4", &extra)?;
     // The dead camera is retried with backoff (0.5 s, 1 s, 2 s, …) while the live one keeps
     // producing incident events.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -353,7 +218,7 @@ classes = ["person"]
 
 #[test]
 fn seq_continues_after_the_agent_is_killed_and_restarted() -> anyhow::Result<()> {
-    let mut scene = Scene::start("seq", "plaza_25s.mp4", "")?;
+    let mut scene = Scene::start(vigil_bin!(), "seq", "plaza_25s.mp4", "")?;
     let before = scene.wait("two incident events", |m| incidents(m).len() >= 2)?;
     let seqs = |events: &[serde_json::Value]| -> Vec<u64> {
         events.iter().filter_map(|e| e["seq"].as_u64()).collect()
@@ -382,7 +247,7 @@ fn seq_continues_after_the_agent_is_killed_and_restarted() -> anyhow::Result<()>
 #[test]
 fn capture_times_come_from_the_stream_and_a_clean_stop_leaves_stopped_retained()
 -> anyhow::Result<()> {
-    let mut scene = Scene::start("stop", "plaza_25s.mp4", "")?;
+    let mut scene = Scene::start(vigil_bin!(), "stop", "plaza_25s.mp4", "")?;
     let camera_topic = "vigil/v1/t1/test-box-001/cameras/plaza/status";
     scene.wait("the camera streaming", |m| {
         m.iter()

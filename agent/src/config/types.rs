@@ -31,6 +31,100 @@ pub struct Config {
     pub storage: Storage,
     /// Health telemetry.
     pub health: HealthSettings,
+    /// The durable outbox of messages waiting for the broker.
+    pub outbox: OutboxSettings,
+}
+
+/// Durable outbox settings.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboxSettings {
+    /// Largest size of the stored messages (an integer in bytes, or a string with a unit:
+    /// `"512MiB"`, `"2GB"`). When full, the lowest lane's oldest message is evicted (fire and
+    /// smoke last). Default `"512MiB"`, at least 1 MiB.
+    pub max_bytes: ByteSize,
+    /// On shutdown, keep delivering the outbox for at most this many seconds before
+    /// disconnecting (what is left goes at the next start). Default 5.
+    pub flush_s: f64,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        OutboxSettings {
+            max_bytes: ByteSize(512 << 20),
+            flush_s: 5.0,
+        }
+    }
+}
+
+/// A size in bytes, written as an integer or as a string with a unit (`B`, `KB`, `MB`, `GB`,
+/// `KiB`, `MiB`, `GiB`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(into = "u64")]
+pub struct ByteSize(pub u64);
+
+impl From<ByteSize> for u64 {
+    fn from(b: ByteSize) -> u64 {
+        b.0
+    }
+}
+
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let unit_bytes: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KB" | "kB" => 1000,
+            "MB" => 1_000_000,
+            "GB" => 1_000_000_000,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            other => {
+                return Err(format!(
+                    "unknown unit \"{other}\" in \"{s}\" (use B, KB, MB, GB, KiB, MiB or GiB)"
+                ));
+            }
+        };
+        let n: f64 = num
+            .parse()
+            .map_err(|_| format!("\"{s}\" is not a size like \"512MiB\""))?;
+        let bytes = n * unit_bytes as f64;
+        if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+            return Err(format!("\"{s}\" is out of range"));
+        }
+        Ok(ByteSize(bytes as u64))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a size: bytes as an integer, or a string like \"512MiB\"")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ByteSize, E> {
+                u64::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom("a size cannot be negative"))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ByteSize, E> {
+                Ok(ByteSize(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ByteSize, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// Health telemetry settings.
@@ -51,7 +145,8 @@ impl Default for HealthSettings {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Storage {
-    /// Folder for the agent's state (the incident sequence number), relative to the config's
+    /// Folder for the agent's state (the outbox `outbox.db`, which also keeps the incident
+    /// sequence number), relative to the config's
     /// folder. Created if missing; must be writable. Default `/var/lib/vigil` (systemd's
     /// `StateDirectory=vigil`).
     pub state_dir: PathBuf,
@@ -87,6 +182,10 @@ pub struct Mqtt {
     /// MQTT keep-alive in seconds; the broker publishes the last will after 1.5× this without
     /// traffic. Default 30, at least 5.
     pub keep_alive_s: u64,
+    /// Ask the broker to drop the session on connect. Default true. `false` is allowed, but
+    /// delivery never relies on the broker's session: the outbox sends again whatever was not
+    /// acknowledged.
+    pub clean_session: bool,
 }
 
 impl Default for Mqtt {
@@ -95,6 +194,7 @@ impl Default for Mqtt {
             host: String::new(),
             port: 1883,
             keep_alive_s: 30,
+            clean_session: true,
         }
     }
 }

@@ -356,6 +356,18 @@ pub fn validate(config: &Config, spans: &Spans) -> Vec<Problem> {
             format!("{} must be at least 1 second", config.health.interval_s),
         );
     }
+    if config.outbox.max_bytes.0 < 1 << 20 {
+        c.err(
+            "outbox.max_bytes",
+            format!("{} bytes is below 1 MiB", config.outbox.max_bytes.0),
+        );
+    }
+    if !(config.outbox.flush_s.is_finite() && config.outbox.flush_s >= 0.0) {
+        c.err(
+            "outbox.flush_s",
+            format!("{} must be 0 or more seconds", config.outbox.flush_s),
+        );
+    }
     let ev = &config.evidence;
     if ev.max_width < 160 {
         c.err(
@@ -527,6 +539,38 @@ classes = ["person"]
             p[3].contains("cameras[0].model: no model named \"yolo\""),
             "{}",
             p[3]
+        );
+    }
+
+    #[test]
+    fn outbox_sizes_take_units_and_bad_ones_are_pointed_at() {
+        let ok = format!("{GOOD}\n[outbox]\nmax_bytes = \"1.5GiB\"\nflush_s = 2\n");
+        let loaded = parse(Path::new("vigil.toml"), ok).expect("valid");
+        assert_eq!(loaded.config.outbox.max_bytes.0, 3 << 29);
+        let plain = format!("{GOOD}\n[outbox]\nmax_bytes = 4194304\n");
+        let loaded = parse(Path::new("vigil.toml"), plain).expect("valid");
+        assert_eq!(loaded.config.outbox.max_bytes.0, 4 << 20);
+        assert_eq!(loaded.config.outbox.flush_s, 5.0, "default");
+        let bad = format!("{GOOD}\n[outbox]\nmax_bytes = \"512 parsecs\"\nflush_s = -1\n");
+        let p = problems(&bad);
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(
+            p[0].starts_with("vigil.toml:27:13: outbox.max_bytes: unknown unit \"parsecs\""),
+            "{}",
+            p[0]
+        );
+        let small = format!("{GOOD}\n[outbox]\nmax_bytes = \"1KiB\"\nflush_s = -1\n");
+        let p = problems(&small);
+        assert_eq!(p.len(), 2, "{p:#?}");
+        assert!(
+            p[0].contains("outbox.max_bytes: 1024 bytes is below 1 MiB"),
+            "{}",
+            p[0]
+        );
+        assert!(
+            p[1].contains("outbox.flush_s: -1 must be 0 or more"),
+            "{}",
+            p[1]
         );
     }
 

@@ -1,19 +1,27 @@
 //! Publish: the MQTT session towards the operations centre.
 //!
-//! One tokio task owns the rumqttc client and event loop. Incident events arrive on a bounded
-//! channel from the inference thread; the task gives each its per-device sequence number,
-//! serialises it and publishes it QoS 1 (its snapshot right after). On every (re)connect it
-//! publishes the retained birth message; the broker publishes the retained last will
-//! (`offline`) if the connection drops; a clean shutdown publishes `stopped`.
+//! One tokio task owns the session. Everything it publishes, except the retained device
+//! status, goes through the durable outbox ([`durable`]): an incident event gets its `seq` and
+//! is committed to SQLite (with its snapshot) before it is handed to the MQTT client, and its
+//! row is deleted only when the broker's PUBACK for that exact packet arrives. Rows go out by
+//! lane (fire/smoke, security, camera health, telemetry), in store order within a lane.
 //!
-//! Messages wait in an in-memory queue while the broker is unreachable. The durable outbox
-//! (SQLite, deleted on PUBACK) replaces that queue in a later step; until then a process
-//! restart loses what was queued, and a publish in flight when the connection drops may be
-//! lost too (rumqttc drops unacknowledged QoS 1 publishes on a session-less reconnect).
+//! Each connection gets a fresh rumqttc client and event loop: when a connection drops, the old
+//! one is dropped with whatever it still held, every unacknowledged row becomes pending again,
+//! and the next connection sends it again. Redelivery is the outbox's job: rumqttc discards
+//! unacknowledged QoS 1 publishes when the broker comes back without a session, and the
+//! broker's session is never relied upon. Packet ids are matched to rows through the order in
+//! which the client reports sending them (`Outgoing::Publish(pkid)`), which is the order they
+//! were handed over on that connection.
+//!
+//! On every connect the retained birth message (`online`) goes first; the broker publishes the
+//! retained last will (`offline`) if the connection drops; on shutdown the session keeps
+//! delivering for up to `outbox.flush_s`, publishes `stopped` and disconnects. What is not
+//! delivered by then stays in the outbox for the next start.
 
+pub mod durable;
 pub mod outbox;
 pub mod payload;
-pub mod seq;
 pub mod store;
 
 use std::collections::VecDeque;
@@ -21,11 +29,13 @@ use std::time::Duration;
 
 use rumqttc::{AsyncClient, ClientError, Event, LastWill, MqttOptions, Packet, QoS};
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
 use crate::config::Mqtt;
 use crate::ingest::Backoff;
+pub use durable::{Durable, OutboxGauge, OutboxStats};
+pub use outbox::Lane;
 use payload::{DeviceState, Identity, Inventory};
-pub use seq::SeqStore;
 
 /// A message ready to publish.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,26 +48,26 @@ pub struct Message {
     pub retain: bool,
 }
 
+/// A function building an incident event's messages from its sequence number.
+pub type BuildIncident = Box<dyn FnOnce(u64) -> Vec<Message> + Send>;
+
 /// What the agent hands to the session.
 pub enum Outgoing {
-    /// An incident event: a function of its sequence number, so that numbers are given in
-    /// publish order by the one task that publishes. Builds the incident, then its snapshot.
-    Incident(Box<dyn FnOnce(u64) -> Vec<Message> + Send>),
+    /// An incident event: a function of its sequence number, so that numbers are given in the
+    /// order events are stored. Builds the incident, then its snapshot.
+    Incident {
+        /// Its lane.
+        lane: Lane,
+        /// Builds the messages.
+        build: BuildIncident,
+    },
     /// Messages without a sequence number (camera status, health).
-    Plain(Vec<Message>),
-}
-
-impl Outgoing {
-    /// The messages, numbering an incident from `seqs`.
-    fn messages(self, seqs: &mut SeqStore, stats: &mut SessionStats) -> Vec<Message> {
-        match self {
-            Outgoing::Incident(build) => {
-                stats.events += 1;
-                build(seqs.take_next())
-            }
-            Outgoing::Plain(m) => m,
-        }
-    }
+    Plain {
+        /// Their lane.
+        lane: Lane,
+        /// The messages.
+        messages: Vec<Message>,
+    },
 }
 
 impl std::fmt::Debug for Outgoing {
@@ -77,23 +87,117 @@ pub struct SessionConfig {
     pub inventory: Inventory,
     /// Largest message accepted (snapshots are the big ones).
     pub max_packet_bytes: usize,
+    /// How long a shutdown keeps delivering.
+    pub flush: Duration,
 }
 
-/// Counters of the session, for tests and health.
+/// Counters of the session, for tests and reports.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct SessionStats {
     /// Incident events given a sequence number.
     pub events: u64,
     /// Messages handed to the MQTT client.
     pub handed_over: u64,
+    /// Messages the broker acknowledged.
+    pub acked: u64,
     /// Connections established.
     pub connects: u64,
+    /// Rows left in the outbox at the end (delivered at the next start).
+    pub left: usize,
 }
 
-/// Run the session until `shutdown` turns true; then publish `stopped`, disconnect and return.
+/// One connection: its client, and the events of its event loop (polled in its own task, so
+/// that a poll is never cancelled half-way through a handshake).
+struct Link {
+    client: AsyncClient,
+    events: mpsc::Receiver<Result<Event, String>>,
+    poller: tokio::task::JoinHandle<()>,
+}
+
+impl Link {
+    fn start(opts: &MqttOptions, cap: usize) -> Link {
+        let (client, mut eventloop) = AsyncClient::new(opts.clone(), cap);
+        let (tx, events) = mpsc::channel(256);
+        let poller = tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(ev) => {
+                        if tx.send(Ok(ev)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e.to_string())).await;
+                        return; // this connection is over; the session starts a new one
+                    }
+                }
+            }
+        });
+        Link {
+            client,
+            events,
+            poller,
+        }
+    }
+
+    /// Say `stopped`, disconnect, and wait (briefly) until the connection is closed, so that
+    /// the broker sees a clean DISCONNECT and does not publish the last will.
+    async fn close(mut self, stopped: Vec<u8>, topic: &str) {
+        let _ = self
+            .client
+            .try_publish(topic, QoS::AtLeastOnce, true, stopped);
+        let _ = self.client.try_disconnect();
+        let drain = async { while self.events.recv().await.is_some() {} };
+        let _ = tokio::time::timeout(Duration::from_secs(3), drain).await;
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.poller.abort();
+    }
+}
+
+/// The MQTT options of every connection.
+fn options(cfg: &SessionConfig, will: Vec<u8>) -> MqttOptions {
+    let id = &cfg.identity;
+    let mut opts = MqttOptions::new(id.device.clone(), cfg.mqtt.host.clone(), cfg.mqtt.port);
+    opts.set_keep_alive(Duration::from_secs(cfg.mqtt.keep_alive_s));
+    opts.set_clean_session(cfg.mqtt.clean_session);
+    opts.set_max_packet_size(cfg.max_packet_bytes, cfg.max_packet_bytes);
+    // Room above the outbox's window for the birth and `stopped` messages.
+    opts.set_inflight(u16::try_from(MAX_IN_FLIGHT + 8).unwrap_or(u16::MAX));
+    opts.set_last_will(LastWill::new(
+        id.status_topic(),
+        will,
+        QoS::AtLeastOnce,
+        true,
+    ));
+    opts
+}
+
+/// Unacknowledged messages at a time (the outbox's window).
+pub const MAX_IN_FLIGHT: usize = 32;
+
+async fn next_event(link: &mut Option<Link>) -> Option<Result<Event, String>> {
+    match link {
+        Some(l) => l.events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Run the session until `shutdown` turns true and the outbox is delivered (or `cfg.flush`
+/// has passed); then publish `stopped`, disconnect and return.
 pub async fn run(
     cfg: SessionConfig,
-    mut seqs: SeqStore,
+    mut outbox: Durable,
     mut rx: mpsc::Receiver<Outgoing>,
     mut shutdown: watch::Receiver<bool>,
 ) -> SessionStats {
@@ -104,143 +208,182 @@ pub async fn run(
             .to_string()
             .into_bytes()
     };
-    let mut opts = MqttOptions::new(id.device.clone(), cfg.mqtt.host.clone(), cfg.mqtt.port);
-    opts.set_keep_alive(Duration::from_secs(cfg.mqtt.keep_alive_s));
-    opts.set_max_packet_size(cfg.max_packet_bytes, cfg.max_packet_bytes);
-    opts.set_last_will(LastWill::new(
-        &status_topic,
-        json(DeviceState::Offline),
-        QoS::AtLeastOnce,
-        true,
-    ));
-    let (client, eventloop) = AsyncClient::new(opts, 64);
+    let opts = options(&cfg, json(DeviceState::Offline));
     let broker = format!("{}:{}", cfg.mqtt.host, cfg.mqtt.port);
-    // The event loop runs in its own task: a poll is never cancelled half-way through a
-    // connection handshake (the broker would see an abrupt close and publish the last will).
-    let stopping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (ev_tx, mut events) = mpsc::channel::<Result<Event, String>>(256);
-    let poller = tokio::spawn(poll_loop(
-        eventloop,
-        ev_tx,
-        std::sync::Arc::clone(&stopping),
-    ));
-
-    let mut queue: VecDeque<Message> = VecDeque::new();
-    let mut connected = false;
+    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
     let mut stats = SessionStats::default();
+    let mut link: Option<Link> = None;
+    let mut retry_at: Option<Instant> = Some(Instant::now());
+    let mut connected = false;
+    // Rows handed to the current client, in order; `None` for messages outside the outbox.
+    let mut handed: VecDeque<Option<u64>> = VecDeque::new();
+    // Messages the store could not take: published without durability.
+    let mut volatile: VecDeque<Message> = VecDeque::new();
+    let mut deadline: Option<Instant> = None;
 
     loop {
+        if link.is_none() && retry_at.is_some_and(|t| t <= Instant::now()) {
+            link = Some(Link::start(&opts, MAX_IN_FLIGHT + 16));
+            retry_at = None;
+        }
+        if let Some(d) = deadline
+            && ((connected && outbox.is_empty() && volatile.is_empty()) || Instant::now() >= d)
+        {
+            break;
+        }
         tokio::select! {
             biased;
             // A dropped sender also means shutdown (never spin on a closed channel).
-            changed = shutdown.changed() => {
-                if changed.is_err() || *shutdown.borrow() { break; }
+            changed = shutdown.changed(), if deadline.is_none() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    // Everything the agent handed over is stored before the flush starts.
+                    while let Ok(out) = rx.try_recv() {
+                        enqueue(&mut outbox, out, &mut volatile, &mut stats);
+                    }
+                    deadline = Some(Instant::now() + cfg.flush);
+                    if !outbox.is_empty() {
+                        tracing::info!(rows = outbox.len(), flush_s = cfg.flush.as_secs_f64(), "delivering the outbox before stopping");
+                    }
+                }
             }
-            ev = events.recv() => match ev {
+            ev = next_event(&mut link) => match ev {
                 Some(Ok(Event::Incoming(Packet::ConnAck(ack)))) => {
-                    tracing::info!(broker = %broker, code = ?ack.code, "connected to the MQTT broker");
+                    tracing::info!(broker = %broker, code = ?ack.code, session_present = ack.session_present, waiting = outbox.len(), "connected to the MQTT broker");
                     connected = true;
+                    backoff.reset();
                     stats.connects += 1;
-                    // Birth first, ahead of anything queued.
-                    queue.push_front(Message { topic: status_topic.clone(), payload: json(DeviceState::Online), retain: true });
+                    if let Some(l) = &link {
+                        // Birth first, ahead of anything stored.
+                        if l.client.try_publish(&status_topic, QoS::AtLeastOnce, true, json(DeviceState::Online)).is_ok() {
+                            handed.push_back(None);
+                        }
+                    }
+                }
+                Some(Ok(Event::Outgoing(rumqttc::Outgoing::Publish(pkid)))) => {
+                    if let Some(Some(row)) = handed.pop_front() {
+                        outbox.sent(row, pkid);
+                    }
+                }
+                Some(Ok(Event::Incoming(Packet::PubAck(ack)))) => {
+                    if outbox.acked(ack.pkid) {
+                        stats.acked += 1;
+                    }
                 }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
                     if connected {
-                        tracing::warn!(broker = %broker, "MQTT connection lost: {e}");
+                        tracing::warn!(broker = %broker, waiting = outbox.len(), "MQTT connection lost: {e}");
                     } else {
                         tracing::warn!(broker = %broker, "cannot reach the MQTT broker: {e}");
                     }
                     connected = false;
+                    link = None;
+                    handed.clear();
+                    outbox.disconnected();
+                    retry_at = Some(Instant::now() + backoff.jittered());
                 }
-                None => break, // the poller ended: nothing more can be sent
+                None => {
+                    connected = false;
+                    link = None;
+                    handed.clear();
+                    outbox.disconnected();
+                    retry_at = Some(Instant::now() + backoff.jittered());
+                }
             },
-            Some(out) = rx.recv() => queue.extend(out.messages(&mut seqs, &mut stats)),
+            Some(out) = rx.recv(), if deadline.is_none() => {
+                enqueue(&mut outbox, out, &mut volatile, &mut stats);
+            }
+            _ = sleep_until(retry_at), if link.is_none() => {}
+            _ = sleep_until(deadline) => {}
         }
-        if connected {
-            stats.handed_over += flush(&client, &mut queue);
+        if connected && let Some(l) = &link {
+            pump(
+                &l.client,
+                &mut outbox,
+                &mut handed,
+                &mut volatile,
+                &mut stats,
+            );
         }
     }
 
-    // Clean shutdown: take what is still in the channel, say goodbye, disconnect.
-    while let Ok(out) = rx.try_recv() {
-        queue.extend(out.messages(&mut seqs, &mut stats));
-    }
-    if connected {
-        stats.handed_over += flush(&client, &mut queue);
-    }
-    if !queue.is_empty() {
-        tracing::error!(
-            messages = queue.len(),
-            "shutting down with undelivered messages; they are lost"
+    stats.left = outbox.len();
+    if stats.left > 0 {
+        tracing::warn!(
+            rows = stats.left,
+            "stopping with undelivered messages; they stay in the outbox and go at the next start"
         );
     }
-    let _ = client.try_publish(
-        &status_topic,
-        QoS::AtLeastOnce,
-        true,
-        json(DeviceState::Stopped),
-    );
-    stopping.store(true, std::sync::atomic::Ordering::Relaxed);
-    let _ = client.try_disconnect();
-    // The poller ends when the connection closes, so that `stopped` and DISCONNECT reach the
-    // broker before the socket goes away (else the broker publishes the last will).
-    let drain = async { while events.recv().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(3), drain)
-        .await
-        .is_err()
+    if !volatile.is_empty() {
+        tracing::error!(
+            messages = volatile.len(),
+            "stopping with messages the outbox could not store; they are lost"
+        );
+    }
+    if let Some(l) = link.take()
+        && connected
     {
-        poller.abort();
+        l.close(json(DeviceState::Stopped), &status_topic).await;
     }
     stats
 }
 
-/// Poll the MQTT event loop forever, handing every event (or error) to the session; wait with
-/// jittered exponential backoff after an error. Ends once `stopping` is set and the connection
-/// is gone, or when the session is gone.
-async fn poll_loop(
-    mut eventloop: rumqttc::EventLoop,
-    events: mpsc::Sender<Result<Event, String>>,
-    stopping: std::sync::Arc<std::sync::atomic::AtomicBool>,
+/// Store one hand-over; if the store fails, keep its messages in memory (and say so).
+fn enqueue(
+    outbox: &mut Durable,
+    out: Outgoing,
+    volatile: &mut VecDeque<Message>,
+    stats: &mut SessionStats,
 ) {
-    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
-    loop {
-        match eventloop.poll().await {
-            Ok(ev) => {
-                if matches!(ev, Event::Incoming(Packet::ConnAck(_))) {
-                    backoff.reset();
-                }
-                if events.send(Ok(ev)).await.is_err() {
-                    return;
-                }
-            }
-            Err(e) => {
-                if stopping.load(std::sync::atomic::Ordering::Relaxed)
-                    || events.send(Err(e.to_string())).await.is_err()
-                {
-                    return;
-                }
-                tokio::time::sleep(backoff.jittered()).await;
-            }
+    let incident = matches!(out, Outgoing::Incident { .. });
+    match outbox.enqueue(out) {
+        Ok(_) => {}
+        Err((e, messages)) => {
+            tracing::error!(
+                "cannot store in the outbox ({e}); publishing without durability: a restart before delivery loses it"
+            );
+            volatile.extend(messages);
         }
+    }
+    if incident {
+        stats.events += 1;
     }
 }
 
-/// Hand queued messages to the client until its request channel is full.
-fn flush(client: &AsyncClient, queue: &mut VecDeque<Message>) -> u64 {
-    let mut n = 0;
-    while let Some(m) = queue.front() {
+/// Hand what the window allows to the client.
+fn pump(
+    client: &AsyncClient,
+    outbox: &mut Durable,
+    handed: &mut VecDeque<Option<u64>>,
+    volatile: &mut VecDeque<Message>,
+    stats: &mut SessionStats,
+) {
+    while let Some(m) = volatile.front() {
         match client.try_publish(&m.topic, QoS::AtLeastOnce, m.retain, m.payload.clone()) {
             Ok(()) => {
-                queue.pop_front();
-                n += 1;
+                volatile.pop_front();
+                handed.push_back(None);
+                stats.handed_over += 1;
             }
-            Err(ClientError::TryRequest(_)) => break,
+            Err(ClientError::TryRequest(_)) => return,
             Err(e) => {
                 tracing::error!(topic = %m.topic, "cannot publish: {e}");
-                queue.pop_front();
+                return;
             }
         }
     }
-    n
+    while let Some((row, m)) = outbox.next_message() {
+        match client.try_publish(&m.topic, QoS::AtLeastOnce, m.retain, m.payload) {
+            Ok(()) => {
+                outbox.handed(row);
+                handed.push_back(Some(row));
+                stats.handed_over += 1;
+            }
+            Err(ClientError::TryRequest(_)) => return,
+            Err(e) => {
+                tracing::error!(topic = %m.topic, "cannot publish: {e}");
+                return;
+            }
+        }
+    }
 }

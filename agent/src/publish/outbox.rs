@@ -8,8 +8,9 @@
 //! stored right after its incident, so it travels after it). When over the bound, the lowest
 //! lane's oldest row goes first; a fire/smoke row is evicted only when nothing lower is left.
 //!
-//! Status: this is the first slice of the durable outbox. The SQLite store and the session
-//! wiring that will use it are not written yet; today the session still queues in memory.
+//! A row's life: `Pending` → `Handed` (given to the MQTT client, which numbers it) →
+//! `InFlight(pkid)` (the client said which packet id carries it) → acknowledged (removed). A
+//! dropped connection puts every handed or in-flight row back to `Pending`, in its place.
 
 use std::collections::VecDeque;
 
@@ -38,11 +39,14 @@ pub struct Row {
     pub lane: Lane,
     /// Payload size, counted against the bound.
     pub bytes: usize,
+    /// When it was stored (Unix milliseconds), for the age of the oldest row.
+    pub created_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Slot {
     Pending,
+    Handed,
     InFlight(u16),
 }
 
@@ -91,6 +95,41 @@ impl Outbox {
         self.in_flight
     }
 
+    /// The byte bound.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
+    /// Forget row `id` whatever its state (it is gone from the store).
+    pub fn remove(&mut self, id: u64) -> Option<Row> {
+        for lane in &mut self.lanes {
+            if let Some(pos) = lane.iter().position(|(r, _)| r.id == id) {
+                let (row, slot) = lane.remove(pos)?;
+                if slot != Slot::Pending {
+                    self.in_flight -= 1;
+                }
+                self.bytes -= row.bytes;
+                return Some(row);
+            }
+        }
+        None
+    }
+
+    /// Rows stored, all lanes.
+    pub fn len(&self) -> usize {
+        self.lanes.iter().map(VecDeque::len).sum()
+    }
+
+    /// Whether nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// When the oldest row of `lane` was stored (Unix milliseconds).
+    pub fn oldest_ms(&self, lane: Lane) -> Option<u64> {
+        self.lanes[lane as usize].front().map(|(r, _)| r.created_ms)
+    }
+
     /// Add a stored row (rows of a lane must come in increasing id order). Returns the rows
     /// evicted to stay within the bound, which the store must delete (and report: it is data
     /// loss).
@@ -106,7 +145,7 @@ impl Outbox {
             let Some((victim, slot)) = self.lanes[lane as usize].pop_front() else {
                 break;
             };
-            if let Slot::InFlight(_) = slot {
+            if slot != Slot::Pending {
                 self.in_flight -= 1;
             }
             self.bytes -= victim.bytes;
@@ -129,18 +168,36 @@ impl Outbox {
         })
     }
 
-    /// Row `id` was handed to the client as packet `pkid`.
-    pub fn sent(&mut self, id: u64, pkid: u16) -> bool {
-        for lane in &mut self.lanes {
-            if let Some(entry) = lane.iter_mut().find(|(r, _)| r.id == id) {
-                if entry.1 == Slot::Pending {
-                    self.in_flight += 1;
-                }
-                entry.1 = Slot::InFlight(pkid);
-                return true;
+    fn slot(&mut self, id: u64) -> Option<&mut Slot> {
+        self.lanes
+            .iter_mut()
+            .find_map(|lane| lane.iter_mut().find(|(r, _)| r.id == id))
+            .map(|(_, s)| s)
+    }
+
+    /// Row `id` was handed to the client (which gives it a packet id when it sends it). False
+    /// if the row is not pending (unknown, evicted or already handed).
+    pub fn handed(&mut self, id: u64) -> bool {
+        match self.slot(id) {
+            Some(slot @ Slot::Pending) => {
+                *slot = Slot::Handed;
+                self.in_flight += 1;
+                true
             }
+            _ => false,
         }
-        false
+    }
+
+    /// The client sent handed row `id` as packet `pkid`. False if the row is not handed (it was
+    /// evicted meanwhile): then its acknowledgement will find nothing, as it should.
+    pub fn sent(&mut self, id: u64, pkid: u16) -> bool {
+        match self.slot(id) {
+            Some(slot @ Slot::Handed) => {
+                *slot = Slot::InFlight(pkid);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The broker acknowledged packet `pkid`: the row it carried, which the store may now
@@ -157,7 +214,7 @@ impl Outbox {
         None
     }
 
-    /// The connection dropped: everything in flight is pending again, in its place, and will be
+    /// The connection dropped: everything handed or in flight is pending again, in its place, and will be
     /// sent again (the broker's session is never relied upon).
     pub fn disconnected(&mut self) {
         for lane in &mut self.lanes {
@@ -178,6 +235,7 @@ mod tests {
             id,
             lane,
             bytes: 100,
+            created_ms: id * 1000,
         }
     }
 
@@ -186,6 +244,8 @@ mod tests {
         let mut sent = Vec::new();
         while let Some(r) = o.next() {
             *pkid += 1;
+            assert!(o.handed(r.id));
+            assert!(!o.handed(r.id), "a row is handed once");
             assert!(o.sent(r.id, *pkid));
             sent.push(r.id);
         }
@@ -291,5 +351,34 @@ mod tests {
         assert_eq!(o.insert(row(3, Lane::Security)).len(), 1);
         assert_eq!(o.in_flight(), 0);
         assert_eq!(o.acked(1), None);
+    }
+
+    #[test]
+    fn a_row_handed_but_not_yet_numbered_goes_back_on_disconnect_and_its_late_number_is_refused() {
+        let mut o = Outbox::new(10_000, 10);
+        o.insert(row(1, Lane::Fire));
+        o.insert(row(2, Lane::Fire));
+        assert!(o.handed(1));
+        assert_eq!(o.next().map(|r| r.id), Some(2));
+        assert_eq!(o.in_flight(), 1);
+        o.disconnected();
+        assert!(!o.sent(1, 7), "the old connection's packet id is refused");
+        assert_eq!(o.acked(7), None);
+        assert_eq!(o.next().map(|r| r.id), Some(1), "row 1 goes again, first");
+    }
+
+    #[test]
+    fn oldest_age_and_length_follow_the_rows() {
+        let mut o = Outbox::new(10_000, 10);
+        assert!(o.is_empty());
+        o.insert(row(4, Lane::Health));
+        o.insert(row(9, Lane::Health));
+        assert_eq!(o.oldest_ms(Lane::Health), Some(4000));
+        assert_eq!(o.oldest_ms(Lane::Fire), None);
+        let mut pkid = 0;
+        drain(&mut o, &mut pkid);
+        o.acked(1);
+        assert_eq!(o.oldest_ms(Lane::Health), Some(9000));
+        assert_eq!(o.len(), 1);
     }
 }

@@ -98,6 +98,8 @@ pub struct CameraHealth {
     pub analysed_fps: f64,
     /// Median inference time over the last interval, milliseconds.
     pub inference_ms_p50: f64,
+    /// 99th percentile inference time over the last interval, milliseconds.
+    pub inference_ms_p99: f64,
     /// Incidents open now.
     pub open_incidents: usize,
     /// Confirmed tracks in each zone on the latest analysed frame.
@@ -121,15 +123,40 @@ pub fn health(
     identity: &Identity,
     uptime: std::time::Duration,
     cameras: &[CameraHealth],
+    outbox: &super::OutboxStats,
+    disk_free: Option<u64>,
 ) -> serde_json::Value {
-    json!({
+    let now_ms = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
+    let mut lanes = serde_json::Map::new();
+    for (i, lane) in super::outbox::LANES.iter().enumerate() {
+        let mut l = json!({ "depth": outbox.depth[i], "evicted": outbox.evicted[i] });
+        if let (Some(t), Some(obj)) = (outbox.oldest_ms[i], l.as_object_mut()) {
+            let age = now_ms.saturating_sub(t) as f64 / 1000.0;
+            obj.insert("oldest_age_s".into(), json!((age * 10.0).round() / 10.0));
+        }
+        lanes.insert(super::durable::lane_name(*lane).into(), l);
+    }
+    let mut v = json!({
         "schema": HEALTH_SCHEMA,
         "device": identity.device,
         "district": identity.district,
         "time": rfc3339_ms(SystemTime::now()),
         "uptime_s": uptime.as_secs(),
         "cameras": cameras,
-    })
+        "outbox": {
+            "bytes": outbox.bytes,
+            "max_bytes": outbox.max_bytes,
+            "acked": outbox.acked,
+            "lanes": lanes,
+        },
+    });
+    if let (Some(free), Some(obj)) = (disk_free, v.as_object_mut()) {
+        obj.insert("disk_free_bytes".into(), json!(free));
+    }
+    v
 }
 
 /// The box's time zone: `TZ`, else `/etc/timezone`, else the zone `/etc/localtime` links to,

@@ -18,9 +18,6 @@
 //!
 //! A file that is not a readable outbox is moved aside (`outbox.db.corrupt-<unix time>`) and a
 //! new one started: an error in the log, never a crash loop.
-//!
-//! Status: the store is the second slice of the durable outbox; the session does not use it
-//! yet (it still queues in memory and persists `seq` with [`super::seq::SeqStore`]).
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -147,6 +144,11 @@ impl Store {
         })
     }
 
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     fn err(&self, source: rusqlite::Error) -> StoreError {
         StoreError::Sqlite {
             path: self.path.clone(),
@@ -197,6 +199,7 @@ impl Store {
             None
         };
         let mut rows = Vec::new();
+        let created_ms = now_ms();
         for m in build(seq) {
             tx.execute(
                 "INSERT INTO outbox (lane, seq, topic, payload, retain, created_ms)
@@ -207,7 +210,7 @@ impl Store {
                     m.topic,
                     m.payload,
                     m.retain as i64,
-                    now_ms()
+                    created_ms
                 ],
             )
             .map_err(err)?;
@@ -215,6 +218,7 @@ impl Store {
                 id: tx.last_insert_rowid() as u64,
                 lane,
                 bytes: m.payload.len() + m.topic.len(),
+                created_ms: created_ms.max(0) as u64,
             });
         }
         tx.commit().map_err(err)?;
@@ -225,7 +229,9 @@ impl Store {
     pub fn rows(&self) -> Result<Vec<Row>, StoreError> {
         let mut st = self
             .conn
-            .prepare("SELECT id, lane, length(payload) + length(topic) FROM outbox ORDER BY id")
+            .prepare(
+                "SELECT id, lane, length(payload) + length(topic), created_ms FROM outbox ORDER BY id",
+            )
             .map_err(|e| self.err(e))?;
         let mapped = st
             .query_map([], |r| {
@@ -233,6 +239,7 @@ impl Store {
                     id: r.get::<_, i64>(0)? as u64,
                     lane: lane_of(r.get(1)?),
                     bytes: r.get::<_, i64>(2)? as usize,
+                    created_ms: r.get::<_, i64>(3)?.max(0) as u64,
                 })
             })
             .map_err(|e| self.err(e))?;

@@ -1,0 +1,339 @@
+//! The durable outbox: the SQLite [`Store`] and the pure [`Outbox`] state kept in step. Every
+//! message the session publishes goes through here: stored (committed, fsynced) first, handed
+//! to the MQTT client when the state says so, deleted when the broker acknowledges the packet
+//! that carried it. Evictions (the outbox is over its byte bound) are deleted, counted and
+//! logged at ERROR: they are data loss.
+//!
+//! The counters the health message reports are shared through [`OutboxGauge`].
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use super::outbox::{LANES, Lane, Outbox};
+use super::store::{Store, StoreError};
+use super::{Message, Outgoing};
+
+/// Outbox figures for the health message, updated by the session.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OutboxStats {
+    /// Rows per lane (fire, security, health, telemetry).
+    pub depth: [usize; 4],
+    /// When the oldest row of each lane was stored (Unix milliseconds).
+    pub oldest_ms: [Option<u64>; 4],
+    /// Rows evicted per lane since start.
+    pub evicted: [u64; 4],
+    /// Stored bytes and the bound.
+    pub bytes: usize,
+    /// The configured bound.
+    pub max_bytes: usize,
+    /// Messages the broker acknowledged since start.
+    pub acked: u64,
+}
+
+/// Shared, read-mostly view of [`OutboxStats`].
+#[derive(Debug, Default)]
+pub struct OutboxGauge(Mutex<OutboxStats>);
+
+impl OutboxGauge {
+    /// The latest figures.
+    pub fn get(&self) -> OutboxStats {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, s: OutboxStats) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = s;
+    }
+}
+
+/// The outbox: store + state.
+#[derive(Debug)]
+pub struct Durable {
+    store: Store,
+    state: Outbox,
+    gauge: Arc<OutboxGauge>,
+    acked: u64,
+}
+
+impl Durable {
+    /// Open the outbox file at `path` (created if missing; moved aside and started afresh if
+    /// unreadable) and reload what it holds. Returns the outbox and, when the old file was
+    /// unreadable, where it was moved.
+    pub fn open(
+        path: &Path,
+        max_bytes: usize,
+        max_in_flight: usize,
+    ) -> Result<(Durable, Option<PathBuf>), StoreError> {
+        let (store, aside) = Store::open(path)?;
+        let mut d = Durable {
+            store,
+            state: Outbox::new(max_bytes, max_in_flight),
+            gauge: Arc::new(OutboxGauge::default()),
+            acked: 0,
+        };
+        for row in d.store.rows()? {
+            let evicted = d.state.insert(row);
+            d.delete_evicted(&evicted);
+        }
+        d.update_gauge();
+        Ok((d, aside))
+    }
+
+    /// The shared figures.
+    pub fn gauge(&self) -> Arc<OutboxGauge> {
+        Arc::clone(&self.gauge)
+    }
+
+    /// The last incident `seq` given out.
+    pub fn last_seq(&self) -> Result<u64, StoreError> {
+        self.store.last_seq()
+    }
+
+    /// Rows stored.
+    pub fn len(&self) -> usize {
+        self.state.len()
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.state.is_empty()
+    }
+
+    /// Store what the agent hands over (an incident gets its `seq` here, committed with its
+    /// rows). On a store failure the messages are returned so the caller can still try to
+    /// publish them, without durability.
+    pub fn enqueue(&mut self, out: Outgoing) -> Result<Option<u64>, (StoreError, Vec<Message>)> {
+        // Keep a copy of the messages for the caller if the transaction fails.
+        let mut kept: Option<Vec<Message>> = None;
+        let mut keep = |m: Vec<Message>| {
+            kept = Some(m.clone());
+            m
+        };
+        let result = match out {
+            Outgoing::Incident { lane, build } => self
+                .store
+                .append(lane, true, |seq| keep(build(seq.unwrap_or(0)))),
+            Outgoing::Plain { lane, messages } => {
+                self.store.append(lane, false, |_| keep(messages))
+            }
+        };
+        match result {
+            Ok((seq, rows)) => {
+                for row in rows {
+                    let evicted = self.state.insert(row);
+                    self.delete_evicted(&evicted);
+                }
+                self.update_gauge();
+                Ok(seq)
+            }
+            Err(e) => Err((e, kept.unwrap_or_default())),
+        }
+    }
+
+    fn delete_evicted(&mut self, evicted: &[super::outbox::Row]) {
+        for row in evicted {
+            tracing::error!(
+                lane = lane_name(row.lane),
+                row = row.id,
+                bytes = row.bytes,
+                "outbox full (outbox.max_bytes): message evicted undelivered; this is data loss"
+            );
+            if let Err(e) = self.store.delete(row.id) {
+                tracing::error!("cannot delete an evicted outbox row: {e}");
+            }
+        }
+    }
+
+    /// The next message to hand to the client (not yet marked handed).
+    pub fn next_message(&mut self) -> Option<(u64, Message)> {
+        loop {
+            let row = self.state.next()?;
+            match self.store.message(row.id) {
+                Ok(Some(m)) => return Some((row.id, m)),
+                Ok(None) => {
+                    // Deleted under us (by hand, with sqlite3): forget it.
+                    tracing::warn!(row = row.id, "outbox row vanished from the file; skipped");
+                    self.state.remove(row.id);
+                }
+                Err(e) => {
+                    tracing::error!("cannot read the outbox: {e}");
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Row `id` was handed to the client.
+    pub fn handed(&mut self, id: u64) {
+        self.state.handed(id);
+    }
+
+    /// The client sent row `id` as packet `pkid`.
+    pub fn sent(&mut self, id: u64, pkid: u16) {
+        self.state.sent(id, pkid);
+    }
+
+    /// The broker acknowledged `pkid`: delete the row it carried. True if it carried one.
+    pub fn acked(&mut self, pkid: u16) -> bool {
+        let Some(row) = self.state.acked(pkid) else {
+            return false;
+        };
+        if let Err(e) = self.store.delete(row.id) {
+            // It stays in the file and goes again after a restart: a duplicate, not a loss.
+            tracing::error!("cannot delete an acknowledged outbox row: {e}");
+        }
+        self.acked += 1;
+        self.update_gauge();
+        true
+    }
+
+    /// The connection dropped: whatever was handed goes again.
+    pub fn disconnected(&mut self) {
+        self.state.disconnected();
+    }
+
+    fn update_gauge(&self) {
+        self.gauge.set(OutboxStats {
+            depth: LANES.map(|l| self.state.depth(l)),
+            oldest_ms: LANES.map(|l| self.state.oldest_ms(l)),
+            evicted: LANES.map(|l| self.state.evicted(l)),
+            bytes: self.state.bytes(),
+            max_bytes: self.state.max_bytes(),
+            acked: self.acked,
+        });
+    }
+}
+
+/// The name a lane has in logs, health and docs.
+pub fn lane_name(lane: Lane) -> &'static str {
+    match lane {
+        Lane::Fire => "fire",
+        Lane::Security => "security",
+        Lane::Health => "health",
+        Lane::Telemetry => "telemetry",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain(lane: Lane, topic: &str, bytes: usize) -> Outgoing {
+        Outgoing::Plain {
+            lane,
+            messages: vec![Message {
+                topic: topic.into(),
+                payload: vec![b'x'; bytes],
+                retain: false,
+            }],
+        }
+    }
+
+    fn topics(path: &Path) -> Vec<String> {
+        let db = rusqlite::Connection::open(path).expect("open with a second connection");
+        let mut st = db
+            .prepare("SELECT topic FROM outbox ORDER BY id")
+            .expect("prepare");
+        st.query_map([], |r| r.get::<_, String>(0))
+            .expect("query")
+            .filter_map(Result::ok)
+            .collect()
+    }
+
+    #[test]
+    fn a_full_outbox_on_disk_evicts_lowest_lane_oldest_first_and_keeps_fire() {
+        let dir = std::env::temp_dir().join(format!("vigil-durable-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("outbox.db");
+        // Room for four 1000-byte messages (topics are 2 bytes).
+        let (mut d, _) = Durable::open(&path, 4 * 1002, 8).expect("open");
+        d.enqueue(plain(Lane::Telemetry, "t1", 1000))
+            .expect("store");
+        d.enqueue(plain(Lane::Security, "s1", 1000)).expect("store");
+        d.enqueue(plain(Lane::Health, "h1", 1000)).expect("store");
+        d.enqueue(plain(Lane::Telemetry, "t2", 1000))
+            .expect("store");
+        let fire = |d: &mut Durable, n: u64| {
+            d.enqueue(Outgoing::Incident {
+                lane: Lane::Fire,
+                build: Box::new(move |seq| {
+                    assert_eq!(seq, n, "fire events are numbered in order");
+                    vec![Message {
+                        topic: format!("f{seq}"),
+                        payload: vec![b'f'; 1000],
+                        retain: false,
+                    }]
+                }),
+            })
+            .expect("store")
+        };
+        assert_eq!(fire(&mut d, 1), Some(1));
+        assert_eq!(
+            topics(&path),
+            ["s1", "h1", "t2", "f1"],
+            "oldest telemetry first"
+        );
+        fire(&mut d, 2);
+        assert_eq!(
+            topics(&path),
+            ["s1", "h1", "f1", "f2"],
+            "then the next telemetry"
+        );
+        fire(&mut d, 3);
+        assert_eq!(topics(&path), ["s1", "f1", "f2", "f3"], "then health");
+        fire(&mut d, 4);
+        assert_eq!(topics(&path), ["f1", "f2", "f3", "f4"], "then security");
+        fire(&mut d, 5);
+        assert_eq!(
+            topics(&path),
+            ["f2", "f3", "f4", "f5"],
+            "fire goes only when nothing else is left, oldest first"
+        );
+        let g = d.gauge().get();
+        assert_eq!(g.evicted, [1, 1, 1, 2]);
+        assert_eq!(g.depth, [4, 0, 0, 0]);
+        // Reopened with the same bound, the file and the state agree, and numbering goes on.
+        drop(d);
+        let (mut d, aside) = Durable::open(&path, 4 * 1002, 8).expect("reopen");
+        assert!(aside.is_none());
+        assert_eq!(d.len(), 4);
+        assert_eq!(
+            d.next_message().map(|(_, m)| m.topic),
+            Some("f2".to_string())
+        );
+        assert_eq!(fire(&mut d, 6), Some(6));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn rows_are_deleted_only_by_the_ack_of_the_packet_that_carried_them() {
+        let dir = std::env::temp_dir().join(format!("vigil-durable-ack-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("outbox.db");
+        let (mut d, _) = Durable::open(&path, 1 << 20, 8).expect("open");
+        d.enqueue(plain(Lane::Security, "a", 10)).expect("store");
+        d.enqueue(plain(Lane::Security, "b", 10)).expect("store");
+        let (a, _) = d.next_message().expect("a");
+        d.handed(a);
+        let (b, _) = d.next_message().expect("b");
+        d.handed(b);
+        d.sent(a, 1);
+        d.sent(b, 2);
+        assert!(!d.acked(9), "unknown packet");
+        assert!(d.acked(2));
+        assert_eq!(topics(&path), ["a"]);
+        // The connection drops before a's ack: a goes again, and survives a restart meanwhile.
+        d.disconnected();
+        drop(d);
+        let (mut d, _) = Durable::open(&path, 1 << 20, 8).expect("reopen");
+        assert_eq!(
+            d.next_message().map(|(_, m)| m.topic),
+            Some("a".to_string())
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,189 @@
+//! A running scene for end-to-end and fault-injection tests: mosquitto, the RTSP server serving
+//! a clip at `/plaza`, the agent binary with a config whose zone covers the plaza's walkway,
+//! and a recorder subscribed to everything under `vigil/v1/`. Optionally a [`Proxy`] sits
+//! between the agent and the broker, to cut the network.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use vigil::demo::rtsp::{Clip, RtspServer};
+
+use crate::{Mosquitto, Proc, Proxy, Received, Recorder, TempDir, fixture, init_logs, repo};
+
+/// A config whose zone covers the walkway of the plaza clip; `extra` is appended (more cameras,
+/// more sections).
+pub fn config(broker: u16, camera_url: &str, extra: &str) -> String {
+    let card = repo().join("models/ssd_mobilenet_v2_coco/model.toml");
+    format!(
+        r#"
+[device]
+id = "test-box-001"
+district = "t1"
+
+[mqtt]
+host = "127.0.0.1"
+port = {broker}
+keep_alive_s = 5
+
+[storage]
+state_dir = "state"
+
+[health]
+interval_s = 1
+
+[[models]]
+name = "coco"
+card = "{card}"
+
+[[cameras]]
+id = "plaza"
+url = "{camera_url}"
+model = "coco"
+analysis_fps = 5
+
+[[cameras.zones]]
+name = "walkway"
+polygon = [[0.0, 0.30], [1.0, 0.20], [1.0, 0.75], [0.0, 0.50]]
+classes = ["person"]
+quiet_s = 3
+{extra}
+"#,
+        card = card.display()
+    )
+}
+
+/// Whether `s` is a UTC RFC 3339 time with milliseconds (`2026-11-27T23:50:01.123Z`).
+pub fn is_rfc3339_ms_utc(s: &str) -> bool {
+    let b = s.as_bytes();
+    s.len() == 24
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[19] == b'.'
+        && b[23] == b'Z'
+        && s.chars()
+            .enumerate()
+            .all(|(i, c)| [4, 7, 10, 13, 16, 19, 23].contains(&i) || c.is_ascii_digit())
+}
+
+/// The incident events (not snapshots) among `msgs`, as JSON.
+pub fn incidents(msgs: &[Received]) -> Vec<serde_json::Value> {
+    msgs.iter()
+        .filter(|m| {
+            m.topic.starts_with("vigil/v1/t1/test-box-001/incidents/")
+                && !m.topic.ends_with("/snapshot")
+        })
+        .map(|m| m.json())
+        .collect()
+}
+
+/// A running scene.
+pub struct Scene {
+    /// The broker.
+    pub broker: Mosquitto,
+    /// Subscribed to `vigil/v1/#`.
+    pub recorder: Recorder,
+    /// The agent process.
+    pub agent: Proc,
+    /// The relay between agent and broker, when asked for.
+    pub proxy: Option<Proxy>,
+    /// The agent's log file.
+    pub log: PathBuf,
+    /// The agent's config file.
+    pub cfg: PathBuf,
+    /// The agent's state folder (holds `outbox.db`).
+    pub state: PathBuf,
+    bin: PathBuf,
+    _server: RtspServer,
+    _dir: TempDir,
+}
+
+impl Scene {
+    /// Start everything, the agent talking to the broker directly.
+    pub fn start(bin: &Path, tag: &str, clip: &str, extra: &str) -> anyhow::Result<Scene> {
+        Scene::start_with(bin, tag, clip, extra, false)
+    }
+
+    /// Start everything; with `proxy`, the agent reaches the broker through a [`Proxy`].
+    pub fn start_with(
+        bin: &Path,
+        tag: &str,
+        clip: &str,
+        extra: &str,
+        proxy: bool,
+    ) -> anyhow::Result<Scene> {
+        init_logs();
+        let broker = Mosquitto::start()?;
+        let proxy = if proxy {
+            Some(Proxy::start(broker.port)?)
+        } else {
+            None
+        };
+        let clip = Arc::new(Clip::load(&fixture(clip))?);
+        let server = RtspServer::start(&[("plaza", clip)])?;
+        let dir = TempDir::new(tag)?;
+        let cfg = dir.join("vigil.toml");
+        let port = proxy.as_ref().map_or(broker.port, |p| p.port);
+        std::fs::write(&cfg, config(port, &server.url("plaza"), extra))?;
+        let recorder = Recorder::start(broker.port, "vigil/v1/#")?;
+        let log = dir.join("agent.log");
+        let agent = crate::spawn_agent(bin, &cfg, &log)?;
+        Ok(Scene {
+            broker,
+            recorder,
+            agent,
+            proxy,
+            log,
+            cfg,
+            state: dir.join("state"),
+            bin: bin.to_path_buf(),
+            _server: server,
+            _dir: dir,
+        })
+    }
+
+    /// Kill the agent without warning (SIGKILL) and start it again on the same config and
+    /// state folder.
+    pub fn restart_after_kill(&mut self) -> anyhow::Result<()> {
+        self.agent.kill();
+        self.agent = crate::spawn_agent(&self.bin, &self.cfg, &self.log)?;
+        Ok(())
+    }
+
+    /// Validate every message received so far against docs/schemas/.
+    pub fn check_contract(&self) -> anyhow::Result<()> {
+        let n = crate::contract::Contract::load()?.check_all(&self.recorder.snapshot())?;
+        assert!(n > 0, "no message to check");
+        Ok(())
+    }
+
+    /// The agent's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Wait (up to 90 s) for `pred` on everything received; on timeout the error carries the
+    /// agent's log.
+    pub fn wait(
+        &self,
+        what: &str,
+        pred: impl Fn(&[Received]) -> bool,
+    ) -> anyhow::Result<Vec<Received>> {
+        self.wait_for(Duration::from_secs(90), what, pred)
+    }
+
+    /// [`Scene::wait`] with a timeout.
+    pub fn wait_for(
+        &self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&[Received]) -> bool,
+    ) -> anyhow::Result<Vec<Received>> {
+        self.recorder
+            .wait_for(timeout, what, pred)
+            .map_err(|e| anyhow::anyhow!("{e}\nagent log:\n{}", self.log()))
+    }
+}
