@@ -20,6 +20,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, Diagnostics, Loaded};
 use crate::detect::{self, DetectError, Detections, Detector, LoadedCard, RgbView};
 use crate::evidence::EvidenceSettings;
+use crate::ingest::picture::{Gray, PictureSettings, PictureWatch};
 use crate::ingest::{self, IngestError, slot::FrameBoard};
 use crate::publish::payload::{self, Identity, IncidentContext, Inventory};
 use crate::publish::{self, Durable, Lane, Message, Outgoing, SessionConfig, SessionStats};
@@ -125,6 +126,9 @@ struct CameraWork {
     id: String,
     model: String,
     rules: CameraRules,
+    picture: PictureWatch,
+    gray: Gray,
+    restarts: u64,
 }
 
 /// Run the agent until `shutdown` resolves.
@@ -217,6 +221,12 @@ pub async fn run(
             id: c.id.clone(),
             model: c.model.clone(),
             rules: CameraRules::new(r.clone()),
+            picture: PictureWatch::new(PictureSettings {
+                frozen: Duration::from_secs_f64(c.frozen_s),
+                tamper: Duration::from_secs_f64(c.tamper_s),
+            }),
+            gray: Gray::default(),
+            restarts: 0,
         })
         .collect();
     let watched: Vec<telemetry::Watched> = config
@@ -228,6 +238,7 @@ pub async fn run(
             id: c.id.clone(),
             enabled: c.enabled,
             stall: Duration::from_secs_f64((3.0 / c.analysis_fps).max(3.0)),
+            offline: Duration::from_secs_f64(c.offline_s),
         })
         .collect();
     let monitor_stop = Arc::new(AtomicBool::new(false));
@@ -385,6 +396,7 @@ fn detect_loop(
             height: frame.height,
             data: &frame.data,
         };
+        watch_picture(board, frame.camera, cam, view, clock.monotonic());
         let t0 = Instant::now();
         if let Err(e) = det.detect(view, &mut dets) {
             if last_error.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
@@ -414,6 +426,28 @@ fn detect_loop(
             }
         }
     }
+}
+
+/// Run the picture checks on an analysed frame and post the result for the camera monitor.
+fn watch_picture(
+    board: &FrameBoard,
+    i: usize,
+    cam: &mut CameraWork,
+    view: RgbView<'_>,
+    now: Duration,
+) {
+    let k = board.counters(i);
+    let restarts = k.reconnects.load(Ordering::Relaxed);
+    if restarts != cam.restarts {
+        cam.restarts = restarts;
+        cam.picture.restart();
+    }
+    cam.gray
+        .fill_from_rgb(view.width as usize, view.height as usize, view.data);
+    let c = cam.picture.observe(now, &cam.gray);
+    *k.condition
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = c;
 }
 
 /// Prepare the messages of one event (rendering evidence for `open`).

@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod detect;
 pub mod evidence;
+pub mod faults;
 pub mod incident;
 pub mod ingest;
 pub mod publish;

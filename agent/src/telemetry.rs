@@ -10,6 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
 
+use crate::faults::{FaultEvent, FaultTracker, Seen};
+use crate::ingest::picture::Condition;
 use crate::ingest::slot::FrameBoard;
 use crate::ingest::status::{self, CameraState};
 use crate::publish::payload::{self, CameraHealth, Identity, ZoneCount};
@@ -27,6 +29,8 @@ pub struct Watched {
     pub enabled: bool,
     /// No frame for this long counts as offline.
     pub stall: Duration,
+    /// No frame for this long opens a `camera_offline` incident.
+    pub offline: Duration,
 }
 
 fn status_message(identity: &Identity, camera: &str, state: &str, reason: Option<&str>) -> Message {
@@ -45,7 +49,8 @@ fn health_lane(messages: Vec<Message>) -> Outgoing {
     }
 }
 
-/// Publish each camera's status now and on every change, until `stop`; then publish every
+/// Publish each camera's status now and on every change, and its fault incidents
+/// (`camera_offline`, `camera_frozen`, `camera_tamper`), until `stop`; then publish every
 /// camera `offline` ("agent stopped").
 pub async fn camera_monitor(
     board: Arc<FrameBoard>,
@@ -54,7 +59,12 @@ pub async fn camera_monitor(
     tx: mpsc::Sender<Outgoing>,
     stop: Arc<AtomicBool>,
 ) {
-    let mut last: Vec<Option<(CameraState, Option<String>)>> = vec![None; cameras.len()];
+    let mut last: Vec<Option<(&'static str, Option<String>)>> = vec![None; cameras.len()];
+    let mut faults: Vec<FaultTracker> = cameras
+        .iter()
+        .map(|c| FaultTracker::new(c.offline))
+        .collect();
+    let mut events = Vec::new();
     for c in cameras.iter().filter(|c| !c.enabled) {
         let m = status_message(
             &identity,
@@ -64,14 +74,16 @@ pub async fn camera_monitor(
         );
         let _ = tx.send(health_lane(vec![m])).await;
     }
+    let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     while !stop.load(Ordering::Relaxed) {
         tick.tick().await;
         let now = Instant::now();
-        for (c, prev) in cameras
+        for ((c, prev), tracker) in cameras
             .iter()
             .zip(last.iter_mut())
-            .filter(|(c, _)| c.enabled)
+            .zip(faults.iter_mut())
+            .filter(|((c, _), _)| c.enabled)
         {
             let counters = board.counters(c.index);
             let last_frame = *counters
@@ -83,7 +95,28 @@ pub async fn camera_monitor(
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
-            let seen = status::assess(now, last_frame, &link, c.stall);
+            let condition = *counters
+                .condition
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let (state, reason) = status::assess(now, last_frame, &link, c.stall);
+            tracker.update(
+                Seen {
+                    state,
+                    silent_for: now.saturating_duration_since(last_frame.unwrap_or(started)),
+                    reason: reason.as_deref(),
+                    condition,
+                },
+                SystemTime::now(),
+                &mut events,
+            );
+            for e in events.drain(..) {
+                tracing::warn!(camera = %c.id, incident = %e.id, reason = %e.reason, "{} {}", e.kind.as_str(), e.state.as_str());
+                if tx.send(fault_incident(&identity, &c.id, e)).await.is_err() {
+                    return;
+                }
+            }
+            let seen = published_status(state, reason, condition);
             // A growing "no frame for N s" is the same state: publish on state or cause change.
             let same = prev.as_ref().is_some_and(|(s, r)| {
                 *s == seen.0
@@ -94,8 +127,8 @@ pub async fn camera_monitor(
             if same {
                 continue;
             }
-            tracing::info!(camera = %c.id, state = seen.0.as_str(), reason = seen.1.as_deref().unwrap_or("-"), "camera status");
-            let m = status_message(&identity, &c.id, seen.0.as_str(), seen.1.as_deref());
+            tracing::info!(camera = %c.id, state = seen.0, reason = seen.1.as_deref().unwrap_or("-"), "camera status");
+            let m = status_message(&identity, &c.id, seen.0, seen.1.as_deref());
             if tx.send(health_lane(vec![m])).await.is_err() {
                 return;
             }
@@ -108,6 +141,38 @@ pub async fn camera_monitor(
         .map(|c| status_message(&identity, &c.id, "offline", Some("agent stopped")))
         .collect();
     let _ = tx.send(health_lane(goodbye)).await;
+}
+
+/// The published state: the frame flow's, unless frames flow and the picture checks say
+/// frozen or tampered.
+fn published_status(
+    state: CameraState,
+    reason: Option<String>,
+    condition: Condition,
+) -> (&'static str, Option<String>) {
+    match (state, condition) {
+        (CameraState::Streaming, Condition::Frozen) => {
+            ("frozen", condition.reason().map(String::from))
+        }
+        (CameraState::Streaming, c) if c.is_tamper() => ("tampered", c.reason().map(String::from)),
+        _ => (state.as_str(), reason),
+    }
+}
+
+/// A fault incident event for the outbox (camera health lane).
+fn fault_incident(identity: &Identity, camera: &str, e: FaultEvent) -> Outgoing {
+    let identity = identity.clone();
+    let camera = camera.to_string();
+    Outgoing::Incident {
+        lane: Lane::Health,
+        build: Box::new(move |seq| {
+            vec![Message {
+                topic: identity.incident_topic(&camera),
+                payload: e.payload(&identity, &camera, seq).to_string().into_bytes(),
+                retain: false,
+            }]
+        }),
+    }
 }
 
 /// Collects inference times and builds the periodic health message (on the inference thread,

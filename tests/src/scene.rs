@@ -14,6 +14,11 @@ use crate::{Mosquitto, Proc, Proxy, Received, Recorder, TempDir, fixture, init_l
 /// A config whose zone covers the walkway of the plaza clip; `extra` is appended (more cameras,
 /// more sections).
 pub fn config(broker: u16, camera_url: &str, extra: &str) -> String {
+    config_with(broker, camera_url, "", extra)
+}
+
+/// [`config`] with more keys for the plaza camera itself (`frozen_s = 3`, …).
+pub fn config_with(broker: u16, camera_url: &str, camera_keys: &str, extra: &str) -> String {
     let card = repo().join("models/ssd_mobilenet_v2_coco/model.toml");
     format!(
         r#"
@@ -41,6 +46,7 @@ id = "plaza"
 url = "{camera_url}"
 model = "coco"
 analysis_fps = 5
+{camera_keys}
 
 [[cameras.zones]]
 name = "walkway"
@@ -115,6 +121,19 @@ impl Scene {
         extra: &str,
         proxy: bool,
     ) -> anyhow::Result<Scene> {
+        Scene::start_full(bin, tag, Path::new(clip), "", extra, proxy)
+    }
+
+    /// Everything: `clip` is a fixture name or an absolute path; `camera_keys` go into the
+    /// plaza camera's table.
+    pub fn start_full(
+        bin: &Path,
+        tag: &str,
+        clip: &Path,
+        camera_keys: &str,
+        extra: &str,
+        proxy: bool,
+    ) -> anyhow::Result<Scene> {
         init_logs();
         let broker = Mosquitto::start()?;
         let proxy = if proxy {
@@ -122,12 +141,20 @@ impl Scene {
         } else {
             None
         };
-        let clip = Arc::new(Clip::load(&fixture(clip))?);
+        let clip = if clip.is_absolute() {
+            clip.to_path_buf()
+        } else {
+            fixture(&clip.to_string_lossy())
+        };
+        let clip = Arc::new(Clip::load(&clip)?);
         let server = RtspServer::start(&[("plaza", clip)])?;
         let dir = TempDir::new(tag)?;
         let cfg = dir.join("vigil.toml");
         let port = proxy.as_ref().map_or(broker.port, |p| p.port);
-        std::fs::write(&cfg, config(port, &server.url("plaza"), extra))?;
+        std::fs::write(
+            &cfg,
+            config_with(port, &server.url("plaza"), camera_keys, extra),
+        )?;
         let recorder = Recorder::start(broker.port, "vigil/v1/#")?;
         let log = dir.join("agent.log");
         let agent = crate::spawn_agent(bin, &cfg, &log)?;

@@ -27,13 +27,18 @@ struct Delivery {
 }
 
 /// Check that every seq in 1..=`produced` arrived, that repeats are the same event, and that
-/// first arrivals come in seq order (all of these events are in one lane).
+/// first arrivals come in seq order (all of these events are in one lane: the plaza footage
+/// raises no camera fault, which is checked too).
 fn check_delivery(received: &[Received], produced: u64) -> Delivery {
     let events = incidents(received);
     let mut first: BTreeMap<u64, (String, String)> = BTreeMap::new();
     let mut order = Vec::new();
     let mut duplicates = 0;
     for e in &events {
+        if e["type"].as_str().is_some_and(|t| t.starts_with("camera_")) {
+            // Another lane (camera health); none is expected in these scenes.
+            panic!("unexpected camera fault incident on the plaza footage: {e}");
+        }
         let seq = e["seq"].as_u64().unwrap_or(0);
         let key = (e["id"].to_string(), e["state"].to_string());
         match first.get(&seq) {
@@ -168,5 +173,117 @@ fn the_agent_killed_ten_times_while_publishing_loses_no_incident() -> anyhow::Re
         d.produced, d.distinct, d.duplicates
     );
     scene.check_contract()?;
+    Ok(())
+}
+
+/// Make a 10 s H.264 clip of a still GStreamer test pattern (`smpte75`, `black`; not `smpte`,
+/// whose corner carries moving noise), encoded at a
+/// constant quantiser so that every frame decodes to the same picture.
+fn still_clip(dir: &Path, pattern: &str) -> anyhow::Result<std::path::PathBuf> {
+    let out = dir.join(format!("{pattern}.mp4"));
+    let status = std::process::Command::new("gst-launch-1.0")
+        .args([
+            "-q",
+            "videotestsrc",
+            &format!("pattern={pattern}"),
+            "num-buffers=100",
+            "!",
+        ])
+        .args([
+            "video/x-raw,width=320,height=240,framerate=10/1",
+            "!",
+            "videoconvert",
+            "!",
+        ])
+        .args([
+            "x264enc",
+            "pass=quant",
+            "quantizer=20",
+            "key-int-max=10",
+            "!",
+            "h264parse",
+        ])
+        .args(["!", "mp4mux", "!", "filesink"])
+        .arg(format!("location={}", out.display()))
+        .status()?;
+    anyhow::ensure!(
+        status.success(),
+        "gst-launch-1.0 could not make {pattern}.mp4"
+    );
+    Ok(out)
+}
+
+/// Start a scene on a generated still clip and wait for a camera fault incident of `kind`
+/// and the camera status `state`; returns the seconds from the first `streaming` status.
+fn fault_scene(tag: &str, pattern: &str, kind: &str, state: &str) -> anyhow::Result<f64> {
+    let dir = vigil_tests::TempDir::new(&format!("{tag}-clip"))?;
+    let clip = still_clip(&dir.0, pattern)?;
+    let scene = Scene::start_full(
+        vigil_bin!(),
+        tag,
+        &clip,
+        "frozen_s = 3\ntamper_s = 2\noffline_s = 5",
+        "",
+        false,
+    )?;
+    let camera_topic = "vigil/v1/t1/test-box-001/cameras/plaza/status";
+    let got = scene.wait("the camera streaming", |m| {
+        m.iter()
+            .any(|x| x.topic == camera_topic && x.json()["state"] == "streaming")
+    })?;
+    let streaming_at = got
+        .iter()
+        .find(|x| x.topic == camera_topic && x.json()["state"] == "streaming")
+        .map(|x| x.at)
+        .unwrap_or_else(Instant::now);
+    let got = scene.wait_for(
+        Duration::from_secs(30),
+        &format!("a {kind} incident"),
+        |m| {
+            incidents(m)
+                .iter()
+                .any(|e| e["type"] == kind && e["state"] == "open")
+        },
+    )?;
+    let inc = incidents(&got);
+    let open = inc
+        .iter()
+        .find(|e| e["type"] == kind)
+        .cloned()
+        .unwrap_or_default();
+    let at = got
+        .iter()
+        .find(|x| x.topic.contains("/incidents/") && x.json()["type"] == kind)
+        .map(|x| x.at)
+        .unwrap_or_else(Instant::now);
+    assert_eq!(open["severity"], "major", "{open}");
+    assert!(
+        open["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{open}"
+    );
+    scene.wait(&format!("camera status {state}"), |m| {
+        m.iter()
+            .any(|x| x.topic == camera_topic && x.json()["state"] == state)
+    })?;
+    // No detection incident from a test pattern, and no other fault.
+    assert!(
+        inc.iter().all(|e| e["type"] == kind),
+        "unexpected incidents: {inc:?}"
+    );
+    scene.check_contract()?;
+    Ok(at.saturating_duration_since(streaming_at).as_secs_f64())
+}
+
+#[test]
+fn a_camera_repeating_one_picture_is_reported_frozen() -> anyhow::Result<()> {
+    let after = fault_scene("frozen", "smpte75", "camera_frozen", "frozen")?;
+    eprintln!("frozen (frozen_s = 3): camera_frozen opened {after:.1} s after streaming began");
+    Ok(())
+}
+
+#[test]
+fn a_black_camera_is_reported_covered() -> anyhow::Result<()> {
+    let after = fault_scene("covered", "black", "camera_tamper", "tampered")?;
+    eprintln!("covered (tamper_s = 2): camera_tamper opened {after:.1} s after streaming began");
     Ok(())
 }

@@ -285,6 +285,15 @@ pub struct Camera {
     /// Rebuild the pipeline when no frame arrived for this many seconds (stall watchdog).
     /// Default 10, at least 2.
     pub stall_s: f64,
+    /// Open a `camera_offline` incident after this many seconds without frames; it closes when
+    /// frames return. Default 30, at least 1.
+    pub offline_s: f64,
+    /// Frames keep arriving but the picture does not change for this many seconds →
+    /// status `frozen` and a `camera_frozen` incident. Default 30, at least 1.
+    pub frozen_s: f64,
+    /// The picture is covered, defocused or moved for this many seconds → status `tampered`
+    /// and a `camera_tamper` incident. Default 10, at least 1.
+    pub tamper_s: f64,
     /// Set to false to keep a camera in the file without pulling it. Default true.
     pub enabled: bool,
     /// Zones: intrusion, loitering and crowding.
@@ -312,6 +321,9 @@ impl Default for Camera {
             transport: Transport::Tcp,
             latency_ms: 200,
             stall_s: 10.0,
+            offline_s: 30.0,
+            frozen_s: 30.0,
+            tamper_s: 10.0,
             enabled: true,
             zones: Vec::new(),
             lines: Vec::new(),

@@ -202,6 +202,18 @@ pub fn validate(config: &Config, spans: &Spans) -> Vec<Problem> {
                 ),
             );
         }
+        for (key, v) in [
+            ("offline_s", cam.offline_s),
+            ("frozen_s", cam.frozen_s),
+            ("tamper_s", cam.tamper_s),
+        ] {
+            if !(v.is_finite() && v >= 1.0) {
+                c.err(
+                    &format!("{p}.{key}"),
+                    format!("{v} must be at least 1 second"),
+                );
+            }
+        }
         if !(cam.stall_s.is_finite() && cam.stall_s >= 2.0) {
             c.err(
                 &format!("{p}.stall_s"),

@@ -11,6 +11,7 @@
 //! thread and slot.
 
 pub mod file;
+pub mod picture;
 pub mod pipeline;
 pub mod slot;
 pub mod status;

@@ -41,6 +41,8 @@ pub struct Counters {
     pub stream_clock: std::sync::atomic::AtomicBool,
     /// What the supervisor is doing.
     pub link: Mutex<Link>,
+    /// What the picture checks say (written by the inference thread).
+    pub condition: Mutex<super::picture::Condition>,
 }
 
 /// The supervisor's view of a camera's connection.

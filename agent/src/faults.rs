@@ -1,0 +1,267 @@
+//! Camera-fault incidents: `camera_offline` (no frames for `offline_s`), `camera_frozen` (the
+//! picture does not change) and `camera_tamper` (covered, defocused, moved). Pure: the camera
+//! monitor passes what it assessed and the time, and publishes the events this returns.
+//!
+//! A fault incident opens once and closes when the fault ends; frozen and tamper close too when
+//! the camera stops streaming (then it is the offline incident's turn).
+
+use std::time::{Duration, SystemTime};
+
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::ingest::picture::Condition;
+use crate::ingest::status::CameraState;
+use crate::publish::payload::{INCIDENT_SCHEMA, Identity, rfc3339_ms};
+use crate::rules::EventState;
+
+/// The kinds of camera fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// No frames.
+    Offline,
+    /// Frames arrive, the picture does not change.
+    Frozen,
+    /// Covered, defocused or moved.
+    Tamper,
+}
+
+impl FaultKind {
+    /// The incident type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::Offline => "camera_offline",
+            FaultKind::Frozen => "camera_frozen",
+            FaultKind::Tamper => "camera_tamper",
+        }
+    }
+}
+
+/// One fault incident event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultEvent {
+    /// Incident id (UUIDv7), the same for open and close.
+    pub id: Uuid,
+    /// Which fault.
+    pub kind: FaultKind,
+    /// Open or close.
+    pub state: EventState,
+    /// Why, in plain words (the open event's reason is repeated on close).
+    pub reason: String,
+    /// When the incident opened.
+    pub opened_at: SystemTime,
+    /// When this event happened.
+    pub at: SystemTime,
+}
+
+impl FaultEvent {
+    /// The incident payload (`vigil.incident/1`).
+    pub fn payload(&self, identity: &Identity, camera: &str, seq: u64) -> serde_json::Value {
+        json!({
+            "schema": INCIDENT_SCHEMA,
+            "id": self.id.to_string(),
+            "seq": seq,
+            "device": identity.device,
+            "district": identity.district,
+            "camera": camera,
+            "type": self.kind.as_str(),
+            "severity": "major",
+            "state": self.state.as_str(),
+            "reason": self.reason,
+            "frame_time": rfc3339_ms(self.at),
+            "opened_at": rfc3339_ms(self.opened_at),
+            "objects": [],
+        })
+    }
+}
+
+/// What the monitor saw of a camera at one moment.
+#[derive(Debug, Clone, Copy)]
+pub struct Seen<'a> {
+    /// Its state from the frame flow.
+    pub state: CameraState,
+    /// Time since the last frame (or since the monitor started, if none ever came).
+    pub silent_for: Duration,
+    /// Why it is not streaming.
+    pub reason: Option<&'a str>,
+    /// What the picture checks say.
+    pub condition: Condition,
+}
+
+/// Open fault incidents of one camera.
+#[derive(Debug)]
+pub struct FaultTracker {
+    offline_after: Duration,
+    open: [Option<(Uuid, SystemTime, String)>; 3],
+}
+
+impl FaultTracker {
+    /// A tracker opening `camera_offline` after `offline_after` without frames.
+    pub fn new(offline_after: Duration) -> Self {
+        FaultTracker {
+            offline_after,
+            open: [None, None, None],
+        }
+    }
+
+    /// Whether a fault incident of `kind` is open.
+    pub fn is_open(&self, kind: FaultKind) -> bool {
+        self.open[kind as usize].is_some()
+    }
+
+    /// Open and close incidents for what was seen at `now`.
+    pub fn update(&mut self, seen: Seen<'_>, now: SystemTime, out: &mut Vec<FaultEvent>) {
+        let streaming = seen.state == CameraState::Streaming;
+        let offline = (!streaming && seen.silent_for >= self.offline_after).then(|| {
+            seen.reason
+                .unwrap_or("no frames from the camera")
+                .to_string()
+        });
+        let frozen = (streaming && seen.condition == Condition::Frozen)
+            .then(|| Condition::Frozen.reason().unwrap_or_default().to_string());
+        let tamper = (streaming && seen.condition.is_tamper())
+            .then(|| seen.condition.reason().unwrap_or_default().to_string());
+        for (kind, wanted) in [
+            (FaultKind::Offline, offline),
+            (FaultKind::Frozen, frozen),
+            (FaultKind::Tamper, tamper),
+        ] {
+            let slot = &mut self.open[kind as usize];
+            match (slot.as_ref(), wanted) {
+                (None, Some(reason)) => {
+                    let id = Uuid::now_v7();
+                    *slot = Some((id, now, reason.clone()));
+                    out.push(FaultEvent {
+                        id,
+                        kind,
+                        state: EventState::Open,
+                        reason,
+                        opened_at: now,
+                        at: now,
+                    });
+                }
+                (Some((id, opened_at, reason)), None) => {
+                    out.push(FaultEvent {
+                        id: *id,
+                        kind,
+                        state: EventState::Close,
+                        reason: reason.clone(),
+                        opened_at: *opened_at,
+                        at: now,
+                    });
+                    *slot = None;
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(state: CameraState, silent_s: u64, condition: Condition) -> Seen<'static> {
+        Seen {
+            state,
+            silent_for: Duration::from_secs(silent_s),
+            reason: (state != CameraState::Streaming).then_some("connection refused"),
+            condition,
+        }
+    }
+
+    #[test]
+    fn offline_opens_after_offline_s_and_closes_when_frames_return() {
+        let mut f = FaultTracker::new(Duration::from_secs(30));
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let mut out = Vec::new();
+        f.update(
+            seen(CameraState::Offline, 29, Condition::Clear),
+            t,
+            &mut out,
+        );
+        assert!(out.is_empty(), "not yet");
+        f.update(
+            seen(CameraState::Offline, 30, Condition::Clear),
+            t,
+            &mut out,
+        );
+        f.update(
+            seen(CameraState::Connecting, 40, Condition::Clear),
+            t,
+            &mut out,
+        );
+        assert_eq!(out.len(), 1, "opened once");
+        assert_eq!(
+            (out[0].kind, out[0].state, out[0].reason.as_str()),
+            (FaultKind::Offline, EventState::Open, "connection refused")
+        );
+        f.update(
+            seen(CameraState::Streaming, 0, Condition::Clear),
+            t,
+            &mut out,
+        );
+        assert_eq!(out.len(), 2);
+        assert_eq!((out[1].state, out[1].id), (EventState::Close, out[0].id));
+        assert!(!f.is_open(FaultKind::Offline));
+    }
+
+    #[test]
+    fn frozen_and_tamper_follow_the_picture_and_close_when_the_stream_stops() {
+        let mut f = FaultTracker::new(Duration::from_secs(30));
+        let t = SystemTime::UNIX_EPOCH;
+        let mut out = Vec::new();
+        f.update(
+            seen(CameraState::Streaming, 0, Condition::Frozen),
+            t,
+            &mut out,
+        );
+        f.update(
+            seen(CameraState::Streaming, 0, Condition::Covered),
+            t,
+            &mut out,
+        );
+        let kinds: Vec<_> = out.iter().map(|e| (e.kind, e.state)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (FaultKind::Frozen, EventState::Open),
+                (FaultKind::Frozen, EventState::Close),
+                (FaultKind::Tamper, EventState::Open)
+            ]
+        );
+        assert_eq!(out[2].reason, "covered: the picture is dark or flat");
+        out.clear();
+        f.update(
+            seen(CameraState::Offline, 5, Condition::Covered),
+            t,
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            (out[0].kind, out[0].state),
+            (FaultKind::Tamper, EventState::Close)
+        );
+    }
+
+    #[test]
+    fn the_payload_names_the_fault_and_has_no_objects() {
+        let e = FaultEvent {
+            id: Uuid::now_v7(),
+            kind: FaultKind::Tamper,
+            state: EventState::Open,
+            reason: "covered: the picture is dark or flat".into(),
+            opened_at: SystemTime::UNIX_EPOCH,
+            at: SystemTime::UNIX_EPOCH,
+        };
+        let id = Identity {
+            device: "b1".into(),
+            district: "d1".into(),
+        };
+        let v = e.payload(&id, "gate", 9);
+        assert_eq!(v["type"], "camera_tamper");
+        assert_eq!(v["seq"], 9);
+        assert_eq!(v["objects"], json!([]));
+        assert!(v.get("model").is_none());
+    }
+}

@@ -1,0 +1,464 @@
+//! Is the camera still seeing? Checks on the content of analysed frames, pure (the caller
+//! passes the time): a frame is reduced to a 160×90 grey image by block means, and compared
+//! with the previous one and with what the camera learned about its own view.
+//!
+//! - **frozen**: frames keep arriving but the picture does not change at all (no grey pixel
+//!   moves by a whole level) for `frozen_s`. A live camera's sensor noise and every key frame
+//!   change some pixels; an encoder or camera stuck on one image does not.
+//! - **covered**: very dark (mean below 16 of 255) or flat (spread below 4 levels) for
+//!   `tamper_s`: a hand, a bag, paint or a lens cap.
+//! - **defocused**: sharpness (mean absolute Laplacian) below a third of the camera's learned
+//!   baseline for `tamper_s`.
+//! - **moved**: the picture no longer correlates with the learned reference view (zero-mean
+//!   normalised correlation below 0.4) for `tamper_s`.
+//!
+//! The baseline and reference are learned from the first [`LEARN_FRAMES`] clear frames and
+//! then follow slow changes (light over the day) while the picture is clear.
+
+use std::time::Duration;
+
+/// Width of the grey image.
+pub const GRAY_W: usize = 160;
+/// Height of the grey image.
+pub const GRAY_H: usize = 90;
+/// Clear frames needed before defocus and movement are judged.
+pub const LEARN_FRAMES: u32 = 25;
+
+/// What the picture says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Condition {
+    /// Nothing wrong.
+    #[default]
+    Clear,
+    /// The picture does not change.
+    Frozen,
+    /// Dark or flat.
+    Covered,
+    /// Far less sharp than usual.
+    Defocused,
+    /// Not the usual view.
+    Moved,
+}
+
+impl Condition {
+    /// The reason as published (`None` when clear).
+    pub fn reason(self) -> Option<&'static str> {
+        match self {
+            Condition::Clear => None,
+            Condition::Frozen => Some("the picture has not changed"),
+            Condition::Covered => Some("covered: the picture is dark or flat"),
+            Condition::Defocused => Some("defocused: far less sharp than usual"),
+            Condition::Moved => Some("moved: the view no longer matches the reference"),
+        }
+    }
+
+    /// Whether this is tampering (as opposed to frozen or clear).
+    pub fn is_tamper(self) -> bool {
+        matches!(
+            self,
+            Condition::Covered | Condition::Defocused | Condition::Moved
+        )
+    }
+}
+
+/// A frame reduced to grey block means, row-major, 0..255.
+#[derive(Debug, Clone)]
+pub struct Gray(pub Vec<f32>);
+
+impl Default for Gray {
+    fn default() -> Self {
+        Gray(vec![0.0; GRAY_W * GRAY_H])
+    }
+}
+
+impl Gray {
+    /// Fill from packed RGB (`width`×`height`×3) by block means; reuses the buffer.
+    pub fn fill_from_rgb(&mut self, width: usize, height: usize, rgb: &[u8]) {
+        self.0.iter_mut().for_each(|v| *v = 0.0);
+        if width == 0 || height == 0 || rgb.len() < width * height * 3 {
+            return;
+        }
+        let mut counts = [0u32; GRAY_W * GRAY_H];
+        for y in 0..height {
+            let gy = y * GRAY_H / height;
+            let row = &rgb[y * width * 3..(y + 1) * width * 3];
+            for (x, px) in row.chunks_exact(3).enumerate() {
+                let g = gy * GRAY_W + x * GRAY_W / width;
+                // ITU-R BT.601 luma, integer weights.
+                let l =
+                    (77 * u32::from(px[0]) + 150 * u32::from(px[1]) + 29 * u32::from(px[2])) >> 8;
+                self.0[g] += l as f32;
+                counts[g] += 1;
+            }
+        }
+        for (v, &n) in self.0.iter_mut().zip(counts.iter()) {
+            if n > 0 {
+                *v /= n as f32;
+            }
+        }
+    }
+
+    fn mean_std(&self) -> (f32, f32) {
+        let n = self.0.len() as f32;
+        let mean = self.0.iter().sum::<f32>() / n;
+        let var = self.0.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+        (mean, var.sqrt())
+    }
+
+    fn sharpness(&self) -> f32 {
+        let mut sum = 0.0;
+        for y in 1..GRAY_H - 1 {
+            for x in 1..GRAY_W - 1 {
+                let c = self.0[y * GRAY_W + x];
+                let lap = self.0[(y - 1) * GRAY_W + x]
+                    + self.0[(y + 1) * GRAY_W + x]
+                    + self.0[y * GRAY_W + x - 1]
+                    + self.0[y * GRAY_W + x + 1]
+                    - 4.0 * c;
+                sum += lap.abs();
+            }
+        }
+        sum / ((GRAY_W - 2) * (GRAY_H - 2)) as f32
+    }
+
+    fn max_abs_diff(&self, other: &Gray) -> f32 {
+        self.0
+            .iter()
+            .zip(&other.0)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max)
+    }
+
+    fn correlation(&self, other: &Gray) -> f32 {
+        let (ma, sa) = self.mean_std();
+        let (mb, sb) = other.mean_std();
+        if sa < 1e-3 || sb < 1e-3 {
+            return 0.0;
+        }
+        let n = self.0.len() as f32;
+        let cov = self
+            .0
+            .iter()
+            .zip(&other.0)
+            .map(|(a, b)| (a - ma) * (b - mb))
+            .sum::<f32>()
+            / n;
+        cov / (sa * sb)
+    }
+}
+
+/// Per-camera settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PictureSettings {
+    /// Unchanged this long → frozen.
+    pub frozen: Duration,
+    /// Covered, defocused or moved this long → tampered.
+    pub tamper: Duration,
+}
+
+/// The watcher of one camera.
+#[derive(Debug)]
+pub struct PictureWatch {
+    settings: PictureSettings,
+    prev: Option<Gray>,
+    reference: Option<Gray>,
+    baseline_sharpness: f32,
+    learned: u32,
+    unchanged_since: Option<Duration>,
+    suspect: Option<(Condition, Duration)>,
+    confirmed: Condition,
+}
+
+impl PictureWatch {
+    /// A watcher that has learned nothing yet.
+    pub fn new(settings: PictureSettings) -> Self {
+        PictureWatch {
+            settings,
+            prev: None,
+            reference: None,
+            baseline_sharpness: 0.0,
+            learned: 0,
+            unchanged_since: None,
+            suspect: None,
+            confirmed: Condition::Clear,
+        }
+    }
+
+    /// The confirmed condition.
+    pub fn condition(&self) -> Condition {
+        self.confirmed
+    }
+
+    /// Forget the previous frame (the pipeline restarted): a gap is not a frozen picture.
+    pub fn restart(&mut self) {
+        self.prev = None;
+        self.unchanged_since = None;
+        self.suspect = None;
+        self.confirmed = Condition::Clear;
+    }
+
+    /// Look at one analysed frame at `now` (monotonic time); returns the confirmed condition.
+    pub fn observe(&mut self, now: Duration, g: &Gray) -> Condition {
+        let unchanged = self.prev.as_ref().is_some_and(|p| p.max_abs_diff(g) < 1.0);
+        if !unchanged {
+            self.unchanged_since = None;
+        } else if self.unchanged_since.is_none() {
+            // Unchanged since the previous frame was taken, at the latest.
+            self.unchanged_since = Some(now);
+        }
+        match &mut self.prev {
+            Some(p) => p.0.copy_from_slice(&g.0),
+            None => self.prev = Some(g.clone()),
+        }
+
+        let (mean, std) = g.mean_std();
+        let sharp = g.sharpness();
+        let seen = if mean < 16.0 || std < 4.0 {
+            Condition::Covered
+        } else if self
+            .unchanged_since
+            .is_some_and(|t| now.saturating_sub(t) >= self.settings.frozen)
+        {
+            Condition::Frozen
+        } else if self.learned >= LEARN_FRAMES
+            && self
+                .reference
+                .as_ref()
+                .is_some_and(|r| r.correlation(g) < 0.4)
+        {
+            Condition::Moved
+        } else if self.learned >= LEARN_FRAMES && sharp < self.baseline_sharpness / 3.0 {
+            Condition::Defocused
+        } else {
+            Condition::Clear
+        };
+
+        if seen == Condition::Clear && self.unchanged_since.is_none() {
+            self.learn(g, sharp);
+        }
+        // Frozen is confirmed by its own timer; the others need to last `tamper`.
+        self.confirmed = match seen {
+            Condition::Clear => {
+                self.suspect = None;
+                Condition::Clear
+            }
+            Condition::Frozen => {
+                self.suspect = None;
+                Condition::Frozen
+            }
+            c => {
+                let since = match self.suspect {
+                    Some((s, t)) if s == c => t,
+                    _ => {
+                        self.suspect = Some((c, now));
+                        now
+                    }
+                };
+                if now.saturating_sub(since) >= self.settings.tamper || self.confirmed == c {
+                    c
+                } else {
+                    Condition::Clear
+                }
+            }
+        };
+        self.confirmed
+    }
+
+    fn learn(&mut self, g: &Gray, sharp: f32) {
+        self.learned = self.learned.saturating_add(1);
+        // Fast at first (a plain mean), then a slow exponential average.
+        let alpha = if self.learned <= LEARN_FRAMES {
+            1.0 / self.learned as f32
+        } else {
+            0.01
+        };
+        self.baseline_sharpness += alpha * (sharp - self.baseline_sharpness);
+        match &mut self.reference {
+            Some(r) => {
+                r.0.iter_mut()
+                    .zip(&g.0)
+                    .for_each(|(r, v)| *r += alpha * (v - *r))
+            }
+            None => self.reference = Some(g.clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SETTINGS: PictureSettings = PictureSettings {
+        frozen: Duration::from_secs(10),
+        tamper: Duration::from_secs(5),
+    };
+
+    /// A textured scene (a grid of squares, shifted by `phase`), plus `noise` levels of
+    /// per-frame noise from `seed`.
+    fn scene(phase: usize, noise: u32, seed: u32) -> Gray {
+        let mut g = Gray::default();
+        let mut s = seed.wrapping_mul(2).wrapping_add(1);
+        for y in 0..GRAY_H {
+            for x in 0..GRAY_W {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                let base = if ((x + phase) / 8 + y / 8).is_multiple_of(2) {
+                    60.0
+                } else {
+                    190.0
+                };
+                let n = if noise > 0 {
+                    (s % (2 * noise + 1)) as f32 - noise as f32
+                } else {
+                    0.0
+                };
+                g.0[y * GRAY_W + x] = base + n;
+            }
+        }
+        g
+    }
+
+    fn blur(g: &Gray, rounds: usize) -> Gray {
+        let mut out = g.clone();
+        for _ in 0..rounds {
+            let src = out.clone();
+            for y in 1..GRAY_H - 1 {
+                for x in 1..GRAY_W - 1 {
+                    let i = y * GRAY_W + x;
+                    out.0[i] = (src.0[i - 1]
+                        + src.0[i + 1]
+                        + src.0[i - GRAY_W]
+                        + src.0[i + GRAY_W]
+                        + src.0[i])
+                        / 5.0;
+                }
+            }
+        }
+        out
+    }
+
+    /// Feed `n` frames at 5 fps from `t`, returning the last condition and the new time.
+    fn feed(
+        w: &mut PictureWatch,
+        t: &mut Duration,
+        n: usize,
+        frame: impl Fn(usize) -> Gray,
+    ) -> Condition {
+        let mut c = Condition::Clear;
+        for i in 0..n {
+            *t += Duration::from_millis(200);
+            c = w.observe(*t, &frame(i));
+        }
+        c
+    }
+
+    #[test]
+    fn a_live_noisy_scene_stays_clear() {
+        let mut w = PictureWatch::new(SETTINGS);
+        let mut t = Duration::ZERO;
+        assert_eq!(
+            feed(&mut w, &mut t, 300, |i| scene(0, 2, i as u32 + 7)),
+            Condition::Clear
+        );
+    }
+
+    #[test]
+    fn an_identical_picture_is_frozen_after_frozen_s_and_clears_when_it_moves_again() {
+        let mut w = PictureWatch::new(SETTINGS);
+        let mut t = Duration::ZERO;
+        feed(&mut w, &mut t, 30, |i| scene(0, 2, i as u32 + 1));
+        let still = scene(0, 2, 99);
+        // 9.8 s of the same picture: not yet.
+        assert_eq!(
+            feed(&mut w, &mut t, 50, |_| still.clone()),
+            Condition::Clear
+        );
+        assert_eq!(
+            feed(&mut w, &mut t, 2, |_| still.clone()),
+            Condition::Frozen
+        );
+        assert_eq!(
+            feed(&mut w, &mut t, 1, |i| scene(0, 2, i as u32 + 5)),
+            Condition::Clear
+        );
+    }
+
+    #[test]
+    fn a_black_picture_is_covered_after_tamper_s() {
+        let mut w = PictureWatch::new(SETTINGS);
+        let mut t = Duration::ZERO;
+        feed(&mut w, &mut t, 30, |i| scene(0, 2, i as u32 + 1));
+        let black = Gray(vec![3.0; GRAY_W * GRAY_H]);
+        assert_eq!(
+            feed(&mut w, &mut t, 20, |_| black.clone()),
+            Condition::Clear
+        );
+        assert_eq!(
+            feed(&mut w, &mut t, 6, |_| black.clone()),
+            Condition::Covered
+        );
+        assert_eq!(
+            w.condition().reason(),
+            Some("covered: the picture is dark or flat")
+        );
+        // A uniform grey card is flat too, even though it is bright.
+        let mut w = PictureWatch::new(SETTINGS);
+        let grey = Gray(vec![128.0; GRAY_W * GRAY_H]);
+        assert_eq!(
+            feed(&mut w, &mut t, 30, |_| grey.clone()),
+            Condition::Covered
+        );
+    }
+
+    #[test]
+    fn a_blurred_view_is_defocused_and_a_different_view_is_moved() {
+        let mut w = PictureWatch::new(SETTINGS);
+        let mut t = Duration::ZERO;
+        feed(&mut w, &mut t, 40, |i| scene(0, 2, i as u32 + 1));
+        let blurred: Vec<Gray> = (0..4).map(|i| blur(&scene(0, 2, i + 50), 20)).collect();
+        assert_eq!(
+            feed(&mut w, &mut t, 30, |i| blurred[i % 4].clone()),
+            Condition::Defocused
+        );
+
+        let mut w = PictureWatch::new(SETTINGS);
+        feed(&mut w, &mut t, 40, |i| scene(0, 2, i as u32 + 1));
+        // The camera was turned: the grid is shifted by half a square.
+        assert_eq!(
+            feed(&mut w, &mut t, 30, |i| scene(4, 2, i as u32 + 3)),
+            Condition::Moved
+        );
+    }
+
+    #[test]
+    fn a_short_cover_is_not_reported() {
+        let mut w = PictureWatch::new(SETTINGS);
+        let mut t = Duration::ZERO;
+        feed(&mut w, &mut t, 30, |i| scene(0, 2, i as u32 + 1));
+        let black = Gray(vec![3.0; GRAY_W * GRAY_H]);
+        feed(&mut w, &mut t, 10, |_| black.clone());
+        assert_eq!(
+            feed(&mut w, &mut t, 5, |i| scene(0, 2, i as u32 + 9)),
+            Condition::Clear
+        );
+    }
+
+    #[test]
+    fn rgb_frames_are_reduced_to_block_means() {
+        let (w, h) = (320, 180);
+        let mut rgb = vec![0u8; w * h * 3];
+        for y in 0..h {
+            for x in w / 2..w {
+                rgb[(y * w + x) * 3..(y * w + x) * 3 + 3].copy_from_slice(&[255, 255, 255]);
+            }
+        }
+        let mut g = Gray::default();
+        g.fill_from_rgb(w, h, &rgb);
+        assert_eq!(g.0[0], 0.0);
+        assert!((g.0[GRAY_W - 1] - 255.0).abs() < 1.0, "{}", g.0[GRAY_W - 1]);
+        // A short buffer leaves a black picture instead of panicking.
+        g.fill_from_rgb(w, h, &rgb[..10]);
+        assert!(g.0.iter().all(|&v| v == 0.0));
+    }
+}
