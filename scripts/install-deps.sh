@@ -18,6 +18,8 @@ PACKAGES=(
   mosquitto
   mosquitto-clients
   sqlite3
+  openssl
+  ca-certificates
 )
 
 missing=()

@@ -44,6 +44,9 @@ pub enum StartError {
     /// GStreamer is not usable.
     #[error(transparent)]
     Ingest(#[from] IngestError),
+    /// The broker's TLS or credential files are unusable or exposed.
+    #[error("{0}")]
+    Security(String),
     /// A thread or the runtime could not start.
     #[error("cannot start: {0}")]
     Runtime(String),
@@ -197,6 +200,8 @@ pub async fn run(
             .collect(),
         timezone: payload::timezone(),
     };
+    let security = publish::tls::load(&config.mqtt, |p| plan.loaded.resolve(p))
+        .map_err(|e| StartError::Security(e.to_string()))?;
     let state_dir = plan.loaded.resolve(&config.storage.state_dir);
     let outbox = open_outbox(&state_dir, &config)?;
     let gauge = outbox.gauge();
@@ -207,6 +212,7 @@ pub async fn run(
             inventory,
             max_packet_bytes: 4 << 20,
             flush: Duration::from_secs_f64(config.outbox.flush_s),
+            security,
         },
         outbox,
         rx,

@@ -90,8 +90,9 @@ impl Drop for Proc {
 
 /// A real mosquitto broker on 127.0.0.1 with a generated config, no persistence.
 pub struct Mosquitto {
-    /// Its port.
+    /// Its port (plain MQTT, anonymous).
     pub port: u16,
+    extra: String,
     proc: Option<Proc>,
     dir: TempDir,
 }
@@ -107,13 +108,26 @@ fn mosquitto_bin() -> anyhow::Result<PathBuf> {
 impl Mosquitto {
     /// Start mosquitto (from PATH or /usr/sbin) and wait until it accepts connections.
     pub fn start() -> anyhow::Result<Mosquitto> {
+        Mosquitto::start_with("")
+    }
+
+    /// Start mosquitto with more configuration after its plain anonymous listener (more
+    /// listeners, each with its own settings: `per_listener_settings` is on when `extra` is
+    /// given).
+    pub fn start_with(extra: &str) -> anyhow::Result<Mosquitto> {
         let mut m = Mosquitto {
             port: free_port()?,
+            extra: extra.to_string(),
             proc: None,
             dir: TempDir::new("mosquitto")?,
         };
         m.restart()?;
         Ok(m)
+    }
+
+    /// The broker's folder (for certificates and password files a test writes).
+    pub fn dir(&self) -> &Path {
+        &self.dir.0
     }
 
     /// Kill the broker without warning (SIGKILL): clients see their connections reset.
@@ -129,10 +143,16 @@ impl Mosquitto {
         self.kill();
         let port = self.port;
         let conf = self.dir.join("mosquitto.conf");
+        let per_listener = if self.extra.is_empty() {
+            ""
+        } else {
+            "per_listener_settings true\n"
+        };
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\nmax_packet_size 16777216\n"
+                "{per_listener}persistence false\nlog_dest stderr\nlog_type error\nlog_type warning\nmax_packet_size 16777216\nlistener {port} 127.0.0.1\nallow_anonymous true\n{}\n",
+                self.extra
             ),
         )?;
         // The port was just released by a killed broker: retry briefly if it is not yet free.

@@ -287,3 +287,132 @@ fn a_black_camera_is_reported_covered() -> anyhow::Result<()> {
     eprintln!("covered (tamper_s = 2): camera_tamper opened {after:.1} s after streaming began");
     Ok(())
 }
+
+/// Open file descriptors, threads and resident memory (KiB) of process `pid`.
+fn footprint(pid: u32) -> (usize, usize, u64) {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (fds, field("Threads:") as usize, field("VmRSS:"))
+}
+
+#[test]
+fn a_camera_server_killed_twenty_times_comes_back_each_time() -> anyhow::Result<()> {
+    use vigil_tests::{Mosquitto, Proc, Recorder, TempDir, fixture, free_port, wait_for_port};
+    vigil_tests::init_logs();
+    let broker = Mosquitto::start()?;
+    let rtsp_port = free_port()?;
+    let clip = fixture("plaza_25s.mp4");
+    let serve = || -> anyhow::Result<Proc> {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_rtsp-serve"))
+            .arg(&clip)
+            .arg(rtsp_port.to_string())
+            .arg("plaza")
+            .stdin(std::process::Stdio::null())
+            .spawn()?;
+        anyhow::ensure!(
+            wait_for_port(rtsp_port, Duration::from_secs(10)),
+            "rtsp-serve did not listen on {rtsp_port}"
+        );
+        Ok(Proc(child))
+    };
+    let mut server = serve()?;
+    let dir = TempDir::new("camkill")?;
+    let cfg = dir.join("vigil.toml");
+    std::fs::write(
+        &cfg,
+        vigil_tests::scene::config_with(
+            broker.port,
+            &format!("rtsp://127.0.0.1:{rtsp_port}/plaza"),
+            "offline_s = 2\nstall_s = 3",
+            "",
+        ),
+    )?;
+    let recorder = Recorder::start(broker.port, "vigil/v1/#")?;
+    let log = dir.join("agent.log");
+    let agent = vigil_tests::spawn_agent(vigil_bin!(), &cfg, &log)?;
+    let pid = agent.0.id();
+    let camera_topic = "vigil/v1/t1/test-box-001/cameras/plaza/status";
+    let streaming = |m: &[Received]| {
+        m.iter()
+            .filter(|x| x.topic == camera_topic && x.json()["state"] == "streaming")
+            .count()
+    };
+    let faults = |m: &[Received], state: &str| {
+        incidents(m)
+            .iter()
+            .filter(|e| e["type"] == "camera_offline" && e["state"] == state)
+            .count()
+    };
+    let wait = |what: &str, pred: &dyn Fn(&[Received]) -> bool| {
+        recorder
+            .wait_for(Duration::from_secs(60), what, pred)
+            .map_err(|_| {
+                let states: Vec<String> = recorder
+                    .snapshot()
+                    .iter()
+                    .filter(|x| x.topic == camera_topic)
+                    .map(|x| x.json().to_string())
+                    .collect();
+                let log = std::fs::read_to_string(&log).unwrap_or_default();
+                anyhow::anyhow!(
+                    "timed out waiting for {what}; camera statuses: {states:#?}\nagent log:\n{log}"
+                )
+            })
+    };
+    wait("the camera streaming", &|m| streaming(m) >= 1)?;
+    // Let the agent settle (model warm, first health) before taking its footprint.
+    std::thread::sleep(Duration::from_secs(3));
+    let before = footprint(pid);
+    let mut back_after = Vec::new();
+    for round in 0..20 {
+        server.kill();
+        wait(&format!("camera_offline opened, round {round}"), &|m| {
+            faults(m, "open") > round
+        })?;
+        server = serve()?;
+        let returned = Instant::now();
+        wait(&format!("streaming again, round {round}"), &|m| {
+            streaming(m) > round + 1
+        })?;
+        back_after.push(returned.elapsed().as_secs_f64());
+        wait(&format!("camera_offline closed, round {round}"), &|m| {
+            faults(m, "close") > round
+        })?;
+        eprintln!("round {round}: footprint {:?}", footprint(pid));
+    }
+    // Let the last reconnect settle as the first one did.
+    std::thread::sleep(Duration::from_secs(3));
+    let after = footprint(pid);
+    let mut sorted = back_after.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    let max = sorted[sorted.len() - 1];
+    eprintln!(
+        "RTSP server killed 20 times: streaming again after median {median:.1} s, max {max:.1} s (each: {back_after:.1?}); fds {} -> {}, threads {} -> {}, RSS {} -> {} KiB",
+        before.0, after.0, before.1, after.1, before.2, after.2
+    );
+    assert!(after.0 <= before.0 + 2, "fds grew: {before:?} -> {after:?}");
+    assert!(
+        after.1 <= before.1 + 2,
+        "threads grew: {before:?} -> {after:?}"
+    );
+    assert!(
+        after.2 <= before.2 + before.2 / 10,
+        "RSS grew by more than a tenth: {before:?} -> {after:?}"
+    );
+    let n = vigil_tests::contract::Contract::load()?.check_all(&recorder.snapshot())?;
+    assert!(n > 0);
+    drop(agent);
+    drop(server);
+    Ok(())
+}

@@ -90,7 +90,9 @@ fn init_tracing(default_filter: &str) {
 pub fn report_start_error(e: &StartError) -> ExitCode {
     eprintln!("vigil: {e}");
     match e {
-        StartError::Config(_) | StartError::Model { .. } => ExitCode::from(EXIT_CONFIG),
+        StartError::Config(_) | StartError::Model { .. } | StartError::Security(_) => {
+            ExitCode::from(EXIT_CONFIG)
+        }
         StartError::Ingest(_) => ExitCode::from(EXIT_UNAVAILABLE),
         StartError::Runtime(_) => ExitCode::FAILURE,
     }

@@ -22,6 +22,7 @@ pub struct Args {
 
 /// Run the agent.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    limit_malloc_arenas();
     let plan = match super::load_plan(&args.config) {
         Ok(p) => p,
         Err(code) => return Ok(code),
@@ -36,6 +37,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(e) => Ok(super::report_start_error(&e)),
     }
+}
+
+/// glibc gives threads their own malloc arenas (up to 8 per core). Camera pipelines are
+/// rebuilt on every reconnect, each with new streaming threads, and the freed frame buffers
+/// stay spread over ever more arenas: measured, RSS grew from 214 to 270 MiB over 20 camera
+/// reconnects, and stayed flat at 183 MiB with two arenas. glibc reads `MALLOC_ARENA_MAX` when
+/// the process starts, so `vigil run` re-executes itself once (same PID) with
+/// `MALLOC_ARENA_MAX=2` unless the variable is already set (set it to keep another value).
+fn limit_malloc_arenas() {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let err = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env("MALLOC_ARENA_MAX", "2")
+        .exec();
+    tracing::warn!("cannot re-execute with MALLOC_ARENA_MAX=2 ({err}); continuing without");
 }
 
 /// Resolves on the first SIGINT or SIGTERM; a second one exits the process immediately.

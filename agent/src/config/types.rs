@@ -186,6 +186,28 @@ pub struct Mqtt {
     /// delivery never relies on the broker's session: the outbox sends again whatever was not
     /// acknowledged.
     pub clean_session: bool,
+    /// Username for the broker.
+    pub username: Option<String>,
+    /// File whose first line is the password (relative to the config's folder). Must not be
+    /// readable by group or others.
+    pub password_file: Option<PathBuf>,
+    /// TLS to the broker: present means on.
+    pub tls: Option<TlsSettings>,
+}
+
+/// TLS settings of the broker connection.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSettings {
+    /// CA certificate(s), PEM, that sign the broker's certificate. Default: the system's CA
+    /// store.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate chain, PEM, for mutual TLS (with `key_file`).
+    pub cert_file: Option<PathBuf>,
+    /// Client private key, PEM, for mutual TLS. Must not be readable by group or others.
+    pub key_file: Option<PathBuf>,
+    /// Do not verify the broker's certificate. Default false; warned about at every start.
+    pub insecure_skip_verify: bool,
 }
 
 impl Default for Mqtt {
@@ -195,6 +217,9 @@ impl Default for Mqtt {
             port: 1883,
             keep_alive_s: 30,
             clean_session: true,
+            username: None,
+            password_file: None,
+            tls: None,
         }
     }
 }

@@ -130,6 +130,26 @@ pub fn validate(config: &Config, spans: &Spans) -> Vec<Problem> {
     if config.mqtt.port == 0 {
         c.err("mqtt.port", "must be between 1 and 65535");
     }
+    if config.mqtt.password_file.is_some() && config.mqtt.username.is_none() {
+        c.err("mqtt.password_file", "needs mqtt.username");
+    }
+    if let Some(t) = &config.mqtt.tls
+        && t.cert_file.is_some() != t.key_file.is_some()
+    {
+        let key = if t.cert_file.is_some() {
+            "mqtt.tls.key_file"
+        } else {
+            "mqtt.tls.cert_file"
+        };
+        c.err(
+            if t.cert_file.is_some() {
+                "mqtt.tls.cert_file"
+            } else {
+                "mqtt.tls.key_file"
+            },
+            format!("mutual TLS needs both cert_file and key_file; {key} is missing"),
+        );
+    }
     if config.mqtt.keep_alive_s < 5 {
         c.err("mqtt.keep_alive_s", "must be at least 5 seconds");
     }

@@ -149,12 +149,17 @@ impl std::fmt::Debug for RtspServer {
 }
 
 impl RtspServer {
-    /// Serve each `(mount, clip)` at `rtsp://127.0.0.1:{port}/{mount}`.
+    /// Serve each `(mount, clip)` at `rtsp://127.0.0.1:{port}/{mount}` on a free port.
     pub fn start(mounts: &[(&str, Arc<Clip>)]) -> Result<RtspServer, ServeError> {
+        RtspServer::start_on(0, mounts)
+    }
+
+    /// [`RtspServer::start`] on a given port (0: a free one).
+    pub fn start_on(port: u16, mounts: &[(&str, Arc<Clip>)]) -> Result<RtspServer, ServeError> {
         gst::init().map_err(|e| ServeError::Server(e.to_string()))?;
         let server = rtsp::RTSPServer::new();
         server.set_address("127.0.0.1");
-        server.set_service("0");
+        server.set_service(&port.to_string());
         let points = server
             .mount_points()
             .ok_or_else(|| ServeError::Server("no mount points".into()))?;

@@ -23,6 +23,7 @@ pub mod durable;
 pub mod outbox;
 pub mod payload;
 pub mod store;
+pub mod tls;
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -89,6 +90,8 @@ pub struct SessionConfig {
     pub max_packet_bytes: usize,
     /// How long a shutdown keeps delivering.
     pub flush: Duration,
+    /// TLS and credentials, read at start.
+    pub security: tls::Security,
 }
 
 /// Counters of the session, for tests and reports.
@@ -127,7 +130,7 @@ impl Link {
                         }
                     }
                     Err(e) => {
-                        let _ = tx.send(Err(e.to_string())).await;
+                        let _ = tx.send(Err(explain(&e))).await;
                         return; // this connection is over; the session starts a new one
                     }
                 }
@@ -167,6 +170,14 @@ fn options(cfg: &SessionConfig, will: Vec<u8>) -> MqttOptions {
     opts.set_max_packet_size(cfg.max_packet_bytes, cfg.max_packet_bytes);
     // Room above the outbox's window for the birth and `stopped` messages.
     opts.set_inflight(u16::try_from(MAX_IN_FLIGHT + 8).unwrap_or(u16::MAX));
+    if let Some(tls) = &cfg.security.tls {
+        opts.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(std::sync::Arc::clone(tls)),
+        ));
+    }
+    if let Some((user, password)) = &cfg.security.credentials {
+        opts.set_credentials(user.clone(), password.clone());
+    }
     opts.set_last_will(LastWill::new(
         id.status_topic(),
         will,
@@ -174,6 +185,28 @@ fn options(cfg: &SessionConfig, will: Vec<u8>) -> MqttOptions {
         true,
     ));
     opts
+}
+
+/// A connection error in plain words, with the config keys to check.
+fn explain(e: &rumqttc::ConnectionError) -> String {
+    use rumqttc::{ConnectReturnCode as Code, ConnectionError as E};
+    match e {
+        E::ConnectionRefused(Code::BadUserNamePassword) => {
+            "the broker refused the username or password (check mqtt.username and mqtt.password_file)".into()
+        }
+        E::ConnectionRefused(Code::NotAuthorized) => {
+            "the broker refused this client as not authorized: a wrong username or password, or the broker does not admit this device id (check mqtt.username and mqtt.password_file)".into()
+        }
+        E::ConnectionRefused(code) => format!("the broker refused the connection ({code:?})"),
+        other => {
+            let text = other.to_string();
+            if text.contains("certificate") || text.contains("Tls") || text.contains("TLS") {
+                format!("TLS handshake failed: {text} (check mqtt.tls: ca_file must sign the broker's certificate, whose name must match mqtt.host)")
+            } else {
+                text
+            }
+        }
+    }
 }
 
 /// Unacknowledged messages at a time (the outbox's window).
