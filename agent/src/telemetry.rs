@@ -250,6 +250,7 @@ impl Health {
                 analysed,
                 dropped: k.dropped.load(Ordering::Relaxed),
                 reconnects: k.reconnects.load(Ordering::Relaxed),
+                decode_errors: k.decode_errors.load(Ordering::Relaxed),
                 analysed_fps: (fps * 100.0).round() / 100.0,
                 inference_ms_p50: (f64::from(p50) * 10.0).round() / 10.0,
                 inference_ms_p99: (f64::from(p99) * 10.0).round() / 10.0,

@@ -37,7 +37,7 @@ pub enum ServeError {
 /// Encoded access units of a clip, with their caps and frame duration.
 #[derive(Debug, Clone)]
 pub struct Clip {
-    /// `video/x-h264` or `video/x-h265` byte-stream caps.
+    /// `video/x-h264` or `video/x-h265` byte-stream caps, or `video/mpeg` (MPEG-4 Part 2).
     pub caps: gst::Caps,
     /// Access units in decode order (SPS/PPS repeated before key frames).
     pub units: Vec<(Vec<u8>, bool)>,
@@ -46,7 +46,7 @@ pub struct Clip {
 }
 
 impl Clip {
-    /// Read every access unit of a video file (MP4/MKV/… with H.264 or H.265, no B-frames
+    /// Read every access unit of a video file (MP4/MKV/AVI/… with H.264, H.265 or MPEG-4, no B-frames
     /// expected: units are re-timestamped in decode order).
     pub fn load(path: &Path) -> Result<Clip, ServeError> {
         let err = |reason: String| ServeError::Clip {
@@ -58,17 +58,17 @@ impl Clip {
             return Err(err("no such file".into()));
         }
         // parsebin demuxes whatever container it is; the codec's parser then converts to
-        // byte-stream access units. Try H.264, then H.265.
+        // byte-stream access units. Try H.264, then H.265, then MPEG-4 Part 2.
         let mut last = String::new();
-        for codec in ["h264", "h265"] {
-            match read_units(path, codec) {
+        for codec in CODECS {
+            match read_units(path, codec.parse) {
                 Ok((caps, units, duration)) => {
                     return Clip::finish(caps, units, duration).map_err(err);
                 }
                 Err(e) => last = e,
             }
         }
-        Err(err(format!("not H.264 or H.265 video ({last})")))
+        Err(err(format!("not H.264, H.265 or MPEG-4 video ({last})")))
     }
 
     fn finish(
@@ -92,24 +92,48 @@ impl Clip {
         })
     }
 
-    fn is_h265(&self) -> bool {
-        self.caps
-            .structure(0)
-            .is_some_and(|s| s.name() == "video/x-h265")
+    fn codec(&self) -> Option<&'static Codec> {
+        let name = self.caps.structure(0)?.name().to_string();
+        CODECS.iter().find(|c| c.name == name)
     }
 }
 
+/// A codec the server can serve: its caps name, the parser chain that reads it from a file,
+/// and the parser and RTP payloader that serve it.
+#[derive(Debug)]
+struct Codec {
+    name: &'static str,
+    parse: &'static str,
+    serve: (&'static str, &'static str),
+}
+
+const CODECS: &[Codec] = &[
+    Codec {
+        name: "video/x-h264",
+        parse: "h264parse config-interval=-1 ! capsfilter caps=video/x-h264,stream-format=byte-stream,alignment=au",
+        serve: ("h264parse", "rtph264pay"),
+    },
+    Codec {
+        name: "video/x-h265",
+        parse: "h265parse config-interval=-1 ! capsfilter caps=video/x-h265,stream-format=byte-stream,alignment=au",
+        serve: ("h265parse", "rtph265pay"),
+    },
+    Codec {
+        name: "video/mpeg",
+        parse: "mpeg4videoparse config-interval=-1 ! capsfilter caps=video/mpeg,mpegversion=4,systemstream=false",
+        serve: ("mpeg4videoparse", "rtpmp4vpay"),
+    },
+];
+
 type Units = (gst::Caps, Vec<(Vec<u8>, bool)>, Option<gst::ClockTime>);
 
-/// Read all access units of `path` as `codec` ("h264"/"h265") byte-stream.
-fn read_units(path: &Path, codec: &str) -> Result<Units, String> {
+/// Read all access units of `path` through the parser chain `parse`.
+fn read_units(path: &Path, parse: &str) -> Result<Units, String> {
     let mut units = Vec::new();
     let mut caps = None;
     let mut duration = None;
     crate::ingest::file::pull_samples(
-        &format!(
-            "filesrc name=src ! parsebin ! {codec}parse config-interval=-1 ! capsfilter caps=video/x-{codec},stream-format=byte-stream,alignment=au ! appsink name=sink sync=false"
-        ),
+        &format!("filesrc name=src ! parsebin ! {parse} ! appsink name=sink sync=false"),
         path,
         |sample| {
             if caps.is_none() {
@@ -165,11 +189,9 @@ impl RtspServer {
             .ok_or_else(|| ServeError::Server("no mount points".into()))?;
         for (mount, clip) in mounts {
             let factory = rtsp::RTSPMediaFactory::new();
-            let (parse, pay) = if clip.is_h265() {
-                ("h265parse", "rtph265pay")
-            } else {
-                ("h264parse", "rtph264pay")
-            };
+            let (parse, pay) = clip
+                .codec()
+                .map_or(("h264parse", "rtph264pay"), |c| c.serve);
             factory.set_launch(&format!(
                 "( appsrc name=src is-live=true format=time do-timestamp=true ! {parse} ! {pay} name=pay0 pt=96 config-interval=-1 )"
             ));

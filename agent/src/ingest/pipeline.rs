@@ -96,6 +96,19 @@ fn build(index: usize, camera: &Camera, board: &Arc<FrameBoard>) -> Result<gst::
     src.set_property("add-reference-timestamp-meta", true);
     src.set_property("timeout", 5_000_000u64);
     let decode = make("decodebin")?;
+    // A decoder gives up (posts an error) after a few corrupt frames by default; a camera
+    // stream with bit errors must keep decoding the good frames, so never give up: errors are
+    // counted from the decoder's warnings instead.
+    if let Some(bin) = decode.downcast_ref::<gst::Bin>() {
+        bin.connect_deep_element_added(|_, _, element| {
+            if element
+                .find_property("max-errors")
+                .is_some_and(|p| p.value_type() == i32::static_type())
+            {
+                element.set_property("max-errors", -1i32);
+            }
+        });
+    }
     let rate = make("videorate")?;
     rate.set_property("drop-only", true);
     // max-rate is a whole number of frames per second; fractional rates (0.5 fps, …) are
@@ -138,6 +151,7 @@ fn build(index: usize, camera: &Camera, board: &Arc<FrameBoard>) -> Result<gst::
         }
     });
     let rate_weak = rate.downgrade();
+    let counters = board.counters(index);
     decode.connect_pad_added(move |_, pad| {
         let Some(rate) = rate_weak.upgrade() else {
             return;
@@ -155,6 +169,17 @@ fn build(index: usize, camera: &Camera, board: &Arc<FrameBoard>) -> Result<gst::
         {
             tracing::warn!("cannot link the decoder to the rate filter: {e:?}");
         }
+        // Frames the decoder produced from damaged data (it concealed the damage) are
+        // flagged corrupted: count them with the decoder's reported errors.
+        let counters = Arc::clone(&counters);
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(gst::PadProbeData::Buffer(b)) = &info.data
+                && b.flags().contains(gst::BufferFlags::CORRUPTED)
+            {
+                counters.decode_errors.fetch_add(1, Ordering::Relaxed);
+            }
+            gst::PadProbeReturn::Ok
+        });
     });
 
     // 90 % of the analysis interval, so jitter in the camera's timestamps does not drop frames.
@@ -253,6 +278,9 @@ fn run(
         use gst::MessageView;
         match msg.view() {
             MessageView::Error(e) => {
+                if e.error().matches(gst::StreamError::Decode) {
+                    counters.decode_errors.fetch_add(1, Ordering::Relaxed);
+                }
                 let mut reason = e.error().to_string();
                 if let Some(d) = e.debug() {
                     // The last line of the debug text names the cause (e.g. "Connection refused").
@@ -264,6 +292,9 @@ fn run(
             }
             MessageView::Eos(_) => return Outcome::Failed("end of stream".into()),
             MessageView::Warning(w) => {
+                if w.error().matches(gst::StreamError::Decode) {
+                    counters.decode_errors.fetch_add(1, Ordering::Relaxed);
+                }
                 tracing::debug!("pipeline warning: {}", w.error());
             }
             _ => {}

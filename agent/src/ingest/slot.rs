@@ -35,6 +35,9 @@ pub struct Counters {
     pub analysed: AtomicU64,
     /// Pipeline (re)starts after the first.
     pub reconnects: AtomicU64,
+    /// Decoding errors the decoder reported to GStreamer (bus warnings/errors, frames flagged
+    /// corrupted). libav conceals H.264 slice damage without reporting it.
+    pub decode_errors: AtomicU64,
     /// When the last frame arrived.
     pub last_frame: Mutex<Option<Instant>>,
     /// Whether the last frame's capture time came from the camera's clock (else arrival).

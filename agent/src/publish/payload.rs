@@ -94,6 +94,8 @@ pub struct CameraHealth {
     pub dropped: u64,
     /// Pipeline restarts since start.
     pub reconnects: u64,
+    /// Decoding errors since start, as the decoders report them.
+    pub decode_errors: u64,
     /// Frames analysed per second over the last interval.
     pub analysed_fps: f64,
     /// Median inference time over the last interval, milliseconds.
