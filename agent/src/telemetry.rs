@@ -185,7 +185,7 @@ pub struct Health {
     started: Instant,
     last: Instant,
     infer_ms: Vec<Vec<f32>>,
-    analysed_before: Vec<u64>,
+    before: Vec<(u64, u64)>,
 }
 
 impl Health {
@@ -205,7 +205,7 @@ impl Health {
             started: now,
             last: now,
             infer_ms: vec![Vec::with_capacity(1024); cameras],
-            analysed_before: vec![0; cameras],
+            before: vec![(0, 0); cameras],
         }
     }
 
@@ -242,16 +242,22 @@ impl Health {
             let p50 = percentile(times, 0.50);
             let p99 = percentile(times, 0.99);
             times.clear();
-            let fps = (analysed - self.analysed_before[i]) as f64 / span.as_secs_f64().max(1e-3);
-            self.analysed_before[i] = analysed;
+            let received = k.received.load(Ordering::Relaxed);
+            let secs = span.as_secs_f64().max(1e-3);
+            let rate = |now: u64, then: u64| {
+                (now.saturating_sub(then) as f64 / secs * 100.0).round() / 100.0
+            };
+            let (received_then, analysed_then) = self.before[i];
+            self.before[i] = (received, analysed);
             lines.push(CameraHealth {
                 camera: id.clone(),
-                received: k.received.load(Ordering::Relaxed),
+                received,
+                received_fps: rate(received, received_then),
                 analysed,
                 dropped: k.dropped.load(Ordering::Relaxed),
                 reconnects: k.reconnects.load(Ordering::Relaxed),
                 decode_errors: k.decode_errors.load(Ordering::Relaxed),
-                analysed_fps: (fps * 100.0).round() / 100.0,
+                analysed_fps: rate(analysed, analysed_then),
                 inference_ms_p50: (f64::from(p50) * 10.0).round() / 10.0,
                 inference_ms_p99: (f64::from(p99) * 10.0).round() / 10.0,
                 open_incidents: rules.open_incidents(),

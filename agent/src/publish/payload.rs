@@ -96,6 +96,8 @@ pub struct CameraHealth {
     pub reconnects: u64,
     /// Decoding errors since start, as the decoders report them.
     pub decode_errors: u64,
+    /// Frames delivered per second over the last interval (after the rate drop).
+    pub received_fps: f64,
     /// Frames analysed per second over the last interval.
     pub analysed_fps: f64,
     /// Median inference time over the last interval, milliseconds.
