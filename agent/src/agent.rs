@@ -338,6 +338,22 @@ fn open_outbox(
     let max_bytes = usize::try_from(config.outbox.max_bytes.0).unwrap_or(usize::MAX);
     let (outbox, _aside) =
         Durable::open(&path, max_bytes, publish::MAX_IN_FLIGHT).map_err(|e| unusable(&e))?;
+    // Before the outbox, `seq` was kept in a plain file: carry its number over (once), so that
+    // numbers never go back on an upgraded box.
+    let legacy = state_dir.join("seq");
+    if let Ok(text) = std::fs::read_to_string(&legacy)
+        && let Ok(n) = text.trim().parse::<u64>()
+    {
+        outbox.raise_seq(n).map_err(|e| unusable(&e))?;
+        let done = state_dir.join("seq.imported");
+        if let Err(e) = std::fs::rename(&legacy, &done) {
+            tracing::warn!("cannot rename {} after importing it: {e}", legacy.display());
+        }
+        tracing::info!(
+            seq = n,
+            "imported the sequence number of the previous state file"
+        );
+    }
     let last_seq = outbox.last_seq().map_err(|e| unusable(&e))?;
     tracing::info!(
         outbox = %path.display(),
@@ -526,5 +542,28 @@ fn outgoing(
             }
             msgs
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sequence_number_of_the_old_state_file_is_carried_over_once() {
+        let dir = std::env::temp_dir().join(format!("vigil-legacy-seq-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        std::fs::write(dir.join("seq"), "41\n").expect("legacy file");
+        let config = crate::config::Config::default();
+        let outbox = open_outbox(&dir, &config).expect("open");
+        assert_eq!(outbox.last_seq().expect("seq"), 41);
+        assert!(!dir.join("seq").exists() && dir.join("seq.imported").exists());
+        drop(outbox);
+        // A second start does not import again (and never lowers the mark).
+        std::fs::write(dir.join("seq"), "3\n").expect("stale file");
+        let outbox = open_outbox(&dir, &config).expect("reopen");
+        assert_eq!(outbox.last_seq().expect("seq"), 41);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

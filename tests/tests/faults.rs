@@ -499,7 +499,14 @@ fn corrupted_streams_are_decoded_around_their_damage() -> anyhow::Result<()> {
         h["cameras"][1]["analysed"],
         h["cameras"][1]["reconnects"]
     );
-    assert!(incidents(&got).iter().all(|e| e["camera"] == "plaza"));
+    // Detections only where there is a zone (the plaza); a camera fault on the trailer's
+    // scene cuts would be legitimate and is not what this test is about.
+    assert!(
+        incidents(&got)
+            .iter()
+            .filter(|e| !e["type"].as_str().is_some_and(|t| t.starts_with("camera_")))
+            .all(|e| e["camera"] == "plaza")
+    );
     let n = vigil_tests::contract::Contract::load()?.check_all(&got)?;
     assert!(n > 0);
     Ok(())

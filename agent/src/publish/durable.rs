@@ -91,6 +91,11 @@ impl Durable {
         self.store.last_seq()
     }
 
+    /// Raise the `seq` high-water mark to at least `n`.
+    pub fn raise_seq(&self, n: u64) -> Result<(), StoreError> {
+        self.store.raise_seq(n)
+    }
+
     /// Rows stored.
     pub fn len(&self) -> usize {
         self.state.len()

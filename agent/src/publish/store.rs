@@ -167,6 +167,18 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Raise the `seq` high-water mark to at least `n` (importing an older state's number).
+    pub fn raise_seq(&self, n: u64) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ('seq', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
+                params![n as i64],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
     /// Store the messages `build` makes, in one transaction. With `numbered`, they are one
     /// incident event: `build` gets the next `seq`, which is committed with them. Returns the
     /// seq (if numbered) and the stored rows, in send order.
@@ -325,6 +337,7 @@ mod tests {
             .expect("append");
         assert_eq!(none, None);
         s.delete(rows[0].id).expect("delete");
+        s.raise_seq(1).expect("a lower mark changes nothing");
         drop(s);
         let (s, _) = Store::open(&path).expect("reopen");
         assert_eq!(s.last_seq().expect("seq"), 2);
