@@ -2,7 +2,7 @@
 CARGO ?= cargo
 DEMO_ARGS ?=
 
-.PHONY: all deps build demo test contract test-fire test-unit test-integration lint fmt clippy golden ort-lib bench clean
+.PHONY: all deps build demo test contract test-fire test-faults test-unit test-integration lint fmt clippy golden ort-lib bench clean
 
 all: build
 
@@ -41,6 +41,13 @@ test-fire: deps ort-lib
 contract: deps
 	cd tools/asyncapi && npm ci --silent --no-audit --no-fund
 	node tools/asyncapi/check.mjs docs/asyncapi.yaml
+
+## Only the fault-injection tests (part of `make test` too): broker outage, agent SIGKILLs,
+## camera server killed 20 times, full outbox (unit), TLS, dead camera, damaged streams,
+## frozen and covered cameras.
+test-faults: deps
+	$(CARGO) test -p vigil-tests --test faults --test tls --test end_to_end -- --nocapture
+	$(CARGO) test -p vigil --lib publish::durable
 
 test-unit: deps
 	$(CARGO) test -p vigil
