@@ -110,19 +110,11 @@ impl Durable {
     /// rows). On a store failure the messages are returned so the caller can still try to
     /// publish them, without durability.
     pub fn enqueue(&mut self, out: Outgoing) -> Result<Option<u64>, (StoreError, Vec<Message>)> {
-        // Keep a copy of the messages for the caller if the transaction fails.
-        let mut kept: Option<Vec<Message>> = None;
-        let mut keep = |m: Vec<Message>| {
-            kept = Some(m.clone());
-            m
-        };
         let result = match out {
-            Outgoing::Incident { lane, build } => self
-                .store
-                .append(lane, true, |seq| keep(build(seq.unwrap_or(0)))),
-            Outgoing::Plain { lane, messages } => {
-                self.store.append(lane, false, |_| keep(messages))
+            Outgoing::Incident { lane, build } => {
+                self.store.append(lane, true, |seq| build(seq.unwrap_or(0)))
             }
+            Outgoing::Plain { lane, messages } => self.store.append(lane, false, |_| messages),
         };
         match result {
             Ok((seq, rows)) => {
@@ -133,7 +125,7 @@ impl Durable {
                 self.update_gauge();
                 Ok(seq)
             }
-            Err(e) => Err((e, kept.unwrap_or_default())),
+            Err(e) => Err((e.error, e.messages)),
         }
     }
 

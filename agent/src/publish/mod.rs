@@ -303,19 +303,15 @@ pub async fn run(
                     }
                 }
                 Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    if connected {
-                        tracing::warn!(broker = %broker, waiting = outbox.len(), "MQTT connection lost: {e}");
-                    } else {
-                        tracing::warn!(broker = %broker, "cannot reach the MQTT broker: {e}");
+                // An error, or the event loop's task ended: this connection is over.
+                lost @ (Some(Err(_)) | None) => {
+                    if let Some(Err(e)) = lost {
+                        if connected {
+                            tracing::warn!(broker = %broker, waiting = outbox.len(), "MQTT connection lost: {e}");
+                        } else {
+                            tracing::warn!(broker = %broker, "cannot reach the MQTT broker: {e}");
+                        }
                     }
-                    connected = false;
-                    link = None;
-                    handed.clear();
-                    outbox.disconnected();
-                    retry_at = Some(Instant::now() + backoff.jittered());
-                }
-                None => {
                     connected = false;
                     link = None;
                     handed.clear();

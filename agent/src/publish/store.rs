@@ -56,6 +56,61 @@ pub enum StoreError {
     },
 }
 
+/// A failed [`Store::append`].
+#[derive(Debug)]
+pub struct AppendError {
+    /// What went wrong.
+    pub error: StoreError,
+    /// The messages, if they were built before the failure (else empty).
+    pub messages: Vec<Message>,
+}
+
+/// Take the next `seq` inside transaction `tx` (committed with it).
+fn next_seq(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<u64> {
+    let last: i64 = tx
+        .query_row("SELECT value FROM meta WHERE key = 'seq'", [], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('seq', ?1)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![last + 1],
+    )?;
+    Ok(last as u64 + 1)
+}
+
+/// Insert `messages` as rows of `lane` inside transaction `tx`.
+fn insert_all(
+    tx: &rusqlite::Transaction<'_>,
+    lane: Lane,
+    seq: Option<u64>,
+    messages: &[Message],
+) -> rusqlite::Result<Vec<Row>> {
+    let created_ms = now_ms();
+    let mut rows = Vec::with_capacity(messages.len());
+    for m in messages {
+        tx.execute(
+            "INSERT INTO outbox (lane, seq, topic, payload, retain, created_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                lane as i64,
+                seq.map(|s| s as i64),
+                m.topic,
+                m.payload,
+                m.retain as i64,
+                created_ms
+            ],
+        )?;
+        rows.push(Row {
+            id: tx.last_insert_rowid() as u64,
+            lane,
+            bytes: m.payload.len() + m.topic.len(),
+            created_ms: created_ms.max(0) as u64,
+        });
+    }
+    Ok(rows)
+}
+
 /// The outbox database.
 #[derive(Debug)]
 pub struct Store {
@@ -181,60 +236,34 @@ impl Store {
 
     /// Store the messages `build` makes, in one transaction. With `numbered`, they are one
     /// incident event: `build` gets the next `seq`, which is committed with them. Returns the
-    /// seq (if numbered) and the stored rows, in send order.
+    /// seq (if numbered) and the stored rows, in send order; on failure, the messages if they
+    /// were built, so the caller can still try to publish them.
     pub fn append(
         &mut self,
         lane: Lane,
         numbered: bool,
         build: impl FnOnce(Option<u64>) -> Vec<Message>,
-    ) -> Result<(Option<u64>, Vec<Row>), StoreError> {
+    ) -> Result<(Option<u64>, Vec<Row>), AppendError> {
         let path = self.path.clone();
-        let err = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
+        let fail = |source, messages| AppendError {
+            error: StoreError::Sqlite {
+                path: path.clone(),
+                source,
+            },
+            messages,
         };
-        let tx = self.conn.transaction().map_err(err)?;
+        let tx = self.conn.transaction().map_err(|e| fail(e, Vec::new()))?;
         let seq = if numbered {
-            let last: i64 = tx
-                .query_row("SELECT value FROM meta WHERE key = 'seq'", [], |r| r.get(0))
-                .optional()
-                .map_err(err)?
-                .unwrap_or(0);
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES ('seq', ?1)
-                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                params![last + 1],
-            )
-            .map_err(err)?;
-            Some(last as u64 + 1)
+            let next = next_seq(&tx).map_err(|e| fail(e, Vec::new()))?;
+            Some(next)
         } else {
             None
         };
-        let mut rows = Vec::new();
-        let created_ms = now_ms();
-        for m in build(seq) {
-            tx.execute(
-                "INSERT INTO outbox (lane, seq, topic, payload, retain, created_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    lane as i64,
-                    seq.map(|s| s as i64),
-                    m.topic,
-                    m.payload,
-                    m.retain as i64,
-                    created_ms
-                ],
-            )
-            .map_err(err)?;
-            rows.push(Row {
-                id: tx.last_insert_rowid() as u64,
-                lane,
-                bytes: m.payload.len() + m.topic.len(),
-                created_ms: created_ms.max(0) as u64,
-            });
+        let messages = build(seq);
+        match insert_all(&tx, lane, seq, &messages).and_then(|rows| tx.commit().map(|()| rows)) {
+            Ok(rows) => Ok((seq, rows)),
+            Err(e) => Err(fail(e, messages)),
         }
-        tx.commit().map_err(err)?;
-        Ok((seq, rows))
     }
 
     /// Every stored row, in id order (to rebuild the state after a restart).
