@@ -217,6 +217,34 @@ classes = ["person"]
             assert_eq!(v["camera"], "plaza", "{v}");
         }
     }
+    // Full rate: the live camera's analysis keeps up with its frames while the other is
+    // retried (ratios of counters from one health message, no wall-clock judgement).
+    let live = |m: &[vigil_tests::Received]| -> Option<serde_json::Value> {
+        m.iter()
+            .rev()
+            .filter(|x| x.topic.ends_with("/health"))
+            .find_map(|x| {
+                x.json()["cameras"]
+                    .as_array()?
+                    .iter()
+                    .find(|c| c["camera"] == "plaza")
+                    .cloned()
+            })
+    };
+    let got = scene.wait("a health message after 40 live frames", |m| {
+        live(m).is_some_and(|c| c["received"].as_u64() >= Some(40))
+    })?;
+    let plaza = live(&got).unwrap_or_default();
+    let received = plaza["received"].as_u64().unwrap_or(0);
+    let analysed = plaza["analysed"].as_u64().unwrap_or(0);
+    let dropped = plaza["dropped"].as_u64().unwrap_or(u64::MAX);
+    eprintln!(
+        "live camera beside a dead one: received {received}, analysed {analysed}, dropped {dropped}"
+    );
+    assert!(
+        dropped * 10 <= received && analysed * 10 >= received * 9,
+        "the live camera lost analysis slots while the other was retried: {plaza}"
+    );
     assert!(scene.agent.running(), "the agent kept running");
     // The dead camera's password never reached the log.
     let log_text = scene.log();

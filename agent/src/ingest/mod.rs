@@ -10,6 +10,7 @@
 //! backoff, forever. One camera's failures never touch another: each has its own pipeline,
 //! thread and slot.
 
+pub mod decode_errors;
 pub mod file;
 pub mod picture;
 pub mod pipeline;
@@ -49,6 +50,7 @@ pub enum IngestError {
 /// Initialise GStreamer and check that the elements vigil builds pipelines from exist.
 pub fn init() -> Result<(), IngestError> {
     gstreamer::init().map_err(|e| IngestError::Init(e.to_string()))?;
+    decode_errors::install();
     for name in pipeline::REQUIRED_ELEMENTS {
         if gstreamer::ElementFactory::find(name).is_none() {
             return Err(IngestError::MissingElement(name));

@@ -8,6 +8,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 
+use super::decode_errors;
 use super::slot::{Frame, FrameBoard};
 use crate::config::{Camera, Transport};
 
@@ -96,17 +97,29 @@ fn build(index: usize, camera: &Camera, board: &Arc<FrameBoard>) -> Result<gst::
     src.set_property("add-reference-timestamp-meta", true);
     src.set_property("timeout", 5_000_000u64);
     let decode = make("decodebin")?;
-    // A decoder gives up (posts an error) after a few corrupt frames by default; a camera
-    // stream with bit errors must keep decoding the good frames, so never give up: errors are
-    // counted from the decoder's warnings instead.
+    let counters = board.counters(index);
     if let Some(bin) = decode.downcast_ref::<gst::Bin>() {
-        bin.connect_deep_element_added(|_, _, element| {
-            if element
-                .find_property("max-errors")
-                .is_some_and(|p| p.value_type() == i32::static_type())
-            {
-                element.set_property("max-errors", -1i32);
+        let counters = Arc::clone(&counters);
+        bin.connect_deep_element_added(move |_, _, element| {
+            if decode_errors::is_decoder(element) {
+                decode_errors::watch_decoder(element, &counters);
             }
+        });
+    }
+    // Decoders post their errors from the streaming thread: count them there, so one damaged
+    // unit that libav also logged counts once.
+    if let Some(bus) = pipeline.bus() {
+        let counters = Arc::clone(&counters);
+        bus.set_sync_handler(move |_, msg| {
+            let decode = match msg.view() {
+                gst::MessageView::Error(e) => e.error().matches(gst::StreamError::Decode),
+                gst::MessageView::Warning(w) => w.error().matches(gst::StreamError::Decode),
+                _ => false,
+            };
+            if decode {
+                decode_errors::count(&counters);
+            }
+            gst::BusSyncReply::Pass
         });
     }
     let rate = make("videorate")?;
@@ -151,7 +164,6 @@ fn build(index: usize, camera: &Camera, board: &Arc<FrameBoard>) -> Result<gst::
         }
     });
     let rate_weak = rate.downgrade();
-    let counters = board.counters(index);
     decode.connect_pad_added(move |_, pad| {
         let Some(rate) = rate_weak.upgrade() else {
             return;
@@ -176,7 +188,7 @@ fn build(index: usize, camera: &Camera, board: &Arc<FrameBoard>) -> Result<gst::
             if let Some(gst::PadProbeData::Buffer(b)) = &info.data
                 && b.flags().contains(gst::BufferFlags::CORRUPTED)
             {
-                counters.decode_errors.fetch_add(1, Ordering::Relaxed);
+                decode_errors::count(&counters);
             }
             gst::PadProbeReturn::Ok
         });
@@ -278,9 +290,6 @@ fn run(
         use gst::MessageView;
         match msg.view() {
             MessageView::Error(e) => {
-                if e.error().matches(gst::StreamError::Decode) {
-                    counters.decode_errors.fetch_add(1, Ordering::Relaxed);
-                }
                 let mut reason = e.error().to_string();
                 if let Some(d) = e.debug() {
                     // The last line of the debug text names the cause (e.g. "Connection refused").
@@ -292,9 +301,6 @@ fn run(
             }
             MessageView::Eos(_) => return Outcome::Failed("end of stream".into()),
             MessageView::Warning(w) => {
-                if w.error().matches(gst::StreamError::Decode) {
-                    counters.decode_errors.fetch_add(1, Ordering::Relaxed);
-                }
                 tracing::debug!("pipeline warning: {}", w.error());
             }
             _ => {}

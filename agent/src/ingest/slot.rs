@@ -35,8 +35,9 @@ pub struct Counters {
     pub analysed: AtomicU64,
     /// Pipeline (re)starts after the first.
     pub reconnects: AtomicU64,
-    /// Decoding errors the decoder reported to GStreamer (bus warnings/errors, frames flagged
-    /// corrupted). libav conceals H.264 slice damage without reporting it.
+    /// Damaged input units the decoder reported: bus decode warnings/errors, frames flagged
+    /// corrupted and libav's logged (concealed) errors, one count per unit
+    /// (see [`super::decode_errors`]).
     pub decode_errors: AtomicU64,
     /// When the last frame arrived.
     pub last_frame: Mutex<Option<Instant>>,
