@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, watch};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, Diagnostics, Loaded};
 use crate::detect::{self, DetectError, Detections, Detector, LoadedCard, RgbView};
+use crate::diag;
 use crate::evidence::EvidenceSettings;
 use crate::ingest::picture::{Gray, PictureSettings, PictureWatch};
 use crate::ingest::{self, IngestError, slot::FrameBoard};
@@ -203,8 +204,10 @@ pub async fn run(
     let security = publish::tls::load(&config.mqtt, |p| plan.loaded.resolve(p))
         .map_err(|e| StartError::Security(e.to_string()))?;
     let state_dir = plan.loaded.resolve(&config.storage.state_dir);
-    let outbox = open_outbox(&state_dir, &config)?;
+    let mut outbox = open_outbox(&state_dir, &config)?;
     let gauge = outbox.gauge();
+    let (incident_tap, _) = tokio::sync::broadcast::channel(256);
+    outbox.tap_incidents(incident_tap.clone());
     let session = tokio::spawn(publish::run(
         SessionConfig {
             mqtt: config.mqtt.clone(),
@@ -216,7 +219,7 @@ pub async fn run(
         },
         outbox,
         rx,
-        shutdown_rx,
+        shutdown_rx.clone(),
     ));
 
     let work: Vec<CameraWork> = config
@@ -255,16 +258,60 @@ pub async fn run(
         tx.clone(),
         Arc::clone(&monitor_stop),
     ));
+    let health = telemetry::Health::new(
+        config.cameras.len(),
+        Duration::from_secs_f64(config.health.interval_s),
+        Arc::clone(&gauge),
+        state_dir.clone(),
+    );
+    let diag = Arc::new(diag::Shared {
+        identity: identity.clone(),
+        started_at: SystemTime::now(),
+        started,
+        broker: format!("{}:{}", config.mqtt.host, config.mqtt.port),
+        cameras: config
+            .cameras
+            .iter()
+            .map(|c| diag::CameraInfo {
+                id: c.id.clone(),
+                enabled: c.enabled,
+                model: c.model.clone(),
+                analysis_fps: c.analysis_fps,
+            })
+            .collect(),
+        board: Arc::clone(&board),
+        outbox: gauge,
+        outbox_path: state_dir.join("outbox.db"),
+        state_dir: state_dir.clone(),
+        health: health.latest(),
+        incidents: incident_tap,
+        snapshots: diag::Snapshots::default(),
+    });
+    let diag_task = config.diag.enabled.then(|| {
+        let path = plan.loaded.resolve(&config.diag.socket);
+        match diag::bind(&path) {
+            Ok(listener) => {
+                tracing::info!(socket = %path.display(), "diagnostics socket listening");
+                Some(tokio::spawn(diag::serve(
+                    listener,
+                    path,
+                    Arc::clone(&diag),
+                    shutdown_rx.clone(),
+                )))
+            }
+            Err(e) => {
+                tracing::error!(
+                    "diagnostics socket unavailable (vigil status and tail will not work): {e}"
+                );
+                None
+            }
+        }
+    });
     let detect_thread = {
         let board = Arc::clone(&board);
         let stop = Arc::clone(&stop);
         let evidence = config.evidence;
-        let health = telemetry::Health::new(
-            config.cameras.len(),
-            Duration::from_secs_f64(config.health.interval_s),
-            gauge,
-            state_dir.clone(),
-        );
+        let diag = Arc::clone(&diag);
         std::thread::Builder::new()
             .name("detect".into())
             .spawn(move || {
@@ -274,6 +321,7 @@ pub async fn run(
                     stop: &stop,
                     clock: &SystemClock::new(),
                     evidence: &evidence,
+                    snapshots: &diag.snapshots,
                 };
                 detect_loop(&board, detectors, work, health, &ctx)
             })
@@ -302,6 +350,9 @@ pub async fn run(
     monitor_stop.store(true, Ordering::Relaxed);
     let _ = monitor.await;
     let _ = shutdown_tx.send(true);
+    if let Some(Some(task)) = diag_task {
+        let _ = task.await;
+    }
     let session = session.await.unwrap_or_default();
     let uptime = started.elapsed().as_secs_f64().max(1e-3);
     let mut analysed = Vec::new();
@@ -371,6 +422,7 @@ struct LoopContext<'a> {
     stop: &'a AtomicBool,
     clock: &'a dyn Clock,
     evidence: &'a EvidenceSettings,
+    snapshots: &'a diag::Snapshots,
 }
 
 fn detect_loop(
@@ -386,6 +438,7 @@ fn detect_loop(
         stop,
         clock,
         evidence,
+        snapshots,
     } = *ctx;
     let mut cursor = board.len().saturating_sub(1);
     let mut dets = Detections::new();
@@ -433,6 +486,18 @@ fn detect_loop(
             objects = dets.len(),
             "analysed"
         );
+        if snapshots.wanted(frame.camera) {
+            snapshots.fulfil(frame.camera, || {
+                crate::incident::overview(
+                    cam.rules.set(),
+                    &det.info().labels,
+                    view,
+                    &dets,
+                    evidence,
+                )
+                .map_err(|e| e.to_string())
+            });
+        }
         let aspect = f64::from(frame.width) / f64::from(frame.height.max(1));
         cam.rules.evaluate(
             clock.monotonic(),
@@ -441,6 +506,10 @@ fn detect_loop(
             &dets,
             &mut events,
         );
+        board
+            .counters(frame.camera)
+            .open_incidents
+            .store(cam.rules.open_incidents() as u64, Ordering::Relaxed);
         for event in events.drain(..) {
             let out = outgoing(identity, cam, det.info(), &frame, event, evidence);
             if tx.blocking_send(out).is_err() {

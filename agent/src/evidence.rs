@@ -221,7 +221,7 @@ fn glyph(c: char) -> [u8; 7] {
     }
 }
 
-fn draw(img: &mut RgbImage, overlay: &Overlay<'_>, marks: &[Mark]) {
+fn draw(img: &mut RgbImage, overlays: &[Overlay<'_>], marks: &[Mark]) {
     let (w, h) = (i64::from(img.width()), i64::from(img.height()));
     let mut c = Canvas {
         w,
@@ -236,20 +236,22 @@ fn draw(img: &mut RgbImage, overlay: &Overlay<'_>, marks: &[Mark]) {
     };
     let thick = (w / 320).max(2);
     let scale = (w / 400).max(1);
-    let poly = overlay.polygon;
-    for i in 0..poly.len() {
-        c.line(
-            to_px(poly[i]),
-            to_px(poly[(i + 1) % poly.len()]),
-            thick,
-            ZONE,
-        );
-    }
-    if let Some((a, b)) = overlay.line {
-        c.line(to_px(a), to_px(b), thick * 2, ZONE);
-        for (name, p) in [("A", a), ("B", b)] {
-            let (x, y) = to_px(p);
-            c.text(x - 3 * scale, y - 12 * scale, name, scale);
+    for overlay in overlays {
+        let poly = overlay.polygon;
+        for i in 0..poly.len() {
+            c.line(
+                to_px(poly[i]),
+                to_px(poly[(i + 1) % poly.len()]),
+                thick,
+                ZONE,
+            );
+        }
+        if let Some((a, b)) = overlay.line {
+            c.line(to_px(a), to_px(b), thick * 2, ZONE);
+            for (name, p) in [("A", a), ("B", b)] {
+                let (x, y) = to_px(p);
+                c.text(x - 3 * scale, y - 12 * scale, name, scale);
+            }
         }
     }
     for m in marks {
@@ -299,10 +301,10 @@ fn scaled(frame: &RgbImage, width: u32) -> RgbImage {
     )
 }
 
-/// Draw `overlay` and `marks` on a copy of `frame` and encode it within `settings`.
+/// Draw `overlays` and `marks` on a copy of `frame` and encode it within `settings`.
 pub fn annotate(
     frame: RgbView<'_>,
-    overlay: &Overlay<'_>,
+    overlays: &[Overlay<'_>],
     marks: &[Mark],
     settings: &EvidenceSettings,
 ) -> Result<Jpeg, EvidenceError> {
@@ -313,7 +315,7 @@ pub fn annotate(
     let mut width = settings.max_width.clamp(160, frame.width.max(1));
     loop {
         let mut img = scaled(&full, width);
-        draw(&mut img, overlay, marks);
+        draw(&mut img, overlays, marks);
         let mut quality = settings.quality.clamp(1, 100);
         loop {
             let bytes = encode(&img, quality)?;
@@ -375,7 +377,8 @@ mod tests {
             bbox: [0.25, 0.25, 0.75, 0.75],
             text: "person #12 0.87".into(),
         }];
-        let jpeg = annotate(view, &overlay, &marks, &EvidenceSettings::default()).expect("encode");
+        let jpeg =
+            annotate(view, &[overlay], &marks, &EvidenceSettings::default()).expect("encode");
         assert_eq!(&jpeg.bytes[..2], &[0xFF, 0xD8]);
         assert_eq!(jpeg.sha256().len(), 64);
         let img = image::load_from_memory(&jpeg.bytes)
@@ -411,7 +414,7 @@ mod tests {
             max_bytes: 100 * 1024,
             on_update: false,
         };
-        let jpeg = annotate(view, &Overlay::default(), &[], &settings).expect("encode");
+        let jpeg = annotate(view, &[], &[], &settings).expect("encode");
         assert!(jpeg.bytes.len() <= 100 * 1024, "{} bytes", jpeg.bytes.len());
         assert!(jpeg.width <= 1280);
         assert_eq!(jpeg.width * 1080 / 1920, jpeg.height);
@@ -419,7 +422,7 @@ mod tests {
             max_bytes: 1000,
             ..settings
         };
-        let err = annotate(view, &Overlay::default(), &[], &tiny).unwrap_err();
+        let err = annotate(view, &[], &[], &tiny).unwrap_err();
         assert!(matches!(err, EvidenceError::TooBig(_, 160, 1000)), "{err}");
     }
 
@@ -430,8 +433,7 @@ mod tests {
             height: 10,
             data: &[0u8; 12],
         };
-        let err =
-            annotate(view, &Overlay::default(), &[], &EvidenceSettings::default()).unwrap_err();
+        let err = annotate(view, &[], &[], &EvidenceSettings::default()).unwrap_err();
         assert!(matches!(err, EvidenceError::BadFrame(12, 300)));
     }
 }

@@ -42,6 +42,43 @@ pub fn caption(o: &Object, labels: &Labels) -> String {
     }
 }
 
+/// A camera's frame as a technician wants to see it: every zone and line of its rules and
+/// every detection of this frame drawn (the diagnostics `snapshot`).
+pub fn overview(
+    set: &RuleSet,
+    labels: &Labels,
+    frame: RgbView<'_>,
+    detections: &[crate::detect::Detection],
+    settings: &EvidenceSettings,
+) -> Result<evidence::Jpeg, evidence::EvidenceError> {
+    let overlays: Vec<Overlay<'_>> = set
+        .zones
+        .iter()
+        .map(|z| Overlay {
+            polygon: z.polygon.as_slice(),
+            line: None,
+        })
+        .chain(set.lines.iter().map(|l| Overlay {
+            polygon: &[],
+            line: Some((l.a, l.b)),
+        }))
+        .collect();
+    let marks: Vec<Mark> = detections
+        .iter()
+        .map(|d| Mark {
+            bbox: d.bbox,
+            text: caption(
+                &Object {
+                    track: None,
+                    det: *d,
+                },
+                labels,
+            ),
+        })
+        .collect();
+    evidence::annotate(frame, &overlays, &marks, settings)
+}
+
 /// Names and evidence of `event`, seen on `frame` (evidence for `open`, and for `update` when
 /// `settings.on_update`).
 pub fn render(
@@ -75,7 +112,7 @@ pub fn render(
                     text: caption(o, labels),
                 })
                 .collect();
-            evidence::annotate(frame, &overlay, &marks, settings)
+            evidence::annotate(frame, &[overlay], &marks, settings)
                 .map_err(|e| tracing::warn!("cannot make the evidence image: {e}"))
                 .ok()
         })

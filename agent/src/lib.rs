@@ -10,6 +10,7 @@ pub mod cmd;
 pub mod config;
 pub mod demo;
 pub mod detect;
+pub mod diag;
 pub mod evidence;
 pub mod faults;
 pub mod incident;

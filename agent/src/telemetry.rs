@@ -128,6 +128,22 @@ pub async fn camera_monitor(
                 continue;
             }
             tracing::info!(camera = %c.id, state = seen.0, reason = seen.1.as_deref().unwrap_or("-"), "camera status");
+            let state_changed = prev.as_ref().is_none_or(|(s, _)| *s != seen.0);
+            {
+                let mut published = counters
+                    .published
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                let since = match published.as_ref() {
+                    Some(p) if !state_changed => p.since,
+                    _ => SystemTime::now(),
+                };
+                *published = Some(crate::ingest::slot::Published {
+                    state: seen.0,
+                    reason: seen.1.clone(),
+                    since,
+                });
+            }
             let m = status_message(&identity, &c.id, seen.0, seen.1.as_deref());
             if tx.send(health_lane(vec![m])).await.is_err() {
                 return;
@@ -175,6 +191,25 @@ fn fault_incident(identity: &Identity, camera: &str, e: FaultEvent) -> Outgoing 
     }
 }
 
+/// The figures of the last health message, for the diagnostics socket.
+#[derive(Debug, Default)]
+pub struct LatestHealth(std::sync::Mutex<Option<(SystemTime, Vec<CameraHealth>)>>);
+
+impl LatestHealth {
+    /// When the last health was built and its camera lines.
+    pub fn get(&self) -> Option<(SystemTime, Vec<CameraHealth>)> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, lines: &[CameraHealth]) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((SystemTime::now(), lines.to_vec()));
+    }
+}
+
 /// Collects inference times and builds the periodic health message (on the inference thread,
 /// which owns the rules and so knows the zone counts).
 #[derive(Debug)]
@@ -186,6 +221,7 @@ pub struct Health {
     last: Instant,
     infer_ms: Vec<Vec<f32>>,
     before: Vec<(u64, u64)>,
+    latest: Arc<LatestHealth>,
 }
 
 impl Health {
@@ -206,7 +242,13 @@ impl Health {
             last: now,
             infer_ms: vec![Vec::with_capacity(1024); cameras],
             before: vec![(0, 0); cameras],
+            latest: Arc::default(),
         }
+    }
+
+    /// Where the figures of each health message are kept for the diagnostics socket.
+    pub fn latest(&self) -> Arc<LatestHealth> {
+        Arc::clone(&self.latest)
     }
 
     /// Record one inference of camera `i`.
@@ -276,6 +318,7 @@ impl Health {
                 },
             });
         }
+        self.latest.set(&lines);
         let body = payload::health(
             identity,
             self.started.elapsed(),

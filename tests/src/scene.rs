@@ -37,6 +37,9 @@ state_dir = "state"
 [health]
 interval_s = 1
 
+[diag]
+socket = "diag.sock"
+
 [[models]]
 name = "coco"
 card = "{card}"
@@ -102,6 +105,8 @@ pub struct Scene {
     pub cfg: PathBuf,
     /// The agent's state folder (holds `outbox.db`).
     pub state: PathBuf,
+    /// The agent's diagnostics socket.
+    pub socket: PathBuf,
     bin: PathBuf,
     _server: RtspServer,
     _dir: TempDir,
@@ -166,6 +171,7 @@ impl Scene {
             log,
             cfg,
             state: dir.join("state"),
+            socket: dir.join("diag.sock"),
             bin: bin.to_path_buf(),
             _server: server,
             _dir: dir,

@@ -114,6 +114,9 @@ keep_alive_s = 5
 [storage]
 state_dir = "state"
 
+[diag]
+socket = "diag.sock"
+
 [[models]]
 name = "coco"
 card = "{card}"

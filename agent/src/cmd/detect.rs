@@ -118,7 +118,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 max_bytes: 16 << 20,
                 on_update: false,
             };
-            let jpeg = evidence::annotate(view, &evidence::Overlay::default(), &marks, &settings)?;
+            let jpeg = evidence::annotate(view, &[], &marks, &settings)?;
             std::fs::write(out, &jpeg.bytes)
                 .with_context(|| format!("cannot write {}", out.display()))?;
         }

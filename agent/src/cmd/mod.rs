@@ -4,10 +4,14 @@
 
 pub mod bench;
 pub mod check;
+pub mod completions;
 pub mod demo;
 pub mod detect;
+pub mod outbox;
 pub mod replay;
 pub mod run;
+pub mod status;
+pub mod tail;
 
 use std::process::ExitCode;
 
@@ -45,6 +49,16 @@ pub enum Command {
     /// Run a camera's model, tracker and rules on a video file; write the incidents and their
     /// evidence to a folder (tune zones and lines before going live).
     Replay(replay::Args),
+    /// Show what the running agent is doing: broker, outbox, cameras (diagnostics socket).
+    Status(status::Args),
+    /// Follow incidents live as the running agent raises them (diagnostics socket).
+    Tail(tail::Args),
+    /// Show or export what waits in the outbox for the broker (reads the file).
+    Outbox(outbox::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::Args),
+    /// Write man pages for vigil and every subcommand into a folder.
+    Manpages(completions::ManArgs),
 }
 
 /// Parse the command line, set up logging and run the subcommand.
@@ -52,9 +66,15 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo prints incidents on stdout; keep its log to warnings unless asked.
     let default_filter = match cli.command {
-        Command::Demo(_) | Command::Detect(_) | Command::Bench(_) | Command::Replay(_) => {
-            "warn,rumqttd=off,rumqttc=error"
-        }
+        Command::Demo(_)
+        | Command::Detect(_)
+        | Command::Bench(_)
+        | Command::Replay(_)
+        | Command::Status(_)
+        | Command::Tail(_)
+        | Command::Outbox(_)
+        | Command::Completions(_)
+        | Command::Manpages(_) => "warn,rumqttd=off,rumqttc=error",
         _ => "info,rumqttd=warn,rumqttc=warn",
     };
     init_tracing(default_filter);
@@ -65,6 +85,11 @@ pub fn main() -> ExitCode {
         Command::Detect(a) => detect::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Replay(a) => replay::run(a),
+        Command::Status(a) => status::run(a),
+        Command::Tail(a) => tail::run(a),
+        Command::Outbox(a) => outbox::run(a),
+        Command::Completions(a) => completions::run(a),
+        Command::Manpages(a) => completions::manpages(a),
     };
     match result {
         Ok(code) => code,
@@ -104,6 +129,36 @@ pub fn load_plan(config: &std::path::Path) -> Result<crate::agent::Plan, ExitCod
     let loaded =
         crate::config::load(config).map_err(|e| report_start_error(&StartError::Config(e)))?;
     crate::agent::Plan::build(loaded).map_err(|e| report_start_error(&e))
+}
+
+/// Where the running agent's diagnostics socket is: `--socket`, else `diag.socket` of
+/// `--config`, else the default path.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SocketArgs {
+    /// The agent's diagnostics socket [default: diag.socket of --config, else
+    /// /run/vigil/diag.sock].
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<std::path::PathBuf>,
+    /// Configuration file to read diag.socket from.
+    #[arg(long, short, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+}
+
+impl SocketArgs {
+    /// The socket path; a config that cannot be read is reported (exit 78).
+    pub fn path(&self) -> Result<std::path::PathBuf, ExitCode> {
+        if let Some(p) = &self.socket {
+            return Ok(p.clone());
+        }
+        match &self.config {
+            Some(c) => {
+                let loaded = crate::config::load(c)
+                    .map_err(|e| report_start_error(&StartError::Config(e)))?;
+                Ok(loaded.resolve(&loaded.config.diag.socket))
+            }
+            None => Ok(crate::config::DEFAULT_DIAG_SOCKET.into()),
+        }
+    }
 }
 
 /// Engine choice shared by the offline commands (`detect`, `bench`).

@@ -33,7 +33,32 @@ pub struct Config {
     pub health: HealthSettings,
     /// The durable outbox of messages waiting for the broker.
     pub outbox: OutboxSettings,
+    /// The local diagnostics socket (`vigil status`, `vigil tail`, …).
+    pub diag: DiagSettings,
 }
+
+/// The local diagnostics socket.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiagSettings {
+    /// Whether the agent listens on the socket. Default true.
+    pub enabled: bool,
+    /// The Unix socket's path, relative to the config's folder. Default
+    /// `/run/vigil/diag.sock` (systemd's `RuntimeDirectory=vigil`). Mode 0660.
+    pub socket: PathBuf,
+}
+
+impl Default for DiagSettings {
+    fn default() -> Self {
+        DiagSettings {
+            enabled: true,
+            socket: PathBuf::from(DEFAULT_DIAG_SOCKET),
+        }
+    }
+}
+
+/// Where the diagnostics socket is unless the config says otherwise.
+pub const DEFAULT_DIAG_SOCKET: &str = "/run/vigil/diag.sock";
 
 /// Durable outbox settings.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

@@ -8,6 +8,9 @@ use super::spanned::{Problem, Spans};
 use super::types::*;
 use crate::rules::geometry;
 
+/// Longest Unix socket path (`sun_path` holds 108 bytes with the terminating NUL).
+pub const MAX_SOCKET_PATH: usize = 107;
+
 /// Keys that must be present, per table kind. `[]` stands for each element of an array.
 const REQUIRED: &[(&str, &[&str])] = &[
     ("", &["device", "mqtt", "models", "cameras"]),
@@ -399,6 +402,20 @@ pub fn validate(config: &Config, spans: &Spans) -> Vec<Problem> {
             "outbox.flush_s",
             format!("{} must be 0 or more seconds", config.outbox.flush_s),
         );
+    }
+    if config.diag.enabled {
+        let len = config.diag.socket.as_os_str().len();
+        if len == 0 {
+            c.err(
+                "diag.socket",
+                "is empty; give a path or set diag.enabled = false".to_string(),
+            );
+        } else if len > MAX_SOCKET_PATH {
+            c.err(
+                "diag.socket",
+                format!("is {len} bytes long; a Unix socket path holds at most {MAX_SOCKET_PATH}"),
+            );
+        }
     }
     let ev = &config.evidence;
     if ev.max_width < 160 {

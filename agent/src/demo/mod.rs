@@ -82,6 +82,11 @@ port = {broker_port}
 # Relative to this file's folder.
 state_dir = "state"
 
+[diag]
+# While the demo runs, `vigil status --config <this file>` and `vigil tail --config <this file>`
+# talk to it through this socket.
+socket = "diag.sock"
+
 [[models]]
 name = "coco"
 card = "{card}"

@@ -47,6 +47,21 @@ pub struct Counters {
     pub link: Mutex<Link>,
     /// What the picture checks say (written by the inference thread).
     pub condition: Mutex<super::picture::Condition>,
+    /// Incidents open now (written by the inference thread).
+    pub open_incidents: AtomicU64,
+    /// The status last published for the camera (written by the camera monitor).
+    pub published: Mutex<Option<Published>>,
+}
+
+/// A camera status as published on `…/cameras/{camera}/status`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Published {
+    /// `streaming`, `connecting`, `offline`, `frozen` or `tampered`.
+    pub state: &'static str,
+    /// Why, when not streaming.
+    pub reason: Option<String>,
+    /// When the camera entered this state.
+    pub since: SystemTime,
 }
 
 /// The supervisor's view of a camera's connection.

@@ -28,6 +28,12 @@ pub struct OutboxStats {
     pub max_bytes: usize,
     /// Messages the broker acknowledged since start.
     pub acked: u64,
+    /// Whether the session is connected to the broker.
+    pub connected: bool,
+    /// When the broker last acknowledged a message (Unix milliseconds).
+    pub last_ack_ms: Option<u64>,
+    /// Why the last connection attempt failed or the last connection ended.
+    pub broker_error: Option<String>,
 }
 
 /// Shared, read-mostly view of [`OutboxStats`].
@@ -55,6 +61,8 @@ pub struct Durable {
     state: Outbox,
     gauge: Arc<OutboxGauge>,
     acked: u64,
+    link: (bool, Option<u64>, Option<String>),
+    tap: Option<tokio::sync::broadcast::Sender<std::sync::Arc<str>>>,
 }
 
 impl Durable {
@@ -72,6 +80,8 @@ impl Durable {
             state: Outbox::new(max_bytes, max_in_flight),
             gauge: Arc::new(OutboxGauge::default()),
             acked: 0,
+            link: (false, None, None),
+            tap: None,
         };
         for row in d.store.rows()? {
             let evicted = d.state.insert(row);
@@ -84,6 +94,21 @@ impl Durable {
     /// The shared figures.
     pub fn gauge(&self) -> Arc<OutboxGauge> {
         Arc::clone(&self.gauge)
+    }
+
+    /// Send the payload of every stored incident event to `tap` (the diagnostics socket's
+    /// live stream), when someone listens.
+    pub fn tap_incidents(&mut self, tap: tokio::sync::broadcast::Sender<std::sync::Arc<str>>) {
+        self.tap = Some(tap);
+    }
+
+    /// The session connected (`error` None) or lost / failed to get a connection.
+    pub fn link_changed(&mut self, connected: bool, error: Option<String>) {
+        self.link.0 = connected;
+        if error.is_some() || connected {
+            self.link.2 = error;
+        }
+        self.update_gauge();
     }
 
     /// The last incident `seq` given out.
@@ -110,12 +135,24 @@ impl Durable {
     /// rows). On a store failure the messages are returned so the caller can still try to
     /// publish them, without durability.
     pub fn enqueue(&mut self, out: Outgoing) -> Result<Option<u64>, (StoreError, Vec<Message>)> {
+        let listening = self.tap.as_ref().filter(|t| t.receiver_count() > 0);
+        let mut event: Option<std::sync::Arc<str>> = None;
         let result = match out {
-            Outgoing::Incident { lane, build } => {
-                self.store.append(lane, true, |seq| build(seq.unwrap_or(0)))
-            }
+            Outgoing::Incident { lane, build } => self.store.append(lane, true, |seq| {
+                let messages = build(seq.unwrap_or(0));
+                if listening.is_some() {
+                    event = messages
+                        .first()
+                        .and_then(|m| std::str::from_utf8(&m.payload).ok())
+                        .map(std::sync::Arc::from);
+                }
+                messages
+            }),
             Outgoing::Plain { lane, messages } => self.store.append(lane, false, |_| messages),
         };
+        if let (Ok(_), Some(tap), Some(e)) = (&result, listening, event) {
+            let _ = tap.send(e);
+        }
         match result {
             Ok((seq, rows)) => {
                 for row in rows {
@@ -182,6 +219,7 @@ impl Durable {
             tracing::error!("cannot delete an acknowledged outbox row: {e}");
         }
         self.acked += 1;
+        self.link.1 = Some(super::payload::unix_ms(std::time::SystemTime::now()));
         self.update_gauge();
         true
     }
@@ -199,6 +237,9 @@ impl Durable {
             bytes: self.state.bytes(),
             max_bytes: self.state.max_bytes(),
             acked: self.acked,
+            connected: self.link.0,
+            last_ack_ms: self.link.1,
+            broker_error: self.link.2.clone(),
         });
     }
 }

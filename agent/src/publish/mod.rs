@@ -20,6 +20,7 @@
 //! delivered by then stays in the outbox for the next start.
 
 pub mod durable;
+pub mod inspect;
 pub mod outbox;
 pub mod payload;
 pub mod store;
@@ -283,6 +284,7 @@ pub async fn run(
                 Some(Ok(Event::Incoming(Packet::ConnAck(ack)))) => {
                     tracing::info!(broker = %broker, code = ?ack.code, session_present = ack.session_present, waiting = outbox.len(), "connected to the MQTT broker");
                     connected = true;
+                    outbox.link_changed(true, None);
                     backoff.reset();
                     stats.connects += 1;
                     if let Some(l) = &link {
@@ -305,6 +307,11 @@ pub async fn run(
                 Some(Ok(_)) => {}
                 // An error, or the event loop's task ended: this connection is over.
                 lost @ (Some(Err(_)) | None) => {
+                    let error = match &lost {
+                        Some(Err(e)) => Some(e.clone()),
+                        _ => None,
+                    };
+                    outbox.link_changed(false, error);
                     if let Some(Err(e)) = lost {
                         if connected {
                             tracing::warn!(broker = %broker, waiting = outbox.len(), "MQTT connection lost: {e}");

@@ -130,10 +130,25 @@ pub fn health(
     outbox: &super::OutboxStats,
     disk_free: Option<u64>,
 ) -> serde_json::Value {
-    let now_ms = SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default();
+    let mut v = json!({
+        "schema": HEALTH_SCHEMA,
+        "device": identity.device,
+        "district": identity.district,
+        "time": rfc3339_ms(SystemTime::now()),
+        "uptime_s": uptime.as_secs(),
+        "cameras": cameras,
+        "outbox": outbox_json(outbox),
+    });
+    if let (Some(free), Some(obj)) = (disk_free, v.as_object_mut()) {
+        obj.insert("disk_free_bytes".into(), json!(free));
+    }
+    v
+}
+
+/// The outbox figures as health (and the diagnostics socket) report them: bytes, bound,
+/// acknowledged messages and per lane depth, evictions and age of the oldest row.
+pub fn outbox_json(outbox: &super::OutboxStats) -> serde_json::Value {
+    let now_ms = unix_ms(SystemTime::now());
     let mut lanes = serde_json::Map::new();
     for (i, lane) in super::outbox::LANES.iter().enumerate() {
         let mut l = json!({ "depth": outbox.depth[i], "evicted": outbox.evicted[i] });
@@ -143,24 +158,19 @@ pub fn health(
         }
         lanes.insert(super::durable::lane_name(*lane).into(), l);
     }
-    let mut v = json!({
-        "schema": HEALTH_SCHEMA,
-        "device": identity.device,
-        "district": identity.district,
-        "time": rfc3339_ms(SystemTime::now()),
-        "uptime_s": uptime.as_secs(),
-        "cameras": cameras,
-        "outbox": {
-            "bytes": outbox.bytes,
-            "max_bytes": outbox.max_bytes,
-            "acked": outbox.acked,
-            "lanes": lanes,
-        },
-    });
-    if let (Some(free), Some(obj)) = (disk_free, v.as_object_mut()) {
-        obj.insert("disk_free_bytes".into(), json!(free));
-    }
-    v
+    json!({
+        "bytes": outbox.bytes,
+        "max_bytes": outbox.max_bytes,
+        "acked": outbox.acked,
+        "lanes": lanes,
+    })
+}
+
+/// Milliseconds since the Unix epoch (0 before it).
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
 }
 
 /// The box's time zone: `TZ`, else `/etc/timezone`, else the zone `/etc/localtime` links to,

@@ -1,0 +1,221 @@
+//! The diagnostics socket and the CLI on top of it, against a running agent (real RTSP server,
+//! real broker): `vigil status`, `vigil tail`, `vigil outbox`, snapshots, and requests that
+//! are malformed or oversized.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use vigil_tests::scene::{Scene, incidents};
+use vigil_tests::{Proc, run_cli, vigil_bin};
+
+/// One request on a fresh connection; the reply line as JSON.
+fn ask(socket: &std::path::Path, request: &str) -> anyhow::Result<Value> {
+    let mut s = UnixStream::connect(socket)?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    s.write_all(request.as_bytes())?;
+    s.write_all(b"\n")?;
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line)?;
+    Ok(serde_json::from_str(&line)?)
+}
+
+fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) -> anyhow::Result<()> {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    anyhow::bail!("timed out waiting for {what}")
+}
+
+#[test]
+fn status_tail_outbox_and_snapshot_through_the_socket() -> anyhow::Result<()> {
+    let mut scene = Scene::start(vigil_bin!(), "diag", "plaza_25s.mp4", "")?;
+    let sock = scene.socket.clone();
+    let socket_arg = sock.to_string_lossy().to_string();
+    wait_until("the socket", Duration::from_secs(60), || sock.exists())
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", scene.log()))?;
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&sock)?.permissions().mode() & 0o777,
+        0o660,
+        "socket mode"
+    );
+
+    // Follow incidents from the start, as a technician would.
+    let mut tail = Proc(
+        Command::new(vigil_bin!())
+            .args([
+                "tail",
+                "--json",
+                "--camera",
+                "plaza",
+                "--socket",
+                &socket_arg,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?,
+    );
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    let out = tail
+        .0
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+
+    // Status: broker connected and the camera streaming, within the first seconds.
+    let mut last = Value::Null;
+    wait_until(
+        "status: connected and streaming",
+        Duration::from_secs(60),
+        || {
+            let (code, out, _) =
+                run_cli(vigil_bin!(), &["status", "--json", "--socket", &socket_arg])
+                    .unwrap_or_default();
+            last = serde_json::from_str(&out).unwrap_or_default();
+            code == 0
+                && last["broker"]["connected"] == true
+                && last["cameras"][0]["state"] == "streaming"
+                && last["cameras"][0]["rates"].is_object()
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("{e}; last status {last}\n{}", scene.log()))?;
+    assert_eq!(last["device"], "test-box-001");
+    assert_eq!(last["cameras"][0]["camera"], "plaza");
+    assert!(last["cameras"][0]["analysed"].as_u64() > Some(0), "{last}");
+    assert!(last["outbox"]["lanes"]["fire"]["depth"].is_u64(), "{last}");
+    let (code, screen, err) = run_cli(vigil_bin!(), &["status", "--socket", &socket_arg])?;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        screen.contains("device test-box-001") && screen.contains("connected"),
+        "{screen}"
+    );
+    eprintln!("vigil status:\n{screen}");
+    let plaza = screen
+        .lines()
+        .find(|l| l.starts_with("plaza"))
+        .unwrap_or_default();
+    assert!(
+        plaza.contains("streaming") && plaza.contains(" ms"),
+        "{screen}"
+    );
+
+    // Tail shows the incidents the broker receives, with the same ids.
+    let got = scene.wait("an intrusion", |m| !incidents(m).is_empty())?;
+    let first = incidents(&got)[0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let mut seen = Vec::new();
+    let end = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < end && !seen.iter().any(|v: &Value| v["id"] == first.as_str()) {
+        if let Ok(l) = lines.recv_timeout(Duration::from_millis(500)) {
+            seen.push(serde_json::from_str(&l)?);
+        }
+    }
+    assert!(
+        seen.iter().any(|v| v["id"] == first.as_str()),
+        "tail did not show incident {first}: {seen:?}"
+    );
+    assert!(seen.iter().all(|v| v["camera"] == "plaza"));
+
+    // Snapshot: the next analysed frame, zones drawn, as JPEG.
+    let snap = ask(&sock, r#"{"request":"snapshot","camera":"plaza"}"#)?;
+    assert_eq!(snap["ok"], true, "{snap}");
+    use base64::Engine;
+    let jpeg = base64::engine::general_purpose::STANDARD
+        .decode(snap["snapshot"]["jpeg_base64"].as_str().unwrap_or_default())?;
+    let img = image::load_from_memory(&jpeg)?.to_rgb8();
+    assert_eq!(
+        u64::from(img.width()),
+        snap["snapshot"]["width"].as_u64().unwrap_or(0)
+    );
+    // The walkway zone's outline is drawn in amber somewhere on the picture.
+    let amber = img
+        .pixels()
+        .filter(|p| p[0] > 200 && p[1] > 150 && p[1] < 230 && p[2] < 60)
+        .count();
+    assert!(
+        amber > 100,
+        "no zone outline on the snapshot ({amber} amber pixels)"
+    );
+    let e = ask(&sock, r#"{"request":"snapshot","camera":"nope"}"#)?;
+    assert!(
+        e["error"]
+            .as_str()
+            .is_some_and(|m| m.contains("cameras: plaza")),
+        "{e}"
+    );
+
+    // Outbox: over the socket and from the file.
+    let o = ask(&sock, r#"{"request":"outbox","rows":5}"#)?;
+    assert!(
+        o["outbox"]["rows"].is_array() && o["outbox"]["lanes"]["security"].is_object(),
+        "{o}"
+    );
+    let cfg = scene.cfg.to_string_lossy().to_string();
+    let (code, out, err) = run_cli(vigil_bin!(), &["outbox", "--config", &cfg, "--json"])?;
+    assert_eq!(code, 0, "{err}");
+    let stats: Value = serde_json::from_str(&out)?;
+    assert_eq!(stats["lanes"].as_array().map(Vec::len), Some(4), "{stats}");
+    assert!(stats["last_seq"].as_u64() >= Some(1), "{stats}");
+
+    // Bad requests get an error reply, and the connection (and the agent) carry on.
+    let mut s = UnixStream::connect(&sock)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(b"status\n{\"request\":\"reboot\"}\n{\"request\":\"cameras\"}\n")?;
+    let mut r = BufReader::new(s.try_clone()?);
+    let mut replies = Vec::new();
+    for _ in 0..3 {
+        let mut l = String::new();
+        r.read_line(&mut l)?;
+        replies.push(serde_json::from_str::<Value>(&l)?);
+    }
+    assert!(
+        replies[0]["error"]
+            .as_str()
+            .is_some_and(|m| m.contains("not JSON")),
+        "{replies:?}"
+    );
+    assert!(
+        replies[1]["error"]
+            .as_str()
+            .is_some_and(|m| m.contains("unknown request"))
+    );
+    assert_eq!(replies[2]["cameras"][0]["camera"], "plaza", "{replies:?}");
+    // An oversized request: an error, then the agent hangs up.
+    let mut s = UnixStream::connect(&sock)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(&vec![b'x'; 64 * 1024])?;
+    let mut reply = String::new();
+    BufReader::new(s.try_clone()?).read_line(&mut reply)?;
+    assert!(reply.contains("over the 4096-byte limit"), "{reply}");
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    assert!(scene.agent.running());
+    assert_eq!(ask(&sock, r#"{"request":"status"}"#)?["ok"], true);
+
+    // A clean stop ends the stream and removes the socket.
+    scene.agent.terminate(Duration::from_secs(30))?;
+    let status = tail.0.wait()?;
+    assert!(status.success(), "tail exit {status:?}");
+    assert!(!sock.exists(), "socket left behind");
+    let (code, _, err) = run_cli(vigil_bin!(), &["status", "--socket", &socket_arg])?;
+    assert_eq!(code, 1);
+    assert!(err.contains("is vigil running"), "{err}");
+    Ok(())
+}
