@@ -219,3 +219,80 @@ fn status_tail_outbox_and_snapshot_through_the_socket() -> anyhow::Result<()> {
     assert!(err.contains("is vigil running"), "{err}");
     Ok(())
 }
+
+#[test]
+fn no_secret_reaches_the_logs_of_a_full_run() -> anyhow::Result<()> {
+    use std::sync::Arc;
+    use vigil::demo::rtsp::{Clip, RtspServer};
+    use vigil_tests::{Mosquitto, Recorder, TempDir, fixture};
+    let broker = Mosquitto::start()?;
+    let server = RtspServer::start(&[("plaza", Arc::new(Clip::load(&fixture("plaza_25s.mp4"))?))])?;
+    let dir = TempDir::new("secrets")?;
+    // Credentials in the camera URL (the test server ignores them) and a broker password
+    // (mosquitto here accepts anyone, so the password travels but is not checked).
+    let camera = server
+        .url("plaza")
+        .replacen("rtsp://", "rtsp://admin:cam-Secret-77@", 1);
+    let dead = format!(
+        "rtsp://root:dead-Secret-88@127.0.0.1:{}/x",
+        vigil_tests::free_port()?
+    );
+    let pw = dir.join("mqtt.pw");
+    std::fs::write(&pw, "mqtt-Secret-99\n")?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600))?;
+    let text = vigil_tests::scene::config(
+        broker.port,
+        &camera,
+        &format!("\n[[cameras]]\nid = \"dead\"\nurl = \"{dead}\"\nmodel = \"coco\"\n"),
+    )
+    .replacen(
+        "keep_alive_s = 5",
+        &format!(
+            "keep_alive_s = 5\nusername = \"box\"\npassword_file = \"{}\"",
+            pw.display()
+        ),
+        1,
+    );
+    let cfg = dir.join("vigil.toml");
+    std::fs::write(&cfg, text)?;
+    let recorder = Recorder::start(broker.port, "vigil/v1/#")?;
+    let mut logs = Vec::new();
+    for format in ["text", "json"] {
+        let log = dir.join(&format!("agent-{format}.log"));
+        let mut agent = Proc(
+            Command::new(vigil_bin!())
+                .args(["--log-format", format, "run", "--config"])
+                .arg(&cfg)
+                // Everything vigil logs, at every level; GStreamer's own debug log too.
+                .env("RUST_LOG", "trace")
+                .env("GST_DEBUG", "2")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log)?)
+                .spawn()?,
+        );
+        recorder.wait_for(Duration::from_secs(90), "an incident", |m| {
+            incidents(m).iter().any(|e| e["camera"] == "plaza")
+        })?;
+        // Let the dead camera fail a few times, then stop cleanly.
+        std::thread::sleep(Duration::from_secs(4));
+        agent.terminate(Duration::from_secs(30))?;
+        logs.push((format, std::fs::read_to_string(&log)?));
+    }
+    for (format, text) in &logs {
+        assert!(
+            text.lines().count() > 20,
+            "{format}: the log is too short to prove anything"
+        );
+        assert!(
+            text.contains("dead") && text.contains("plaza"),
+            "{format}: the log does not talk about the cameras"
+        );
+        for secret in ["cam-Secret-77", "dead-Secret-88", "mqtt-Secret-99"] {
+            let leaks: Vec<&str> = text.lines().filter(|l| l.contains(secret)).collect();
+            assert!(leaks.is_empty(), "{format} log leaks {secret}: {leaks:#?}");
+        }
+    }
+    Ok(())
+}

@@ -7,6 +7,7 @@ pub mod check;
 pub mod completions;
 pub mod demo;
 pub mod detect;
+pub mod logging;
 pub mod outbox;
 pub mod replay;
 pub mod run;
@@ -31,6 +32,10 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// Log format on stderr: auto is journal when started by systemd (JOURNAL_STREAM set),
+    /// text otherwise.
+    #[arg(long, value_enum, default_value = "auto", global = true)]
+    pub log_format: logging::LogFormat,
 }
 
 /// Subcommands.
@@ -77,7 +82,7 @@ pub fn main() -> ExitCode {
         | Command::Manpages(_) => "warn,rumqttd=off,rumqttc=error",
         _ => "info,rumqttd=warn,rumqttc=warn",
     };
-    init_tracing(default_filter);
+    logging::init(cli.log_format, default_filter);
     let result = match cli.command {
         Command::Run(a) => run::run(a),
         Command::Check(a) => check::run(a),
@@ -98,17 +103,6 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Log to stderr; `RUST_LOG` overrides `default_filter`.
-fn init_tracing(default_filter: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 /// Print a start error the way an installer needs to read it and choose the exit code.
