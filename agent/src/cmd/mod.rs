@@ -9,6 +9,7 @@ pub mod demo;
 pub mod detect;
 pub mod logging;
 pub mod outbox;
+pub mod probe;
 pub mod replay;
 pub mod run;
 pub mod status;
@@ -60,6 +61,9 @@ pub enum Command {
     Tail(tail::Args),
     /// Show or export what waits in the outbox for the broker (reads the file).
     Outbox(outbox::Args),
+    /// Connect to a camera; print codec, resolution, frame rate, time to first frame; save a
+    /// frame (with a configured camera's zones and lines drawn).
+    Probe(probe::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::Args),
     /// Write man pages for vigil and every subcommand into a folder.
@@ -78,6 +82,7 @@ pub fn main() -> ExitCode {
         | Command::Status(_)
         | Command::Tail(_)
         | Command::Outbox(_)
+        | Command::Probe(_)
         | Command::Completions(_)
         | Command::Manpages(_) => "warn,rumqttd=off,rumqttc=error",
         _ => "info,rumqttd=warn,rumqttc=warn",
@@ -93,6 +98,7 @@ pub fn main() -> ExitCode {
         Command::Status(a) => status::run(a),
         Command::Tail(a) => tail::run(a),
         Command::Outbox(a) => outbox::run(a),
+        Command::Probe(a) => probe::run(a),
         Command::Completions(a) => completions::run(a),
         Command::Manpages(a) => completions::manpages(a),
     };

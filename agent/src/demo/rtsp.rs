@@ -172,6 +172,16 @@ impl std::fmt::Debug for RtspServer {
     }
 }
 
+/// Test knobs beyond clips.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Extras<'a> {
+    /// `(mount, launch line)`: media built from a gst-rtsp-server launch line, e.g. an
+    /// audio-only stream.
+    pub launches: &'a [(&'a str, &'a str)],
+    /// Require this user and password (basic auth) on every mount.
+    pub basic_auth: Option<(&'a str, &'a str)>,
+}
+
 impl RtspServer {
     /// Serve each `(mount, clip)` at `rtsp://127.0.0.1:{port}/{mount}` on a free port.
     pub fn start(mounts: &[(&str, Arc<Clip>)]) -> Result<RtspServer, ServeError> {
@@ -180,6 +190,15 @@ impl RtspServer {
 
     /// [`RtspServer::start`] on a given port (0: a free one).
     pub fn start_on(port: u16, mounts: &[(&str, Arc<Clip>)]) -> Result<RtspServer, ServeError> {
+        RtspServer::start_with(port, mounts, &Extras::default())
+    }
+
+    /// [`RtspServer::start_on`] with [`Extras`]: mounts from launch lines, basic auth.
+    pub fn start_with(
+        port: u16,
+        mounts: &[(&str, Arc<Clip>)],
+        extras: &Extras<'_>,
+    ) -> Result<RtspServer, ServeError> {
         gst::init().map_err(|e| ServeError::Server(e.to_string()))?;
         let server = rtsp::RTSPServer::new();
         server.set_address("127.0.0.1");
@@ -187,8 +206,35 @@ impl RtspServer {
         let points = server
             .mount_points()
             .ok_or_else(|| ServeError::Server("no mount points".into()))?;
+        let permit = |factory: &rtsp::RTSPMediaFactory| {
+            if extras.basic_auth.is_some() {
+                factory.add_role_from_structure(
+                    &gst::Structure::builder("user")
+                        .field(rtsp::RTSP_PERM_MEDIA_FACTORY_ACCESS.as_str(), true)
+                        .field(rtsp::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT.as_str(), true)
+                        .build(),
+                );
+            }
+        };
+        if let Some((user, pass)) = extras.basic_auth {
+            let auth = rtsp::RTSPAuth::new();
+            let token = rtsp::RTSPToken::builder()
+                .field(rtsp::RTSP_TOKEN_MEDIA_FACTORY_ROLE.as_str(), "user")
+                .build();
+            let basic = rtsp::RTSPAuth::make_basic(user, pass);
+            auth.add_basic(basic.as_str(), &token);
+            server.set_auth(Some(&auth));
+        }
+        for (mount, launch) in extras.launches {
+            let factory = rtsp::RTSPMediaFactory::new();
+            factory.set_launch(launch);
+            factory.set_shared(true);
+            permit(&factory);
+            points.add_factory(&format!("/{mount}"), factory);
+        }
         for (mount, clip) in mounts {
             let factory = rtsp::RTSPMediaFactory::new();
+            permit(&factory);
             let (parse, pay) = clip
                 .codec()
                 .map_or(("h264parse", "rtph264pay"), |c| c.serve);

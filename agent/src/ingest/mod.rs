@@ -14,6 +14,7 @@ pub mod decode_errors;
 pub mod file;
 pub mod picture;
 pub mod pipeline;
+pub mod probe;
 pub mod slot;
 pub mod status;
 pub mod url;
