@@ -250,6 +250,39 @@ fn tls_with_the_right_ca_client_certificate_and_password_connects_and_wrong_ones
         "{log}"
     );
 
+    // `vigil mqtt-test` names the stage that fails: TLS with the certificate problem, or the
+    // credentials; and times a round trip when all is right.
+    let mqtt_test = |tag: &str, extra: &str| -> anyhow::Result<(i32, String, String)> {
+        let cfg = d.join(format!("mqtt-test-{tag}.toml"));
+        std::fs::write(&cfg, config(tls_port, extra)?)?;
+        run_cli(
+            vigil_bin!(),
+            &[
+                "mqtt-test",
+                "--timeout",
+                "3",
+                "--config",
+                &cfg.to_string_lossy(),
+            ],
+        )
+    };
+    let (code, out, err) = mqtt_test("good", &tls("good-ca.pem"))?;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("(TLS)") && out.contains("round trip"), "{out}");
+    let (code, _, err) = mqtt_test("wrongca", &tls("other-ca.pem"))?;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("TLS:") && err.to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    let (code, _, err) = mqtt_test("badpw", &bad)?;
+    assert_eq!(code, 1);
+    assert!(err.contains("authentication:"), "{err}");
+    assert!(
+        !err.contains("wrong\n") && !err.contains("right horse"),
+        "{err}"
+    );
+
     // Without a client certificate the broker (require_certificate) refuses the handshake.
     let no_cert = format!(
         "username = \"tls-box-001\"\npassword_file = \"{}\"\n\n[mqtt.tls]\nca_file = \"{}\"\n",

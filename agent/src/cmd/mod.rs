@@ -8,6 +8,7 @@ pub mod completions;
 pub mod demo;
 pub mod detect;
 pub mod logging;
+pub mod mqtt_test;
 pub mod outbox;
 pub mod probe;
 pub mod replay;
@@ -64,6 +65,9 @@ pub enum Command {
     /// Connect to a camera; print codec, resolution, frame rate, time to first frame; save a
     /// frame (with a configured camera's zones and lines drawn).
     Probe(probe::Args),
+    /// Connect to the configured broker (TLS, credentials), publish on the device's test
+    /// topic and read it back; print the latency or which stage failed.
+    MqttTest(mqtt_test::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::Args),
     /// Write man pages for vigil and every subcommand into a folder.
@@ -83,6 +87,7 @@ pub fn main() -> ExitCode {
         | Command::Tail(_)
         | Command::Outbox(_)
         | Command::Probe(_)
+        | Command::MqttTest(_)
         | Command::Completions(_)
         | Command::Manpages(_) => "warn,rumqttd=off,rumqttc=error",
         _ => "info,rumqttd=warn,rumqttc=warn",
@@ -99,6 +104,7 @@ pub fn main() -> ExitCode {
         Command::Tail(a) => tail::run(a),
         Command::Outbox(a) => outbox::run(a),
         Command::Probe(a) => probe::run(a),
+        Command::MqttTest(a) => mqtt_test::run(a),
         Command::Completions(a) => completions::run(a),
         Command::Manpages(a) => completions::manpages(a),
     };

@@ -23,6 +23,7 @@ pub mod durable;
 pub mod inspect;
 pub mod outbox;
 pub mod payload;
+pub mod roundtrip;
 pub mod store;
 pub mod tls;
 
@@ -189,7 +190,7 @@ fn options(cfg: &SessionConfig, will: Vec<u8>) -> MqttOptions {
 }
 
 /// A connection error in plain words, with the config keys to check.
-fn explain(e: &rumqttc::ConnectionError) -> String {
+pub(crate) fn explain(e: &rumqttc::ConnectionError) -> String {
     use rumqttc::{ConnectReturnCode as Code, ConnectionError as E};
     match e {
         E::ConnectionRefused(Code::BadUserNamePassword) => {

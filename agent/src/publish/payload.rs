@@ -52,6 +52,11 @@ impl Identity {
     pub fn health_topic(&self) -> String {
         format!("{}/health", self.root())
     }
+
+    /// The device's own test topic (`vigil mqtt-test` publishes and reads it back).
+    pub fn test_topic(&self) -> String {
+        format!("{}/test", self.root())
+    }
 }
 
 /// Camera status schema id.
