@@ -7,6 +7,7 @@ pub mod check;
 pub mod completions;
 pub mod demo;
 pub mod detect;
+pub mod doctor;
 pub mod logging;
 pub mod mqtt_test;
 pub mod outbox;
@@ -68,6 +69,9 @@ pub enum Command {
     /// Connect to the configured broker (TLS, credentials), publish on the device's test
     /// topic and read it back; print the latency or which stage failed.
     MqttTest(mqtt_test::Args),
+    /// Check everything an installation needs (config, models, cameras, broker, disk, clock,
+    /// secrets, service user) and print the fix for each problem.
+    Doctor(doctor::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::Args),
     /// Write man pages for vigil and every subcommand into a folder.
@@ -88,6 +92,7 @@ pub fn main() -> ExitCode {
         | Command::Outbox(_)
         | Command::Probe(_)
         | Command::MqttTest(_)
+        | Command::Doctor(_)
         | Command::Completions(_)
         | Command::Manpages(_) => "warn,rumqttd=off,rumqttc=error",
         _ => "info,rumqttd=warn,rumqttc=warn",
@@ -105,6 +110,7 @@ pub fn main() -> ExitCode {
         Command::Outbox(a) => outbox::run(a),
         Command::Probe(a) => probe::run(a),
         Command::MqttTest(a) => mqtt_test::run(a),
+        Command::Doctor(a) => doctor::run(a),
         Command::Completions(a) => completions::run(a),
         Command::Manpages(a) => completions::manpages(a),
     };

@@ -35,6 +35,9 @@ pub struct Report {
     pub first_frame: Duration,
     /// The last decoded frame.
     pub frame: Frame,
+    /// Camera clock minus this box's clock, seconds, when the stream carries capture times
+    /// (RTCP sender reports).
+    pub clock_offset_s: Option<f64>,
 }
 
 /// Why a probe failed, in words an installer can act on.
@@ -117,6 +120,7 @@ pub fn probe(
     );
     src.set_property("tcp-timeout", 5_000_000u64);
     src.set_property("timeout", 5_000_000u64);
+    src.set_property("add-reference-timestamp-meta", true);
     let decode = make("decodebin")?;
     let convert = make("videoconvert")?;
     let sink = gst_app::AppSink::builder()
@@ -221,7 +225,7 @@ pub fn probe(
     let started = Instant::now();
     let result = run(&pipeline, &sink, &seen, &shown, started, timeout, watch);
     let _ = pipeline.set_state(gst::State::Null);
-    let (frame, first_frame, fps) = result?;
+    let (frame, first_frame, fps, clock_offset_s) = result?;
     let g = seen.lock().unwrap_or_else(PoisonError::into_inner);
     Ok(Report {
         codec: g.codec.clone().unwrap_or_else(|| "?".into()),
@@ -233,10 +237,11 @@ pub fn probe(
         transport,
         first_frame,
         frame,
+        clock_offset_s,
     })
 }
 
-type Pulled = (Frame, Duration, Option<f64>);
+type Pulled = (Frame, Duration, Option<f64>, Option<f64>);
 
 fn run(
     pipeline: &gst::Pipeline,
@@ -256,6 +261,7 @@ fn run(
     let mut first: Option<(Duration, gst::ClockTime)> = None;
     let mut last: Option<(Frame, gst::ClockTime)> = None;
     let mut frames = 0u32;
+    let mut offset = None;
     loop {
         let now = started.elapsed();
         if let Some((at, _)) = first
@@ -296,6 +302,13 @@ fn run(
             .buffer()
             .and_then(|b| b.pts())
             .unwrap_or(gst::ClockTime::ZERO);
+        if let Some(stream) = sample.buffer().and_then(super::file::stream_time) {
+            let now = std::time::SystemTime::now();
+            offset = Some(match stream.duration_since(now) {
+                Ok(ahead) => ahead.as_secs_f64(),
+                Err(behind) => -behind.duration().as_secs_f64(),
+            });
+        }
         if let Some(frame) = super::file::sample_to_frame(&sample) {
             frames += 1;
             if first.is_none() {
@@ -309,7 +322,7 @@ fn run(
     };
     let span = last_pts.saturating_sub(first_pts).seconds_f64();
     let fps = (frames > 1 && span > 0.0).then(|| f64::from(frames - 1) / span);
-    Ok((frame, at, fps))
+    Ok((frame, at, fps, offset))
 }
 
 /// Map a bus error to what it means for an installer.
