@@ -133,6 +133,7 @@ struct CameraWork {
     picture: PictureWatch,
     gray: Gray,
     restarts: u64,
+    timers: crate::prometheus::CameraTimers,
 }
 
 /// Run the agent until `shutdown` resolves.
@@ -222,6 +223,11 @@ pub async fn run(
         shutdown_rx.clone(),
     ));
 
+    // Before any metric handle is made below: handles made earlier would stay no-ops.
+    if let Some(listen) = &config.metrics.listen {
+        crate::prometheus::install(listen).map_err(|e| StartError::Runtime(e.to_string()))?;
+        tracing::info!(listen = %listen, "Prometheus metrics served on /metrics");
+    }
     let work: Vec<CameraWork> = config
         .cameras
         .iter()
@@ -236,6 +242,7 @@ pub async fn run(
             }),
             gray: Gray::default(),
             restarts: 0,
+            timers: crate::prometheus::CameraTimers::new(&c.id),
         })
         .collect();
     let watched: Vec<telemetry::Watched> = config
@@ -251,6 +258,14 @@ pub async fn run(
         })
         .collect();
     let monitor_stop = Arc::new(AtomicBool::new(false));
+    if config.metrics.listen.is_some() {
+        tokio::spawn(crate::prometheus::mirror(
+            Arc::clone(&board),
+            config.cameras.iter().map(|c| c.id.clone()).collect(),
+            Arc::clone(&gauge),
+            Arc::clone(&monitor_stop),
+        ));
+    }
     let monitor = tokio::spawn(telemetry::camera_monitor(
         Arc::clone(&board),
         watched,
@@ -481,6 +496,7 @@ fn detect_loop(
             continue;
         }
         health.record(frame.camera, t0.elapsed());
+        cam.timers.inference.record(t0.elapsed().as_secs_f64());
         tracing::trace!(
             inference_ms = t0.elapsed().as_millis() as u64,
             objects = dets.len(),
@@ -511,9 +527,16 @@ fn detect_loop(
             .open_incidents
             .store(cam.rules.open_incidents() as u64, Ordering::Relaxed);
         for event in events.drain(..) {
+            let opened = event.state == crate::rules::EventState::Open;
+            if opened {
+                crate::prometheus::incident_opened(&cam.id, event.kind.as_str());
+            }
             let out = outgoing(identity, cam, det.info(), &frame, event, evidence);
             if tx.blocking_send(out).is_err() {
                 return; // session gone: shutting down
+            }
+            if opened && let Ok(age) = SystemTime::now().duration_since(frame.captured) {
+                cam.timers.latency.record(age.as_secs_f64());
             }
         }
     }

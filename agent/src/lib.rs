@@ -15,6 +15,7 @@ pub mod evidence;
 pub mod faults;
 pub mod incident;
 pub mod ingest;
+pub mod prometheus;
 pub mod publish;
 pub mod rules;
 pub mod telemetry;

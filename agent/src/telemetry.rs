@@ -111,6 +111,9 @@ pub async fn camera_monitor(
                 &mut events,
             );
             for e in events.drain(..) {
+                if e.state == crate::rules::EventState::Open {
+                    crate::prometheus::incident_opened(&c.id, e.kind.as_str());
+                }
                 tracing::warn!(camera = %c.id, incident = %e.id, reason = %e.reason, "{} {}", e.kind.as_str(), e.state.as_str());
                 if tx.send(fault_incident(&identity, &c.id, e)).await.is_err() {
                     return;

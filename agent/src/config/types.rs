@@ -35,6 +35,17 @@ pub struct Config {
     pub outbox: OutboxSettings,
     /// The local diagnostics socket (`vigil status`, `vigil tail`, …).
     pub diag: DiagSettings,
+    /// The opt-in Prometheus endpoint.
+    pub metrics: MetricsSettings,
+}
+
+/// Prometheus metrics (off unless `listen` is set).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Loopback address and port to serve `/metrics` on, e.g. `"127.0.0.1:9464"`. Absent: no
+    /// endpoint, no listening port.
+    pub listen: Option<String>,
 }
 
 /// The local diagnostics socket.

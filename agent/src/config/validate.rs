@@ -417,6 +417,19 @@ pub fn validate(config: &Config, spans: &Spans) -> Vec<Problem> {
             );
         }
     }
+    if let Some(listen) = &config.metrics.listen {
+        match listen.parse::<std::net::SocketAddr>() {
+            Ok(a) if a.ip().is_loopback() => {}
+            Ok(_) => c.err(
+                "metrics.listen",
+                format!("{listen} is not a loopback address; use 127.0.0.1 or [::1] (put an authenticating proxy in front to expose it)"),
+            ),
+            Err(_) => c.err(
+                "metrics.listen",
+                format!("\"{listen}\" is not an address:port such as \"127.0.0.1:9464\""),
+            ),
+        }
+    }
     let ev = &config.evidence;
     if ev.max_width < 160 {
         c.err(
@@ -589,6 +602,32 @@ classes = ["person"]
             "{}",
             p[3]
         );
+    }
+
+    #[test]
+    fn the_metrics_endpoint_and_the_socket_path_are_checked() {
+        let ok = format!("{GOOD}\n[metrics]\nlisten = \"127.0.0.1:9464\"\n");
+        assert!(parse(Path::new("vigil.toml"), ok).is_ok());
+        let v6 = format!("{GOOD}\n[metrics]\nlisten = \"[::1]:9464\"\n");
+        assert!(parse(Path::new("vigil.toml"), v6).is_ok());
+        let long = "x".repeat(120);
+        let bad = format!(
+            "{GOOD}\n[metrics]\nlisten = \"0.0.0.0:9464\"\n[diag]\nsocket = \"/run/{long}.sock\"\n"
+        );
+        let p = problems(&bad);
+        assert_eq!(p.len(), 2, "{p:#?}");
+        assert!(
+            p.iter()
+                .any(|m| m.contains("metrics.listen: 0.0.0.0:9464 is not a loopback address")),
+            "{p:#?}"
+        );
+        assert!(
+            p.iter()
+                .any(|m| m.contains("diag.socket: is 130 bytes long")),
+            "{p:#?}"
+        );
+        let junk = format!("{GOOD}\n[metrics]\nlisten = \"localhost\"\n");
+        assert!(problems(&junk)[0].contains("is not an address:port"));
     }
 
     #[test]

@@ -156,6 +156,7 @@ impl Durable {
         match result {
             Ok((seq, rows)) => {
                 for row in rows {
+                    crate::prometheus::outbox_enqueued(row.lane);
                     let evicted = self.state.insert(row);
                     self.delete_evicted(&evicted);
                 }
@@ -168,6 +169,7 @@ impl Durable {
 
     fn delete_evicted(&mut self, evicted: &[super::outbox::Row]) {
         for row in evicted {
+            crate::prometheus::outbox_evicted(row.lane);
             tracing::error!(
                 lane = lane_name(row.lane),
                 row = row.id,
@@ -219,7 +221,12 @@ impl Durable {
             tracing::error!("cannot delete an acknowledged outbox row: {e}");
         }
         self.acked += 1;
-        self.link.1 = Some(super::payload::unix_ms(std::time::SystemTime::now()));
+        let now_ms = super::payload::unix_ms(std::time::SystemTime::now());
+        crate::prometheus::outbox_acked(
+            row.lane,
+            std::time::Duration::from_millis(now_ms.saturating_sub(row.created_ms)),
+        );
+        self.link.1 = Some(now_ms);
         self.update_gauge();
         true
     }

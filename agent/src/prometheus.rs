@@ -1,0 +1,238 @@
+//! The opt-in Prometheus endpoint (`[metrics] listen`, loopback only), with the `metrics` and
+//! `metrics-exporter-prometheus` crates. Without it no recorder is installed and every call
+//! here is a no-op.
+//!
+//! Counters the pipeline already keeps (frames, decode errors, reconnects) are copied into the
+//! exporter once a second rather than instrumented at each site; incidents, outbox traffic and
+//! timings are recorded where they happen. Labels stay low-cardinality: camera id, incident
+//! type, outbox lane. The catalogue is in `docs/metrics.md`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use metrics::{Histogram, counter, gauge, histogram};
+use metrics_exporter_prometheus::PrometheusBuilder;
+
+use crate::ingest::slot::FrameBoard;
+use crate::publish::OutboxGauge;
+use crate::publish::durable::lane_name;
+use crate::publish::outbox::LANES;
+
+/// Inference buckets, seconds (5 ms … 2 s).
+const INFERENCE_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0,
+];
+/// Latency buckets, seconds (10 ms … 60 s: delivery waits out broker outages).
+const LATENCY_BUCKETS: &[f64] = &[
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// Why the endpoint cannot start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot serve metrics on {addr} (metrics.listen): {detail}")]
+pub struct MetricsError {
+    /// The address asked for.
+    pub addr: String,
+    /// What went wrong.
+    pub detail: String,
+}
+
+/// Install the recorder and serve `/metrics` on `listen` (must be called inside the tokio
+/// runtime, before any handle below is made).
+pub fn install(listen: &str) -> Result<(), MetricsError> {
+    let fail = |detail: String| MetricsError {
+        addr: listen.to_string(),
+        detail,
+    };
+    let addr: SocketAddr = listen.parse().map_err(|e| fail(format!("{e}")))?;
+    // Bind first, so a taken port is an error at start rather than a log line later.
+    std::net::TcpListener::bind(addr).map_err(|e| fail(e.to_string()))?;
+    PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Suffix("inference_seconds".into()),
+            INFERENCE_BUCKETS,
+        )
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Suffix("latency_seconds".into()),
+                LATENCY_BUCKETS,
+            )
+        })
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Suffix("delivery_seconds".into()),
+                LATENCY_BUCKETS,
+            )
+        })
+        .map_err(|e| fail(e.to_string()))?
+        .install()
+        .map_err(|e| fail(e.to_string()))?;
+    describe();
+    Ok(())
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "vigil_frames_received_total",
+        "Frames delivered by a camera's pipeline (after the rate drop)"
+    );
+    describe_counter!(
+        "vigil_frames_analysed_total",
+        "Frames the detector analysed"
+    );
+    describe_counter!(
+        "vigil_frames_dropped_total",
+        "Frames replaced before analysis (the detector was busy)"
+    );
+    describe_counter!(
+        "vigil_decode_errors_total",
+        "Damaged input units the decoder concealed or reported"
+    );
+    describe_counter!(
+        "vigil_camera_reconnects_total",
+        "Pipeline rebuilds after an error, end of stream or stall"
+    );
+    describe_counter!(
+        "vigil_incidents_total",
+        "Incidents opened, by camera and type"
+    );
+    describe_counter!(
+        "vigil_outbox_enqueued_total",
+        "Messages stored in the outbox, by lane"
+    );
+    describe_counter!(
+        "vigil_outbox_acked_total",
+        "Messages the broker acknowledged, by lane"
+    );
+    describe_counter!(
+        "vigil_outbox_evicted_total",
+        "Messages evicted undelivered (data loss), by lane"
+    );
+    describe_histogram!(
+        "vigil_inference_seconds",
+        Unit::Seconds,
+        "Detector time per analysed frame"
+    );
+    describe_histogram!(
+        "vigil_incident_latency_seconds",
+        Unit::Seconds,
+        "From a frame's capture (or arrival) to its incident event handed to the outbox"
+    );
+    describe_histogram!(
+        "vigil_delivery_seconds",
+        Unit::Seconds,
+        "From a message stored in the outbox to the broker's acknowledgement, by lane"
+    );
+    describe_gauge!(
+        "vigil_outbox_rows",
+        "Messages waiting in the outbox, by lane"
+    );
+    describe_gauge!(
+        "vigil_outbox_bytes",
+        Unit::Bytes,
+        "Bytes stored in the outbox"
+    );
+    describe_gauge!("vigil_broker_connected", "1 while connected to the broker");
+    describe_gauge!(
+        "vigil_camera_streaming",
+        "1 while the camera delivers frames"
+    );
+}
+
+/// Per-camera histogram handles, made once (no allocation per frame).
+#[derive(Debug, Clone)]
+pub struct CameraTimers {
+    /// `vigil_inference_seconds{camera}`.
+    pub inference: Histogram,
+    /// `vigil_incident_latency_seconds{camera}`.
+    pub latency: Histogram,
+}
+
+impl CameraTimers {
+    /// Handles for `camera`.
+    pub fn new(camera: &str) -> Self {
+        CameraTimers {
+            inference: histogram!("vigil_inference_seconds", "camera" => camera.to_string()),
+            latency: histogram!("vigil_incident_latency_seconds", "camera" => camera.to_string()),
+        }
+    }
+}
+
+/// An incident of `kind` opened on `camera`.
+pub fn incident_opened(camera: &str, kind: &'static str) {
+    counter!("vigil_incidents_total", "camera" => camera.to_string(), "type" => kind).increment(1);
+}
+
+/// Outbox traffic of a lane.
+pub fn outbox_enqueued(lane: crate::publish::Lane) {
+    counter!("vigil_outbox_enqueued_total", "lane" => lane_name(lane)).increment(1);
+}
+
+/// A message of `lane` acknowledged after `waited` in the outbox.
+pub fn outbox_acked(lane: crate::publish::Lane, waited: Duration) {
+    counter!("vigil_outbox_acked_total", "lane" => lane_name(lane)).increment(1);
+    histogram!("vigil_delivery_seconds", "lane" => lane_name(lane)).record(waited.as_secs_f64());
+}
+
+/// A message of `lane` evicted.
+pub fn outbox_evicted(lane: crate::publish::Lane) {
+    counter!("vigil_outbox_evicted_total", "lane" => lane_name(lane)).increment(1);
+}
+
+/// Copy the pipeline's counters and the outbox gauges into the exporter every second until
+/// `stop`.
+pub async fn mirror(
+    board: Arc<FrameBoard>,
+    cameras: Vec<String>,
+    outbox: Arc<OutboxGauge>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    while !stop.load(Ordering::Relaxed) {
+        tick.tick().await;
+        for (i, id) in cameras.iter().enumerate() {
+            let k = board.counters(i);
+            let set = |name: &'static str, v: u64| {
+                counter!(name, "camera" => id.clone()).absolute(v);
+            };
+            set(
+                "vigil_frames_received_total",
+                k.received.load(Ordering::Relaxed),
+            );
+            set(
+                "vigil_frames_analysed_total",
+                k.analysed.load(Ordering::Relaxed),
+            );
+            set(
+                "vigil_frames_dropped_total",
+                k.dropped.load(Ordering::Relaxed),
+            );
+            set(
+                "vigil_decode_errors_total",
+                k.decode_errors.load(Ordering::Relaxed),
+            );
+            set(
+                "vigil_camera_reconnects_total",
+                k.reconnects.load(Ordering::Relaxed),
+            );
+            let streaming = k
+                .published
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .as_ref()
+                .is_some_and(|p| p.state == "streaming");
+            gauge!("vigil_camera_streaming", "camera" => id.clone())
+                .set(f64::from(u8::from(streaming)));
+        }
+        let o = outbox.get();
+        for (i, lane) in LANES.iter().enumerate() {
+            gauge!("vigil_outbox_rows", "lane" => lane_name(*lane)).set(o.depth[i] as f64);
+        }
+        gauge!("vigil_outbox_bytes").set(o.bytes as f64);
+        gauge!("vigil_broker_connected").set(f64::from(u8::from(o.connected)));
+    }
+}
