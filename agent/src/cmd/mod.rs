@@ -12,6 +12,7 @@ pub mod logging;
 pub mod mqtt_test;
 pub mod outbox;
 pub mod probe;
+pub mod provision;
 pub mod replay;
 pub mod run;
 pub mod status;
@@ -72,6 +73,9 @@ pub enum Command {
     /// Check everything an installation needs (config, models, cameras, broker, disk, clock,
     /// secrets, service user) and print the fix for each problem.
     Doctor(doctor::Args),
+    /// Write /etc/vigil/vigil.toml and the broker password file from flags or prompts,
+    /// validate them and run doctor.
+    Provision(provision::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::Args),
     /// Write man pages for vigil and every subcommand into a folder.
@@ -93,6 +97,7 @@ pub fn main() -> ExitCode {
         | Command::Probe(_)
         | Command::MqttTest(_)
         | Command::Doctor(_)
+        | Command::Provision(_)
         | Command::Completions(_)
         | Command::Manpages(_) => "warn,rumqttd=off,rumqttc=error",
         _ => "info,rumqttd=warn,rumqttc=warn",
@@ -111,6 +116,7 @@ pub fn main() -> ExitCode {
         Command::Probe(a) => probe::run(a),
         Command::MqttTest(a) => mqtt_test::run(a),
         Command::Doctor(a) => doctor::run(a),
+        Command::Provision(a) => provision::run(a),
         Command::Completions(a) => completions::run(a),
         Command::Manpages(a) => completions::manpages(a),
     };

@@ -1,0 +1,439 @@
+//! `vigil provision`: write a configuration (default `/etc/vigil/vigil.toml`, mode 0640) and
+//! the broker password file (0600) from flags, or from prompts for what the flags leave out
+//! when run on a terminal; validate the result, run `doctor`, and say what to do next.
+//! Passwords are read without echo (or from stdin with `--password-stdin`) and never printed.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Arguments of `vigil provision`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Where to write the configuration.
+    #[arg(long, value_name = "FILE", default_value = "/etc/vigil/vigil.toml")]
+    out: PathBuf,
+    /// Device id (unique in the city; also the MQTT client id).
+    #[arg(long, value_name = "ID")]
+    device_id: Option<String>,
+    /// District id.
+    #[arg(long, value_name = "ID")]
+    district: Option<String>,
+    /// Broker: `mqtt://HOST[:PORT]` (plain, 1883) or `mqtts://HOST[:PORT]` (TLS, 8883).
+    #[arg(long, value_name = "URL")]
+    broker: Option<String>,
+    /// CA certificate that signs the broker's (TLS; default: the system's CAs).
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// Client certificate (mutual TLS).
+    #[arg(long, value_name = "FILE", requires = "key_file")]
+    cert_file: Option<PathBuf>,
+    /// Client key (mutual TLS; must be mode 600).
+    #[arg(long, value_name = "FILE", requires = "cert_file")]
+    key_file: Option<PathBuf>,
+    /// Broker username (the password is prompted for, or read with --password-stdin).
+    #[arg(long, value_name = "NAME")]
+    username: Option<String>,
+    /// Read the broker password from the first line of stdin.
+    #[arg(long, requires = "username")]
+    password_stdin: bool,
+    /// A camera: `ID=RTSP_URL` (repeat for each). The URL may carry user:password@.
+    #[arg(long = "camera", value_name = "ID=URL")]
+    cameras: Vec<String>,
+    /// Model card the cameras use.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "/usr/share/vigil/models/ssd_mobilenet_v2_coco/model.toml"
+    )]
+    model_card: PathBuf,
+    /// State folder (the outbox).
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/vigil")]
+    state_dir: PathBuf,
+    /// Replace existing files.
+    #[arg(long)]
+    force: bool,
+    /// Do not run `vigil doctor` afterwards.
+    #[arg(long)]
+    no_doctor: bool,
+}
+
+/// What goes into the file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answers {
+    /// Device id.
+    pub device: String,
+    /// District.
+    pub district: String,
+    /// Broker host.
+    pub host: String,
+    /// Broker port.
+    pub port: u16,
+    /// TLS on.
+    pub tls: bool,
+    /// CA file.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate and key.
+    pub client: Option<(PathBuf, PathBuf)>,
+    /// Username and the password file's path.
+    pub auth: Option<(String, PathBuf)>,
+    /// `(id, url)` per camera.
+    pub cameras: Vec<(String, String)>,
+    /// Model card.
+    pub card: PathBuf,
+    /// State folder.
+    pub state_dir: PathBuf,
+}
+
+/// `mqtt[s]://host[:port]` → (host, port, tls).
+pub fn parse_broker(url: &str) -> Result<(String, u16, bool), String> {
+    let (tls, rest) = if let Some(r) = url.strip_prefix("mqtts://") {
+        (true, r)
+    } else if let Some(r) = url.strip_prefix("mqtt://") {
+        (false, r)
+    } else {
+        return Err(format!(
+            "broker \"{url}\" must start with mqtt:// or mqtts://"
+        ));
+    };
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
+            h.to_string(),
+            p.parse::<u16>()
+                .map_err(|_| format!("broker port \"{p}\" is not a number"))?,
+        ),
+        _ => (rest.to_string(), if tls { 8883 } else { 1883 }),
+    };
+    if host.is_empty() {
+        return Err(format!("broker \"{url}\" has no host"));
+    }
+    Ok((
+        host.trim_matches(|c| c == '[' || c == ']').to_string(),
+        port,
+        tls,
+    ))
+}
+
+fn quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
+}
+
+fn path_str(p: &Path) -> String {
+    quote(&p.to_string_lossy())
+}
+
+/// The configuration text.
+pub fn render(a: &Answers) -> String {
+    let mut t = format!(
+        "# Written by `vigil provision`. Every key: docs/config.md (or `man vigil-run`).\n\
+         [device]\nid = {}\ndistrict = {}\n\n[mqtt]\nhost = {}\nport = {}\n",
+        quote(&a.device),
+        quote(&a.district),
+        quote(&a.host),
+        a.port
+    );
+    if let Some((user, file)) = &a.auth {
+        t.push_str(&format!(
+            "username = {}\npassword_file = {}\n",
+            quote(user),
+            path_str(file)
+        ));
+    }
+    if a.tls {
+        t.push_str("\n[mqtt.tls]\n");
+        if let Some(ca) = &a.ca_file {
+            t.push_str(&format!("ca_file = {}\n", path_str(ca)));
+        }
+        if let Some((cert, key)) = &a.client {
+            t.push_str(&format!(
+                "cert_file = {}\nkey_file = {}\n",
+                path_str(cert),
+                path_str(key)
+            ));
+        }
+    }
+    t.push_str(&format!(
+        "\n[storage]\nstate_dir = {}\n\n[[models]]\nname = \"default\"\ncard = {}\n",
+        path_str(&a.state_dir),
+        path_str(&a.card)
+    ));
+    for (id, url) in &a.cameras {
+        t.push_str(&format!(
+            "\n[[cameras]]\nid = {}\nurl = {}\nmodel = \"default\"\n# Add zones and lines: docs/config.md; tune them with `vigil replay` and `vigil probe --out`.\n",
+            quote(id),
+            quote(url)
+        ));
+    }
+    t
+}
+
+struct Prompter {
+    interactive: bool,
+}
+
+impl Prompter {
+    fn ask(&self, what: &str, given: Option<String>, missing: &mut Vec<String>) -> String {
+        if let Some(v) = given {
+            return v;
+        }
+        if !self.interactive {
+            missing.push(what.to_string());
+            return String::new();
+        }
+        eprint!("{what}: ");
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut line);
+        line.trim().to_string()
+    }
+}
+
+/// Read a line from the terminal without echoing it.
+fn read_hidden(prompt: &str) -> std::io::Result<String> {
+    use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+    eprint!("{prompt}");
+    std::io::stderr().flush()?;
+    let stdin = std::io::stdin();
+    let before = tcgetattr(&stdin)?;
+    let mut quiet = before.clone();
+    quiet.local_modes.remove(LocalModes::ECHO);
+    tcsetattr(&stdin, OptionalActions::Now, &quiet)?;
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    let _ = tcsetattr(&stdin, OptionalActions::Now, &before);
+    eprintln!();
+    read?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+/// Create `path` with `mode` and `text` (refusing to replace it unless `force`).
+fn write_file(path: &Path, text: &str, mode: u32, force: bool) -> anyhow::Result<()> {
+    if path.exists() && !force {
+        anyhow::bail!("{} exists; use --force to replace it", path.display());
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Ask, write, validate, check.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let p = Prompter {
+        interactive: std::io::stdin().is_terminal() && !args.password_stdin,
+    };
+    let mut missing = Vec::new();
+    let device = p.ask(
+        "device id (--device-id)",
+        args.device_id.clone(),
+        &mut missing,
+    );
+    let district = p.ask("district (--district)", args.district.clone(), &mut missing);
+    let broker = p.ask(
+        "broker, mqtt[s]://host[:port] (--broker)",
+        args.broker.clone(),
+        &mut missing,
+    );
+    let mut cameras = args.cameras.clone();
+    if cameras.is_empty() && p.interactive {
+        loop {
+            let c = p.ask(
+                "camera ID=RTSP_URL (empty line when done)",
+                None,
+                &mut missing,
+            );
+            if c.is_empty() {
+                break;
+            }
+            cameras.push(c);
+        }
+    }
+    if cameras.is_empty() {
+        missing.push("at least one camera (--camera ID=URL)".into());
+    }
+    if !missing.is_empty() {
+        eprintln!(
+            "vigil provision: missing (not on a terminal, so not asked): {}",
+            missing.join(", ")
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let (host, port, tls) = match parse_broker(&broker) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("vigil provision: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let mut pairs = Vec::new();
+    for c in &cameras {
+        match c.split_once('=') {
+            Some((id, url)) if !id.is_empty() && !url.is_empty() => {
+                pairs.push((id.to_string(), url.to_string()));
+            }
+            _ => {
+                eprintln!(
+                    "vigil provision: camera \"{}\" must be ID=RTSP_URL",
+                    crate::ingest::url::redact(c)
+                );
+                return Ok(ExitCode::from(2));
+            }
+        }
+    }
+    let dir = args.out.parent().map(Path::to_path_buf).unwrap_or_default();
+    let secrets = dir.join("mqtt.password");
+    let password = match &args.username {
+        None => None,
+        Some(_) if args.password_stdin => {
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            Some(line.trim_end_matches(['\n', '\r']).to_string())
+        }
+        Some(user) if p.interactive => Some(read_hidden(&format!(
+            "broker password for {user} (not shown): "
+        ))?),
+        Some(_) => {
+            eprintln!(
+                "vigil provision: --username needs a password: on a terminal it is asked for, else give --password-stdin"
+            );
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if password.as_deref() == Some("") {
+        eprintln!("vigil provision: the broker password is empty");
+        return Ok(ExitCode::from(2));
+    }
+    let answers = Answers {
+        device,
+        district,
+        host,
+        port,
+        tls: tls || args.ca_file.is_some() || args.cert_file.is_some(),
+        ca_file: args.ca_file.clone(),
+        client: args.cert_file.clone().zip(args.key_file.clone()),
+        auth: args.username.clone().map(|u| (u, secrets.clone())),
+        cameras: pairs,
+        card: args.model_card.clone(),
+        state_dir: args.state_dir.clone(),
+    };
+    if let Some(pw) = &password {
+        write_file(&secrets, &format!("{pw}\n"), 0o600, args.force)?;
+    }
+    // 0640: camera URLs may carry passwords; the service group reads it.
+    write_file(&args.out, &render(&answers), 0o640, args.force)?;
+    println!("wrote {} (mode 640)", args.out.display());
+    if password.is_some() {
+        println!("wrote {} (mode 600)", secrets.display());
+    }
+    let plan = match super::load_plan(&args.out) {
+        Ok(p) => p,
+        Err(code) => {
+            eprintln!(
+                "the configuration above is not valid yet: fix it, then `vigil check --config {}`",
+                args.out.display()
+            );
+            return Ok(code);
+        }
+    };
+    println!(
+        "configuration valid: device {} in district {}, {} camera(s)",
+        plan.loaded.config.device.id,
+        plan.loaded.config.device.district,
+        plan.loaded.config.cameras.len()
+    );
+    let mut code = ExitCode::SUCCESS;
+    if !args.no_doctor {
+        println!();
+        let exe = std::env::current_exe()?;
+        let status = std::process::Command::new(exe)
+            .args(["doctor", "--config"])
+            .arg(&args.out)
+            .status()?;
+        if !status.success() {
+            code = ExitCode::FAILURE;
+        }
+    }
+    println!(
+        "\nnext:\n  1. add zones and lines to each camera in {} (docs/config.md); see them with\n     `vigil probe --config {0} --camera ID --out cam.jpg`\n  2. chown root:vigil {0}{}\n  3. systemctl enable --now vigil; then `vigil status`",
+        args.out.display(),
+        if password.is_some() {
+            format!("; chown vigil:vigil {}", secrets.display())
+        } else {
+            String::new()
+        }
+    );
+    Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_urls_give_host_port_and_tls() {
+        assert_eq!(
+            parse_broker("mqtt://b.local"),
+            Ok(("b.local".into(), 1883, false))
+        );
+        assert_eq!(
+            parse_broker("mqtts://b.local"),
+            Ok(("b.local".into(), 8883, true))
+        );
+        assert_eq!(
+            parse_broker("mqtts://10.0.0.2:9883/"),
+            Ok(("10.0.0.2".into(), 9883, true))
+        );
+        assert_eq!(
+            parse_broker("mqtt://[::1]:1884"),
+            Ok(("::1".into(), 1884, false))
+        );
+        assert!(parse_broker("http://b").unwrap_err().contains("mqtt://"));
+        assert!(
+            parse_broker("mqtt://b:x")
+                .unwrap_err()
+                .contains("not a number")
+        );
+    }
+
+    #[test]
+    fn the_written_config_parses_and_quotes_what_it_must() {
+        let a = Answers {
+            device: "box-1".into(),
+            district: "d7".into(),
+            host: "broker".into(),
+            port: 8883,
+            tls: true,
+            ca_file: Some("/etc/vigil/ca.pem".into()),
+            client: None,
+            auth: Some(("box-1".into(), "/etc/vigil/mqtt.password".into())),
+            cameras: vec![("gate".into(), "rtsp://u:p\"q@10.0.0.5/s".into())],
+            card: "/usr/share/vigil/models/m/model.toml".into(),
+            state_dir: "/var/lib/vigil".into(),
+        };
+        let t = render(&a);
+        let v: toml::Value = toml::from_str(&t).expect("valid TOML");
+        assert_eq!(
+            v["mqtt"]["tls"]["ca_file"].as_str(),
+            Some("/etc/vigil/ca.pem")
+        );
+        assert_eq!(
+            v["cameras"][0]["url"].as_str(),
+            Some("rtsp://u:p\"q@10.0.0.5/s")
+        );
+        assert_eq!(
+            v["mqtt"]["password_file"].as_str(),
+            Some("/etc/vigil/mqtt.password")
+        );
+    }
+}
