@@ -104,6 +104,11 @@ impl FaultTracker {
         }
     }
 
+    /// Change the offline threshold (a configuration reload); open incidents stay open.
+    pub fn set_offline_after(&mut self, offline_after: Duration) {
+        self.offline_after = offline_after;
+    }
+
     /// Whether a fault incident of `kind` is open.
     pub fn is_open(&self, kind: FaultKind) -> bool {
         self.open[kind as usize].is_some()

@@ -17,5 +17,6 @@ pub mod incident;
 pub mod ingest;
 pub mod prometheus;
 pub mod publish;
+pub mod reload;
 pub mod rules;
 pub mod telemetry;

@@ -33,6 +33,19 @@ pub struct Watched {
     pub offline: Duration,
 }
 
+impl Watched {
+    /// How the monitor watches camera `index` configured as `c`.
+    pub fn of(index: usize, c: &crate::config::Camera) -> Self {
+        Watched {
+            index,
+            id: c.id.clone(),
+            enabled: c.enabled,
+            stall: Duration::from_secs_f64((3.0 / c.analysis_fps).max(3.0)),
+            offline: Duration::from_secs_f64(c.offline_s),
+        }
+    }
+}
+
 fn status_message(identity: &Identity, camera: &str, state: &str, reason: Option<&str>) -> Message {
     let body = payload::camera_status(identity, camera, state, reason, SystemTime::now());
     Message {
@@ -54,30 +67,53 @@ fn health_lane(messages: Vec<Message>) -> Outgoing {
 /// camera `offline` ("agent stopped").
 pub async fn camera_monitor(
     board: Arc<FrameBoard>,
-    cameras: Vec<Watched>,
+    watched: Arc<std::sync::Mutex<Vec<Watched>>>,
     identity: Identity,
     tx: mpsc::Sender<Outgoing>,
     stop: Arc<AtomicBool>,
 ) {
+    let current = || {
+        watched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    };
+    let mut cameras = current();
     let mut last: Vec<Option<(&'static str, Option<String>)>> = vec![None; cameras.len()];
     let mut faults: Vec<FaultTracker> = cameras
         .iter()
         .map(|c| FaultTracker::new(c.offline))
         .collect();
     let mut events = Vec::new();
-    for c in cameras.iter().filter(|c| !c.enabled) {
-        let m = status_message(
-            &identity,
-            &c.id,
-            "offline",
-            Some("disabled in the configuration"),
-        );
-        let _ = tx.send(health_lane(vec![m])).await;
-    }
+    // Cameras seen enabled on the previous tick (a reload may switch them).
+    let mut was_enabled: Vec<bool> = vec![true; cameras.len()];
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     while !stop.load(Ordering::Relaxed) {
         tick.tick().await;
+        cameras = current();
+        for (i, c) in cameras.iter().enumerate() {
+            if let Some(t) = faults.get_mut(i) {
+                t.set_offline_after(c.offline);
+            }
+            if was_enabled.get(i) == Some(&true) && !c.enabled {
+                let m = status_message(
+                    &identity,
+                    &c.id,
+                    "offline",
+                    Some("disabled in the configuration"),
+                );
+                if tx.send(health_lane(vec![m])).await.is_err() {
+                    return;
+                }
+                if let Some(p) = last.get_mut(i) {
+                    *p = None;
+                }
+            }
+            if let Some(w) = was_enabled.get_mut(i) {
+                *w = c.enabled;
+            }
+        }
         let now = Instant::now();
         for ((c, prev), tracker) in cameras
             .iter()

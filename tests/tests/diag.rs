@@ -296,3 +296,84 @@ fn no_secret_reaches_the_logs_of_a_full_run() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn reload_applies_camera_changes_live_and_refuses_the_rest() -> anyhow::Result<()> {
+    let scene = Scene::start(vigil_bin!(), "reload", "plaza_25s.mp4", "")?;
+    let socket = scene.socket.to_string_lossy().to_string();
+    let reload = || run_cli(vigil_bin!(), &["reload", "--socket", &socket]);
+    let got = scene.wait("an intrusion open", |m| {
+        incidents(m).iter().any(|e| e["state"] == "open")
+    })?;
+    let opened: Vec<String> = incidents(&got)
+        .iter()
+        .filter(|e| e["state"] == "open")
+        .filter_map(|e| e["id"].as_str().map(String::from))
+        .collect();
+    let original = std::fs::read_to_string(&scene.cfg)?;
+
+    // An invalid file: refused with the problem located, the agent unchanged.
+    std::fs::write(&scene.cfg, original.replace("quiet_s = 3", "quiet_s = -3"))?;
+    let (code, _, err) = reload()?;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("invalid; nothing was applied") && err.contains("quiet_s"),
+        "{err}"
+    );
+    // A change that needs a restart: refused, named.
+    std::fs::write(
+        &scene.cfg,
+        original.replace("keep_alive_s = 5", "keep_alive_s = 9"),
+    )?;
+    let (code, _, err) = reload()?;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("need a restart") && err.contains("mqtt"),
+        "{err}"
+    );
+
+    // A zone moved: the rules are replaced, the open incidents closed, the stream untouched.
+    let moved = original.replace(
+        "polygon = [[0.0, 0.30], [1.0, 0.20], [1.0, 0.75], [0.0, 0.50]]",
+        "polygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]",
+    );
+    assert_ne!(moved, original);
+    std::fs::write(&scene.cfg, &moved)?;
+    let (code, out, err) = reload()?;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("camera plaza: rules replaced"), "{out}");
+    assert!(!out.contains("pipeline rebuilt"), "{out}");
+    let got = scene.wait("the open incidents closed", |m| {
+        opened.iter().all(|id| {
+            incidents(m)
+                .iter()
+                .any(|e| e["id"] == id.as_str() && e["state"] == "close")
+        })
+    })?;
+    // Detection goes on under the new zone.
+    let before = incidents(&got).len();
+    scene.wait("a new incident under the new zone", |m| {
+        incidents(m).len() > before && incidents(m).last().is_some_and(|e| e["state"] == "open")
+    })?;
+    let status = ask(&scene.socket, r#"{"request":"cameras"}"#)?;
+    assert_eq!(status["cameras"][0]["reconnects"], 0, "{status}");
+    assert_eq!(status["cameras"][0]["state"], "streaming", "{status}");
+
+    // The analysis rate changed: the pipeline is rebuilt (and only that).
+    std::fs::write(
+        &scene.cfg,
+        moved.replace("analysis_fps = 5", "analysis_fps = 4"),
+    )?;
+    let (code, out, err) = reload()?;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("camera plaza: pipeline rebuilt"), "{out}");
+    wait_until("streaming again", Duration::from_secs(30), || {
+        ask(&scene.socket, r#"{"request":"cameras"}"#)
+            .is_ok_and(|v| v["cameras"][0]["analysis_fps"] == 4.0)
+    })?;
+    let (code, out, _) = reload()?;
+    assert_eq!(code, 0);
+    assert!(out.contains("unchanged"), "{out}");
+    scene.check_contract()?;
+    Ok(())
+}

@@ -13,6 +13,7 @@ pub mod mqtt_test;
 pub mod outbox;
 pub mod probe;
 pub mod provision;
+pub mod reload;
 pub mod replay;
 pub mod run;
 pub mod status;
@@ -62,6 +63,8 @@ pub enum Command {
     Status(status::Args),
     /// Follow incidents live as the running agent raises them (diagnostics socket).
     Tail(tail::Args),
+    /// Make the running agent re-read its configuration and apply camera changes live.
+    Reload(reload::Args),
     /// Show or export what waits in the outbox for the broker (reads the file).
     Outbox(outbox::Args),
     /// Connect to a camera; print codec, resolution, frame rate, time to first frame; save a
@@ -93,6 +96,7 @@ pub fn main() -> ExitCode {
         | Command::Replay(_)
         | Command::Status(_)
         | Command::Tail(_)
+        | Command::Reload(_)
         | Command::Outbox(_)
         | Command::Probe(_)
         | Command::MqttTest(_)
@@ -112,6 +116,7 @@ pub fn main() -> ExitCode {
         Command::Replay(a) => replay::run(a),
         Command::Status(a) => status::run(a),
         Command::Tail(a) => tail::run(a),
+        Command::Reload(a) => reload::run(a),
         Command::Outbox(a) => outbox::run(a),
         Command::Probe(a) => probe::run(a),
         Command::MqttTest(a) => mqtt_test::run(a),

@@ -61,6 +61,21 @@ pub struct CameraInfo {
     pub analysis_fps: f64,
 }
 
+impl CameraInfo {
+    /// The configured camera `c`.
+    pub fn of(c: &crate::config::Camera) -> Self {
+        CameraInfo {
+            id: c.id.clone(),
+            enabled: c.enabled,
+            model: c.model.clone(),
+            analysis_fps: c.analysis_fps,
+        }
+    }
+}
+
+/// Where the agent answers a reload request: what was applied, or why nothing was.
+pub type ReloadReply = tokio::sync::oneshot::Sender<Result<String, String>>;
+
 /// What the socket reads from the running agent.
 #[derive(Debug)]
 pub struct Shared {
@@ -72,8 +87,10 @@ pub struct Shared {
     pub started: Instant,
     /// `host:port` of the broker.
     pub broker: String,
-    /// Cameras in config order (the frame board's indices).
-    pub cameras: Vec<CameraInfo>,
+    /// Cameras in config order (the frame board's indices); a reload updates them.
+    pub cameras: std::sync::Mutex<Vec<CameraInfo>>,
+    /// Reload requests go to the agent here.
+    pub reload: Option<tokio::sync::mpsc::Sender<ReloadReply>>,
     /// Per-camera counters.
     pub board: Arc<FrameBoard>,
     /// Outbox and broker figures.
@@ -221,22 +238,40 @@ async fn answer(req: Request, shared: &Shared) -> Value {
             }
         }
         Request::Snapshot { camera } => snapshot(shared, &camera).await,
-        Request::Reload => protocol::error(
-            "reload is not supported by this version: restart the service (systemctl restart vigil) to apply a new configuration",
-        ),
+        Request::Reload => reload(shared).await,
         Request::Incidents { .. } => protocol::error("incidents is a stream; send it alone"),
     }
 }
 
+async fn reload(shared: &Shared) -> Value {
+    let Some(tx) = &shared.reload else {
+        return protocol::error("this agent cannot reload");
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    if tx.send(reply).await.is_err() {
+        return protocol::error("the agent is stopping");
+    }
+    match answer.await {
+        Ok(Ok(done)) => protocol::ok("reloaded", json!(done)),
+        Ok(Err(why)) => protocol::error(why),
+        Err(_) => protocol::error("the agent is stopping"),
+    }
+}
+
 async fn snapshot(shared: &Shared, camera: &str) -> Value {
-    let Some(index) = shared.cameras.iter().position(|c| c.id == camera) else {
-        let known: Vec<&str> = shared.cameras.iter().map(|c| c.id.as_str()).collect();
+    let cameras = shared
+        .cameras
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let Some(index) = cameras.iter().position(|c| c.id == camera) else {
+        let known: Vec<&str> = cameras.iter().map(|c| c.id.as_str()).collect();
         return protocol::error(format!(
             "no camera \"{camera}\"; cameras: {}",
             known.join(", ")
         ));
     };
-    let info = &shared.cameras[index];
+    let info = &cameras[index];
     if !info.enabled {
         return protocol::error(format!(
             "camera \"{camera}\" is disabled in the configuration"

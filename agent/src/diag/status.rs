@@ -74,8 +74,12 @@ pub fn camera_state(shared: &Shared, index: usize) -> String {
 pub fn cameras(shared: &Shared) -> Value {
     let latest = shared.health.get();
     let now = Instant::now();
-    let lines: Vec<Value> = shared
+    let configured = shared
         .cameras
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    let lines: Vec<Value> = configured
         .iter()
         .enumerate()
         .map(|(i, c)| {

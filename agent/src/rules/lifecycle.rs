@@ -144,6 +144,25 @@ impl Lifecycle {
         out.push(event(EventState::Open, id, frame_time));
     }
 
+    /// Close every open incident now (its rules are being replaced), at `frame_time`.
+    pub fn close_all(&mut self, frame_time: SystemTime, out: &mut Vec<IncidentEvent>) {
+        for o in self.open.drain(..) {
+            out.push(IncidentEvent {
+                id: o.id,
+                kind: o.key.kind,
+                state: EventState::Close,
+                severity: o.policy.severity,
+                scope: o.key.scope,
+                track: o.key.track,
+                objects: Vec::new(),
+                frame_time,
+                opened_at: o.opened_at,
+                facts: Facts::default(),
+            });
+        }
+        self.cooldown.clear();
+    }
+
     /// Close every incident not seen for its quiet period.
     pub fn sweep(&mut self, now: Duration, frame_time: SystemTime, out: &mut Vec<IncidentEvent>) {
         let mut i = 0;

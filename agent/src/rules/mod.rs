@@ -266,6 +266,11 @@ impl CameraRules {
         &self.tracker
     }
 
+    /// Close every open incident (the camera's rules are being replaced), at `frame_time`.
+    pub fn close_all(&mut self, frame_time: SystemTime, out: &mut Vec<IncidentEvent>) {
+        self.life.close_all(frame_time, out);
+    }
+
     /// Incidents open now.
     pub fn open_incidents(&self) -> usize {
         self.life.open_count()

@@ -28,6 +28,8 @@ use crate::publish::{self, Durable, Lane, Message, Outgoing, SessionConfig, Sess
 use crate::rules::{CameraRules, IncidentEvent, IncidentType, RuleSet};
 use crate::telemetry;
 
+mod live;
+
 /// Why the agent cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -126,7 +128,7 @@ pub struct RunReport {
 }
 
 /// Per-camera state owned by the inference thread.
-struct CameraWork {
+pub struct CameraWork {
     id: String,
     model: String,
     rules: CameraRules,
@@ -134,6 +136,23 @@ struct CameraWork {
     gray: Gray,
     restarts: u64,
     timers: crate::prometheus::CameraTimers,
+}
+
+impl CameraWork {
+    fn new(c: &crate::config::Camera, r: &RuleSet) -> Self {
+        CameraWork {
+            id: c.id.clone(),
+            model: c.model.clone(),
+            rules: CameraRules::new(r.clone()),
+            picture: PictureWatch::new(PictureSettings {
+                frozen: Duration::from_secs_f64(c.frozen_s),
+                tamper: Duration::from_secs_f64(c.tamper_s),
+            }),
+            gray: Gray::default(),
+            restarts: 0,
+            timers: crate::prometheus::CameraTimers::new(&c.id),
+        }
+    }
 }
 
 /// Run the agent until `shutdown` resolves.
@@ -232,31 +251,16 @@ pub async fn run(
         .cameras
         .iter()
         .zip(plan.rules.iter())
-        .map(|(c, r)| CameraWork {
-            id: c.id.clone(),
-            model: c.model.clone(),
-            rules: CameraRules::new(r.clone()),
-            picture: PictureWatch::new(PictureSettings {
-                frozen: Duration::from_secs_f64(c.frozen_s),
-                tamper: Duration::from_secs_f64(c.tamper_s),
-            }),
-            gray: Gray::default(),
-            restarts: 0,
-            timers: crate::prometheus::CameraTimers::new(&c.id),
-        })
+        .map(|(c, r)| CameraWork::new(c, r))
         .collect();
-    let watched: Vec<telemetry::Watched> = config
-        .cameras
-        .iter()
-        .enumerate()
-        .map(|(index, c)| telemetry::Watched {
-            index,
-            id: c.id.clone(),
-            enabled: c.enabled,
-            stall: Duration::from_secs_f64((3.0 / c.analysis_fps).max(3.0)),
-            offline: Duration::from_secs_f64(c.offline_s),
-        })
-        .collect();
+    let watched = Arc::new(std::sync::Mutex::new(
+        config
+            .cameras
+            .iter()
+            .enumerate()
+            .map(|(index, c)| telemetry::Watched::of(index, c))
+            .collect::<Vec<_>>(),
+    ));
     let monitor_stop = Arc::new(AtomicBool::new(false));
     if config.metrics.listen.is_some() {
         tokio::spawn(crate::prometheus::mirror(
@@ -268,11 +272,13 @@ pub async fn run(
     }
     let monitor = tokio::spawn(telemetry::camera_monitor(
         Arc::clone(&board),
-        watched,
+        Arc::clone(&watched),
         identity.clone(),
         tx.clone(),
         Arc::clone(&monitor_stop),
     ));
+    let (reload_tx, mut reload_rx) = mpsc::channel::<diag::ReloadReply>(4);
+    let (work_tx, work_rx) = std::sync::mpsc::channel::<live::WorkUpdate>();
     let health = telemetry::Health::new(
         config.cameras.len(),
         Duration::from_secs_f64(config.health.interval_s),
@@ -284,16 +290,8 @@ pub async fn run(
         started_at: SystemTime::now(),
         started,
         broker: format!("{}:{}", config.mqtt.host, config.mqtt.port),
-        cameras: config
-            .cameras
-            .iter()
-            .map(|c| diag::CameraInfo {
-                id: c.id.clone(),
-                enabled: c.enabled,
-                model: c.model.clone(),
-                analysis_fps: c.analysis_fps,
-            })
-            .collect(),
+        cameras: std::sync::Mutex::new(config.cameras.iter().map(diag::CameraInfo::of).collect()),
+        reload: Some(reload_tx),
         board: Arc::clone(&board),
         outbox: gauge,
         outbox_path: state_dir.join("outbox.db"),
@@ -337,29 +335,41 @@ pub async fn run(
                     clock: &SystemClock::new(),
                     evidence: &evidence,
                     snapshots: &diag.snapshots,
+                    updates: &work_rx,
                 };
                 detect_loop(&board, detectors, work, health, &ctx)
             })
             .map_err(|e| StartError::Runtime(format!("cannot start the inference thread: {e}")))?
     };
-    let mut cameras = Vec::new();
+    let mut cameras = live::Cameras::new(config.cameras.len(), Arc::clone(&board));
     for &i in &enabled {
-        cameras.push(ingest::spawn_camera(
-            i,
-            config.cameras[i].clone(),
-            Arc::clone(&board),
-            Arc::clone(&stop),
-        )?);
+        cameras.start(i, &config.cameras[i])?;
     }
     tracing::info!(cameras = enabled.len(), "vigil running");
-
-    shutdown.await;
+    let mut reloader = live::Reloader {
+        plan,
+        cameras,
+        work: work_tx,
+        watched,
+        diag: Arc::clone(&diag),
+    };
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(reply) = reload_rx.recv() => {
+                let result = reloader.reload().await;
+                if let Err(e) = &result {
+                    tracing::warn!("configuration reload refused: {e}");
+                }
+                let _ = reply.send(result);
+            }
+        }
+    }
     tracing::info!("shutting down");
     stop.store(true, Ordering::Relaxed);
     board.wake_all();
-    for c in cameras {
-        c.join();
-    }
+    reloader.cameras.stop_all();
     let _ = detect_thread.join();
     // Cameras say goodbye (retained offline) before the session says `stopped`.
     monitor_stop.store(true, Ordering::Relaxed);
@@ -438,6 +448,7 @@ struct LoopContext<'a> {
     clock: &'a dyn Clock,
     evidence: &'a EvidenceSettings,
     snapshots: &'a diag::Snapshots,
+    updates: &'a std::sync::mpsc::Receiver<live::WorkUpdate>,
 }
 
 fn detect_loop(
@@ -454,12 +465,18 @@ fn detect_loop(
         clock,
         evidence,
         snapshots,
+        updates,
     } = *ctx;
     let mut cursor = board.len().saturating_sub(1);
     let mut dets = Detections::new();
     let mut events: Vec<IncidentEvent> = Vec::new();
     let mut last_error: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
+        while let Ok(u) = updates.try_recv() {
+            if !replace_work(board, &mut work, &mut detectors, u, ctx) {
+                return; // session gone: shutting down
+            }
+        }
         if health.is_due() {
             let cams: Vec<(String, &CameraRules)> =
                 work.iter().map(|w| (w.id.clone(), &w.rules)).collect();
@@ -540,6 +557,46 @@ fn detect_loop(
             }
         }
     }
+}
+
+/// Give camera `u.index` new rules (closing its open incidents under the old ones) and make
+/// sure its model reports down to what the new rules ask. False when the session is gone.
+fn replace_work(
+    board: &FrameBoard,
+    work: &mut [CameraWork],
+    detectors: &mut HashMap<String, Box<dyn Detector>>,
+    u: live::WorkUpdate,
+    ctx: &LoopContext<'_>,
+) -> bool {
+    let Some(old) = work.get_mut(u.index) else {
+        return true;
+    };
+    let mut closing = Vec::new();
+    old.rules.close_all(SystemTime::now(), &mut closing);
+    if let Some(det) = detectors.get(&old.model) {
+        let nothing = ingest::slot::Frame {
+            camera: u.index,
+            width: 0,
+            height: 0,
+            data: Vec::new(),
+            captured: SystemTime::now(),
+        };
+        for event in closing {
+            let out = outgoing(ctx.identity, old, det.info(), &nothing, event, ctx.evidence);
+            if ctx.tx.blocking_send(out).is_err() {
+                return false;
+            }
+        }
+    }
+    *old = u.work;
+    board
+        .counters(u.index)
+        .open_incidents
+        .store(0, Ordering::Relaxed);
+    if let Some(det) = detectors.get_mut(&old.model) {
+        det.lower_thresholds(u.floor);
+    }
+    true
 }
 
 /// Run the picture checks on an analysed frame and post the result for the camera monitor.

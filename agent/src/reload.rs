@@ -1,0 +1,162 @@
+//! What a configuration reload may change in a running agent, and how (pure). Cameras can be
+//! re-pointed (URL, transport, rates: their pipeline is rebuilt) and their rules replaced
+//! (zones, lines, masks, filters, model, picture checks: open incidents of that camera are
+//! closed first); the other cameras are not touched. Anything else — the device, the broker,
+//! models, storage, the outbox, the set of cameras — needs a restart, and such a reload is
+//! refused as a whole: nothing is applied.
+
+use crate::config::{Camera, Config};
+
+/// What changes for one camera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CameraChange {
+    /// Index in the configuration.
+    pub index: usize,
+    /// The pipeline must be rebuilt (URL, transport, latency, analysis rate, stall, enabled).
+    pub stream: bool,
+    /// The detection side changes (model, zones, lines, masks, filters, tracker, fire, picture
+    /// and offline thresholds, kind).
+    pub rules: bool,
+}
+
+fn stream_part(c: &Camera) -> (&str, crate::config::Transport, u32, u64, u64, bool) {
+    (
+        c.url.as_str(),
+        c.transport,
+        c.latency_ms,
+        c.analysis_fps.to_bits(),
+        c.stall_s.to_bits(),
+        c.enabled,
+    )
+}
+
+/// The camera changes from `old` to `new`, or why the reload needs a restart instead.
+pub fn plan(old: &Config, new: &Config) -> Result<Vec<CameraChange>, String> {
+    let mut needs_restart = Vec::new();
+    let sections: [(&str, bool); 10] = [
+        ("device", old.device == new.device),
+        ("mqtt", old.mqtt == new.mqtt),
+        ("models", old.models == new.models),
+        ("evidence", old.evidence == new.evidence),
+        ("storage", old.storage == new.storage),
+        ("health", old.health == new.health),
+        ("outbox", old.outbox == new.outbox),
+        ("diag", old.diag == new.diag),
+        ("metrics", old.metrics == new.metrics),
+        (
+            "the list of cameras (added, removed or reordered)",
+            old.cameras
+                .iter()
+                .map(|c| &c.id)
+                .eq(new.cameras.iter().map(|c| &c.id)),
+        ),
+    ];
+    for (name, same) in sections {
+        if !same {
+            needs_restart.push(name);
+        }
+    }
+    if !needs_restart.is_empty() {
+        return Err(format!(
+            "these changes need a restart (systemctl restart vigil): {}; nothing was applied",
+            needs_restart.join(", ")
+        ));
+    }
+    Ok(old
+        .cameras
+        .iter()
+        .zip(&new.cameras)
+        .enumerate()
+        .filter(|(_, (a, b))| a != b)
+        .map(|(index, (a, b))| {
+            let stream = stream_part(a) != stream_part(b);
+            let mut b_with_old_stream = b.clone();
+            b_with_old_stream.url = a.url.clone();
+            b_with_old_stream.transport = a.transport;
+            b_with_old_stream.latency_ms = a.latency_ms;
+            b_with_old_stream.analysis_fps = a.analysis_fps;
+            b_with_old_stream.stall_s = a.stall_s;
+            b_with_old_stream.enabled = a.enabled;
+            CameraChange {
+                index,
+                stream,
+                rules: *a != b_with_old_stream,
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        let text = r#"
+[device]
+id = "b"
+district = "d"
+[mqtt]
+host = "h"
+[[models]]
+name = "m"
+card = "c.toml"
+[[cameras]]
+id = "gate"
+url = "rtsp://10.0.0.5/s"
+model = "m"
+[[cameras]]
+id = "yard"
+url = "rtsp://10.0.0.6/s"
+model = "m"
+"#;
+        toml::from_str(text).expect("config")
+    }
+
+    #[test]
+    fn an_unchanged_config_changes_nothing() {
+        assert_eq!(plan(&config(), &config()), Ok(vec![]));
+    }
+
+    #[test]
+    fn stream_and_rule_changes_are_told_apart_per_camera() {
+        let old = config();
+        let mut new = config();
+        new.cameras[0].url = "rtsp://10.0.0.9/s".into();
+        new.cameras[1].frozen_s = 60.0;
+        assert_eq!(
+            plan(&old, &new),
+            Ok(vec![
+                CameraChange {
+                    index: 0,
+                    stream: true,
+                    rules: false
+                },
+                CameraChange {
+                    index: 1,
+                    stream: false,
+                    rules: true
+                },
+            ])
+        );
+        new.cameras[0].offline_s = 5.0;
+        assert_eq!(
+            plan(&old, &new).map(|c| c[0]),
+            Ok(CameraChange {
+                index: 0,
+                stream: true,
+                rules: true
+            })
+        );
+    }
+
+    #[test]
+    fn other_sections_and_new_cameras_need_a_restart() {
+        let old = config();
+        let mut new = config();
+        new.mqtt.port = 8883;
+        new.cameras.pop();
+        let e = plan(&old, &new).unwrap_err();
+        assert!(e.contains("mqtt") && e.contains("list of cameras"), "{e}");
+        assert!(e.contains("nothing was applied"), "{e}");
+    }
+}
