@@ -151,3 +151,18 @@ fn a_missing_config_file_is_a_clear_error() -> anyhow::Result<()> {
     assert!(err.contains("cannot read /nonexistent/vigil.toml"), "{err}");
     Ok(())
 }
+
+#[test]
+fn completions_and_man_pages_come_from_the_command_line_definitions() -> anyhow::Result<()> {
+    let (code, out, err) = vigil_tests::run_cli(vigil_bin!(), &["completions", "bash"])?;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("_vigil()") && out.contains("doctor") && out.contains("--log-format"));
+    let dir = vigil_tests::TempDir::new("man")?;
+    let (code, _, err) =
+        vigil_tests::run_cli(vigil_bin!(), &["manpages", &dir.0.to_string_lossy()])?;
+    assert_eq!(code, 0, "{err}");
+    let page = std::fs::read_to_string(dir.join("vigil-status.1"))?;
+    assert!(page.contains(".TH") && page.contains("socket"), "{page}");
+    assert!(dir.join("vigil.1").exists() && dir.join("vigil-outbox-export.1").exists());
+    Ok(())
+}

@@ -327,6 +327,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         card: args.model_card.clone(),
         state_dir: args.state_dir.clone(),
     };
+    // Check both before writing either, so a refusal leaves nothing half-written.
+    for (path, wanted) in [(&args.out, true), (&secrets, password.is_some())] {
+        if wanted && path.exists() && !args.force {
+            eprintln!(
+                "vigil provision: {} exists; use --force to replace it",
+                path.display()
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    }
     if let Some(pw) = &password {
         write_file(&secrets, &format!("{pw}\n"), 0o600, args.force)?;
     }
