@@ -2,7 +2,7 @@
 CARGO ?= cargo
 DEMO_ARGS ?=
 
-.PHONY: all deps build demo test contract test-fire test-faults test-unit test-integration lint fmt clippy golden ort-lib bench clean
+.PHONY: all deps build demo test contract test-fire test-faults systemd-check test-unit test-integration lint fmt clippy golden ort-lib bench clean
 
 all: build
 
@@ -48,6 +48,17 @@ contract: deps
 test-faults: deps
 	$(CARGO) test -p vigil-tests --test faults --test tls --test end_to_end -- --nocapture
 	$(CARGO) test -p vigil --lib publish::durable
+
+## The systemd unit: `systemd-analyze verify` with the binary installed at its ExecStart path
+## (/usr/bin/vigil: done only as root, e.g. in the CI container) and the offline security
+## exposure score, which must stay at or below 1.5.
+systemd-check: deps build
+	@if [ "$$(id -u)" -eq 0 ]; then install -m 0755 target/debug/vigil /usr/bin/vigil; fi
+	@test -x /usr/bin/vigil || { echo "make systemd-check: /usr/bin/vigil is missing (run as root to install the built binary there)" >&2; exit 1; }
+	systemd-analyze verify systemd/vigil.service
+	@score=$$(systemd-analyze security --offline=true systemd/vigil.service 2>&1 | sed -n 's/.*Overall exposure level for vigil.service: \([0-9.]*\).*/\1/p'); \
+	  echo "systemd-analyze security: exposure $$score (limit 1.5)"; \
+	  awk -v s="$$score" 'BEGIN { exit !(s != "" && s <= 1.5) }' || { echo "make systemd-check: exposure $$score is above 1.5" >&2; exit 1; }
 
 test-unit: deps
 	$(CARGO) test -p vigil

@@ -20,6 +20,7 @@ PACKAGES=(
   sqlite3
   openssl
   ca-certificates
+  systemd
 )
 
 missing=()

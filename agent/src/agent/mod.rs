@@ -160,6 +160,8 @@ pub async fn run(
     plan: Plan,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<RunReport, StartError> {
+    let notifier = crate::notify::Notifier::from_env();
+    notifier.status("loading the models");
     ingest::init()?;
     let config = plan.loaded.config.clone();
     let identity = plan.identity();
@@ -278,6 +280,8 @@ pub async fn run(
         Arc::clone(&monitor_stop),
     ));
     let (reload_tx, mut reload_rx) = mpsc::channel::<diag::ReloadReply>(4);
+    // Milliseconds since start at the inference loop's last turn (the watchdog's evidence).
+    let heartbeat = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (work_tx, work_rx) = std::sync::mpsc::channel::<live::WorkUpdate>();
     let health = telemetry::Health::new(
         config.cameras.len(),
@@ -325,6 +329,7 @@ pub async fn run(
         let stop = Arc::clone(&stop);
         let evidence = config.evidence;
         let diag = Arc::clone(&diag);
+        let heartbeat = Arc::clone(&heartbeat);
         std::thread::Builder::new()
             .name("detect".into())
             .spawn(move || {
@@ -336,6 +341,7 @@ pub async fn run(
                     evidence: &evidence,
                     snapshots: &diag.snapshots,
                     updates: &work_rx,
+                    heartbeat: (&heartbeat, started),
                 };
                 detect_loop(&board, detectors, work, health, &ctx)
             })
@@ -346,6 +352,18 @@ pub async fn run(
         cameras.start(i, &config.cameras[i])?;
     }
     tracing::info!(cameras = enabled.len(), "vigil running");
+    notifier.send(&format!(
+        "READY=1\nSTATUS=running: {} camera(s) starting",
+        enabled.len()
+    ));
+    let watchdog = tokio::spawn(watchdog(
+        notifier,
+        Arc::clone(&board),
+        Arc::clone(&heartbeat),
+        started,
+        Arc::clone(&diag),
+        Arc::clone(&monitor_stop),
+    ));
     let mut reloader = live::Reloader {
         plan,
         cameras,
@@ -367,6 +385,8 @@ pub async fn run(
         }
     }
     tracing::info!("shutting down");
+    let bye = crate::notify::Notifier::from_env();
+    bye.send("STOPPING=1\nSTATUS=stopping: finishing analysis, delivering the outbox");
     stop.store(true, Ordering::Relaxed);
     board.wake_all();
     reloader.cameras.stop_all();
@@ -374,6 +394,7 @@ pub async fn run(
     // Cameras say goodbye (retained offline) before the session says `stopped`.
     monitor_stop.store(true, Ordering::Relaxed);
     let _ = monitor.await;
+    watchdog.abort();
     let _ = shutdown_tx.send(true);
     if let Some(Some(task)) = diag_task {
         let _ = task.await;
@@ -449,6 +470,7 @@ struct LoopContext<'a> {
     evidence: &'a EvidenceSettings,
     snapshots: &'a diag::Snapshots,
     updates: &'a std::sync::mpsc::Receiver<live::WorkUpdate>,
+    heartbeat: (&'a std::sync::atomic::AtomicU64, Instant),
 }
 
 fn detect_loop(
@@ -466,12 +488,16 @@ fn detect_loop(
         evidence,
         snapshots,
         updates,
+        heartbeat,
     } = *ctx;
     let mut cursor = board.len().saturating_sub(1);
     let mut dets = Detections::new();
     let mut events: Vec<IncidentEvent> = Vec::new();
     let mut last_error: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
+        heartbeat
+            .0
+            .store(heartbeat.1.elapsed().as_millis() as u64, Ordering::Relaxed);
         while let Ok(u) = updates.try_recv() {
             if !replace_work(board, &mut work, &mut detectors, u, ctx) {
                 return; // session gone: shutting down
@@ -556,6 +582,66 @@ fn detect_loop(
                 cam.timers.latency.record(age.as_secs_f64());
             }
         }
+    }
+}
+
+/// Tell systemd how the agent is doing (`STATUS=`) every few seconds, and ping its watchdog
+/// (`WATCHDOG=1`) only while the inference loop turns: a wedged detector or a wedged event
+/// loop (this task stops running) stops the pings, and systemd restarts the service.
+async fn watchdog(
+    notifier: crate::notify::Notifier,
+    board: Arc<FrameBoard>,
+    heartbeat: Arc<std::sync::atomic::AtomicU64>,
+    started: Instant,
+    diag: Arc<diag::Shared>,
+    stop: Arc<AtomicBool>,
+) {
+    if !notifier.active() {
+        return;
+    }
+    let ping = crate::notify::watchdog_interval();
+    let every = ping
+        .unwrap_or(Duration::from_secs(10))
+        .min(Duration::from_secs(10));
+    let mut tick = tokio::time::interval(every);
+    while !stop.load(Ordering::Relaxed) {
+        tick.tick().await;
+        // How long ago the inference loop last turned.
+        let now_ms = started.elapsed().as_millis() as u64;
+        let stale = Duration::from_millis(now_ms.saturating_sub(heartbeat.load(Ordering::Relaxed)));
+        let cameras = diag
+            .cameras
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len();
+        let streaming = (0..cameras)
+            .filter(|&i| {
+                board
+                    .counters(i)
+                    .published
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .as_ref()
+                    .is_some_and(|p| p.state == "streaming")
+            })
+            .count();
+        let o = diag.outbox.get();
+        let waiting: usize = o.depth.iter().sum();
+        let mut msg = format!(
+            "STATUS=running: {streaming}/{cameras} camera(s) streaming, broker {}, {waiting} message(s) waiting",
+            if o.connected {
+                "connected"
+            } else {
+                "NOT connected"
+            }
+        );
+        // Progress: the inference loop turned within the ping interval.
+        if let Some(p) = ping
+            && stale < p.max(Duration::from_secs(2))
+        {
+            msg.push_str("\nWATCHDOG=1");
+        }
+        notifier.send(&msg);
     }
 }
 
