@@ -43,8 +43,8 @@ contract: deps
 	node tools/asyncapi/check.mjs docs/asyncapi.yaml
 
 ## Only the fault-injection tests (part of `make test` too): broker outage, agent SIGKILLs,
-## camera server killed 20 times, full outbox (unit), TLS, dead camera, damaged streams,
-## frozen and covered cameras.
+## camera server killed 20 times, a camera that hangs (stall watchdog), full outbox (unit),
+## TLS, dead camera, damaged streams, frozen and covered cameras.
 test-faults: deps
 	$(CARGO) test -p vigil-tests --test faults --test tls --test end_to_end -- --nocapture
 	$(CARGO) test -p vigil --lib publish::durable

@@ -187,6 +187,7 @@ pub struct Proxy {
     /// The port clients connect to.
     pub port: u16,
     open: Arc<std::sync::atomic::AtomicBool>,
+    frozen: Arc<std::sync::atomic::AtomicBool>,
     conns: Arc<Mutex<Vec<std::net::TcpStream>>>,
 }
 
@@ -198,8 +199,9 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let port = listener.local_addr()?.port();
         let open = Arc::new(AtomicBool::new(true));
+        let frozen = Arc::new(AtomicBool::new(false));
         let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
-        let (o2, c2) = (Arc::clone(&open), Arc::clone(&conns));
+        let (o2, c2, f2) = (Arc::clone(&open), Arc::clone(&conns), Arc::clone(&frozen));
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 if !o2.load(Ordering::SeqCst) {
@@ -211,8 +213,22 @@ impl Proxy {
                     continue;
                 };
                 let pipe = |mut from: TcpStream, mut to: TcpStream| {
+                    let frozen = Arc::clone(&f2);
                     std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
+                        use std::io::{Read, Write};
+                        let mut buf = vec![0u8; 64 * 1024];
+                        while let Ok(n) = from.read(&mut buf) {
+                            if n == 0 {
+                                break;
+                            }
+                            // Frozen: hold the bytes, keep the connection (a stalled camera).
+                            while frozen.load(Ordering::SeqCst) {
+                                std::thread::sleep(std::time::Duration::from_millis(50));
+                            }
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
                         let _ = to.shutdown(Shutdown::Both);
                         let _ = from.shutdown(Shutdown::Both);
                     });
@@ -229,7 +245,24 @@ impl Proxy {
                 }
             }
         });
-        Ok(Proxy { port, open, conns })
+        Ok(Proxy {
+            port,
+            open,
+            frozen,
+            conns,
+        })
+    }
+
+    /// Stop forwarding bytes, keeping every connection open (and accepting new ones, which
+    /// get nothing either): a peer that hangs without hanging up.
+    pub fn freeze(&self) {
+        self.frozen.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Forward again.
+    pub fn thaw(&self) {
+        self.frozen
+            .store(false, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Refuse new connections and reset the open ones.

@@ -525,3 +525,71 @@ fn corrupted_streams_are_decoded_around_their_damage() -> anyhow::Result<()> {
     assert!(n > 0);
     Ok(())
 }
+
+#[test]
+fn a_camera_that_hangs_without_hanging_up_is_rebuilt_by_the_stall_watchdog() -> anyhow::Result<()> {
+    use std::sync::Arc;
+    use vigil::demo::rtsp::{Clip, RtspServer};
+    use vigil_tests::{Mosquitto, Proxy, Recorder, TempDir, fixture};
+    vigil_tests::init_logs();
+    let broker = Mosquitto::start()?;
+    let server = RtspServer::start(&[("plaza", Arc::new(Clip::load(&fixture("plaza_25s.mp4"))?))])?;
+    // The camera is reached through a relay that can stop passing bytes while keeping the
+    // TCP connection open: rtspsrc sees no error, only silence.
+    let relay = Proxy::start(server.port())?;
+    let dir = TempDir::new("stall")?;
+    let cfg = dir.join("vigil.toml");
+    std::fs::write(
+        &cfg,
+        vigil_tests::scene::config_with(
+            broker.port,
+            &format!("rtsp://127.0.0.1:{}/plaza", relay.port),
+            "stall_s = 2\noffline_s = 3",
+            "",
+        ),
+    )?;
+    let recorder = Recorder::start(broker.port, "vigil/v1/#")?;
+    let log = dir.join("agent.log");
+    let _agent = vigil_tests::spawn_agent(vigil_bin!(), &cfg, &log)?;
+    let topic = "vigil/v1/t1/test-box-001/cameras/plaza/status";
+    let streaming = |m: &[Received]| {
+        m.iter()
+            .filter(|x| x.topic == topic && x.json()["state"] == "streaming")
+            .count()
+    };
+    let dump = || std::fs::read_to_string(&log).unwrap_or_default();
+    recorder
+        .wait_for(Duration::from_secs(60), "streaming", |m| streaming(m) >= 1)
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", dump()))?;
+    relay.freeze();
+    let frozen_at = Instant::now();
+    recorder
+        .wait_for(Duration::from_secs(60), "camera_offline opened", |m| {
+            incidents(m)
+                .iter()
+                .any(|e| e["type"] == "camera_offline" && e["state"] == "open")
+        })
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", dump()))?;
+    // The watchdog (stall_s = 2), not rtspsrc's own 5 s timeouts, rebuilt the pipeline.
+    let text = dump();
+    assert!(count(&text, "stall watchdog") >= 1, "{text}");
+    eprintln!(
+        "stalled camera: camera_offline after {:.1} s, {} watchdog rebuild(s) logged",
+        frozen_at.elapsed().as_secs_f64(),
+        count(&text, "stall watchdog")
+    );
+    relay.thaw();
+    recorder
+        .wait_for(
+            Duration::from_secs(60),
+            "streaming again and camera_offline closed",
+            |m| {
+                streaming(m) >= 2
+                    && incidents(m)
+                        .iter()
+                        .any(|e| e["type"] == "camera_offline" && e["state"] == "close")
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", dump()))?;
+    Ok(())
+}
