@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::agent::{Plan, StartError};
-use crate::config::{Config, Transport};
+use crate::config::Config;
 
 /// Arguments of `vigil doctor`.
 #[derive(Debug, clap::Args)]
@@ -204,10 +204,7 @@ fn cameras(config: &Config, args: &Args, cfg_path: &Path) -> Vec<Check> {
         match result {
             Ok(r) => {
                 let fps = r.fps.map_or("? fps".into(), |f| format!("{f:.1} fps"));
-                let t = match transport {
-                    Transport::Tcp => "tcp",
-                    Transport::Udp => "udp",
-                };
+                let t = transport.as_str();
                 out.push(Check::ok(format!(
                     "camera {id}: {} {}×{} at {fps} over {t}, first frame after {:.1} s",
                     r.codec,

@@ -133,10 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         None => None,
     };
-    let transport_name = match report.transport {
-        Transport::Tcp => "tcp",
-        Transport::Udp => "udp",
-    };
+    let transport_name = report.transport.as_str();
     if args.json {
         println!(
             "{}",

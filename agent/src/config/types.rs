@@ -322,6 +322,16 @@ pub enum Transport {
     Udp,
 }
 
+impl Transport {
+    /// The name in the configuration and in rtspsrc's `protocols` (`tcp`, `udp`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+        }
+    }
+}
+
 /// One camera.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]

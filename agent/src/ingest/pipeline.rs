@@ -79,23 +79,23 @@ fn make(name: &'static str) -> Result<gst::Element, String> {
         .map_err(|_| format!("element {name} is not available"))
 }
 
+/// An `rtspsrc` for `url` over `transport` only, as cameras and `vigil probe` use it: it fails
+/// within seconds when a server stops answering, and carries the camera's capture times
+/// (RTCP sender reports) as reference timestamps when it sends them.
+pub fn rtsp_source(url: &str, transport: Transport) -> Result<gst::Element, String> {
+    let src = make("rtspsrc")?;
+    src.set_property("location", url);
+    src.set_property_from_str("protocols", transport.as_str());
+    src.set_property("tcp-timeout", 5_000_000u64);
+    src.set_property("timeout", 5_000_000u64);
+    src.set_property("add-reference-timestamp-meta", true);
+    Ok(src)
+}
+
 fn build(index: usize, camera: &Camera, board: &Arc<FrameBoard>) -> Result<gst::Pipeline, String> {
     let pipeline = gst::Pipeline::with_name(&format!("camera-{}", camera.id));
-    let src = make("rtspsrc")?;
-    src.set_property("location", &camera.url);
+    let src = rtsp_source(&camera.url, camera.transport)?;
     src.set_property("latency", camera.latency_ms);
-    src.set_property_from_str(
-        "protocols",
-        match camera.transport {
-            Transport::Tcp => "tcp",
-            Transport::Udp => "udp",
-        },
-    );
-    // Fail within seconds when a server stops answering, so the supervisor can rebuild.
-    src.set_property("tcp-timeout", 5_000_000u64);
-    // Capture times from the camera's clock (RTCP sender reports) when it sends them.
-    src.set_property("add-reference-timestamp-meta", true);
-    src.set_property("timeout", 5_000_000u64);
     let decode = make("decodebin")?;
     let counters = board.counters(index);
     if let Some(bin) = decode.downcast_ref::<gst::Bin>() {

@@ -109,18 +109,7 @@ pub fn probe(
     super::decode_errors::install();
     let shown = redact(url);
     let pipeline = gst::Pipeline::with_name("probe");
-    let src = make("rtspsrc")?;
-    src.set_property("location", url);
-    src.set_property_from_str(
-        "protocols",
-        match transport {
-            Transport::Tcp => "tcp",
-            Transport::Udp => "udp",
-        },
-    );
-    src.set_property("tcp-timeout", 5_000_000u64);
-    src.set_property("timeout", 5_000_000u64);
-    src.set_property("add-reference-timestamp-meta", true);
+    let src = super::pipeline::rtsp_source(url, transport).map_err(ProbeError::Other)?;
     let decode = make("decodebin")?;
     let convert = make("videoconvert")?;
     let sink = gst_app::AppSink::builder()

@@ -62,6 +62,24 @@ struct Open {
     reported_facts: Facts,
 }
 
+impl Open {
+    /// The `close` event of this incident, at `frame_time`.
+    fn close_event(&self, frame_time: SystemTime) -> IncidentEvent {
+        IncidentEvent {
+            id: self.id,
+            kind: self.key.kind,
+            state: EventState::Close,
+            severity: self.policy.severity,
+            scope: self.key.scope,
+            track: self.key.track,
+            objects: Vec::new(),
+            frame_time,
+            opened_at: self.opened_at,
+            facts: Facts::default(),
+        }
+    }
+}
+
 /// A better score than this much over the last reported one counts as a change.
 const SCORE_STEP: f32 = 0.05;
 
@@ -147,18 +165,7 @@ impl Lifecycle {
     /// Close every open incident now (its rules are being replaced), at `frame_time`.
     pub fn close_all(&mut self, frame_time: SystemTime, out: &mut Vec<IncidentEvent>) {
         for o in self.open.drain(..) {
-            out.push(IncidentEvent {
-                id: o.id,
-                kind: o.key.kind,
-                state: EventState::Close,
-                severity: o.policy.severity,
-                scope: o.key.scope,
-                track: o.key.track,
-                objects: Vec::new(),
-                frame_time,
-                opened_at: o.opened_at,
-                facts: Facts::default(),
-            });
+            out.push(o.close_event(frame_time));
         }
         self.cooldown.clear();
     }
@@ -170,18 +177,7 @@ impl Lifecycle {
             let o = &self.open[i];
             if now.saturating_sub(o.last_seen) >= o.policy.quiet {
                 let o = self.open.swap_remove(i);
-                out.push(IncidentEvent {
-                    id: o.id,
-                    kind: o.key.kind,
-                    state: EventState::Close,
-                    severity: o.policy.severity,
-                    scope: o.key.scope,
-                    track: o.key.track,
-                    objects: Vec::new(),
-                    frame_time,
-                    opened_at: o.opened_at,
-                    facts: Facts::default(),
-                });
+                out.push(o.close_event(frame_time));
                 if !o.policy.cooldown.is_zero() {
                     self.cooldown.push((o.key, now + o.policy.cooldown));
                 }
