@@ -363,6 +363,17 @@ fn reload_applies_camera_changes_live_and_refuses_the_rest() -> anyhow::Result<(
         err.contains("need a restart") && err.contains("mqtt"),
         "{err}"
     );
+    // The same refusal for scripts: one JSON object on stdout.
+    let (code, out, _) = run_cli(vigil_bin!(), &["reload", "--json", "--socket", &socket])?;
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(out.trim())?;
+    assert_eq!(v["ok"], false, "{out}");
+    assert!(
+        v["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("need a restart")),
+        "{out}"
+    );
 
     // A zone moved: the rules are replaced, the open incidents closed, the stream untouched.
     let moved = original.replace(
@@ -403,9 +414,16 @@ fn reload_applies_camera_changes_live_and_refuses_the_rest() -> anyhow::Result<(
         ask(&scene.socket, r#"{"request":"cameras"}"#)
             .is_ok_and(|v| v["cameras"][0]["analysis_fps"] == 4.0)
     })?;
-    let (code, out, _) = reload()?;
+    let (code, out, _) = run_cli(vigil_bin!(), &["reload", "--json", "--socket", &socket])?;
     assert_eq!(code, 0);
-    assert!(out.contains("unchanged"), "{out}");
+    let v: serde_json::Value = serde_json::from_str(out.trim())?;
+    assert_eq!(v["ok"], true, "{out}");
+    assert!(
+        v["reloaded"]
+            .as_str()
+            .is_some_and(|r| r.contains("unchanged")),
+        "{out}"
+    );
     scene.check_contract()?;
     Ok(())
 }

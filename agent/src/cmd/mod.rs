@@ -137,6 +137,12 @@ pub fn main() -> ExitCode {
 /// Print a start error the way an installer needs to read it and choose the exit code.
 pub fn report_start_error(e: &StartError) -> ExitCode {
     eprintln!("vigil: {e}");
+    start_error_code(e)
+}
+
+/// The exit code for a start error: 78 for the config or a model, 69 for an unreachable
+/// camera, 1 otherwise.
+pub fn start_error_code(e: &StartError) -> ExitCode {
     match e {
         StartError::Config(_) | StartError::Model { .. } | StartError::Security(_) => {
             ExitCode::from(EXIT_CONFIG)

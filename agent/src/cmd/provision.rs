@@ -2,11 +2,16 @@
 //! the broker password file (0600) from flags, or from prompts for what the flags leave out
 //! when run on a terminal; validate the result, run `doctor`, and say what to do next.
 //! Passwords are read without echo (or from stdin with `--password-stdin`) and never printed.
+//! `--json` prints one object on stdout (prompts, if any, stay on stderr): the files written,
+//! whether the configuration is valid, doctor's own JSON report and the next steps; or
+//! `{"ok":false,"error":…}`.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use serde_json::{Value, json};
 
 /// Arguments of `vigil provision`.
 #[derive(Debug, clap::Args)]
@@ -57,6 +62,9 @@ pub struct Args {
     /// Do not run `vigil doctor` afterwards.
     #[arg(long)]
     no_doctor: bool,
+    /// Print the outcome as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 /// What goes into the file.
@@ -190,16 +198,61 @@ impl Prompter {
     }
 }
 
+/// For a typed `ID=URL` without `user@`: ask for the camera's user and (hidden) password and put
+/// them, percent-encoded, into the URL.
+fn ask_camera_credentials(p: &Prompter, typed: String) -> Result<String, Refusal> {
+    let Some((id, url)) = typed.split_once('=') else {
+        return Ok(typed);
+    };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Ok(typed);
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    if authority.contains('@') {
+        return Ok(typed);
+    }
+    let user = p.ask(
+        &format!("user for camera {id} (empty: none)"),
+        None,
+        &mut Vec::new(),
+    );
+    if user.is_empty() {
+        return Ok(typed);
+    }
+    let password = read_hidden(&format!("password of {user} on camera {id} (not shown): "))
+        .or_else(|e| refuse(2, format!("cannot read the password: {e}")))?;
+    let userinfo = if password.is_empty() {
+        percent_encode(&user)
+    } else {
+        format!("{}:{}", percent_encode(&user), percent_encode(&password))
+    };
+    Ok(format!("{id}={scheme}://{userinfo}@{rest}"))
+}
+
+/// RFC 3986 percent-encoding of everything but unreserved characters (for URL userinfo).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Read a line from the terminal without echoing it.
 fn read_hidden(prompt: &str) -> std::io::Result<String> {
     use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
-    eprint!("{prompt}");
-    std::io::stderr().flush()?;
     let stdin = std::io::stdin();
     let before = tcgetattr(&stdin)?;
     let mut quiet = before.clone();
     quiet.local_modes.remove(LocalModes::ECHO);
+    // Echo goes off before the prompt shows, so nothing typed after it can be echoed.
     tcsetattr(&stdin, OptionalActions::Now, &quiet)?;
+    eprint!("{prompt}");
+    std::io::stderr().flush()?;
     let mut line = String::new();
     let read = stdin.lock().read_line(&mut line);
     let _ = tcsetattr(&stdin, OptionalActions::Now, &before);
@@ -228,8 +281,31 @@ fn write_file(path: &Path, text: &str, mode: u32, force: bool) -> anyhow::Result
     Ok(())
 }
 
+/// Why provisioning stopped: exit code and the message.
+struct Refusal(u8, String);
+
+fn refuse<T>(code: u8, msg: impl Into<String>) -> Result<T, Refusal> {
+    Err(Refusal(code, msg.into()))
+}
+
 /// Ask, write, validate, check.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let json = args.json;
+    match provision(&args) {
+        Ok(code) => Ok(code),
+        Err(Refusal(code, msg)) => {
+            if json {
+                println!("{}", json!({"ok": false, "error": msg}));
+            } else {
+                eprintln!("vigil provision: {msg}");
+            }
+            Ok(ExitCode::from(code))
+        }
+    }
+}
+
+/// Everything the flags and prompts say, checked; the password separately.
+fn gather(args: &Args) -> Result<(Answers, Option<String>, PathBuf), Refusal> {
     let p = Prompter {
         interactive: std::io::stdin().is_terminal() && !args.password_stdin,
     };
@@ -249,33 +325,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if cameras.is_empty() && p.interactive {
         loop {
             let c = p.ask(
-                "camera ID=RTSP_URL (empty line when done)",
+                "camera ID=RTSP_URL, credentials asked next (empty line when done)",
                 None,
                 &mut missing,
             );
             if c.is_empty() {
                 break;
             }
-            cameras.push(c);
+            cameras.push(ask_camera_credentials(&p, c)?);
         }
     }
     if cameras.is_empty() {
         missing.push("at least one camera (--camera ID=URL)".into());
     }
     if !missing.is_empty() {
-        eprintln!(
-            "vigil provision: missing (not on a terminal, so not asked): {}",
-            missing.join(", ")
+        return refuse(
+            2,
+            format!(
+                "missing (not on a terminal, so not asked): {}",
+                missing.join(", ")
+            ),
         );
-        return Ok(ExitCode::from(2));
     }
-    let (host, port, tls) = match parse_broker(&broker) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("vigil provision: {e}");
-            return Ok(ExitCode::from(2));
-        }
-    };
+    let (host, port, tls) = parse_broker(&broker).or_else(|e| refuse(2, e))?;
     let mut pairs = Vec::new();
     for c in &cameras {
         match c.split_once('=') {
@@ -283,11 +355,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 pairs.push((id.to_string(), url.to_string()));
             }
             _ => {
-                eprintln!(
-                    "vigil provision: camera \"{}\" must be ID=RTSP_URL",
-                    crate::ingest::url::redact(c)
+                return refuse(
+                    2,
+                    format!(
+                        "camera \"{}\" must be ID=RTSP_URL",
+                        crate::ingest::url::redact(c)
+                    ),
                 );
-                return Ok(ExitCode::from(2));
             }
         }
     }
@@ -297,22 +371,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => None,
         Some(_) if args.password_stdin => {
             let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line)?;
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .or_else(|e| refuse(2, format!("cannot read the password from stdin: {e}")))?;
             Some(line.trim_end_matches(['\n', '\r']).to_string())
         }
-        Some(user) if p.interactive => Some(read_hidden(&format!(
-            "broker password for {user} (not shown): "
-        ))?),
+        Some(user) if p.interactive => Some(
+            read_hidden(&format!("broker password for {user} (not shown): "))
+                .or_else(|e| refuse(2, format!("cannot read the password: {e}")))?,
+        ),
         Some(_) => {
-            eprintln!(
-                "vigil provision: --username needs a password: on a terminal it is asked for, else give --password-stdin"
+            return refuse(
+                2,
+                "--username needs a password: on a terminal it is asked for, else give --password-stdin",
             );
-            return Ok(ExitCode::from(2));
         }
     };
     if password.as_deref() == Some("") {
-        eprintln!("vigil provision: the broker password is empty");
-        return Ok(ExitCode::from(2));
+        return refuse(2, "the broker password is empty");
     }
     let answers = Answers {
         device,
@@ -327,63 +404,141 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         card: args.model_card.clone(),
         state_dir: args.state_dir.clone(),
     };
+    Ok((answers, password, secrets))
+}
+
+/// The steps after provisioning, one per line.
+fn next_steps(config: &Path, secrets: Option<&Path>) -> Vec<String> {
+    vec![
+        format!(
+            "add zones and lines to each camera in {} (docs/config.md); see them with `vigil probe --config {0} --camera ID --out cam.jpg`",
+            config.display()
+        ),
+        match secrets {
+            Some(s) => format!(
+                "chown root:vigil {}; chown vigil:vigil {}",
+                config.display(),
+                s.display()
+            ),
+            None => format!("chown root:vigil {}", config.display()),
+        },
+        "systemctl enable --now vigil; then `vigil status`".into(),
+    ]
+}
+
+fn provision(args: &Args) -> Result<ExitCode, Refusal> {
+    let (answers, password, secrets) = gather(args)?;
     // Check both before writing either, so a refusal leaves nothing half-written.
     for (path, wanted) in [(&args.out, true), (&secrets, password.is_some())] {
         if wanted && path.exists() && !args.force {
-            eprintln!(
-                "vigil provision: {} exists; use --force to replace it",
-                path.display()
+            return refuse(
+                1,
+                format!("{} exists; use --force to replace it", path.display()),
             );
-            return Ok(ExitCode::FAILURE);
         }
     }
     if let Some(pw) = &password {
-        write_file(&secrets, &format!("{pw}\n"), 0o600, args.force)?;
+        write_file(&secrets, &format!("{pw}\n"), 0o600, args.force)
+            .or_else(|e| refuse(1, e.to_string()))?;
     }
     // 0640: camera URLs may carry passwords; the service group reads it.
-    write_file(&args.out, &render(&answers), 0o640, args.force)?;
-    println!("wrote {} (mode 640)", args.out.display());
-    if password.is_some() {
-        println!("wrote {} (mode 600)", secrets.display());
+    write_file(&args.out, &render(&answers), 0o640, args.force)
+        .or_else(|e| refuse(1, e.to_string()))?;
+    let written_secrets = password.as_ref().map(|_| secrets.as_path());
+    if !args.json {
+        println!("wrote {} (mode 640)", args.out.display());
+        if let Some(s) = written_secrets {
+            println!("wrote {} (mode 600)", s.display());
+        }
     }
-    let plan = match super::load_plan(&args.out) {
+    let mut report = json!({
+        "ok": false,
+        "config": args.out,
+        "secrets": written_secrets,
+        "valid": false,
+        "doctor": Value::Null,
+    });
+    let built = crate::config::load(&args.out)
+        .map_err(crate::agent::StartError::Config)
+        .and_then(crate::agent::Plan::build);
+    let plan = match built {
         Ok(p) => p,
-        Err(code) => {
-            eprintln!(
-                "the configuration above is not valid yet: fix it, then `vigil check --config {}`",
+        Err(e) => {
+            let code = super::start_error_code(&e);
+            let fix = format!(
+                "the configuration is not valid yet: fix it, then `vigil check --config {}`",
                 args.out.display()
             );
+            if args.json {
+                report["problems"] = json!(e.to_string());
+                report["next"] = json!([fix]);
+                println!("{report}");
+            } else {
+                eprintln!("vigil: {e}\n{fix}");
+            }
             return Ok(code);
         }
     };
-    println!(
-        "configuration valid: device {} in district {}, {} camera(s)",
-        plan.loaded.config.device.id,
-        plan.loaded.config.device.district,
-        plan.loaded.config.cameras.len()
-    );
-    let mut code = ExitCode::SUCCESS;
+    let cfg = &plan.loaded.config;
+    report["valid"] = json!(true);
+    report["device"] = json!(cfg.device.id);
+    report["district"] = json!(cfg.device.district);
+    report["cameras"] = json!(cfg.cameras.iter().map(|c| &c.id).collect::<Vec<_>>());
+    if !args.json {
+        println!(
+            "configuration valid: device {} in district {}, {} camera(s)",
+            cfg.device.id,
+            cfg.device.district,
+            cfg.cameras.len()
+        );
+    }
+    let mut ok = true;
     if !args.no_doctor {
-        println!();
-        let exe = std::env::current_exe()?;
-        let status = std::process::Command::new(exe)
-            .args(["doctor", "--config"])
-            .arg(&args.out)
-            .status()?;
-        if !status.success() {
-            code = ExitCode::FAILURE;
+        let (passed, doctor) = run_doctor(&args.out, args.json)?;
+        ok = passed;
+        report["doctor"] = doctor;
+    }
+    let next = next_steps(&args.out, written_secrets);
+    if args.json {
+        report["ok"] = json!(ok);
+        report["next"] = json!(next);
+        println!("{report}");
+    } else {
+        println!("\nnext:");
+        for (i, step) in next.iter().enumerate() {
+            println!("  {}. {step}", i + 1);
         }
     }
-    println!(
-        "\nnext:\n  1. add zones and lines to each camera in {} (docs/config.md); see them with\n     `vigil probe --config {0} --camera ID --out cam.jpg`\n  2. chown root:vigil {0}{}\n  3. systemctl enable --now vigil; then `vigil status`",
-        args.out.display(),
-        if password.is_some() {
-            format!("; chown vigil:vigil {}", secrets.display())
-        } else {
-            String::new()
-        }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `vigil doctor --config FILE` as a child (its own output for people, its JSON for scripts):
+/// whether it passed, and its report when `json`.
+fn run_doctor(config: &Path, json: bool) -> Result<(bool, Value), Refusal> {
+    let exe = std::env::current_exe()
+        .or_else(|e| refuse(1, format!("cannot find the vigil executable: {e}")))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["doctor", "--config"]).arg(config);
+    if !json {
+        println!();
+        let status = cmd
+            .status()
+            .or_else(|e| refuse(1, format!("cannot run vigil doctor: {e}")))?;
+        return Ok((status.success(), Value::Null));
+    }
+    let out = cmd
+        .arg("--json")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .or_else(|e| refuse(1, format!("cannot run vigil doctor: {e}")))?;
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(
+        |e| json!({"ok": false, "error": format!("doctor printed no JSON report: {e}")}),
     );
-    Ok(code)
+    Ok((out.status.success(), report))
 }
 
 #[cfg(test)]
@@ -414,6 +569,12 @@ mod tests {
                 .unwrap_err()
                 .contains("not a number")
         );
+    }
+
+    #[test]
+    fn userinfo_is_percent_encoded() {
+        assert_eq!(percent_encode("admin"), "admin");
+        assert_eq!(percent_encode("p@ss:w/rd%é"), "p%40ss%3Aw%2Frd%25%C3%A9");
     }
 
     #[test]
