@@ -2,7 +2,7 @@
 CARGO ?= cargo
 DEMO_ARGS ?=
 
-.PHONY: all deps build demo test contract test-fire test-faults systemd-check test-unit test-integration lint fmt clippy golden ort-lib bench clean
+.PHONY: all deps build demo test contract test-fire test-faults systemd-check cross-test deb deb-test test-unit test-integration lint fmt clippy golden ort-lib bench clean
 
 all: build
 
@@ -59,6 +59,23 @@ systemd-check: deps build
 	@score=$$(systemd-analyze security --offline=true systemd/vigil.service 2>&1 | sed -n 's/.*Overall exposure level for vigil.service: \([0-9.]*\).*/\1/p'); \
 	  echo "systemd-analyze security: exposure $$score (limit 1.5)"; \
 	  awk -v s="$$score" 'BEGIN { exit !(s != "" && s <= 1.5) }' || { echo "make systemd-check: exposure $$score is above 1.5" >&2; exit 1; }
+
+## ARM builds proven to run (cross/README.md): cross/build.sh builds each target natively in
+## release mode against a sysroot of the target's GStreamer; cross/test.sh runs it under qemu-user
+## (version, check, detections equal to native and to the reference, an H.264 pipeline).
+CROSS_TARGETS ?= aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf
+cross-test: deps
+	for t in $(CROSS_TARGETS); do cross/test.sh $$t || exit 1; done
+
+## Debian packages with cargo-deb (target/debian/): amd64 from a native release build, and one
+## per cross target; each inspected (packaging/deb.sh).
+deb: deps
+	packaging/deb.sh
+	for t in $(CROSS_TARGETS); do packaging/deb.sh $$t || exit 1; done
+
+## Install the amd64 package on this machine and check it (root only: the CI container).
+deb-test: deb
+	packaging/deb-test.sh target/debian/vigil_$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)-1_amd64.deb
 
 test-unit: deps
 	$(CARGO) test -p vigil
