@@ -22,8 +22,9 @@ out_dir=$profile
 bin="$repo/target/$target/$out_dir/vigil"
 
 # The native references: vigil and the detections comparer.
-# The same features as `make test`, so that after it nothing is rebuilt.
-(cd "$repo" && cargo build --locked -q --workspace --bins --features vigil-tests/ort)
+# Built the way `make test` builds them (a `cargo build` would resolve dev-dependency features
+# differently and rebuild half the graph): after `make test` this is a no-op.
+(cd "$repo" && cargo test --locked -q --workspace --features vigil-tests/ort --no-run)
 native="$repo/target/debug/vigil"
 match="$repo/target/debug/detections-match"
 
