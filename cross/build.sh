@@ -25,7 +25,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=cross/target.sh
 . "$here/target.sh" "${1:-}"
 
-profile=${PROFILE:-release}
+# shellcheck source=cross/profile.sh
+. "$here/profile.sh"
 features=${CARGO_FEATURES:-}
 
 need_root() {
@@ -66,7 +67,5 @@ args=(build --locked -p vigil --target "$target" --profile "$profile")
 [[ -n $features ]] && args+=(--features "$features")
 echo "cross/build.sh: cargo ${args[*]}"
 (cd "$repo" && cargo "${args[@]}")
-out_dir=$profile
-[[ $profile == dev ]] && out_dir=debug
 bin="$repo/target/$target/$out_dir/vigil"
 echo "cross/build.sh: built $bin ($(stat -c %s "$bin") bytes)"

@@ -16,9 +16,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 t0=$(date +%s)
 
 "$here/build.sh" "$target"
-profile=${PROFILE:-release}
-out_dir=$profile
-[[ $profile == dev ]] && out_dir=debug
+# shellcheck source=cross/profile.sh
+. "$here/profile.sh"
 bin="$repo/target/$target/$out_dir/vigil"
 
 # The native references: vigil and the detections comparer.

@@ -13,7 +13,8 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 target=${1:-}
-profile=${PROFILE:-release}
+# shellcheck source=cross/profile.sh
+. cross/profile.sh
 cargo_deb_version=3.8.0
 
 if ! cargo deb --version 2>/dev/null | grep -q "$cargo_deb_version"; then
@@ -25,11 +26,11 @@ fi
 if [[ -z $target ]]; then
   cargo build --locked --profile "$profile" -p vigil
 else
-  [[ -x target/$target/$profile/vigil ]] || PROFILE=$profile cross/build.sh "$target"
+  cross/build.sh "$target"   # a no-op when make cross-test built it already
 fi
 
 # Man pages, written by the packaged binary itself (under qemu for an ARM one).
-bin=target/${target:+$target/}$profile/vigil
+bin=target/${target:+$target/}$out_dir/vigil
 rm -rf .cache/man
 if [[ -z $target ]]; then
   "$bin" manpages .cache/man >/dev/null
