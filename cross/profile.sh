@@ -3,5 +3,8 @@
 # under target/[TARGET/]: cargo names the `dev` profile's folder `debug`).
 # shellcheck shell=bash disable=SC2034
 profile=${PROFILE:-release}
-out_dir=$profile
-[[ $profile == dev ]] && out_dir=debug
+if [[ $profile == dev ]]; then
+  out_dir=debug
+else
+  out_dir=$profile
+fi
