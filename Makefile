@@ -2,7 +2,7 @@
 CARGO ?= cargo
 DEMO_ARGS ?=
 
-.PHONY: all deps build demo test contract test-fire test-faults systemd-check cross-test deb deb-test test-unit test-integration lint fmt clippy golden ort-lib bench clean
+.PHONY: all deps build demo test contract test-fire test-faults systemd-check cross-test deb deb-test test-unit test-integration lint fmt clippy golden ort-lib bench bench-env soak bench-stages clean
 
 all: build
 
@@ -90,8 +90,30 @@ golden:
 	$(REF_VENV)/bin/pip install -q -r tools/reference/requirements.txt
 	$(REF_VENV)/bin/python tools/reference/reference.py
 
-## Benchmarks (numbers for docs/performance.md; never part of `make test`).
-bench: deps ort-lib
+## The performance harness (docs/performance.md): six measures (P1–P6), each a ratio against a
+## reference measured in the same run, printed as a markdown table. Builds vigil and rtsp-serve
+## with BENCH_PROFILE (default release, what ships) and the Python peer's venv. Never part of
+## `make test`; takes about 25 minutes on two cores. BENCH_ARGS="--seconds 30" for a quicker run.
+BENCH_VENV ?= .venv-bench
+BENCH_PROFILE ?= release
+BENCH_ARGS ?=
+BENCH_DIR = target/$(if $(filter dev,$(BENCH_PROFILE)),debug,$(BENCH_PROFILE))
+bench-env: deps ort-lib
+	@scripts/install-deps.sh python3-venv python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
+	@test -x $(BENCH_VENV)/bin/python || /usr/bin/python3 -m venv --system-site-packages $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q -r bench/peer/requirements.txt
+	$(CARGO) build --locked --profile $(BENCH_PROFILE) -p vigil -p vigil-tests --features vigil/ort --bin vigil --bin rtsp-serve
+
+bench: bench-env
+	$(BENCH_VENV)/bin/python bench/harness.py --vigil $(BENCH_DIR)/vigil --rtsp-serve $(BENCH_DIR)/rtsp-serve $(BENCH_ARGS)
+
+## The memory soak of P5: 4 cameras for MINUTES, RSS/fds/threads each minute, slope of the second half.
+MINUTES ?= 60
+soak: bench-env
+	$(BENCH_VENV)/bin/python bench/soak.py --minutes $(MINUTES) --vigil $(BENCH_DIR)/vigil --rtsp-serve $(BENCH_DIR)/rtsp-serve
+
+## Per-stage micro-benchmarks: criterion on pre/post-processing, `vigil bench` per model and backend.
+bench-stages: deps ort-lib
 	$(CARGO) bench -p vigil --bench postprocess --profile dev
 	$(CARGO) build -p vigil --features ort
 	for card in models/ssd_mobilenet_v2_coco/model.toml models/ssd_mobilenet_v2_coco/model.int8.toml models/nanodet_m_416/model.toml; do \
@@ -109,4 +131,4 @@ clippy: deps
 
 clean:
 	$(CARGO) clean
-	rm -rf demo-out
+	rm -rf demo-out $(BENCH_VENV)

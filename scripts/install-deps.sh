@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the system packages vigil needs to build, test and run its demo on Debian 12.
+# Install the system packages vigil needs to build, test and run its demo on Debian 12, plus
+# any packages named as arguments (e.g. `make bench` adds the Python GStreamer bindings).
 # Installs only what is missing; uses apt-get as root, or sudo when available; otherwise prints
 # the command to run and fails.
 set -euo pipefail
@@ -22,6 +23,7 @@ PACKAGES=(
   ca-certificates
   systemd
 )
+PACKAGES+=("$@")
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -118,6 +118,11 @@ fn describe() {
         "Detector time per analysed frame"
     );
     describe_histogram!(
+        "vigil_engine_inference_seconds",
+        Unit::Seconds,
+        "The inference engine's run alone per analysed frame (no pre- or post-processing)"
+    );
+    describe_histogram!(
         "vigil_incident_latency_seconds",
         Unit::Seconds,
         "From a frame's capture (or arrival) to its incident event handed to the outbox"
@@ -148,6 +153,8 @@ fn describe() {
 pub struct CameraTimers {
     /// `vigil_inference_seconds{camera}`.
     pub inference: Histogram,
+    /// `vigil_engine_inference_seconds{camera}`.
+    pub engine: Histogram,
     /// `vigil_incident_latency_seconds{camera}`.
     pub latency: Histogram,
 }
@@ -157,6 +164,7 @@ impl CameraTimers {
     pub fn new(camera: &str) -> Self {
         CameraTimers {
             inference: histogram!("vigil_inference_seconds", "camera" => camera.to_string()),
+            engine: histogram!("vigil_engine_inference_seconds", "camera" => camera.to_string()),
             latency: histogram!("vigil_incident_latency_seconds", "camera" => camera.to_string()),
         }
     }

@@ -12,18 +12,30 @@ use crate::config::{Camera, Config};
 pub struct CameraChange {
     /// Index in the configuration.
     pub index: usize,
-    /// The pipeline must be rebuilt (URL, transport, latency, analysis rate, stall, enabled).
+    /// The pipeline must be rebuilt (URL, transport, latency, frame clock, analysis rate, stall,
+    /// enabled).
     pub stream: bool,
     /// The detection side changes (model, zones, lines, masks, filters, tracker, fire, picture
     /// and offline thresholds, kind).
     pub rules: bool,
 }
 
-fn stream_part(c: &Camera) -> (&str, crate::config::Transport, u32, u64, u64, bool) {
+type StreamPart<'a> = (
+    &'a str,
+    crate::config::Transport,
+    u32,
+    crate::config::FrameClock,
+    u64,
+    u64,
+    bool,
+);
+
+fn stream_part(c: &Camera) -> StreamPart<'_> {
     (
         c.url.as_str(),
         c.transport,
         c.latency_ms,
+        c.frame_time,
         c.analysis_fps.to_bits(),
         c.stall_s.to_bits(),
         c.enabled,
@@ -74,6 +86,7 @@ pub fn plan(old: &Config, new: &Config) -> Result<Vec<CameraChange>, String> {
             b_with_old_stream.url = a.url.clone();
             b_with_old_stream.transport = a.transport;
             b_with_old_stream.latency_ms = a.latency_ms;
+            b_with_old_stream.frame_time = a.frame_time;
             b_with_old_stream.analysis_fps = a.analysis_fps;
             b_with_old_stream.stall_s = a.stall_s;
             b_with_old_stream.enabled = a.enabled;
@@ -91,7 +104,10 @@ mod tests {
     use super::*;
 
     fn config() -> Config {
-        let text = r#"
+        toml::from_str(TEXT).expect("config")
+    }
+
+    const TEXT: &str = r#"
 [device]
 id = "b"
 district = "d"
@@ -109,8 +125,6 @@ id = "yard"
 url = "rtsp://10.0.0.6/s"
 model = "m"
 "#;
-        toml::from_str(text).expect("config")
-    }
 
     #[test]
     fn an_unchanged_config_changes_nothing() {
@@ -147,6 +161,31 @@ model = "m"
                 rules: true
             })
         );
+    }
+
+    #[test]
+    fn a_new_frame_clock_rebuilds_the_pipeline_only() {
+        let old = config();
+        let mut new: Config = toml::from_str(&TEXT.replacen(
+            "id = \"gate\"",
+            "id = \"gate\"\nframe_time = \"arrival\"",
+            1,
+        ))
+        .expect("config with frame_time");
+        assert_eq!(
+            new.cameras[0].frame_time,
+            crate::config::FrameClock::Arrival
+        );
+        assert_eq!(
+            plan(&old, &new),
+            Ok(vec![CameraChange {
+                index: 0,
+                stream: true,
+                rules: false
+            }])
+        );
+        new.cameras[0].frame_time = crate::config::FrameClock::Auto;
+        assert_eq!(plan(&old, &new), Ok(vec![]));
     }
 
     #[test]

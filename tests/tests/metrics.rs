@@ -98,6 +98,22 @@ fn metrics_are_served_on_loopback_when_asked_and_no_port_is_opened_otherwise() -
         value(&text, "vigil_inference_seconds_count{camera=\"plaza\"}") > Some(0.0),
         "{text}"
     );
+    // The engine's share: counted once per analysed frame like the whole, and never more.
+    let (engine, whole) = (
+        value(
+            &text,
+            "vigil_engine_inference_seconds_sum{camera=\"plaza\"}",
+        ),
+        value(&text, "vigil_inference_seconds_sum{camera=\"plaza\"}"),
+    );
+    assert!(
+        engine > Some(0.0) && engine <= whole,
+        "engine {engine:?} vs detector {whole:?}: {text}"
+    );
+    assert!(
+        text.contains("vigil_engine_inference_seconds_bucket{camera=\"plaza\",le=\"0.1\"}"),
+        "{text}"
+    );
     assert!(
         value(
             &text,

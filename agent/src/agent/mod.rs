@@ -531,15 +531,19 @@ fn detect_loop(
         };
         watch_picture(board, frame.camera, cam, view, clock.monotonic());
         let t0 = Instant::now();
-        if let Err(e) = det.detect(view, &mut dets) {
-            if last_error.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                tracing::error!("detection failed: {e}");
-                last_error = Some(Instant::now());
+        let stages = match det.detect_timed(view, &mut dets) {
+            Ok(stages) => stages,
+            Err(e) => {
+                if last_error.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    tracing::error!("detection failed: {e}");
+                    last_error = Some(Instant::now());
+                }
+                continue;
             }
-            continue;
-        }
+        };
         health.record(frame.camera, t0.elapsed());
         cam.timers.inference.record(t0.elapsed().as_secs_f64());
+        cam.timers.engine.record(stages.inference.as_secs_f64());
         tracing::trace!(
             inference_ms = t0.elapsed().as_millis() as u64,
             objects = dets.len(),
@@ -664,7 +668,7 @@ fn replace_work(
             camera: u.index,
             width: 0,
             height: 0,
-            data: Vec::new(),
+            data: Vec::new().into(),
             captured: SystemTime::now(),
         };
         for event in closing {

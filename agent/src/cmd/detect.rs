@@ -71,7 +71,7 @@ pub fn load_frames(
             camera: 0,
             width,
             height,
-            data: img.into_raw(),
+            data: img.into_raw().into(),
             captured: std::time::SystemTime::now(),
         }])
     } else {

@@ -201,7 +201,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let mut due = Duration::ZERO;
     let mut last = Duration::ZERO;
-    let mut last_frame: Option<(u32, u32, Vec<u8>)> = None;
+    let mut last_frame: Option<(u32, u32, crate::ingest::slot::FrameData)> = None;
     let mut failure: Option<anyhow::Error> = None;
     file::pull_samples(
         "filesrc name=src ! decodebin ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false max-buffers=4",

@@ -332,6 +332,19 @@ impl Transport {
     }
 }
 
+/// Which clock stamps a frame's `frame_time`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FrameClock {
+    /// The camera's clock when the stream carries it (RTCP sender reports) and it is within
+    /// 10 s of the box's; else the frame's arrival at vigil. Default.
+    #[default]
+    Auto,
+    /// Always the frame's arrival at vigil (the box's clock), for cameras whose clock is not
+    /// trusted even when close.
+    Arrival,
+}
+
 /// One camera.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -353,6 +366,9 @@ pub struct Camera {
     pub transport: Transport,
     /// RTSP jitter-buffer latency in milliseconds. Default 200.
     pub latency_ms: u32,
+    /// The clock of `frame_time`: `"auto"` (default: the camera's when close to the box's, else
+    /// arrival) or `"arrival"`.
+    pub frame_time: FrameClock,
     /// Rebuild the pipeline when no frame arrived for this many seconds (stall watchdog).
     /// Default 10, at least 2.
     pub stall_s: f64,
@@ -391,6 +407,7 @@ impl Default for Camera {
             analysis_fps: 5.0,
             transport: Transport::Tcp,
             latency_ms: 200,
+            frame_time: FrameClock::Auto,
             stall_s: 10.0,
             offline_s: 30.0,
             frozen_s: 30.0,

@@ -6,7 +6,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 
-use super::slot::Frame;
+use super::slot::{Frame, FrameData};
 
 /// Play `path` through `launch` (a pipeline with a `filesrc` named `src` and an `appsink`
 /// named `sink`) as fast as possible, handing each sample to `on_sample` until it returns
@@ -74,7 +74,8 @@ pub fn decode_frames(
             if index.is_multiple_of(every.max(1))
                 && let Some(f) = sample_to_frame(sample)
             {
-                frames.push(f);
+                // Kept beyond the pipeline's life: copied out of its buffers.
+                frames.push(f.into_owned());
             }
             index += 1;
             frames.len() < max
@@ -109,15 +110,23 @@ pub fn stream_time(buffer: &gst::BufferRef) -> Option<std::time::SystemTime> {
 /// Copy an RGB sample into a packed frame (rows may be padded in the buffer), captured now.
 pub fn sample_to_frame(sample: &gst::Sample) -> Option<Frame> {
     let info = gst_video::VideoInfo::from_caps(sample.caps()?).ok()?;
-    let buffer = sample.buffer()?;
-    let map = buffer.map_readable().ok()?;
     let (w, h) = (info.width() as usize, info.height() as usize);
     let stride = usize::try_from(*info.stride().first()?).ok()?;
     let row = w * 3;
-    let mut data = Vec::with_capacity(row * h);
-    for y in 0..h {
-        data.extend_from_slice(map.get(y * stride..y * stride + row)?);
-    }
+    let len = row * h;
+    let buffer = sample.buffer_owned()?;
+    let data = if stride == row && buffer.size() >= len {
+        // Packed rows (the usual case: a width of a multiple of 4): hand the buffer itself on.
+        let map = buffer.into_mapped_buffer_readable().ok()?;
+        FrameData::Mapped { map, len }
+    } else {
+        let map = buffer.map_readable().ok()?;
+        let mut data = Vec::with_capacity(len);
+        for y in 0..h {
+            data.extend_from_slice(map.get(y * stride..y * stride + row)?);
+        }
+        FrameData::Owned(data)
+    };
     Some(Frame {
         camera: 0,
         width: w as u32,

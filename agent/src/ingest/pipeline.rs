@@ -10,7 +10,7 @@ use gstreamer_video as gst_video;
 
 use super::decode_errors;
 use super::slot::{Frame, FrameBoard};
-use crate::config::{Camera, Transport};
+use crate::config::{Camera, FrameClock, Transport};
 
 /// Elements every camera pipeline needs; checked once at start.
 pub const REQUIRED_ELEMENTS: &[&str] = &[
@@ -198,6 +198,7 @@ fn build(index: usize, camera: &Camera, board: &Arc<FrameBoard>) -> Result<gst::
     let min_gap = gst::ClockTime::from_nseconds((0.9e9 / camera.analysis_fps) as u64);
     let mut last_pts: Option<gst::ClockTime> = None;
     let mut skew_warned = false;
+    let clock = camera.frame_time;
     let board = Arc::clone(board);
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
@@ -218,7 +219,10 @@ fn build(index: usize, camera: &Camera, board: &Arc<FrameBoard>) -> Result<gst::
                 }
                 match super::file::sample_to_frame(&sample) {
                     Some(mut frame) => {
-                        let stream = sample.buffer().and_then(super::file::stream_time);
+                        let stream = match clock {
+                            FrameClock::Auto => sample.buffer().and_then(super::file::stream_time),
+                            FrameClock::Arrival => None,
+                        };
                         let (captured, from_stream) = capture_time(frame.captured, stream);
                         if stream.is_some() && !from_stream && !skew_warned {
                             skew_warned = true;

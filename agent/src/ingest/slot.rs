@@ -9,6 +9,53 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
+/// The pixel bytes of a frame: the pipeline's own buffer, mapped, when its rows are packed (no
+/// copy per frame), else a packed copy.
+pub enum FrameData {
+    /// Bytes owned here.
+    Owned(Vec<u8>),
+    /// A GStreamer buffer mapped for reading; `len` bytes of it are the picture.
+    Mapped {
+        /// The mapping (the buffer is kept alive by it).
+        map: gstreamer::MappedBuffer<gstreamer::buffer::Readable>,
+        /// Bytes of picture data at its start.
+        len: usize,
+    },
+}
+
+impl std::ops::Deref for FrameData {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            FrameData::Owned(v) => v,
+            FrameData::Mapped { map, len } => &map.as_slice()[..*len],
+        }
+    }
+}
+
+impl Clone for FrameData {
+    fn clone(&self) -> Self {
+        FrameData::Owned(self.to_vec())
+    }
+}
+
+impl std::fmt::Debug for FrameData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self {
+            FrameData::Owned(_) => "owned",
+            FrameData::Mapped { .. } => "mapped",
+        };
+        write!(f, "FrameData({kind}, {} bytes)", self.len())
+    }
+}
+
+impl From<Vec<u8>> for FrameData {
+    fn from(v: Vec<u8>) -> Self {
+        FrameData::Owned(v)
+    }
+}
+
 /// One decoded frame, packed RGB.
 #[derive(Debug, Clone)]
 pub struct Frame {
@@ -19,9 +66,23 @@ pub struct Frame {
     /// Height in pixels.
     pub height: u32,
     /// `width * height * 3` bytes.
-    pub data: Vec<u8>,
+    pub data: FrameData,
     /// When the frame reached vigil (UTC).
     pub captured: SystemTime,
+}
+
+impl Frame {
+    /// The frame with its bytes owned (copied out of a pipeline buffer if mapped), for keeping
+    /// frames after their pipeline stopped or in numbers a pipeline's buffer pool may not have.
+    pub fn into_owned(self) -> Frame {
+        match self.data {
+            FrameData::Owned(_) => self,
+            FrameData::Mapped { .. } => Frame {
+                data: FrameData::Owned(self.data.to_vec()),
+                ..self
+            },
+        }
+    }
 }
 
 /// Per-camera counters, readable without locking.
@@ -197,7 +258,7 @@ mod tests {
             camera,
             width: 1,
             height: 1,
-            data: vec![tag, 0, 0],
+            data: vec![tag, 0, 0].into(),
             captured: SystemTime::UNIX_EPOCH,
         }
     }
@@ -244,5 +305,25 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         b.put(frame(1, 0));
         assert_eq!(t.join().expect("join"), Some(1));
+    }
+
+    #[test]
+    fn mapped_frames_read_like_owned_ones_and_copy_out() {
+        gstreamer::init().expect("GStreamer");
+        let buffer = gstreamer::Buffer::from_mut_slice(vec![1u8, 2, 3, 4, 5, 6, 0]);
+        let map = buffer.into_mapped_buffer_readable().expect("map");
+        let f = Frame {
+            camera: 2,
+            width: 2,
+            height: 1,
+            data: FrameData::Mapped { map, len: 6 },
+            captured: SystemTime::UNIX_EPOCH,
+        };
+        // Only the picture's bytes, not the buffer's padding.
+        assert_eq!(&*f.data, &[1, 2, 3, 4, 5, 6]);
+        assert!(matches!(f.clone().data, FrameData::Owned(ref v) if v[..] == [1, 2, 3, 4, 5, 6]));
+        let owned = f.into_owned();
+        assert_eq!(owned.camera, 2);
+        assert!(matches!(owned.data, FrameData::Owned(ref v) if v[..] == [1, 2, 3, 4, 5, 6]));
     }
 }

@@ -1,7 +1,8 @@
-//! A stand-alone RTSP server for fault-injection tests: `rtsp-serve CLIP PORT MOUNT` serves the
-//! clip (looping) at `rtsp://127.0.0.1:PORT/MOUNT` until killed. A separate process, so that a
-//! test can kill it with SIGKILL (its sockets close, as when a camera loses power) and start it
-//! again on the same port.
+//! A stand-alone RTSP server for fault-injection tests and benchmarks: `rtsp-serve CLIP PORT
+//! MOUNT [MOUNT…]` serves the clip (looping) at `rtsp://127.0.0.1:PORT/MOUNT` for each mount (each
+//! its own stream, like separate cameras) until killed. A separate process, so that a test can
+//! kill it with SIGKILL (its sockets close, as when a camera loses power) and start it again on
+//! the same port, and so that a benchmark can tell its CPU from the agent's.
 
 use std::sync::Arc;
 
@@ -9,8 +10,9 @@ use vigil::demo::rtsp::{Clip, RtspServer};
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let (Some(clip), Some(port), Some(mount)) = (args.get(1), args.get(2), args.get(3)) else {
-        eprintln!("usage: rtsp-serve CLIP PORT MOUNT");
+    let mounts = args.get(3..).unwrap_or_default();
+    let (Some(clip), Some(port), false) = (args.get(1), args.get(2), mounts.is_empty()) else {
+        eprintln!("usage: rtsp-serve CLIP PORT MOUNT [MOUNT…]");
         return std::process::ExitCode::from(2);
     };
     let Ok(port) = port.parse::<u16>() else {
@@ -19,7 +21,13 @@ fn main() -> std::process::ExitCode {
     };
     let served = Clip::load(std::path::Path::new(clip))
         .map(Arc::new)
-        .and_then(|c| RtspServer::start_on(port, &[(mount.as_str(), c)]));
+        .and_then(|c| {
+            let mounts: Vec<(&str, Arc<Clip>)> = mounts
+                .iter()
+                .map(|m| (m.as_str(), Arc::clone(&c)))
+                .collect();
+            RtspServer::start_on(port, &mounts)
+        });
     match served {
         Ok(_server) => loop {
             std::thread::park();
