@@ -93,8 +93,8 @@ golden:
 ## The performance harness (docs/performance.md): six measures (P1–P6), each a ratio against a
 ## reference measured in the same run, printed as a markdown table. Builds vigil and rtsp-serve
 ## with BENCH_PROFILE (default release, what ships) and the Python peer's venv. Never part of
-## `make test`. The run takes about 15 minutes on two cores after the build (20 s windows: 6.5);
-## BENCH_ARGS="--seconds 20" for a quicker run, "--no-alloc-test" to skip the zero_alloc tests.
+## `make test`. With 20 s windows the run took 6.5 minutes on two cores after the build (the default
+## 60 s windows take longer); BENCH_ARGS="--seconds 20" for that, "--no-alloc-test" to skip zero_alloc.
 BENCH_VENV ?= .venv-bench
 BENCH_PROFILE ?= release
 BENCH_ARGS ?=
