@@ -24,8 +24,11 @@ ort-lib:
 
 ## Every test: unit tests and integration tests against real RTSP, MQTT and ONNX, on both
 ## inference backends (tract and ONNX Runtime).
+## TEST_BUILD is the feature set of the test build; targets that need a native binary build it the
+## same way, so after `make test` they rebuild nothing (another feature set rebuilds the agent).
+TEST_BUILD = --workspace --features vigil-tests/ort
 test: deps ort-lib
-	ORT_DYLIB_PATH=$(ORT_LIB) $(CARGO) test --workspace --no-fail-fast --features vigil-tests/ort
+	ORT_DYLIB_PATH=$(ORT_LIB) $(CARGO) test $(TEST_BUILD) --no-fail-fast
 	$(MAKE) contract
 
 ## The opt-in fire/smoke model's parity tests. Needs its ONNX file: run
@@ -34,7 +37,7 @@ FIRE_CARD_DIR := models/fire_smoke_yolov8
 test-fire: deps ort-lib
 	@if [ -n "$(FIRE_ONNX)" ]; then cp "$(FIRE_ONNX)" $(FIRE_CARD_DIR)/light_yolov8_flame_416.onnx; fi
 	@test -f $(FIRE_CARD_DIR)/light_yolov8_flame_416.onnx || { echo "make test-fire: $(FIRE_CARD_DIR)/light_yolov8_flame_416.onnx is missing; run models/convert/fire_smoke_yolov8.sh or pass FIRE_ONNX=path" >&2; exit 1; }
-	ORT_DYLIB_PATH=$(ORT_LIB) $(CARGO) test -p vigil-tests --features ort,fire-model --test parity fire
+	ORT_DYLIB_PATH=$(ORT_LIB) $(CARGO) test $(TEST_BUILD),vigil-tests/fire-model --test parity fire
 
 ## The MQTT contract: docs/asyncapi.yaml parsed and validated by the official AsyncAPI parser
 ## (npm @asyncapi/parser, pinned in tools/asyncapi/package-lock.json), with its schema files.
@@ -52,7 +55,8 @@ test-faults: deps
 ## The systemd unit: `systemd-analyze verify` with the binary installed at its ExecStart path
 ## (/usr/bin/vigil: done only as root, e.g. in the CI container) and the offline security
 ## exposure score, which must stay at or below 1.5.
-systemd-check: deps build
+systemd-check: deps
+	$(CARGO) test --locked -q $(TEST_BUILD) --no-run
 	@if [ "$$(id -u)" -eq 0 ]; then install -m 0755 target/debug/vigil /usr/bin/vigil; fi
 	@test -x /usr/bin/vigil || { echo "make systemd-check: /usr/bin/vigil is missing (run as root to install the built binary there)" >&2; exit 1; }
 	systemd-analyze verify systemd/vigil.service
@@ -68,9 +72,12 @@ cross-test: deps
 	for t in $(CROSS_TARGETS); do cross/test.sh $$t || exit 1; done
 
 ## Debian packages with cargo-deb (target/debian/): amd64 from a native release build, and one
-## per cross target; each inspected (packaging/deb.sh).
+## per cross target; each inspected (packaging/deb.sh). PROFILE picks the profile (default
+## release); DEB_NATIVE_PROFILE overrides it for the amd64 package (CI: dev, the test build's
+## binary, which cargo-deb strips).
+DEB_NATIVE_PROFILE ?= $(or $(PROFILE),release)
 deb: deps
-	packaging/deb.sh
+	PROFILE=$(DEB_NATIVE_PROFILE) packaging/deb.sh
 	for t in $(CROSS_TARGETS); do packaging/deb.sh $$t || exit 1; done
 
 ## Install the amd64 package on this machine and check it (root only: the CI container).

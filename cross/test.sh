@@ -20,10 +20,8 @@ t0=$(date +%s)
 . "$here/profile.sh"
 bin="$repo/target/$target/$out_dir/vigil"
 
-# The native references: vigil and the detections comparer.
-# Built the way `make test` builds them (a `cargo build` would resolve dev-dependency features
-# differently and rebuild half the graph): after `make test` this is a no-op.
-(cd "$repo" && cargo test --locked -q --workspace --features vigil-tests/ort --no-run)
+# The native references: vigil and the detections comparer, from the test build.
+native_test_build
 native="$repo/target/debug/vigil"
 match="$repo/target/debug/detections-match"
 

@@ -8,7 +8,8 @@
 # Output: target/debian/vigil_<version>-1_<arch>.deb. The package's contents are declared in
 # agent/Cargo.toml ([package.metadata.deb]); its maintainer scripts are packaging/debian/.
 # The man pages come from the clap definitions (`vigil manpages` of the packaged binary).
-# PROFILE picks the cargo profile of the packaged binary (default release; CI: ci-release).
+# PROFILE picks the cargo profile of the packaged binary (default release). CI packages amd64
+# with PROFILE=dev, the binary its tests ran, and the ARM targets with ci-release.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -23,7 +24,9 @@ if ! cargo deb --version 2>/dev/null | grep -q "$cargo_deb_version"; then
 fi
 
 # The binary.
-if [[ -z $target ]]; then
+if [[ -z $target && $profile == dev ]]; then
+  native_test_build   # CI's amd64 package: the test build's binary (cargo-deb strips it below)
+elif [[ -z $target ]]; then
   cargo build --locked --profile "$profile" -p vigil
 else
   cross/build.sh "$target"   # a no-op when make cross-test built it already
@@ -39,7 +42,10 @@ else
 fi
 gzip -9n .cache/man/*.1
 
-args=(deb -p vigil --no-build --no-strip --profile "$profile" --output target/debian/)
+args=(deb -p vigil --no-build --profile "$profile" --output target/debian/)
+# Optimised profiles strip at link time; a dev binary keeps its line tables until cargo-deb
+# strips it (lintian refuses an unstripped binary).
+if [[ $profile == dev ]]; then args+=(--strip); else args+=(--no-strip); fi
 [[ -n $target ]] && args+=(--target "$target")
 deb=$(cargo "${args[@]}" | tail -n 1)
 [[ -f $deb ]] || { echo "packaging/deb.sh: cargo deb did not report a package ($deb)" >&2; exit 1; }
