@@ -2,8 +2,9 @@
 //!
 //! Threads and tasks:
 //! - one `ingest-{camera}` thread per camera supervises its GStreamer pipeline;
-//! - one `detect` thread takes the freshest frame of each camera in turn, runs the camera's
-//!   model and rules, renders evidence and hands events to the session over a bounded channel;
+//! - `detect-{n}` threads, one per usable core (at most one per camera), take the freshest
+//!   frame of each camera in turn, run the camera's model and rules, render evidence and hand
+//!   events to the session over a bounded channel ([`workers`]);
 //! - one tokio task owns the MQTT session.
 //!
 //! Shutdown: the trigger future resolves → the stop flag halts ingest and inference → the
@@ -16,19 +17,19 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, watch};
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::SystemClock;
 use crate::config::{ConfigError, Diagnostics, Loaded};
-use crate::detect::{self, DetectError, Detections, Detector, LoadedCard, RgbView};
+use crate::detect::{self, DetectError, Detector, LoadedCard};
 use crate::diag;
-use crate::evidence::EvidenceSettings;
 use crate::ingest::picture::{Gray, PictureSettings, PictureWatch};
 use crate::ingest::{self, IngestError, slot::FrameBoard};
-use crate::publish::payload::{self, Identity, IncidentContext, Inventory};
-use crate::publish::{self, Durable, Lane, Message, Outgoing, SessionConfig, SessionStats};
-use crate::rules::{CameraRules, IncidentEvent, IncidentType, RuleSet};
+use crate::publish::payload::{self, Identity, Inventory};
+use crate::publish::{self, Durable, Outgoing, SessionConfig, SessionStats};
+use crate::rules::{CameraRules, RuleSet};
 use crate::telemetry;
 
 mod live;
+mod workers;
 
 /// Why the agent cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +169,7 @@ pub async fn run(
 
     // Load every model before touching a camera: a bad model refuses the start.
     let mut detectors: HashMap<String, Box<dyn Detector>> = HashMap::new();
+    let mut floors: HashMap<String, f32> = HashMap::new();
     for m in &config.models {
         let card = plan
             .cards
@@ -195,6 +197,7 @@ pub async fn run(
         if floor.is_finite() {
             det.lower_thresholds(floor);
         }
+        floors.insert(m.name.clone(), floor);
         tracing::info!(model = %m.name, load_ms = started.elapsed().as_millis() as u64, "model loaded");
         detectors.insert(m.name.clone(), det);
     }
@@ -280,8 +283,6 @@ pub async fn run(
         Arc::clone(&monitor_stop),
     ));
     let (reload_tx, mut reload_rx) = mpsc::channel::<diag::ReloadReply>(4);
-    // Milliseconds since start at the inference loop's last turn (the watchdog's evidence).
-    let heartbeat = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (work_tx, work_rx) = std::sync::mpsc::channel::<live::WorkUpdate>();
     let health = telemetry::Health::new(
         config.cameras.len(),
@@ -324,29 +325,49 @@ pub async fn run(
             }
         }
     });
-    let detect_thread = {
+    let max_threads = config
+        .models
+        .iter()
+        .map(|m| match m.backend {
+            crate::config::Backend::Ort => m.threads.max(1),
+            crate::config::Backend::Tract => 1,
+        })
+        .max()
+        .unwrap_or(1);
+    let threads = workers::count(workers::available_cores(), max_threads, enabled.len());
+    let pool = Arc::new(workers::Pool::new(
+        threads, work, &detectors, &floors, health, work_rx, started,
+    ));
+    tracing::info!(threads, "inference threads");
+    // Thread 0 runs the models loaded above; the others fork them when they first need them.
+    let mut first = Some(detectors);
+    let mut detect_threads = Vec::with_capacity(threads);
+    for n in 0..threads {
         let board = Arc::clone(&board);
         let stop = Arc::clone(&stop);
         let evidence = config.evidence;
         let diag = Arc::clone(&diag);
-        let heartbeat = Arc::clone(&heartbeat);
-        std::thread::Builder::new()
-            .name("detect".into())
+        let pool = Arc::clone(&pool);
+        let identity = identity.clone();
+        let tx = tx.clone();
+        let detectors = first.take().unwrap_or_default();
+        let handle = std::thread::Builder::new()
+            .name(format!("detect-{n}"))
             .spawn(move || {
-                let ctx = LoopContext {
+                let ctx = workers::LoopContext {
                     identity: &identity,
                     tx: &tx,
                     stop: &stop,
                     clock: &SystemClock::new(),
                     evidence: &evidence,
                     snapshots: &diag.snapshots,
-                    updates: &work_rx,
-                    heartbeat: (&heartbeat, started),
                 };
-                detect_loop(&board, detectors, work, health, &ctx)
+                workers::detect_loop(&board, &pool, n, detectors, &ctx);
             })
-            .map_err(|e| StartError::Runtime(format!("cannot start the inference thread: {e}")))?
-    };
+            .map_err(|e| StartError::Runtime(format!("cannot start an inference thread: {e}")))?;
+        detect_threads.push(handle);
+    }
+    drop(tx);
     let mut cameras = live::Cameras::new(config.cameras.len(), Arc::clone(&board));
     for &i in &enabled {
         cameras.start(i, &config.cameras[i])?;
@@ -359,8 +380,7 @@ pub async fn run(
     let watchdog = tokio::spawn(watchdog(
         notifier,
         Arc::clone(&board),
-        Arc::clone(&heartbeat),
-        started,
+        Arc::clone(&pool),
         Arc::clone(&diag),
         Arc::clone(&monitor_stop),
     ));
@@ -390,7 +410,9 @@ pub async fn run(
     stop.store(true, Ordering::Relaxed);
     board.wake_all();
     reloader.cameras.stop_all();
-    let _ = detect_thread.join();
+    for t in detect_threads {
+        let _ = t.join();
+    }
     // Cameras say goodbye (retained offline) before the session says `stopped`.
     monitor_stop.store(true, Ordering::Relaxed);
     let _ = monitor.await;
@@ -461,142 +483,13 @@ fn open_outbox(
     Ok(outbox)
 }
 
-/// What the inference loop needs besides the frames and the models.
-struct LoopContext<'a> {
-    identity: &'a Identity,
-    tx: &'a mpsc::Sender<Outgoing>,
-    stop: &'a AtomicBool,
-    clock: &'a dyn Clock,
-    evidence: &'a EvidenceSettings,
-    snapshots: &'a diag::Snapshots,
-    updates: &'a std::sync::mpsc::Receiver<live::WorkUpdate>,
-    heartbeat: (&'a std::sync::atomic::AtomicU64, Instant),
-}
-
-fn detect_loop(
-    board: &FrameBoard,
-    mut detectors: HashMap<String, Box<dyn Detector>>,
-    mut work: Vec<CameraWork>,
-    mut health: telemetry::Health,
-    ctx: &LoopContext<'_>,
-) {
-    let LoopContext {
-        identity,
-        tx,
-        stop,
-        clock,
-        evidence,
-        snapshots,
-        updates,
-        heartbeat,
-    } = *ctx;
-    let mut cursor = board.len().saturating_sub(1);
-    let mut dets = Detections::new();
-    let mut events: Vec<IncidentEvent> = Vec::new();
-    let mut last_error: Option<Instant> = None;
-    while !stop.load(Ordering::Relaxed) {
-        heartbeat
-            .0
-            .store(heartbeat.1.elapsed().as_millis() as u64, Ordering::Relaxed);
-        while let Ok(u) = updates.try_recv() {
-            if !replace_work(board, &mut work, &mut detectors, u, ctx) {
-                return; // session gone: shutting down
-            }
-        }
-        if health.is_due() {
-            let cams: Vec<(String, &CameraRules)> =
-                work.iter().map(|w| (w.id.clone(), &w.rules)).collect();
-            let m = health.build(identity, board, &cams);
-            // Health may be dropped when the session is backed up; incidents never are.
-            let _ = tx.try_send(Outgoing::Plain {
-                lane: Lane::Telemetry,
-                messages: vec![m],
-            });
-        }
-        let Some(frame) = board.take_next(&mut cursor, Duration::from_millis(200)) else {
-            continue;
-        };
-        let Some(cam) = work.get_mut(frame.camera) else {
-            continue;
-        };
-        let Some(det) = detectors.get_mut(&cam.model) else {
-            continue;
-        };
-        let span = tracing::debug_span!("camera", id = %cam.id);
-        let _e = span.enter();
-        let view = RgbView {
-            width: frame.width,
-            height: frame.height,
-            data: &frame.data,
-        };
-        watch_picture(board, frame.camera, cam, view, clock.monotonic());
-        let t0 = Instant::now();
-        let stages = match det.detect_timed(view, &mut dets) {
-            Ok(stages) => stages,
-            Err(e) => {
-                if last_error.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                    tracing::error!("detection failed: {e}");
-                    last_error = Some(Instant::now());
-                }
-                continue;
-            }
-        };
-        health.record(frame.camera, t0.elapsed());
-        cam.timers.inference.record(t0.elapsed().as_secs_f64());
-        cam.timers.engine.record(stages.inference.as_secs_f64());
-        tracing::trace!(
-            inference_ms = t0.elapsed().as_millis() as u64,
-            objects = dets.len(),
-            "analysed"
-        );
-        if snapshots.wanted(frame.camera) {
-            snapshots.fulfil(frame.camera, || {
-                crate::incident::overview(
-                    cam.rules.set(),
-                    &det.info().labels,
-                    view,
-                    &dets,
-                    evidence,
-                )
-                .map_err(|e| e.to_string())
-            });
-        }
-        let aspect = f64::from(frame.width) / f64::from(frame.height.max(1));
-        cam.rules.evaluate(
-            clock.monotonic(),
-            frame.captured,
-            aspect,
-            &dets,
-            &mut events,
-        );
-        board
-            .counters(frame.camera)
-            .open_incidents
-            .store(cam.rules.open_incidents() as u64, Ordering::Relaxed);
-        for event in events.drain(..) {
-            let opened = event.state == crate::rules::EventState::Open;
-            if opened {
-                crate::prometheus::incident_opened(&cam.id, event.kind.as_str());
-            }
-            let out = outgoing(identity, cam, det.info(), &frame, event, evidence);
-            if tx.blocking_send(out).is_err() {
-                return; // session gone: shutting down
-            }
-            if opened && let Ok(age) = SystemTime::now().duration_since(frame.captured) {
-                cam.timers.latency.record(age.as_secs_f64());
-            }
-        }
-    }
-}
-
 /// Tell systemd how the agent is doing (`STATUS=`) every few seconds, and ping its watchdog
 /// (`WATCHDOG=1`) only while the inference loop turns: a wedged detector or a wedged event
 /// loop (this task stops running) stops the pings, and systemd restarts the service.
 async fn watchdog(
     notifier: crate::notify::Notifier,
     board: Arc<FrameBoard>,
-    heartbeat: Arc<std::sync::atomic::AtomicU64>,
-    started: Instant,
+    pool: Arc<workers::Pool>,
     diag: Arc<diag::Shared>,
     stop: Arc<AtomicBool>,
 ) {
@@ -610,9 +503,8 @@ async fn watchdog(
     let mut tick = tokio::time::interval(every);
     while !stop.load(Ordering::Relaxed) {
         tick.tick().await;
-        // How long ago the inference loop last turned.
-        let now_ms = started.elapsed().as_millis() as u64;
-        let stale = Duration::from_millis(now_ms.saturating_sub(heartbeat.load(Ordering::Relaxed)));
+        // How long ago the stalest inference thread last turned its loop.
+        let stale = pool.stalest();
         let cameras = diag
             .cameras
             .lock()
@@ -646,141 +538,6 @@ async fn watchdog(
             msg.push_str("\nWATCHDOG=1");
         }
         notifier.send(&msg);
-    }
-}
-
-/// Give camera `u.index` new rules (closing its open incidents under the old ones) and make
-/// sure its model reports down to what the new rules ask. False when the session is gone.
-fn replace_work(
-    board: &FrameBoard,
-    work: &mut [CameraWork],
-    detectors: &mut HashMap<String, Box<dyn Detector>>,
-    u: live::WorkUpdate,
-    ctx: &LoopContext<'_>,
-) -> bool {
-    let Some(old) = work.get_mut(u.index) else {
-        return true;
-    };
-    let mut closing = Vec::new();
-    old.rules.close_all(SystemTime::now(), &mut closing);
-    if let Some(det) = detectors.get(&old.model) {
-        let nothing = ingest::slot::Frame {
-            camera: u.index,
-            width: 0,
-            height: 0,
-            data: Vec::new().into(),
-            captured: SystemTime::now(),
-        };
-        for event in closing {
-            let out = outgoing(ctx.identity, old, det.info(), &nothing, event, ctx.evidence);
-            if ctx.tx.blocking_send(out).is_err() {
-                return false;
-            }
-        }
-    }
-    *old = u.work;
-    board
-        .counters(u.index)
-        .open_incidents
-        .store(0, Ordering::Relaxed);
-    if let Some(det) = detectors.get_mut(&old.model) {
-        det.lower_thresholds(u.floor);
-    }
-    true
-}
-
-/// Run the picture checks on an analysed frame and post the result for the camera monitor.
-fn watch_picture(
-    board: &FrameBoard,
-    i: usize,
-    cam: &mut CameraWork,
-    view: RgbView<'_>,
-    now: Duration,
-) {
-    let k = board.counters(i);
-    let restarts = k.reconnects.load(Ordering::Relaxed);
-    if restarts != cam.restarts {
-        cam.restarts = restarts;
-        cam.picture.restart();
-    }
-    cam.gray
-        .fill_from_rgb(view.width as usize, view.height as usize, view.data);
-    let c = cam.picture.observe(now, &cam.gray);
-    *k.condition
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = c;
-}
-
-/// Prepare the messages of one event (rendering evidence for `open`).
-fn outgoing(
-    identity: &Identity,
-    cam: &CameraWork,
-    model: &detect::ModelInfo,
-    frame: &ingest::slot::Frame,
-    event: IncidentEvent,
-    evidence: &EvidenceSettings,
-) -> Outgoing {
-    let view = RgbView {
-        width: frame.width,
-        height: frame.height,
-        data: &frame.data,
-    };
-    let crate::incident::Rendered {
-        zone: zone_name,
-        line: line_name,
-        snapshot,
-    } = crate::incident::render(cam.rules.set(), &model.labels, view, &event, evidence);
-    let identity = identity.clone();
-    let camera = cam.id.clone();
-    let (model_name, model_version, labels) = (
-        model.name.clone(),
-        model.version.clone(),
-        Arc::clone(&model.labels),
-    );
-    tracing::info!(
-        incident = %event.id,
-        state = event.state.as_str(),
-        zone = zone_name.as_deref().unwrap_or("-"),
-        line = line_name.as_deref().unwrap_or("-"),
-        objects = event.objects.len(),
-        "{} {}",
-        event.kind.as_str(),
-        event.state.as_str()
-    );
-    let lane = match event.kind {
-        IncidentType::Fire | IncidentType::Smoke => Lane::Fire,
-        _ => Lane::Security,
-    };
-    Outgoing::Incident {
-        lane,
-        build: Box::new(move |seq| {
-            let snap_ref = snapshot
-                .as_ref()
-                .map(|j| crate::incident::snapshot_ref(&identity, &camera, &event, j));
-            let ctx = IncidentContext {
-                identity: &identity,
-                camera: &camera,
-                zone: zone_name.as_deref(),
-                line: line_name.as_deref(),
-                model_name: &model_name,
-                model_version: &model_version,
-                labels: &labels,
-            };
-            let body = payload::incident(ctx, seq, &event, snap_ref.as_ref());
-            let mut msgs = vec![Message {
-                topic: identity.incident_topic(&camera),
-                payload: body.to_string().into_bytes(),
-                retain: false,
-            }];
-            if let (Some(j), Some(r)) = (snapshot, snap_ref) {
-                msgs.push(Message {
-                    topic: r.topic,
-                    payload: j.bytes,
-                    retain: false,
-                });
-            }
-            msgs
-        }),
     }
 }
 

@@ -109,7 +109,16 @@ pub trait Detector: Send {
     /// Lower every class threshold to at most `t` (to see weaker detections, e.g. for a zone
     /// with a lower `min_score` than the card's default).
     fn lower_thresholds(&mut self, t: f32);
+
+    /// What makes more detectors of this loaded model, one per extra inference thread.
+    fn forker(&self) -> Forker;
 }
+
+/// Makes another detector of a loaded model for another inference thread: it shares what the
+/// engine can share (tract: the optimised plan, so a fork costs only its working memory; ONNX
+/// Runtime: nothing, a fork is a second session of the same file) and has the thresholds the
+/// model had when the forker was made.
+pub type Forker = std::sync::Arc<dyn Fn() -> Result<Box<dyn Detector>, DetectError> + Send + Sync>;
 
 /// Which engine runs a model, and how.
 #[derive(Debug, Clone, Default, PartialEq)]

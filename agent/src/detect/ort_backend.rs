@@ -78,6 +78,9 @@ fn environment(library: &Path) -> Result<ort::environment::Environment, DetectEr
 /// A model loaded into ONNX Runtime.
 pub struct OrtDetector {
     info: ModelInfo,
+    card: LoadedCard,
+    library: std::path::PathBuf,
+    threads: usize,
     session: Session,
     pre: Preprocessor,
     shape: [usize; 4],
@@ -161,6 +164,9 @@ impl OrtDetector {
         let pre = Preprocessor::new(spec.clone());
         Ok(OrtDetector {
             info,
+            card,
+            library: library.to_path_buf(),
+            threads,
             session,
             pre,
             shape,
@@ -176,6 +182,16 @@ impl Detector for OrtDetector {
 
     fn lower_thresholds(&mut self, t: f32) {
         self.post.lower_thresholds(t);
+    }
+
+    fn forker(&self) -> super::Forker {
+        let (card, library, threads) = (self.card.clone(), self.library.clone(), self.threads);
+        let post = self.post.clone();
+        std::sync::Arc::new(move || {
+            let mut det = OrtDetector::new(card.clone(), &library, threads)?;
+            det.post = post.clone();
+            Ok(Box::new(det) as Box<dyn Detector>)
+        })
     }
 
     fn detect_timed(

@@ -17,6 +17,7 @@ use super::{
 pub struct TractDetector {
     info: ModelInfo,
     card: LoadedCard,
+    plan: std::sync::Arc<TypedSimplePlan>,
     state: TypedSimpleState,
     pre: Preprocessor,
     shape: [usize; 4],
@@ -98,6 +99,7 @@ impl TractDetector {
         Ok(TractDetector {
             info,
             card,
+            plan,
             state,
             pre,
             shape,
@@ -134,6 +136,26 @@ impl Detector for TractDetector {
 
     fn lower_thresholds(&mut self, t: f32) {
         self.post.lower_thresholds(t);
+    }
+
+    fn forker(&self) -> super::Forker {
+        let (info, card, plan) = (self.info.clone(), self.card.clone(), self.plan.clone());
+        let (shape, post) = (self.shape, self.post.clone());
+        std::sync::Arc::new(move || {
+            let state = plan.spawn().map_err(|e| DetectError::Load {
+                path: card.model_path.clone(),
+                reason: format!("{e:#}"),
+            })?;
+            Ok(Box::new(TractDetector {
+                info: info.clone(),
+                card: card.clone(),
+                plan: plan.clone(),
+                state,
+                pre: Preprocessor::new(card.card.input.clone()),
+                shape,
+                post: post.clone(),
+            }) as Box<dyn Detector>)
+        })
     }
 
     fn detect_timed(

@@ -2,10 +2,12 @@
 //!
 //! Each camera owns one slot holding at most one frame. A pipeline writing a new frame replaces
 //! an unconsumed one (counted as dropped): only fresh frames matter, and a slow detector never
-//! makes a camera queue up. The detector takes the freshest frame of each camera in turn, so
-//! an overloaded box shares its inference time fairly between cameras.
+//! makes a camera queue up. The inference threads take the freshest frame of each camera in
+//! turn, so an overloaded box shares its inference time fairly between cameras. A taken frame
+//! is a [`Claimed`] one: until it is dropped no other thread gets a frame of that camera, so
+//! each camera's frames are analysed one at a time and in order, whatever the thread count.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -138,6 +140,8 @@ pub struct Link {
 #[derive(Debug)]
 pub struct FrameBoard {
     slots: Vec<Mutex<Option<Frame>>>,
+    /// Whether a thread holds a [`Claimed`] frame of the camera.
+    busy: Vec<AtomicBool>,
     counters: Vec<Arc<Counters>>,
     ready: Mutex<u64>,
     cv: Condvar,
@@ -148,6 +152,7 @@ impl FrameBoard {
     pub fn new(cameras: usize) -> Arc<Self> {
         Arc::new(FrameBoard {
             slots: (0..cameras).map(|_| Mutex::new(None)).collect(),
+            busy: (0..cameras).map(|_| AtomicBool::new(false)).collect(),
             counters: (0..cameras)
                 .map(|_| Arc::new(Counters::default()))
                 .collect(),
@@ -208,9 +213,10 @@ impl FrameBoard {
         self.cv.notify_all();
     }
 
-    /// Take the next frame in round-robin order starting after camera `*cursor`, waiting up to
-    /// `timeout` for one to arrive. Advances `cursor` to the camera served.
-    pub fn take_next(&self, cursor: &mut usize, timeout: Duration) -> Option<Frame> {
+    /// Take the next frame in round-robin order starting after camera `*cursor`, skipping
+    /// cameras whose previous frame another thread still holds, waiting up to `timeout` for one
+    /// to arrive. Advances `cursor` to the camera served.
+    pub fn take_next(&self, cursor: &mut usize, timeout: Duration) -> Option<Claimed<'_>> {
         // Read the generation before scanning: a frame put after the scan bumps it, so the
         // wait below cannot miss it.
         let guard = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
@@ -225,27 +231,58 @@ impl FrameBoard {
         self.scan(cursor)
     }
 
-    fn scan(&self, cursor: &mut usize) -> Option<Frame> {
+    fn scan(&self, cursor: &mut usize) -> Option<Claimed<'_>> {
         let n = self.slots.len();
         for k in 1..=n {
             let i = (*cursor + k) % n;
+            // Claim the camera first: only the claim's holder takes its frames.
+            if self.busy[i]
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+            {
+                continue;
+            }
             let taken = self.slots[i]
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .take();
-            if let Some(f) = taken {
-                *cursor = i;
-                self.counters[i].analysed.fetch_add(1, Ordering::Relaxed);
-                return Some(f);
+            match taken {
+                Some(frame) => {
+                    *cursor = i;
+                    self.counters[i].analysed.fetch_add(1, Ordering::Relaxed);
+                    return Some(Claimed { frame, board: self });
+                }
+                None => self.busy[i].store(false, Ordering::Release),
             }
         }
         None
+    }
+
+    /// The claim on camera `i` ended: its waiting frame (if any) is free for any thread.
+    fn release(&self, i: usize) {
+        self.busy[i].store(false, Ordering::Release);
+        *self.ready.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        self.cv.notify_all();
     }
 
     /// Wake every waiting detector (used at shutdown).
     pub fn wake_all(&self) {
         *self.ready.lock().unwrap_or_else(PoisonError::into_inner) += 1;
         self.cv.notify_all();
+    }
+}
+
+/// A frame taken for analysis. While it lives, no other thread is handed a frame of its camera.
+#[derive(Debug)]
+pub struct Claimed<'a> {
+    /// The frame.
+    pub frame: Frame,
+    board: &'a FrameBoard,
+}
+
+impl Drop for Claimed<'_> {
+    fn drop(&mut self) {
+        self.board.release(self.frame.camera);
     }
 }
 
@@ -270,7 +307,8 @@ mod tests {
         b.put(frame(0, 2));
         let mut cur = 0;
         let f = b.take_next(&mut cur, Duration::ZERO).expect("frame");
-        assert_eq!(f.data[0], 2);
+        assert_eq!(f.frame.data[0], 2);
+        drop(f);
         let c = b.counters(0);
         assert_eq!(c.received.load(Ordering::Relaxed), 2);
         assert_eq!(c.dropped.load(Ordering::Relaxed), 1);
@@ -287,7 +325,10 @@ mod tests {
                 b.put(frame(cam, round));
             }
             let order: Vec<usize> = (0..3)
-                .map(|_| b.take_next(&mut cur, Duration::ZERO).expect("frame").camera)
+                .map(|_| {
+                    let c = b.take_next(&mut cur, Duration::ZERO).expect("frame");
+                    c.frame.camera
+                })
                 .collect();
             assert_eq!(order, vec![0, 1, 2]);
         }
@@ -300,11 +341,38 @@ mod tests {
         let t = std::thread::spawn(move || {
             let mut cur = 0;
             b2.take_next(&mut cur, Duration::from_secs(10))
-                .map(|f| f.camera)
+                .map(|f| f.frame.camera)
         });
         std::thread::sleep(Duration::from_millis(50));
         b.put(frame(1, 0));
         assert_eq!(t.join().expect("join"), Some(1));
+    }
+
+    #[test]
+    fn a_claimed_camera_is_not_served_twice_at_once() {
+        let b = FrameBoard::new(2);
+        let (mut cur_a, mut cur_b) = (1, 1);
+        b.put(frame(0, 1));
+        let a = b.take_next(&mut cur_a, Duration::ZERO).expect("frame");
+        assert_eq!((a.frame.camera, a.frame.data[0]), (0, 1));
+        // Camera 0's next frame waits while the first is held; camera 1's is served.
+        b.put(frame(0, 2));
+        b.put(frame(1, 7));
+        let other = b.take_next(&mut cur_b, Duration::ZERO).expect("frame");
+        assert_eq!(other.frame.camera, 1);
+        assert!(b.take_next(&mut cur_b, Duration::from_millis(1)).is_none());
+        // A thread waiting for work wakes when the claim ends, and gets the waiting frame.
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                let mut cur = 1;
+                b.take_next(&mut cur, Duration::from_secs(10))
+                    .map(|c| (c.frame.camera, c.frame.data[0]))
+            });
+            std::thread::sleep(Duration::from_millis(50));
+            drop(a);
+            assert_eq!(waiter.join().expect("join"), Some((0, 2)));
+        });
+        drop(other);
     }
 
     #[test]

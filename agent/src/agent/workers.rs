@@ -1,0 +1,468 @@
+//! The inference threads: each takes the freshest frame of any camera (one frame per camera at a
+//! time, see [`FrameBoard`]), runs the camera's model, picture checks and rules, renders
+//! evidence and hands events to the session over a bounded channel.
+//!
+//! One thread per core the process may use (fewer with fewer cameras), so a box analyses as
+//! many frames as its cores allow. The threads share the cameras' rule state (one lock per
+//! camera, uncontended: a camera's frames are claimed one at a time) and each holds its own
+//! detector per model, forked from the loaded one on first use (tract shares the optimised
+//! plan; see [`detect::Forker`]).
+//!
+//! Lock order: a camera's work, then the health lock. The health message (thread 0) takes the
+//! cameras' locks in index order before the health lock.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::mpsc;
+
+use super::{CameraWork, live};
+use crate::clock::Clock;
+use crate::detect::{self, Detections, Detector, Forker, ModelInfo, RgbView};
+use crate::diag;
+use crate::evidence::EvidenceSettings;
+use crate::ingest::{self, slot::FrameBoard};
+use crate::publish::payload::{self, Identity, IncidentContext};
+use crate::publish::{Lane, Message, Outgoing};
+use crate::rules::{CameraRules, IncidentEvent, IncidentType};
+use crate::telemetry;
+
+/// How many inference threads to run: one per core this process may use (`taskset`, cgroup
+/// CPU quota, systemd `CPUQuota=`/`AllowedCPUs=`), divided by the most intra-op threads a model
+/// asks for, and no more than there are cameras to analyse.
+pub fn count(cores: usize, max_model_threads: usize, cameras: usize) -> usize {
+    (cores / max_model_threads.max(1)).clamp(1, cameras.max(1))
+}
+
+/// The cores this process may use (1 when the system cannot tell).
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// What the inference threads share.
+pub struct Pool {
+    /// Per camera: its rules and picture checks.
+    work: Vec<Mutex<CameraWork>>,
+    /// Health statistics (lock after a camera's work, never before).
+    health: Mutex<telemetry::Health>,
+    /// Rule replacements from reloads; whichever thread gets the lock applies them.
+    updates: Mutex<std::sync::mpsc::Receiver<live::WorkUpdate>>,
+    /// Per model: its description, what forks it, and the weakest score the cameras' rules
+    /// want from it (f32 bits; only ever lowered).
+    models: HashMap<String, PoolModel>,
+    /// Per thread: milliseconds since `started` at its loop's last turn.
+    heartbeats: Vec<AtomicU64>,
+    started: Instant,
+}
+
+struct PoolModel {
+    info: ModelInfo,
+    forker: Forker,
+    floor: AtomicU32,
+}
+
+impl Pool {
+    /// A pool of `threads` threads for the cameras' `work`, with the loaded `detectors` (whose
+    /// thresholds are already lowered to `floors`).
+    pub fn new(
+        threads: usize,
+        work: Vec<CameraWork>,
+        detectors: &HashMap<String, Box<dyn Detector>>,
+        floors: &HashMap<String, f32>,
+        health: telemetry::Health,
+        updates: std::sync::mpsc::Receiver<live::WorkUpdate>,
+        started: Instant,
+    ) -> Pool {
+        let models = detectors
+            .iter()
+            .map(|(name, d)| {
+                let floor = floors.get(name).copied().unwrap_or(f32::INFINITY);
+                let m = PoolModel {
+                    info: d.info().clone(),
+                    forker: d.forker(),
+                    floor: AtomicU32::new(floor.to_bits()),
+                };
+                (name.clone(), m)
+            })
+            .collect();
+        Pool {
+            work: work.into_iter().map(Mutex::new).collect(),
+            health: Mutex::new(health),
+            updates: Mutex::new(updates),
+            models,
+            heartbeats: (0..threads.max(1)).map(|_| AtomicU64::new(0)).collect(),
+            started,
+        }
+    }
+
+    /// How long ago the stalest thread last turned its loop.
+    pub fn stalest(&self) -> Duration {
+        let now = self.started.elapsed().as_millis() as u64;
+        let oldest = self
+            .heartbeats
+            .iter()
+            .map(|h| h.load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(now);
+        Duration::from_millis(now.saturating_sub(oldest))
+    }
+
+    fn beat(&self, thread: usize) {
+        if let Some(h) = self.heartbeats.get(thread) {
+            h.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        }
+    }
+
+    fn floor(&self, model: &str) -> f32 {
+        self.models.get(model).map_or(f32::INFINITY, |m| {
+            f32::from_bits(m.floor.load(Ordering::Relaxed))
+        })
+    }
+
+    fn lower_floor(&self, model: &str, t: f32) {
+        if let Some(m) = self.models.get(model) {
+            let _ = m
+                .floor
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                    (t < f32::from_bits(b)).then_some(t.to_bits())
+                });
+        }
+    }
+
+    fn camera(&self, i: usize) -> Option<MutexGuard<'_, CameraWork>> {
+        self.work
+            .get(i)
+            .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// What the inference threads need besides the frames and the models.
+pub struct LoopContext<'a> {
+    pub identity: &'a Identity,
+    pub tx: &'a mpsc::Sender<Outgoing>,
+    pub stop: &'a AtomicBool,
+    pub clock: &'a dyn Clock,
+    pub evidence: &'a EvidenceSettings,
+    pub snapshots: &'a diag::Snapshots,
+}
+
+/// One inference thread's loop, until `stop` or the session is gone. Thread 0 also builds the
+/// health message.
+pub fn detect_loop(
+    board: &FrameBoard,
+    pool: &Pool,
+    thread: usize,
+    mut detectors: HashMap<String, Box<dyn Detector>>,
+    ctx: &LoopContext<'_>,
+) {
+    let LoopContext {
+        identity,
+        tx,
+        stop,
+        clock,
+        evidence,
+        snapshots,
+    } = *ctx;
+    // Start each thread at a different camera.
+    let mut cursor = (board.len() + thread).saturating_sub(1) % board.len().max(1);
+    let mut dets = Detections::new();
+    let mut events: Vec<IncidentEvent> = Vec::new();
+    let mut last_error: Option<Instant> = None;
+    // The floor each of this thread's detectors was last lowered to.
+    let mut applied: HashMap<String, f32> = HashMap::new();
+    while !stop.load(Ordering::Relaxed) {
+        pool.beat(thread);
+        if let Ok(updates) = pool.updates.try_lock() {
+            while let Ok(u) = updates.try_recv() {
+                if !replace_work(board, pool, u, ctx) {
+                    return; // session gone: shutting down
+                }
+            }
+        }
+        if thread == 0
+            && pool
+                .health
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_due()
+        {
+            let guards: Vec<_> = (0..pool.work.len())
+                .filter_map(|i| pool.camera(i))
+                .collect();
+            let cams: Vec<(String, &CameraRules)> =
+                guards.iter().map(|w| (w.id.clone(), &w.rules)).collect();
+            let m = pool
+                .health
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .build(identity, board, &cams);
+            drop(cams);
+            drop(guards);
+            // Health may be dropped when the session is backed up; incidents never are.
+            let _ = tx.try_send(Outgoing::Plain {
+                lane: Lane::Telemetry,
+                messages: vec![m],
+            });
+        }
+        let Some(claim) = board.take_next(&mut cursor, Duration::from_millis(200)) else {
+            continue;
+        };
+        let frame = &claim.frame;
+        let Some(mut cam) = pool.camera(frame.camera) else {
+            continue;
+        };
+        if !detectors.contains_key(&cam.model)
+            && let Some(m) = pool.models.get(&cam.model)
+        {
+            let started = Instant::now();
+            match (m.forker)() {
+                Ok(d) => {
+                    tracing::info!(
+                        model = %cam.model,
+                        thread,
+                        load_ms = started.elapsed().as_millis() as u64,
+                        "model ready on another inference thread"
+                    );
+                    detectors.insert(cam.model.clone(), d);
+                }
+                Err(e) => {
+                    if last_error.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                        tracing::error!("cannot prepare model {} on a thread: {e}", cam.model);
+                        last_error = Some(Instant::now());
+                    }
+                    continue;
+                }
+            }
+        }
+        let Some(det) = detectors.get_mut(&cam.model) else {
+            continue;
+        };
+        let floor = pool.floor(&cam.model);
+        if applied.get(&cam.model) != Some(&floor) {
+            if floor.is_finite() {
+                det.lower_thresholds(floor);
+            }
+            applied.insert(cam.model.clone(), floor);
+        }
+        let span = tracing::debug_span!("camera", id = %cam.id);
+        let _e = span.enter();
+        let view = RgbView {
+            width: frame.width,
+            height: frame.height,
+            data: &frame.data,
+        };
+        watch_picture(board, frame.camera, &mut cam, view, clock.monotonic());
+        let t0 = Instant::now();
+        let stages = match det.detect_timed(view, &mut dets) {
+            Ok(stages) => stages,
+            Err(e) => {
+                if last_error.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    tracing::error!("detection failed: {e}");
+                    last_error = Some(Instant::now());
+                }
+                continue;
+            }
+        };
+        pool.health
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .record(frame.camera, t0.elapsed());
+        cam.timers.inference.record(t0.elapsed().as_secs_f64());
+        cam.timers.engine.record(stages.inference.as_secs_f64());
+        tracing::trace!(
+            inference_ms = t0.elapsed().as_millis() as u64,
+            objects = dets.len(),
+            thread,
+            "analysed"
+        );
+        if snapshots.wanted(frame.camera) {
+            snapshots.fulfil(frame.camera, || {
+                crate::incident::overview(
+                    cam.rules.set(),
+                    &det.info().labels,
+                    view,
+                    &dets,
+                    evidence,
+                )
+                .map_err(|e| e.to_string())
+            });
+        }
+        let aspect = f64::from(frame.width) / f64::from(frame.height.max(1));
+        cam.rules.evaluate(
+            clock.monotonic(),
+            frame.captured,
+            aspect,
+            &dets,
+            &mut events,
+        );
+        board
+            .counters(frame.camera)
+            .open_incidents
+            .store(cam.rules.open_incidents() as u64, Ordering::Relaxed);
+        for event in events.drain(..) {
+            let opened = event.state == crate::rules::EventState::Open;
+            if opened {
+                crate::prometheus::incident_opened(&cam.id, event.kind.as_str());
+            }
+            let out = outgoing(identity, &cam, det.info(), frame, event, evidence);
+            if tx.blocking_send(out).is_err() {
+                return; // session gone: shutting down
+            }
+            if opened && let Ok(age) = SystemTime::now().duration_since(frame.captured) {
+                cam.timers.latency.record(age.as_secs_f64());
+            }
+        }
+    }
+}
+
+/// Give camera `u.index` new rules (closing its open incidents under the old ones) and make
+/// sure its model reports down to what the new rules ask. False when the session is gone.
+fn replace_work(
+    board: &FrameBoard,
+    pool: &Pool,
+    u: live::WorkUpdate,
+    ctx: &LoopContext<'_>,
+) -> bool {
+    let Some(mut old) = pool.camera(u.index) else {
+        return true;
+    };
+    let mut closing = Vec::new();
+    old.rules.close_all(SystemTime::now(), &mut closing);
+    if let Some(m) = pool.models.get(&old.model) {
+        let nothing = ingest::slot::Frame {
+            camera: u.index,
+            width: 0,
+            height: 0,
+            data: Vec::new().into(),
+            captured: SystemTime::now(),
+        };
+        for event in closing {
+            let out = outgoing(ctx.identity, &old, &m.info, &nothing, event, ctx.evidence);
+            if ctx.tx.blocking_send(out).is_err() {
+                return false;
+            }
+        }
+    }
+    *old = u.work;
+    board
+        .counters(u.index)
+        .open_incidents
+        .store(0, Ordering::Relaxed);
+    pool.lower_floor(&old.model, u.floor);
+    true
+}
+
+/// Run the picture checks on an analysed frame and post the result for the camera monitor.
+fn watch_picture(
+    board: &FrameBoard,
+    i: usize,
+    cam: &mut CameraWork,
+    view: RgbView<'_>,
+    now: Duration,
+) {
+    let k = board.counters(i);
+    let restarts = k.reconnects.load(Ordering::Relaxed);
+    if restarts != cam.restarts {
+        cam.restarts = restarts;
+        cam.picture.restart();
+    }
+    cam.gray
+        .fill_from_rgb(view.width as usize, view.height as usize, view.data);
+    let c = cam.picture.observe(now, &cam.gray);
+    *k.condition
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = c;
+}
+
+/// Prepare the messages of one event (rendering evidence for `open`).
+fn outgoing(
+    identity: &Identity,
+    cam: &CameraWork,
+    model: &detect::ModelInfo,
+    frame: &ingest::slot::Frame,
+    event: IncidentEvent,
+    evidence: &EvidenceSettings,
+) -> Outgoing {
+    let view = RgbView {
+        width: frame.width,
+        height: frame.height,
+        data: &frame.data,
+    };
+    let crate::incident::Rendered {
+        zone: zone_name,
+        line: line_name,
+        snapshot,
+    } = crate::incident::render(cam.rules.set(), &model.labels, view, &event, evidence);
+    let identity = identity.clone();
+    let camera = cam.id.clone();
+    let (model_name, model_version, labels) = (
+        model.name.clone(),
+        model.version.clone(),
+        Arc::clone(&model.labels),
+    );
+    tracing::info!(
+        incident = %event.id,
+        state = event.state.as_str(),
+        zone = zone_name.as_deref().unwrap_or("-"),
+        line = line_name.as_deref().unwrap_or("-"),
+        objects = event.objects.len(),
+        "{} {}",
+        event.kind.as_str(),
+        event.state.as_str()
+    );
+    let lane = match event.kind {
+        IncidentType::Fire | IncidentType::Smoke => Lane::Fire,
+        _ => Lane::Security,
+    };
+    Outgoing::Incident {
+        lane,
+        build: Box::new(move |seq| {
+            let snap_ref = snapshot
+                .as_ref()
+                .map(|j| crate::incident::snapshot_ref(&identity, &camera, &event, j));
+            let ctx = IncidentContext {
+                identity: &identity,
+                camera: &camera,
+                zone: zone_name.as_deref(),
+                line: line_name.as_deref(),
+                model_name: &model_name,
+                model_version: &model_version,
+                labels: &labels,
+            };
+            let body = payload::incident(ctx, seq, &event, snap_ref.as_ref());
+            let mut msgs = vec![Message {
+                topic: identity.incident_topic(&camera),
+                payload: body.to_string().into_bytes(),
+                retain: false,
+            }];
+            if let (Some(j), Some(r)) = (snapshot, snap_ref) {
+                msgs.push(Message {
+                    topic: r.topic,
+                    payload: j.bytes,
+                    retain: false,
+                });
+            }
+            msgs
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count;
+
+    #[test]
+    fn one_thread_per_usable_core_and_no_more_than_cameras() {
+        assert_eq!(count(2, 1, 4), 2);
+        assert_eq!(count(2, 1, 1), 1, "one camera: one thread");
+        assert_eq!(
+            count(8, 2, 16),
+            4,
+            "ort models with 2 intra-op threads each"
+        );
+        assert_eq!(count(1, 4, 3), 1, "never zero");
+        assert_eq!(count(8, 1, 0), 1, "no camera enabled: one idle thread");
+    }
+}
