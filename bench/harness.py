@@ -375,14 +375,19 @@ def decode_only(tmp, url, seconds, warmup):
     return (c1 - c0) / (w1 - w0)
 
 
-# Threads of vigil that are not ingest: the detector, the async runtime (`vigil-io`: MQTT, outbox, health,
-# metrics) and the main thread. Everything else is GStreamer's (rtspsrc, jitter buffer, depay,
-# decoder, rate drop, convert, appsink hand-over) plus our per-camera ingest threads.
+# Threads of vigil that are not ingest: the inference threads (`detect-N`), the async runtime
+# (`vigil-io`: MQTT, outbox, health, metrics) and the main thread. Everything else is GStreamer's
+# (rtspsrc, jitter buffer, depay, decoder, rate drop, convert, appsink hand-over) plus our
+# per-camera ingest threads.
 NOT_INGEST = ("detect", "vigil-io", "tokio-runtime-w", "vigil")
 
 
+def is_ingest(thread):
+    return not any(thread == n or thread.startswith(n + "-") for n in NOT_INGEST)
+
+
 def ingest_cpu(run):
-    return sum(v for k, v in run["threads_cpu"].items() if k not in NOT_INGEST)
+    return sum(v for k, v in run["threads_cpu"].items() if is_ingest(k))
 
 
 def latencies(run):

@@ -15,6 +15,7 @@ pub mod evidence;
 pub mod faults;
 pub mod incident;
 pub mod ingest;
+pub mod memory;
 pub mod notify;
 pub mod prometheus;
 pub mod publish;

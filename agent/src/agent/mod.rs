@@ -202,6 +202,14 @@ pub async fn run(
         detectors.insert(m.name.clone(), det);
     }
 
+    // The load's peak (protobuf, graph, optimisation) is freed by now; give it back.
+    let (rss_loaded, rss_trimmed) = crate::memory::trim_and_measure();
+    tracing::info!(
+        rss_mib = rss_loaded,
+        after_trim_mib = rss_trimmed,
+        "models loaded; freed load memory returned"
+    );
+
     let started = Instant::now();
     let enabled: Vec<usize> = (0..config.cameras.len())
         .filter(|&i| config.cameras[i].enabled)
