@@ -85,6 +85,16 @@ pub struct Preprocessor {
     f32_data: Vec<f32>,
 }
 
+/// `v.round().clamp(0.0, 255.0) as u8` for the non-negative `v` of a bilinear blend, bit for bit,
+/// without `f32::round`: x86-64's baseline has no rounding instruction, so that is a call to
+/// `roundf` per channel. `v - trunc(v)` is exact here (Sterbenz), so the half-way test is too.
+#[inline]
+fn round_u8(v: f32) -> u8 {
+    let t = v as u32; // truncates (v ≥ 0; saturates)
+    let r = t + u32::from(v - t as f32 >= 0.5);
+    r.min(255) as u8
+}
+
 impl Preprocessor {
     /// A preprocessor for one model input.
     pub fn new(spec: InputSpec) -> Self {
@@ -155,7 +165,7 @@ impl Preprocessor {
                     let top = f32::from(r0[a + c]) * (1.0 - wx) + f32::from(r0[b + c]) * wx;
                     let bot = f32::from(r1[a + c]) * (1.0 - wx) + f32::from(r1[b + c]) * wx;
                     let v = top * (1.0 - wy) + bot * wy;
-                    out[ox * 3 + c] = v.round().clamp(0.0, 255.0) as u8;
+                    out[ox * 3 + c] = round_u8(v);
                 }
             }
         }
@@ -271,6 +281,31 @@ mod tests {
             }),
             &[50, 50, 50, 225, 225, 225]
         );
+    }
+
+    #[test]
+    fn round_u8_is_round_and_clamp_bit_for_bit() {
+        // Every f32 in [0, 256] whose fraction is near .0 or .5, plus a sweep.
+        let mut checked = 0u32;
+        for base in 0..=256u32 {
+            for frac in [0.0f32, 0.5] {
+                let x = base as f32 + frac;
+                let mut v = x;
+                for _ in 0..64 {
+                    v = f32::from_bits(v.to_bits().saturating_sub(1));
+                }
+                for _ in 0..129 {
+                    assert_eq!(round_u8(v), v.round().clamp(0.0, 255.0) as u8, "{v:e}");
+                    v = f32::from_bits(v.to_bits() + 1);
+                    checked += 1;
+                }
+            }
+        }
+        for i in 0..2_000_000u32 {
+            let v = i as f32 * (256.0 / 2_000_000.0);
+            assert_eq!(round_u8(v), v.round().clamp(0.0, 255.0) as u8, "{v:e}");
+        }
+        assert!(checked > 60_000);
     }
 
     #[test]

@@ -72,28 +72,40 @@ impl Default for Gray {
 }
 
 impl Gray {
-    /// Fill from packed RGB (`width`×`height`×3) by block means; reuses the buffer.
+    /// Fill from packed RGB (`width`×`height`×3) by block means; reuses the buffer. Pixel
+    /// (x, y) belongs to block (x·W/width, y·H/height); each block's luma sum is an integer
+    /// (exact in f32 below 2²⁴), so summing by runs of a row gives the per-pixel sum exactly.
     pub fn fill_from_rgb(&mut self, width: usize, height: usize, rgb: &[u8]) {
         self.0.iter_mut().for_each(|v| *v = 0.0);
         if width == 0 || height == 0 || rgb.len() < width * height * 3 {
             return;
         }
-        let mut counts = [0u32; GRAY_W * GRAY_H];
-        for y in 0..height {
-            let gy = y * GRAY_H / height;
-            let row = &rgb[y * width * 3..(y + 1) * width * 3];
-            for (x, px) in row.chunks_exact(3).enumerate() {
-                let g = gy * GRAY_W + x * GRAY_W / width;
-                // ITU-R BT.601 luma, integer weights.
-                let l =
-                    (77 * u32::from(px[0]) + 150 * u32::from(px[1]) + 29 * u32::from(px[2])) >> 8;
-                self.0[g] += l as f32;
-                counts[g] += 1;
+        // First pixel of block k along a side of n pixels: ceil(k·n / blocks).
+        let start = |k: usize, n: usize, blocks: usize| (k * n).div_ceil(blocks);
+        for gy in 0..GRAY_H {
+            let (y0, y1) = (start(gy, height, GRAY_H), start(gy + 1, height, GRAY_H));
+            let cells = &mut self.0[gy * GRAY_W..(gy + 1) * GRAY_W];
+            for y in y0..y1 {
+                let row = &rgb[y * width * 3..(y + 1) * width * 3];
+                for (gx, cell) in cells.iter_mut().enumerate() {
+                    let (x0, x1) = (start(gx, width, GRAY_W), start(gx + 1, width, GRAY_W));
+                    let sum: u32 = row[x0 * 3..x1 * 3]
+                        .chunks_exact(3)
+                        // ITU-R BT.601 luma, integer weights.
+                        .map(|px| {
+                            (77 * u32::from(px[0]) + 150 * u32::from(px[1]) + 29 * u32::from(px[2]))
+                                >> 8
+                        })
+                        .sum();
+                    *cell += sum as f32;
+                }
             }
-        }
-        for (v, &n) in self.0.iter_mut().zip(counts.iter()) {
-            if n > 0 {
-                *v /= n as f32;
+            let rows = y1 - y0;
+            for (gx, cell) in cells.iter_mut().enumerate() {
+                let n = rows * (start(gx + 1, width, GRAY_W) - start(gx, width, GRAY_W));
+                if n > 0 {
+                    *cell /= n as f32;
+                }
             }
         }
     }
@@ -287,6 +299,56 @@ impl PictureWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The per-pixel block mean the run-based [`Gray::fill_from_rgb`] must equal.
+    fn gray_per_pixel(width: usize, height: usize, rgb: &[u8]) -> Vec<f32> {
+        let mut sums = vec![0.0f32; GRAY_W * GRAY_H];
+        let mut counts = vec![0u32; GRAY_W * GRAY_H];
+        for y in 0..height {
+            for x in 0..width {
+                let px = &rgb[(y * width + x) * 3..][..3];
+                let g = (y * GRAY_H / height) * GRAY_W + x * GRAY_W / width;
+                let l =
+                    (77 * u32::from(px[0]) + 150 * u32::from(px[1]) + 29 * u32::from(px[2])) >> 8;
+                sums[g] += l as f32;
+                counts[g] += 1;
+            }
+        }
+        for (v, &n) in sums.iter_mut().zip(&counts) {
+            if n > 0 {
+                *v /= n as f32;
+            }
+        }
+        sums
+    }
+
+    #[test]
+    fn block_means_equal_the_per_pixel_ones_bit_for_bit() {
+        let mut seed = 99u32;
+        for (w, h) in [
+            (768, 576),
+            (1920, 1080),
+            (161, 91),
+            (100, 50),
+            (7, 5),
+            (1, 1),
+        ] {
+            let rgb: Vec<u8> = (0..w * h * 3)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    (seed >> 24) as u8
+                })
+                .collect();
+            let mut g = Gray::default();
+            g.fill_from_rgb(w, h, &rgb);
+            let want = gray_per_pixel(w, h, &rgb);
+            let same =
+                g.0.iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{w}×{h}: block means differ from the per-pixel ones");
+        }
+    }
 
     const SETTINGS: PictureSettings = PictureSettings {
         frozen: Duration::from_secs(10),
