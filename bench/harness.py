@@ -202,6 +202,10 @@ def total(metrics, name):
 
 # ---- the agent ------------------------------------------------------------------------------
 
+# The demo's walkway zone (normalised x, y): vigil's config and the peer (`--zone`) get the same one.
+WALKWAY = [[0.0, 0.30], [1.0, 0.20], [1.0, 0.75], [0.0, 0.50]]
+
+
 def agent_config(tmp, broker, metrics_port, urls, backend, card, ort_lib):
     cams = []
     for i, url in enumerate(urls):
@@ -215,7 +219,7 @@ frame_time = "arrival"
 
 [[cameras.zones]]
 name = "walkway"
-polygon = [[0.0, 0.30], [1.0, 0.20], [1.0, 0.75], [0.0, 0.50]]
+polygon = {json.dumps(WALKWAY)}
 classes = ["person"]
 quiet_s = 5
 """)
@@ -278,6 +282,8 @@ def agent_run(a, tmp, broker, cams, backend, seconds, warmup, subscribe=False):
         m1, c1, t1, w1 = scrape(mport), agent.cpu_s(), agent.thread_cpu(), time.monotonic()
         server_cpu = cams.proc.cpu_s() - s0
         peak = agent.peak_rss_kib()
+        # What the resident memory is at the end: heap and stacks vs mapped files (code, models).
+        rss_parts = {k: agent._status(k) for k in ("RssAnon", "RssFile", "RssShmem")}
         threads = {k: t1.get(k, 0.0) - t0.get(k, 0.0) for k in t1}
     finally:
         agent.stop()
@@ -294,6 +300,7 @@ def agent_run(a, tmp, broker, cams, backend, seconds, warmup, subscribe=False):
         "engine_s": d("vigil_engine_inference_seconds_sum"),
         "detector_s": d("vigil_inference_seconds_sum"),
         "peak_rss_kib": peak,
+        "rss_parts_kib": rss_parts,
         "samples": samples,
         "messages": messages,
         "wall_start": wall0,
@@ -350,7 +357,7 @@ def peer_run(a, tmp, broker, url, seconds, warmup):
     onnx = CARDS[0][2]
     out = subprocess.run(
         [sys.executable, str(ROOT / "bench/peer/peer.py"), "--url", url, "--model", str(onnx),
-         "--broker-port", str(broker.port), "--fps", str(FPS), "--threads", "1",
+         "--broker-port", str(broker.port), "--fps", str(FPS), "--threads", "1", "--zone", json.dumps(WALKWAY),
          "--seconds", str(seconds + warmup), "--warmup", str(warmup)],
         capture_output=True, text=True)
     (tmp / "peer.log").write_text(out.stderr)
@@ -384,6 +391,11 @@ NOT_INGEST = ("detect", "vigil-io", "tokio-runtime-w", "vigil")
 
 def is_ingest(thread):
     return not any(thread == n or thread.startswith(n + "-") for n in NOT_INGEST)
+
+
+def rss_parts(run):
+    parts = run.get("rss_parts_kib", {})
+    return ", ".join(f"{k[3:].lower()} {v / 1024:.0f} MiB" for k, v in parts.items())
 
 
 def ingest_cpu(run):
@@ -602,11 +614,13 @@ def details(r):
     top = sorted(v["threads_cpu"].items(), key=lambda kv: -kv[1])[:12]
     print("  CPU-s by thread: " + ", ".join(f"{k} {c:.2f}" for k, c in top if c > 0))
     p = r["peer"]
+    print(f"  vigil RSS at the end: {rss_parts(v)}")
     print(f"  peer: {p['frames']} frames in {p['seconds']:.0f} s, {p['cpu_s']:.1f} CPU-s (inference {p['inference_s']:.1f} s), "
           f"{p['events']} events")
     for n, m in r["memory"].items():
         print(f"P5 {n} camera(s): peak {m['peak_rss_kib'] / 1024:.0f} MiB, RSS at the end "
-              f"{m['samples'][-1][0] / 1024 if m['samples'] else 0:.0f} MiB, threads {m['samples'][-1][1] if m['samples'] else 0}")
+              f"{m['samples'][-1][0] / 1024 if m['samples'] else 0:.0f} MiB "
+              f"({rss_parts(m)}), threads {m['samples'][-1][1] if m['samples'] else 0}")
     for backend, c in r["capacity"].items():
         trials = ", ".join(f"{n}: {t[1]:.1%} dropped, {t[2]:.0%} delivered, vigil {t[3]:.2f} + server {t[4]:.2f} cores"
                            for n, t in sorted(c["tried"].items()))

@@ -34,8 +34,6 @@ import onnxruntime as ort  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
 
 PERSON = 0
-# The demo's walkway zone (normalised x, y).
-ZONE = np.array([[0.0, 0.30], [1.0, 0.20], [1.0, 0.75], [0.0, 0.50]])
 
 
 def args():
@@ -49,6 +47,8 @@ def args():
     p.add_argument("--warmup", type=float, default=10)
     p.add_argument("--score", type=float, default=0.5)
     p.add_argument("--iou", type=float, default=0.5)
+    p.add_argument("--zone", required=True, type=json.loads,
+                   help='the zone polygon as JSON, normalised x, y: [[0.0, 0.3], [1.0, 0.2], ...]')
     return p.parse_args()
 
 
@@ -114,6 +114,7 @@ def main():
     opts.inter_op_num_threads = 1
     session = ort.InferenceSession(a.model, opts, providers=["CPUExecutionProvider"])
     inp = session.get_inputs()[0]
+    zone = np.array(a.zone, dtype=np.float64)
     _, height, width, _ = inp.shape
 
     pipeline = Gst.parse_launch(
@@ -151,7 +152,7 @@ def main():
         t = time.perf_counter()
         found = detect(session, inp.name, frame, a.score, a.iou)
         spent = time.perf_counter() - t
-        people = [b for c, s, b in found if c == PERSON and inside((b[0] + b[2]) / 2, b[3], ZONE)]
+        people = [b for c, s, b in found if c == PERSON and inside((b[0] + b[2]) / 2, b[3], zone)]
         if len(people) != in_zone:
             in_zone = len(people)
             payload = {"camera": "plaza", "zone": "walkway", "count": in_zone, "time": time.time(),
