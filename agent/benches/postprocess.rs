@@ -11,7 +11,7 @@ use vigil::detect::card;
 use vigil::detect::nms::nms;
 use vigil::detect::post::Postprocess;
 use vigil::detect::preprocess::Preprocessor;
-use vigil::detect::{Detection, Detections, RgbView};
+use vigil::detect::{Detection, Detections, FrameView};
 
 fn repo() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
@@ -24,11 +24,7 @@ fn bench_card(c: &mut Criterion, name: &str, card_rel: &str, shapes: Vec<Vec<usi
         .to_rgb8();
     let (w, h) = img.dimensions();
     let data = img.into_raw();
-    let view = RgbView {
-        width: w,
-        height: h,
-        data: &data,
-    };
+    let view = FrameView::rgb(w, h, &data);
     let mut pre = Preprocessor::new(loaded.card.input.clone());
     let post = Postprocess::new(&loaded.card, &loaded.labels, &shapes).expect("bind");
     let outputs = vigil::detect::synthetic::outputs(&shapes);

@@ -11,7 +11,7 @@ use image::{ExtendedColorType, ImageEncoder, RgbImage};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::detect::RgbView;
+use crate::detect::FrameView;
 use crate::rules::geometry::Point;
 
 /// Evidence settings (`[evidence]` in the config).
@@ -303,14 +303,20 @@ fn scaled(frame: &RgbImage, width: u32) -> RgbImage {
 
 /// Draw `overlays` and `marks` on a copy of `frame` and encode it within `settings`.
 pub fn annotate(
-    frame: RgbView<'_>,
+    frame: FrameView<'_>,
     overlays: &[Overlay<'_>],
     marks: &[Mark],
     settings: &EvidenceSettings,
 ) -> Result<Jpeg, EvidenceError> {
-    let want = frame.width as usize * frame.height as usize * 3;
-    let Some(full) = RgbImage::from_raw(frame.width, frame.height, frame.data.to_vec()) else {
-        return Err(EvidenceError::BadFrame(frame.data.len(), want));
+    // A camera's I420 frame is converted here, once per picture (never on the way in).
+    let full = frame
+        .to_rgb()
+        .and_then(|rgb| RgbImage::from_raw(frame.width, frame.height, rgb.into_owned()));
+    let Some(full) = full else {
+        return Err(EvidenceError::BadFrame(
+            frame.data.len(),
+            frame.expected_len(),
+        ));
     };
     let mut width = settings.max_width.clamp(160, frame.width.max(1));
     loop {
@@ -363,11 +369,7 @@ mod tests {
     fn draws_boxes_text_and_zone_and_encodes_a_decodable_jpeg() {
         let (w, h) = (400u32, 300u32);
         let rgb = vec![0u8; (w * h * 3) as usize];
-        let view = RgbView {
-            width: w,
-            height: h,
-            data: &rgb,
-        };
+        let view = FrameView::rgb(w, h, &rgb);
         let zone = [[0.0, 0.5], [1.0, 0.5], [1.0, 1.0], [0.0, 1.0]];
         let overlay = Overlay {
             polygon: &zone,
@@ -403,11 +405,7 @@ mod tests {
     fn wide_frames_are_scaled_and_big_ones_kept_under_max_bytes() {
         let (w, h) = (1920u32, 1080u32);
         let rgb = noise(w, h);
-        let view = RgbView {
-            width: w,
-            height: h,
-            data: &rgb,
-        };
+        let view = FrameView::rgb(w, h, &rgb);
         let settings = EvidenceSettings {
             max_width: 1280,
             quality: 95,
@@ -428,11 +426,7 @@ mod tests {
 
     #[test]
     fn a_short_buffer_is_an_error_not_a_panic() {
-        let view = RgbView {
-            width: 10,
-            height: 10,
-            data: &[0u8; 12],
-        };
+        let view = FrameView::rgb(10, 10, &[0u8; 12]);
         let err = annotate(view, &[], &[], &EvidenceSettings::default()).unwrap_err();
         assert!(matches!(err, EvidenceError::BadFrame(12, 300)));
     }

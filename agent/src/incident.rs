@@ -1,7 +1,7 @@
 //! From a rule event to what is published about it: the names of its zone or line and, for an
 //! `open`, the evidence JPEG. Shared by the live agent and `vigil replay`.
 
-use crate::detect::{Labels, RgbView};
+use crate::detect::{FrameView, Labels};
 use crate::evidence::{self, EvidenceSettings, Jpeg, Mark, Overlay};
 use crate::publish::payload::{Identity, SnapshotRef};
 use crate::rules::{EventState, IncidentEvent, Object, RuleSet, Scope};
@@ -47,7 +47,7 @@ pub fn caption(o: &Object, labels: &Labels) -> String {
 pub fn overview(
     set: &RuleSet,
     labels: &Labels,
-    frame: RgbView<'_>,
+    frame: FrameView<'_>,
     detections: &[crate::detect::Detection],
     settings: &EvidenceSettings,
 ) -> Result<evidence::Jpeg, evidence::EvidenceError> {
@@ -84,7 +84,7 @@ pub fn overview(
 pub fn render(
     set: &RuleSet,
     labels: &Labels,
-    frame: RgbView<'_>,
+    frame: FrameView<'_>,
     event: &IncidentEvent,
     settings: &EvidenceSettings,
 ) -> Rendered {
@@ -136,11 +136,7 @@ mod tests {
     fn evidence_for_open_and_for_update_only_when_asked() {
         let labels = Labels::parse("person\n").expect("labels");
         let frame = vec![0u8; 320 * 240 * 3];
-        let view = RgbView {
-            width: 320,
-            height: 240,
-            data: &frame,
-        };
+        let view = FrameView::rgb(320, 240, &frame);
         let mut event = IncidentEvent {
             id: uuid::Uuid::now_v7(),
             kind: IncidentType::Fire,

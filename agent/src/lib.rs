@@ -17,6 +17,7 @@ pub mod incident;
 pub mod ingest;
 pub mod memory;
 pub mod notify;
+pub mod pixels;
 pub mod prometheus;
 pub mod publish;
 pub mod reload;

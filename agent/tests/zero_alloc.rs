@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use vigil::detect::card::{self, ResizeMode};
 use vigil::detect::post::Postprocess;
 use vigil::detect::preprocess::Preprocessor;
-use vigil::detect::{Detections, RgbView};
+use vigil::detect::{Detections, FrameView};
 
 struct Counting;
 
@@ -91,13 +91,14 @@ fn check(card_rel: &str, shapes: Vec<Vec<usize>>, letterbox: bool) {
     let outputs = vigil::detect::synthetic::outputs(&shapes);
     let slices: Vec<&[f32]> = outputs.iter().map(Vec::as_slice).collect();
     let (w, h, data) = frame();
-    let view = RgbView {
-        width: w,
-        height: h,
-        data: &data,
-    };
+    // Still images come as RGB, cameras' frames as I420: both paths.
+    let planar = vigil::pixels::rgb_to_i420(w, h, &data, vigil::pixels::Yuv::BT601);
+    let views = [
+        FrameView::rgb(w, h, &data),
+        FrameView::i420(w, h, &planar, vigil::pixels::Yuv::BT601),
+    ];
     let mut out = Detections::new();
-    let frame_once = |pre: &mut Preprocessor, out: &mut Detections| {
+    let frame_once = |pre: &mut Preprocessor, view, out: &mut Detections| {
         if pre.is_f32() {
             std::hint::black_box(pre.f32_tensor(view));
         } else {
@@ -105,21 +106,24 @@ fn check(card_rel: &str, shapes: Vec<Vec<usize>>, letterbox: bool) {
         }
         post.run(pre, &slices, out);
     };
-    // Warm up: buffers and tables are sized on the first frame.
-    frame_once(&mut pre, &mut out);
-    assert!(
-        !out.is_empty(),
-        "the fake outputs should produce detections"
-    );
-    let n = count(|| {
-        for _ in 0..100 {
-            frame_once(&mut pre, &mut out);
-        }
-    });
-    assert_eq!(
-        n, 0,
-        "{card_rel}: {n} allocations in 100 frames of pre/post-processing"
-    );
+    for view in views {
+        // Warm up: buffers and tables are sized on the first frame.
+        frame_once(&mut pre, view, &mut out);
+        assert!(
+            !out.is_empty(),
+            "the fake outputs should produce detections"
+        );
+        let n = count(|| {
+            for _ in 0..100 {
+                frame_once(&mut pre, view, &mut out);
+            }
+        });
+        assert_eq!(
+            n, 0,
+            "{card_rel} ({:?}): {n} allocations in 100 frames of pre/post-processing",
+            view.format
+        );
+    }
 }
 
 #[test]
@@ -152,11 +156,7 @@ fn report_the_inference_engines_allocations() {
     let mut det = vigil::detect::load(&repo().join("models/ssd_mobilenet_v2_coco/model.toml"))
         .expect("model");
     let (w, h, data) = frame();
-    let view = RgbView {
-        width: w,
-        height: h,
-        data: &data,
-    };
+    let view = FrameView::rgb(w, h, &data);
     let mut out = Detections::new();
     det.detect(view, &mut out).expect("warm-up");
     let n = count(|| {

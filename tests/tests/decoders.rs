@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use vigil::detect::post::Postprocess;
 use vigil::detect::preprocess::Preprocessor;
-use vigil::detect::{Detections, RgbView, card};
+use vigil::detect::{Detections, card};
 use vigil_tests::golden::{self, EXACT};
 use vigil_tests::{TempDir, repo};
 
@@ -81,11 +81,7 @@ fn check(card_rel: &str, input: &str) -> anyhow::Result<()> {
     let frames = vigil::cmd::detect::load_frames(&repo().join(&want.input), 1, 1)?;
     let f = &frames[0];
     let mut pre = Preprocessor::new(loaded.card.input.clone());
-    let view = RgbView {
-        width: f.width,
-        height: f.height,
-        data: &f.data,
-    };
+    let view = f.view();
     if pre.is_f32() {
         pre.f32_tensor(view);
     } else {

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 
 use super::{CameraWork, live};
 use crate::clock::Clock;
-use crate::detect::{self, Detections, Detector, Forker, ModelInfo, RgbView};
+use crate::detect::{self, Detections, Detector, Forker, FrameView, ModelInfo};
 use crate::diag;
 use crate::evidence::EvidenceSettings;
 use crate::ingest::{self, slot::FrameBoard};
@@ -248,11 +248,7 @@ pub fn detect_loop(
         }
         let span = tracing::debug_span!("camera", id = %cam.id);
         let _e = span.enter();
-        let view = RgbView {
-            width: frame.width,
-            height: frame.height,
-            data: &frame.data,
-        };
+        let view = frame.view();
         watch_picture(board, frame.camera, &mut cam, view, clock.monotonic());
         let t0 = Instant::now();
         let stages = match det.detect_timed(view, &mut dets) {
@@ -336,6 +332,7 @@ fn replace_work(
             width: 0,
             height: 0,
             data: Vec::new().into(),
+            format: crate::pixels::Format::Rgb,
             captured: SystemTime::now(),
         };
         for event in closing {
@@ -359,7 +356,7 @@ fn watch_picture(
     board: &FrameBoard,
     i: usize,
     cam: &mut CameraWork,
-    view: RgbView<'_>,
+    view: FrameView<'_>,
     now: Duration,
 ) {
     let k = board.counters(i);
@@ -368,8 +365,7 @@ fn watch_picture(
         cam.restarts = restarts;
         cam.picture.restart();
     }
-    cam.gray
-        .fill_from_rgb(view.width as usize, view.height as usize, view.data);
+    cam.gray.fill(view);
     let c = cam.picture.observe(now, &cam.gray);
     *k.condition
         .lock()
@@ -385,11 +381,7 @@ fn outgoing(
     event: IncidentEvent,
     evidence: &EvidenceSettings,
 ) -> Outgoing {
-    let view = RgbView {
-        width: frame.width,
-        height: frame.height,
-        data: &frame.data,
-    };
+    let view = frame.view();
     let crate::incident::Rendered {
         zone: zone_name,
         line: line_name,

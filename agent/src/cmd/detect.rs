@@ -10,7 +10,7 @@ use std::io::Write as _;
 use anyhow::Context;
 use serde_json::json;
 
-use crate::detect::{Detections, RgbView};
+use crate::detect::Detections;
 use crate::evidence;
 use crate::ingest::slot::Frame;
 
@@ -72,6 +72,7 @@ pub fn load_frames(
             width,
             height,
             data: img.into_raw().into(),
+            format: crate::pixels::Format::Rgb,
             captured: std::time::SystemTime::now(),
         }])
     } else {
@@ -93,11 +94,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut all = Vec::new();
     let mut dets = Detections::new();
     for (i, f) in frames.iter().enumerate() {
-        let view = RgbView {
-            width: f.width,
-            height: f.height,
-            data: &f.data,
-        };
+        let view = f.view();
         detector.detect(view, &mut dets)?;
         if i == 0
             && let Some(out) = &args.out

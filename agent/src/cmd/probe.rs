@@ -11,7 +11,6 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::config::Transport;
-use crate::detect::RgbView;
 use crate::evidence::{self, EvidenceSettings, Overlay};
 use crate::ingest::probe::{self, Report};
 use crate::ingest::url::redact;
@@ -198,11 +197,7 @@ fn save(
         max_bytes: 16 << 20,
         on_update: false,
     };
-    let view = RgbView {
-        width: report.frame.width,
-        height: report.frame.height,
-        data: &report.frame.data,
-    };
+    let view = report.frame.view();
     let jpeg = evidence::annotate(view, &overlays, &[], &settings)?;
     std::fs::write(path, &jpeg.bytes)?;
     Ok(())

@@ -18,7 +18,7 @@ use anyhow::Context;
 use gstreamer as gst;
 
 use crate::agent::{Plan, StartError};
-use crate::detect::{self, Detections, Detector, RgbView};
+use crate::detect::{self, Detections, Detector, FrameView};
 use crate::incident;
 use crate::ingest::file;
 use crate::publish::payload::{self, IncidentContext};
@@ -71,7 +71,7 @@ struct Replay<'a> {
 }
 
 impl Replay<'_> {
-    fn frame(&mut self, now: Duration, frame: RgbView<'_>) -> anyhow::Result<()> {
+    fn frame(&mut self, now: Duration, frame: FrameView<'_>) -> anyhow::Result<()> {
         self.detector.detect(frame, &mut self.dets)?;
         let aspect = f64::from(frame.width) / f64::from(frame.height.max(1));
         self.rules.evaluate(
@@ -85,7 +85,7 @@ impl Replay<'_> {
         self.flush(frame)
     }
 
-    fn flush(&mut self, frame: RgbView<'_>) -> anyhow::Result<()> {
+    fn flush(&mut self, frame: FrameView<'_>) -> anyhow::Result<()> {
         let config = &self.plan.loaded.config;
         let cam = &config.cameras[self.camera];
         let identity = self.plan.identity();
@@ -201,10 +201,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let mut due = Duration::ZERO;
     let mut last = Duration::ZERO;
-    let mut last_frame: Option<(u32, u32, crate::ingest::slot::FrameData)> = None;
+    let mut last_frame: Option<crate::ingest::slot::Frame> = None;
     let mut failure: Option<anyhow::Error> = None;
     file::pull_samples(
-        "filesrc name=src ! decodebin ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false max-buffers=4",
+        &format!(
+            "filesrc name=src ! decodebin ! videoconvert ! {} ! appsink name=sink sync=false max-buffers=4",
+            crate::ingest::FRAME_CAPS
+        ),
         &args.clip,
         |sample| {
             let pts = sample
@@ -224,16 +227,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if args.realtime {
                 std::thread::sleep(pts.saturating_sub(started.elapsed()));
             }
-            let view = RgbView {
-                width: f.width,
-                height: f.height,
-                data: &f.data,
-            };
+            let view = f.view();
             if let Err(e) = replay.frame(pts, view) {
                 failure = Some(e);
                 return false;
             }
-            last_frame = Some((f.width, f.height, f.data));
+            last_frame = Some(f);
             true
         },
     )
@@ -242,12 +241,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Err(e);
     }
     // Let time run on without detections so that open incidents close.
-    if let Some((w, h, data)) = &last_frame {
-        let view = RgbView {
-            width: *w,
-            height: *h,
-            data,
-        };
+    if let Some(f) = &last_frame {
+        let view = f.view();
+        let (w, h) = (&f.width, &f.height);
         let end = last + Duration::from_secs(600);
         let mut now = last;
         while replay.rules.open_incidents() > 0 && now < end {

@@ -1,6 +1,7 @@
 //! Object detection: model cards, pre-processing, the inference backend and decoding.
 //!
-//! A [`Detector`] turns one RGB frame into [`Detection`]s in normalised frame coordinates.
+//! A [`Detector`] turns one frame (RGB or I420, see [`crate::pixels`]) into [`Detection`]s in
+//! normalised frame coordinates.
 //! The backend is behind the trait so the rest of the agent never knows which engine runs;
 //! [`tract`](self::tract) (pure Rust) is the one shipped today.
 
@@ -54,16 +55,7 @@ pub fn offer(out: &mut Detections, d: Detection) -> bool {
     }
 }
 
-/// A borrowed packed RGB image (no row padding).
-#[derive(Debug, Clone, Copy)]
-pub struct RgbView<'a> {
-    /// Width in pixels.
-    pub width: u32,
-    /// Height in pixels.
-    pub height: u32,
-    /// `width * height * 3` bytes, row by row.
-    pub data: &'a [u8],
-}
+pub use crate::pixels::FrameView;
 
 /// What incidents say about the model that produced them.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,14 +87,14 @@ pub trait Detector: Send {
     fn info(&self) -> &ModelInfo;
 
     /// Detect objects in `frame`, replacing the contents of `out` (best first).
-    fn detect(&mut self, frame: RgbView<'_>, out: &mut Detections) -> Result<(), DetectError> {
+    fn detect(&mut self, frame: FrameView<'_>, out: &mut Detections) -> Result<(), DetectError> {
         self.detect_timed(frame, out).map(|_| ())
     }
 
     /// [`Detector::detect`], reporting how long each stage took.
     fn detect_timed(
         &mut self,
-        frame: RgbView<'_>,
+        frame: FrameView<'_>,
         out: &mut Detections,
     ) -> Result<StageTimes, DetectError>;
 
@@ -196,6 +188,9 @@ pub enum DetectError {
     /// Inference failed on a frame.
     #[error("inference failed: {0}")]
     Run(String),
+    /// The frame handed in is incomplete (its bytes are short for its size and format).
+    #[error("cannot analyse the frame: {0}")]
+    Frame(String),
     /// The inference engine itself cannot be used (library missing, feature not built).
     #[error("{0}")]
     Backend(String),

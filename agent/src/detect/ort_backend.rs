@@ -15,7 +15,7 @@ use super::card::{DType, LoadedCard};
 use super::post::Postprocess;
 use super::preprocess::Preprocessor;
 use super::{
-    DeclaredInput, DetectError, Detections, Detector, ModelInfo, RgbView, StageTimes, check_input,
+    DeclaredInput, DetectError, Detections, Detector, FrameView, ModelInfo, StageTimes, check_input,
 };
 
 /// The ONNX Runtime environment of this process: loaded once, from one library.
@@ -196,10 +196,11 @@ impl Detector for OrtDetector {
 
     fn detect_timed(
         &mut self,
-        frame: RgbView<'_>,
+        frame: FrameView<'_>,
         out: &mut Detections,
     ) -> Result<StageTimes, DetectError> {
         out.clear();
+        frame.check().map_err(DetectError::Frame)?;
         let run_err = |e: ort::Error| DetectError::Run(e.to_string());
         let t0 = Instant::now();
         let shape = self.shape;

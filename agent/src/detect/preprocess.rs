@@ -4,8 +4,8 @@
 //! rebuilt only when the frame size changes. [`Preprocessor::to_frame`] maps boxes back from
 //! the input to the frame.
 
-use super::RgbView;
 use super::card::{ColorOrder, DType, InputSpec, Layout, ResizeMode};
+use crate::pixels::{FrameView, Planes, chroma_size};
 
 /// Where the resized frame sits in the input: `[x, y]` offset and size in input pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -75,6 +75,9 @@ pub struct Preprocessor {
     place: Placement,
     xs: Taps,
     ys: Taps,
+    /// Chroma taps of I420 frames.
+    cxs: Taps,
+    cys: Taps,
     /// Resized RGB, `width * height * 3`.
     rgb: Vec<u8>,
     /// `(v * scale - mean[c]) / std[c]` for every byte value `v`, per input channel.
@@ -85,9 +88,18 @@ pub struct Preprocessor {
     f32_data: Vec<f32>,
 }
 
+/// The bilinear blend of four samples, `x` and `y` the weights of the second column and row.
+#[inline]
+fn bilinear(tl: u8, tr: u8, bl: u8, br: u8, x: f32, y: f32) -> f32 {
+    let top = f32::from(tl) * (1.0 - x) + f32::from(tr) * x;
+    let bot = f32::from(bl) * (1.0 - x) + f32::from(br) * x;
+    top * (1.0 - y) + bot * y
+}
+
 /// `v.round().clamp(0.0, 255.0) as u8` for the non-negative `v` of a bilinear blend, bit for bit,
 /// without `f32::round`: x86-64's baseline has no rounding instruction, so that is a call to
 /// `roundf` per channel. `v - trunc(v)` is exact here (Sterbenz), so the half-way test is too.
+/// A negative `v` (a colour conversion's undershoot) gives 0.
 #[inline]
 fn round_u8(v: f32) -> u8 {
     let t = v as u32; // truncates (v ≥ 0; saturates)
@@ -109,6 +121,8 @@ impl Preprocessor {
             place: Placement::default(),
             xs: Taps::default(),
             ys: Taps::default(),
+            cxs: Taps::default(),
+            cys: Taps::default(),
             rgb: vec![0; n],
             u8_data: Vec::new(),
             f32_data: Vec::new(),
@@ -135,46 +149,105 @@ impl Preprocessor {
     }
 
     /// Resize `frame` into the internal RGB buffer and return it (`width * height * 3`).
-    pub fn resize(&mut self, frame: RgbView<'_>) -> &[u8] {
-        let dw = self.spec.width as usize;
+    /// An I420 frame is sampled from its planes and converted per input pixel, so the full
+    /// frame is never converted. A frame whose bytes are short for its size (see
+    /// [`FrameView::check`]; the detectors refuse those first) leaves the padding colour.
+    pub fn resize(&mut self, frame: FrameView<'_>) -> &[u8] {
+        if frame.check().is_err() {
+            self.src_size = (0, 0);
+            self.rgb.fill(self.spec.pad);
+            return &self.rgb;
+        }
         if self.src_size != (frame.width, frame.height) {
             let s = &self.spec;
             self.place = placement(s.resize, frame.width, frame.height, s.width, s.height);
             self.xs = Taps::new(frame.width, self.place.width);
             self.ys = Taps::new(frame.height, self.place.height);
+            let (cw, ch) = chroma_size(frame.width, frame.height);
+            self.cxs = Taps::new(cw as u32, self.place.width);
+            self.cys = Taps::new(ch as u32, self.place.height);
             self.src_size = (frame.width, frame.height);
             // The padding never changes for a given frame size: paint it once.
             self.rgb.fill(self.spec.pad);
         }
+        match frame.planes() {
+            Some(planes) => self.resize_i420(frame.width as usize, planes),
+            None => self.resize_rgb(frame),
+        }
+        &self.rgb
+    }
+
+    /// The rows of the resized frame in the RGB buffer: `(row, output bytes)` per input row.
+    fn out_rows(&mut self) -> impl Iterator<Item = (usize, &mut [u8])> {
+        let dw = self.spec.width as usize;
         let (px, py, pw) = (
             self.place.x as usize,
             self.place.y as usize,
             self.place.width as usize,
         );
+        let ph = self.place.height as usize;
+        self.rgb
+            .chunks_exact_mut(dw * 3)
+            .skip(py)
+            .take(ph)
+            .map(move |row| &mut row[px * 3..(px + pw) * 3])
+            .enumerate()
+    }
+
+    fn resize_rgb(&mut self, frame: FrameView<'_>) {
         let stride = frame.width as usize * 3;
         let src = frame.data;
-        let ys = self.ys.lo.iter().zip(&self.ys.hi).zip(&self.ys.w);
-        for (oy, ((&ylo, &yhi), &wy)) in ys.enumerate() {
-            let r0 = &src[ylo as usize * stride..][..stride];
-            let r1 = &src[yhi as usize * stride..][..stride];
-            let out = &mut self.rgb[((oy + py) * dw + px) * 3..][..pw * 3];
-            let xs = self.xs.lo.iter().zip(&self.xs.hi).zip(&self.xs.w);
-            for (ox, ((&xlo, &xhi), &wx)) in xs.enumerate() {
+        let (xs, ys) = (std::mem::take(&mut self.xs), std::mem::take(&mut self.ys));
+        for (oy, out) in self.out_rows() {
+            let (wy, r0, r1) = (ys.w[oy], ys.lo[oy] as usize, ys.hi[oy] as usize);
+            let r0 = &src[r0 * stride..][..stride];
+            let r1 = &src[r1 * stride..][..stride];
+            let taps = xs.lo.iter().zip(&xs.hi).zip(&xs.w);
+            for (px, ((&xlo, &xhi), &wx)) in out.chunks_exact_mut(3).zip(taps) {
                 let (a, b) = (xlo as usize * 3, xhi as usize * 3);
-                for c in 0..3 {
-                    let top = f32::from(r0[a + c]) * (1.0 - wx) + f32::from(r0[b + c]) * wx;
-                    let bot = f32::from(r1[a + c]) * (1.0 - wx) + f32::from(r1[b + c]) * wx;
-                    let v = top * (1.0 - wy) + bot * wy;
-                    out[ox * 3 + c] = round_u8(v);
+                for (c, out) in px.iter_mut().enumerate() {
+                    let v = bilinear(r0[a + c], r0[b + c], r1[a + c], r1[b + c], wx, wy);
+                    *out = round_u8(v);
                 }
             }
         }
-        &self.rgb
+        (self.xs, self.ys) = (xs, ys);
+    }
+
+    fn resize_i420(&mut self, width: usize, p: Planes<'_>) {
+        let cw = p.chroma_width;
+        let taps = std::mem::take(&mut self.xs);
+        let (ys, cxs, cys) = (
+            std::mem::take(&mut self.ys),
+            std::mem::take(&mut self.cxs),
+            std::mem::take(&mut self.cys),
+        );
+        for (oy, out) in self.out_rows() {
+            let (wy, cwy) = (ys.w[oy], cys.w[oy]);
+            let y0 = &p.y[ys.lo[oy] as usize * width..][..width];
+            let y1 = &p.y[ys.hi[oy] as usize * width..][..width];
+            let (c0, c1) = (cys.lo[oy] as usize * cw, cys.hi[oy] as usize * cw);
+            let (u0, u1) = (&p.u[c0..][..cw], &p.u[c1..][..cw]);
+            let (v0, v1) = (&p.v[c0..][..cw], &p.v[c1..][..cw]);
+            for (ox, px) in out.chunks_exact_mut(3).enumerate() {
+                let (a, b, wx) = (taps.lo[ox] as usize, taps.hi[ox] as usize, taps.w[ox]);
+                let (ca, cb, cwx) = (cxs.lo[ox] as usize, cxs.hi[ox] as usize, cxs.w[ox]);
+                let y = bilinear(y0[a], y0[b], y1[a], y1[b], wx, wy);
+                let u = bilinear(u0[ca], u0[cb], u1[ca], u1[cb], cwx, cwy);
+                let v = bilinear(v0[ca], v0[cb], v1[ca], v1[cb], cwx, cwy);
+                let rgb = p.yuv.rgb(y, u, v);
+                px[0] = round_u8(rgb[0]);
+                px[1] = round_u8(rgb[1]);
+                px[2] = round_u8(rgb[2]);
+            }
+        }
+        self.xs = taps;
+        (self.ys, self.cxs, self.cys) = (ys, cxs, cys);
     }
 
     /// Resize `frame` and lay it out as the model's u8 input (NHWC/NCHW, RGB/BGR).
     /// Returns the tensor bytes (an internal buffer, reused between frames).
-    pub fn u8_tensor(&mut self, frame: RgbView<'_>) -> &[u8] {
+    pub fn u8_tensor(&mut self, frame: FrameView<'_>) -> &[u8] {
         self.resize(frame);
         if self.spec.layout == Layout::Nhwc && self.spec.color == ColorOrder::Rgb {
             return &self.rgb; // already the tensor
@@ -196,7 +269,7 @@ impl Preprocessor {
 
     /// Resize `frame` and lay it out as the model's f32 input: `(v * scale - mean) / std`
     /// (through a per-channel table of the 256 byte values).
-    pub fn f32_tensor(&mut self, frame: RgbView<'_>) -> &[f32] {
+    pub fn f32_tensor(&mut self, frame: FrameView<'_>) -> &[f32] {
         self.resize(frame);
         let n = (self.spec.width * self.spec.height) as usize;
         let order = self.channel_order();
@@ -255,14 +328,7 @@ mod tests {
     fn identity_resize_keeps_pixels() {
         let data: Vec<u8> = (0..4 * 2 * 3).map(|v| v as u8 * 10).collect();
         let mut p = Preprocessor::new(spec(4, 2));
-        assert_eq!(
-            p.resize(RgbView {
-                width: 4,
-                height: 2,
-                data: &data
-            }),
-            &data[..]
-        );
+        assert_eq!(p.resize(FrameView::rgb(4, 2, &data)), &data[..]);
     }
 
     #[test]
@@ -274,11 +340,7 @@ mod tests {
             .collect();
         let mut p = Preprocessor::new(spec(2, 1));
         assert_eq!(
-            p.resize(RgbView {
-                width: 4,
-                height: 1,
-                data: &data
-            }),
+            p.resize(FrameView::rgb(4, 1, &data)),
             &[50, 50, 50, 225, 225, 225]
         );
     }
@@ -323,13 +385,7 @@ mod tests {
         let at = |x: usize, y: usize, c: usize| f64::from(data[(y * w as usize + x) * 3 + c]);
         for (ow, oh) in [(40u32, 30u32), (150, 90)] {
             let mut p = Preprocessor::new(spec(ow, oh));
-            let got = p
-                .resize(RgbView {
-                    width: w,
-                    height: h,
-                    data: &data,
-                })
-                .to_vec();
+            let got = p.resize(FrameView::rgb(w, h, &data)).to_vec();
             let axis = |i: u32, src: u32, dst: u32| {
                 let x = ((f64::from(i) + 0.5) * f64::from(src) / f64::from(dst) - 0.5).max(0.0);
                 let lo = (x.floor() as usize).min(src as usize - 1);
@@ -358,6 +414,67 @@ mod tests {
     }
 
     #[test]
+    fn i420_is_sampled_from_its_planes_and_rounded_exactly() {
+        // Noise planes, odd size (chroma 49×31), down and up: every output channel is the
+        // conversion of the exact bilinear Y, U and V at their own planes' taps, rounded and
+        // clamped.
+        use crate::pixels::{Yuv, chroma_size};
+        let (w, h) = (97u32, 61u32);
+        let (cw, ch) = chroma_size(w, h);
+        let mut seed = 777u32;
+        let data: Vec<u8> = (0..(w * h) as usize + 2 * cw * ch)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                (seed >> 16) as u8
+            })
+            .collect();
+        let (luma, chroma) = data.split_at((w * h) as usize);
+        let (us, vs) = chroma.split_at(cw * ch);
+        let axis = |i: u32, src: usize, dst: u32| {
+            let x = ((f64::from(i) + 0.5) * src as f64 / f64::from(dst) - 0.5).max(0.0);
+            let lo = (x.floor() as usize).min(src - 1);
+            (lo, (lo + 1).min(src - 1), x - lo as f64)
+        };
+        let sample = |plane: &[u8],
+                      pw: usize,
+                      (x0, x1, wx): (usize, usize, f64),
+                      (y0, y1, wy): (usize, usize, f64)| {
+            let at = |x: usize, y: usize| f64::from(plane[y * pw + x]);
+            let top = at(x0, y0) * (1.0 - wx) + at(x1, y0) * wx;
+            let bot = at(x0, y1) * (1.0 - wx) + at(x1, y1) * wx;
+            top * (1.0 - wy) + bot * wy
+        };
+        for yuv in [Yuv::BT601, Yuv::new(0.2126, 0.0722, true)] {
+            for (ow, oh) in [(40u32, 30u32), (150, 90)] {
+                let mut p = Preprocessor::new(spec(ow, oh));
+                let got = p.resize(FrameView::i420(w, h, &data, yuv)).to_vec();
+                let mut worst = 0f64;
+                for oy in 0..oh {
+                    let (ly, cy) = (axis(oy, h as usize, oh), axis(oy, ch, oh));
+                    for ox in 0..ow {
+                        let (lx, cx) = (axis(ox, w as usize, ow), axis(ox, cw, ow));
+                        let rgb = yuv.rgb(
+                            sample(luma, w as usize, lx, ly) as f32,
+                            sample(us, cw, cx, cy) as f32,
+                            sample(vs, cw, cx, cy) as f32,
+                        );
+                        for (c, v) in rgb.iter().enumerate() {
+                            let exact = f64::from(*v).clamp(0.0, 255.0);
+                            let i = ((oy * ow + ox) * 3) as usize + c;
+                            worst = worst.max((f64::from(got[i]) - exact).abs());
+                        }
+                    }
+                }
+                assert!(worst <= 0.5 + 2e-3, "{ow}×{oh} {yuv:?}: worst {worst}");
+            }
+        }
+        // A frame short of its planes is not read: the input is the padding colour.
+        let mut p = Preprocessor::new(spec(8, 8));
+        let out = p.resize(FrameView::i420(w, h, &data[..50], Yuv::BT601));
+        assert!(out.iter().all(|&v| v == InputSpec::default().pad));
+    }
+
+    #[test]
     fn letterbox_pads_and_maps_back() {
         // A 4x2 frame into a 4x4 input: scaled 1x, placed at y = 1, padded above and below.
         let data: Vec<u8> = (0..4 * 2 * 3).map(|v| v as u8 + 1).collect();
@@ -366,13 +483,7 @@ mod tests {
             pad: 7,
             ..spec(4, 4)
         });
-        let out = p
-            .resize(RgbView {
-                width: 4,
-                height: 2,
-                data: &data,
-            })
-            .to_vec();
+        let out = p.resize(FrameView::rgb(4, 2, &data)).to_vec();
         assert_eq!(
             p.placement(),
             Placement {
@@ -408,11 +519,7 @@ mod tests {
             ..spec(2, 1)
         });
         assert_eq!(
-            p.u8_tensor(RgbView {
-                width: 2,
-                height: 1,
-                data: &data
-            }),
+            p.u8_tensor(FrameView::rgb(2, 1, &data)),
             vec![30, 60, 20, 50, 10, 40]
         );
         let mut p = Preprocessor::new(InputSpec {
@@ -423,11 +530,7 @@ mod tests {
             ..spec(2, 1)
         });
         assert_eq!(
-            p.f32_tensor(RgbView {
-                width: 2,
-                height: 1,
-                data: &data
-            }),
+            p.f32_tensor(FrameView::rgb(2, 1, &data)),
             &[2.0, 4.0, 6.0, 9.5, 11.5, 13.5]
         );
     }

@@ -10,7 +10,7 @@ use super::card::{DType, LoadedCard};
 use super::post::Postprocess;
 use super::preprocess::Preprocessor;
 use super::{
-    DeclaredInput, DetectError, Detections, Detector, ModelInfo, RgbView, StageTimes, check_input,
+    DeclaredInput, DetectError, Detections, Detector, FrameView, ModelInfo, StageTimes, check_input,
 };
 
 /// A loaded model ready to run on frames.
@@ -160,10 +160,11 @@ impl Detector for TractDetector {
 
     fn detect_timed(
         &mut self,
-        frame: RgbView<'_>,
+        frame: FrameView<'_>,
         out: &mut Detections,
     ) -> Result<StageTimes, DetectError> {
         out.clear();
+        frame.check().map_err(DetectError::Frame)?;
         let t0 = Instant::now();
         let shape = self.shape;
         let tensor = if self.pre.is_f32() {

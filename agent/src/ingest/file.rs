@@ -1,5 +1,5 @@
-//! Decode frames from a video file (any container/codec GStreamer can play) to packed RGB, for
-//! offline commands (`vigil detect`, benchmarks). Not used by live cameras.
+//! Decode frames from a video file (any container/codec GStreamer can play) for offline
+//! commands (`vigil detect`, benchmarks). Not used by live cameras.
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -7,6 +7,7 @@ use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 
 use super::slot::{Frame, FrameData};
+use crate::pixels::{Format, Yuv, chroma_size};
 
 /// Play `path` through `launch` (a pipeline with a `filesrc` named `src` and an `appsink`
 /// named `sink`) as fast as possible, handing each sample to `on_sample` until it returns
@@ -59,7 +60,7 @@ pub fn pull_samples(
     result
 }
 
-/// Decode up to `max` frames of `path`, keeping one frame in `every`.
+/// Decode up to `max` frames of `path`, keeping one frame in `every`, in the cameras' format.
 pub fn decode_frames(
     path: &std::path::Path,
     every: usize,
@@ -68,7 +69,10 @@ pub fn decode_frames(
     let mut frames = Vec::new();
     let mut index = 0usize;
     pull_samples(
-        "filesrc name=src ! decodebin ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false max-buffers=4",
+        &format!(
+            "filesrc name=src ! decodebin ! videoconvert ! {} ! appsink name=sink sync=false max-buffers=4",
+            super::FRAME_CAPS
+        ),
         path,
         |sample| {
             if index.is_multiple_of(every.max(1))
@@ -107,23 +111,69 @@ pub fn stream_time(buffer: &gst::BufferRef) -> Option<std::time::SystemTime> {
         .map(|ns| std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns))
 }
 
-/// Copy an RGB sample into a packed frame (rows may be padded in the buffer), captured now.
+/// The colour matrix of a stream's colorimetry; a stream that names none gets GStreamer's
+/// default for its size (BT.601 up to 576 lines, BT.709 above).
+pub fn yuv_of(colorimetry: &gst_video::VideoColorimetry, height: u32) -> Yuv {
+    let full = colorimetry.range() == gst_video::VideoColorRange::Range0_255;
+    match colorimetry.matrix().kr_kb() {
+        Ok((kr, kb)) => Yuv::new(kr as f32, kb as f32, full),
+        Err(_) if height > 576 => Yuv::new(0.2126, 0.0722, full),
+        Err(_) => Yuv::new(0.299, 0.114, full),
+    }
+}
+
+/// A sample as a frame captured now: packed RGB or I420, as its caps say (`None` for other
+/// formats or a buffer too short for them). The buffer itself is handed on when its rows and
+/// planes are packed (the usual case), else a packed copy is made.
 pub fn sample_to_frame(sample: &gst::Sample) -> Option<Frame> {
     let info = gst_video::VideoInfo::from_caps(sample.caps()?).ok()?;
-    let (w, h) = (info.width() as usize, info.height() as usize);
-    let stride = usize::try_from(*info.stride().first()?).ok()?;
-    let row = w * 3;
-    let len = row * h;
+    let (w, h) = (info.width(), info.height());
+    let format = match info.format() {
+        gst_video::VideoFormat::Rgb => Format::Rgb,
+        gst_video::VideoFormat::I420 => Format::I420(yuv_of(&info.colorimetry(), h)),
+        _ => return None,
+    };
+    // Packed bytes per row and rows, per plane.
+    let (cw, ch) = chroma_size(w, h);
+    let (w, h) = (w as usize, h as usize);
+    let planes: &[(usize, usize)] = match format {
+        Format::Rgb => &[(w * 3, h)],
+        Format::I420(_) => &[(w, h), (cw, ch), (cw, ch)],
+    };
+    let len = format.len(info.width(), info.height());
     let buffer = sample.buffer_owned()?;
-    let data = if stride == row && buffer.size() >= len {
-        // Packed rows (the usual case: a width of a multiple of 4): hand the buffer itself on.
+    // Where each plane starts and its stride: the buffer's video meta when it carries one.
+    let mut at = [(0usize, 0usize); 3];
+    {
+        let meta = buffer.meta::<gst_video::VideoMeta>();
+        let (offsets, strides) = match &meta {
+            Some(m) => (m.offset(), m.stride()),
+            None => (info.offset(), info.stride()),
+        };
+        for (i, slot) in at.iter_mut().enumerate().take(planes.len()) {
+            *slot = (*offsets.get(i)?, usize::try_from(*strides.get(i)?).ok()?);
+        }
+    }
+    let at = &at[..planes.len()];
+    let mut start = 0;
+    let packed = planes
+        .iter()
+        .zip(at)
+        .all(|(&(row, rows), &(offset, stride))| {
+            let ok = offset == start && stride == row;
+            start += row * rows;
+            ok
+        });
+    let data = if packed && buffer.size() >= len {
         let map = buffer.into_mapped_buffer_readable().ok()?;
         FrameData::Mapped { map, len }
     } else {
         let map = buffer.map_readable().ok()?;
         let mut data = Vec::with_capacity(len);
-        for y in 0..h {
-            data.extend_from_slice(map.get(y * stride..y * stride + row)?);
+        for (&(row, rows), &(offset, stride)) in planes.iter().zip(at) {
+            for y in 0..rows {
+                data.extend_from_slice(map.get(offset + y * stride..offset + y * stride + row)?);
+            }
         }
         FrameData::Owned(data)
     };
@@ -132,6 +182,7 @@ pub fn sample_to_frame(sample: &gst::Sample) -> Option<Frame> {
         width: w as u32,
         height: h as u32,
         data,
+        format,
         captured: std::time::SystemTime::now(),
     })
 }

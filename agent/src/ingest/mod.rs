@@ -2,8 +2,11 @@
 //!
 //! `rtspsrc` (TCP by default) → `decodebin` (depayload, parse and decode H.264/H.265; hardware
 //! decoders win by GStreamer's ranking when present) → `videorate` dropping to `analysis_fps`
-//! *before* conversion → `videoconvert` to packed RGB → `appsink` holding at most one buffer.
-//! Each frame lands in the camera's latest-wins slot ([`slot::FrameBoard`]).
+//! *before* conversion → `videoconvert` to I420 ([`FRAME_FORMAT`]: what software decoders
+//! produce, so it passes through untouched; a hardware decoder's NV12 is converted) →
+//! `appsink` holding at most one buffer. Each frame lands in the camera's latest-wins slot
+//! ([`slot::FrameBoard`]) as the decoder's own buffer, without a copy; the full frame is never
+//! converted to RGB on the way in (see [`crate::pixels`]).
 //!
 //! rtspsrc does not recover by going NULL→PLAYING after a server dies, so on ERROR or EOS the
 //! supervisor tears the pipeline down and builds a new one after a jittered, capped exponential
@@ -26,6 +29,12 @@ use std::time::{Duration, Instant};
 
 use crate::config::Camera;
 use slot::FrameBoard;
+
+/// The pixel format frames are handed over in, from cameras and from video files alike.
+pub const FRAME_FORMAT: gstreamer_video::VideoFormat = gstreamer_video::VideoFormat::I420;
+
+/// [`FRAME_FORMAT`] as caps in a launch line.
+pub const FRAME_CAPS: &str = "video/x-raw,format=I420";
 
 /// Error from setting up GStreamer itself (not from a camera: those are retried).
 #[derive(Debug, thiserror::Error)]

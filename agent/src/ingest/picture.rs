@@ -17,6 +17,8 @@
 
 use std::time::Duration;
 
+use crate::pixels::FrameView;
+
 /// Width of the grey image.
 pub const GRAY_W: usize = 160;
 /// Height of the grey image.
@@ -72,12 +74,40 @@ impl Default for Gray {
 }
 
 impl Gray {
-    /// Fill from packed RGB (`width`×`height`×3) by block means; reuses the buffer. Pixel
-    /// (x, y) belongs to block (x·W/width, y·H/height); each block's luma sum is an integer
-    /// (exact in f32 below 2²⁴), so summing by runs of a row gives the per-pixel sum exactly.
+    /// Fill from a frame by block means of its luma (full-range grey); reuses the buffer. An
+    /// I420 frame's luma plane is read as it is; an incomplete frame gives a black picture.
+    pub fn fill(&mut self, frame: FrameView<'_>) {
+        let (w, h) = (frame.width as usize, frame.height as usize);
+        match frame.planes() {
+            Some(p) => {
+                self.fill_blocks(w, h, p.y, 1, |px| u32::from(px[0]));
+                self.0.iter_mut().for_each(|v| *v = p.yuv.grey(*v));
+            }
+            None => self.fill_from_rgb(w, h, frame.data),
+        }
+    }
+
+    /// Fill from packed RGB (`width`×`height`×3) by block means of BT.601 luma.
     pub fn fill_from_rgb(&mut self, width: usize, height: usize, rgb: &[u8]) {
+        self.fill_blocks(width, height, rgb, 3, |px| {
+            // ITU-R BT.601 luma, integer weights.
+            (77 * u32::from(px[0]) + 150 * u32::from(px[1]) + 29 * u32::from(px[2])) >> 8
+        });
+    }
+
+    /// Block means of `luma` over pixels of `bytes` bytes. Pixel (x, y) belongs to block
+    /// (x·W/width, y·H/height); each block's sum is an integer (exact in f32 below 2²⁴), so
+    /// summing by runs of a row gives the per-pixel sum exactly.
+    fn fill_blocks(
+        &mut self,
+        width: usize,
+        height: usize,
+        data: &[u8],
+        bytes: usize,
+        luma: impl Fn(&[u8]) -> u32,
+    ) {
         self.0.iter_mut().for_each(|v| *v = 0.0);
-        if width == 0 || height == 0 || rgb.len() < width * height * 3 {
+        if width == 0 || height == 0 || data.len() < width * height * bytes {
             return;
         }
         // First pixel of block k along a side of n pixels: ceil(k·n / blocks).
@@ -86,16 +116,12 @@ impl Gray {
             let (y0, y1) = (start(gy, height, GRAY_H), start(gy + 1, height, GRAY_H));
             let cells = &mut self.0[gy * GRAY_W..(gy + 1) * GRAY_W];
             for y in y0..y1 {
-                let row = &rgb[y * width * 3..(y + 1) * width * 3];
+                let row = &data[y * width * bytes..(y + 1) * width * bytes];
                 for (gx, cell) in cells.iter_mut().enumerate() {
                     let (x0, x1) = (start(gx, width, GRAY_W), start(gx + 1, width, GRAY_W));
-                    let sum: u32 = row[x0 * 3..x1 * 3]
-                        .chunks_exact(3)
-                        // ITU-R BT.601 luma, integer weights.
-                        .map(|px| {
-                            (77 * u32::from(px[0]) + 150 * u32::from(px[1]) + 29 * u32::from(px[2]))
-                                >> 8
-                        })
+                    let sum: u32 = row[x0 * bytes..x1 * bytes]
+                        .chunks_exact(bytes)
+                        .map(&luma)
                         .sum();
                     *cell += sum as f32;
                 }
@@ -299,6 +325,7 @@ impl PictureWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pixels::Yuv;
 
     /// The per-pixel block mean the run-based [`Gray::fill_from_rgb`] must equal.
     fn gray_per_pixel(width: usize, height: usize, rgb: &[u8]) -> Vec<f32> {
@@ -522,5 +549,39 @@ mod tests {
         // A short buffer leaves a black picture instead of panicking.
         g.fill_from_rgb(w, h, &rgb[..10]);
         assert!(g.0.iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn i420_frames_give_the_grey_of_their_rgb() {
+        // Half black, half white, and a mid-grey band: the luma plane's block means, mapped
+        // from limited range, equal the RGB frame's within a level.
+        let (w, h) = (320u32, 180u32);
+        let mut rgb = vec![0u8; (w * h * 3) as usize];
+        for (i, px) in rgb.chunks_exact_mut(3).enumerate() {
+            let (x, y) = (i as u32 % w, i as u32 / w);
+            let v = if y < 60 {
+                128
+            } else if x >= w / 2 {
+                255
+            } else {
+                0
+            };
+            px.copy_from_slice(&[v, v, v]);
+        }
+        let (mut from_rgb, mut from_i420) = (Gray::default(), Gray::default());
+        from_rgb.fill(FrameView::rgb(w, h, &rgb));
+        let planar = crate::pixels::rgb_to_i420(w, h, &rgb, Yuv::BT601);
+        from_i420.fill(FrameView::i420(w, h, &planar, Yuv::BT601));
+        let worst = from_rgb
+            .0
+            .iter()
+            .zip(&from_i420.0)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(worst <= 1.0, "worst {worst}");
+        assert_eq!(from_i420.0[GRAY_W * (GRAY_H - 1)], 0.0, "black stays black");
+        // An incomplete I420 frame is a black picture.
+        from_i420.fill(FrameView::i420(w, h, &planar[..100], Yuv::BT601));
+        assert!(from_i420.0.iter().all(|&v| v == 0.0));
     }
 }

@@ -131,7 +131,7 @@ fn build(index: usize, camera: &Camera, board: &Arc<FrameBoard>) -> Result<gst::
     let sink = gst_app::AppSink::builder()
         .caps(
             &gst_video::VideoCapsBuilder::new()
-                .format(gst_video::VideoFormat::Rgb)
+                .format(super::FRAME_FORMAT)
                 .build(),
         )
         .max_buffers(1)
@@ -240,7 +240,7 @@ fn build(index: usize, camera: &Camera, board: &Arc<FrameBoard>) -> Result<gst::
                             from_stream,
                         );
                     }
-                    None => tracing::debug!("dropped a sample without usable RGB data"),
+                    None => tracing::debug!("dropped a sample without usable frame data"),
                 }
                 Ok(gst::FlowSuccess::Ok)
             })

@@ -115,7 +115,7 @@ pub fn probe(
     let sink = gst_app::AppSink::builder()
         .caps(
             &gst_video::VideoCapsBuilder::new()
-                .format(gst_video::VideoFormat::Rgb)
+                .format(super::FRAME_FORMAT)
                 .build(),
         )
         .max_buffers(2)

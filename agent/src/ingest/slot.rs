@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::pixels::{Format, FrameView};
+
 /// The pixel bytes of a frame: the pipeline's own buffer, mapped, when its rows are packed (no
 /// copy per frame), else a packed copy.
 pub enum FrameData {
@@ -58,7 +60,7 @@ impl From<Vec<u8>> for FrameData {
     }
 }
 
-/// One decoded frame, packed RGB.
+/// One decoded frame: I420 from cameras, packed RGB from still images.
 #[derive(Debug, Clone)]
 pub struct Frame {
     /// Index of the camera in the config.
@@ -67,13 +69,25 @@ pub struct Frame {
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
-    /// `width * height * 3` bytes.
+    /// The pixels, laid out as `format` says.
     pub data: FrameData,
+    /// How `data` is laid out.
+    pub format: Format,
     /// When the frame reached vigil (UTC).
     pub captured: SystemTime,
 }
 
 impl Frame {
+    /// The frame borrowed as a view.
+    pub fn view(&self) -> FrameView<'_> {
+        FrameView {
+            width: self.width,
+            height: self.height,
+            data: &self.data,
+            format: self.format,
+        }
+    }
+
     /// The frame with its bytes owned (copied out of a pipeline buffer if mapped), for keeping
     /// frames after their pipeline stopped or in numbers a pipeline's buffer pool may not have.
     pub fn into_owned(self) -> Frame {
@@ -296,6 +310,7 @@ mod tests {
             width: 1,
             height: 1,
             data: vec![tag, 0, 0].into(),
+            format: Format::Rgb,
             captured: SystemTime::UNIX_EPOCH,
         }
     }
@@ -385,6 +400,7 @@ mod tests {
             width: 2,
             height: 1,
             data: FrameData::Mapped { map, len: 6 },
+            format: Format::Rgb,
             captured: SystemTime::UNIX_EPOCH,
         };
         // Only the picture's bytes, not the buffer's padding.
