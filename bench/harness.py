@@ -7,6 +7,7 @@ keeps the results and says how to read them).
                          session.run on a pre-made tensor; tract vs ORT on each shipped model
   P2 Python peer         vigil vs bench/peer/peer.py on the same stream, model, backend, threads
   P3 ingest cost         vigil's ingest threads vs `gst-launch-1.0 rtspsrc ! decodebin ! fakesink`
+                         (P2, P3 and P4 run side by side in one window, each on its own stream)
   P4 latency             a frame's arrival at the appsink → the incident at an MQTT subscriber
   P5 memory              peak RSS with 1 and 4 cameras; allocations per frame (agent/tests/zero_alloc.rs)
   P6 capacity            most cameras with < 1 % dropped analysis slots vs the computed limit
@@ -256,10 +257,11 @@ threads = 1
     return path
 
 
-def agent_run(a, tmp, broker, cams, backend, seconds, warmup, subscribe=False):
-    """Run `vigil run` on the cameras; measure the window [warmup, warmup + seconds], the
-    camera server's CPU in the same window beside it."""
-    urls = cams.urls
+def agent_run(a, tmp, broker, cams, backend, seconds, warmup, subscribe=False, urls=None, beside=()):
+    """Run `vigil run` on the cameras (or `urls` of them); measure the window
+    [warmup, warmup + seconds], the camera server's CPU and that of the `beside` processes
+    (name, Proc) in the same window."""
+    urls = urls or cams.urls
     shutil.rmtree(tmp / "state", ignore_errors=True)
     mport = free_port()
     cfg = agent_config(tmp, broker, mport, urls, backend, SSD, a.ort_lib)
@@ -272,6 +274,7 @@ def agent_run(a, tmp, broker, cams, backend, seconds, warmup, subscribe=False):
         if not agent.alive():
             raise SystemExit(f"vigil run exited early: see {agent.log.name}")
         s0 = cams.proc.cpu_s()
+        b0 = {name: p.cpu_s() for name, p in beside}
         m0, c0, t0, w0 = scrape(mport), agent.cpu_s(), agent.thread_cpu(), time.monotonic()
         wall0 = time.time()
         samples = []
@@ -281,6 +284,10 @@ def agent_run(a, tmp, broker, cams, backend, seconds, warmup, subscribe=False):
             samples.append((agent.rss_kib(), agent.threads(), agent.fds()))
         m1, c1, t1, w1 = scrape(mport), agent.cpu_s(), agent.thread_cpu(), time.monotonic()
         server_cpu = cams.proc.cpu_s() - s0
+        beside_cpu = {name: p.cpu_s() - b0[name] for name, p in beside}
+        for name, p in beside:
+            if not p.alive():
+                raise SystemExit(f"{name} exited early: see {p.log.name}")
         peak = agent.peak_rss_kib()
         # What the resident memory is at the end: heap and stacks vs mapped files (code, models).
         rss_parts = {k: agent._status(k) for k in ("RssAnon", "RssFile", "RssShmem")}
@@ -293,6 +300,7 @@ def agent_run(a, tmp, broker, cams, backend, seconds, warmup, subscribe=False):
         "seconds": w1 - w0,
         "cpu_s": c1 - c0,
         "server_cpu_s": server_cpu,
+        "beside_cpu_s": beside_cpu,
         "threads_cpu": threads,
         "analysed": d("vigil_frames_analysed_total"),
         "received": d("vigil_frames_received_total"),
@@ -366,20 +374,11 @@ def peer_run(a, tmp, broker, url, seconds, warmup):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def decode_only(tmp, url, seconds, warmup):
-    """CPU seconds per second of a plain receive-and-decode pipeline on one stream."""
-    p = Proc(["gst-launch-1.0", "-q", "rtspsrc", f"location={url}", "protocols=tcp", "latency=200", "!",
-              "decodebin", "!", "fakesink", "sync=false"], tmp / "gst-launch.log")
-    try:
-        time.sleep(warmup)
-        c0, w0 = p.cpu_s(), time.monotonic()
-        time.sleep(seconds)
-        c1, w1 = p.cpu_s(), time.monotonic()
-        if not p.alive():
-            raise SystemExit("gst-launch-1.0 exited early: see gst-launch.log")
-    finally:
-        p.stop()
-    return (c1 - c0) / (w1 - w0)
+def decode_only(tmp, url):
+    """A plain receive-and-decode pipeline on one stream (P3's reference), started; its CPU is
+    read over vigil's window."""
+    return Proc(["gst-launch-1.0", "-q", "rtspsrc", f"location={url}", "protocols=tcp", "latency=200", "!",
+                 "decodebin", "!", "fakesink", "sync=false"], tmp / "gst-launch.log")
 
 
 # Threads of vigil that are not ingest: the inference threads (`detect-N`), the async runtime
@@ -495,15 +494,30 @@ def main():
     try:
         results["p1"] = r1 = p1(a)
 
-        cams = Cameras(a.rtsp_serve, tmp, 1)
+        # vigil, the peer and the decode-only pipeline run at the same time, each on its own
+        # stream of the clip (served from the same start): the VM's speed drifts between
+        # minutes, and a reference measured in the same window drifts with it. Together they
+        # use about half a core of the two, so none waits for another.
+        cams = Cameras(a.rtsp_serve, tmp, 3)
+        dec_proc = None
         try:
-            log("P2/P3/P4: vigil (ort, 1 thread, SSD f32, 1 camera)")
-            v = agent_run(a, tmp, broker, cams, "ort", a.seconds, a.warmup, subscribe=True)
-            log("P2: the Python peer")
-            peer = peer_run(a, tmp, broker, cams.urls[0], a.seconds, a.warmup)
-            log("P3: receive and decode only")
-            dec = decode_only(tmp, cams.urls[0], a.seconds, a.warmup)
+            log("P2/P3/P4: vigil (ort, 1 thread, SSD f32, 1 camera), the Python peer and "
+                "receive+decode only, side by side")
+            peer_out = {}
+            peer = threading.Thread(target=lambda: peer_out.update(
+                run=peer_run(a, tmp, broker, cams.urls[1], a.seconds, a.warmup)))
+            peer.start()
+            dec_proc = decode_only(tmp, cams.urls[2])
+            v = agent_run(a, tmp, broker, cams, "ort", a.seconds, a.warmup, subscribe=True,
+                          urls=cams.urls[:1], beside=[("gst-launch-1.0", dec_proc)])
+            peer.join()
+            if "run" not in peer_out:
+                raise SystemExit("the peer failed: see peer.log")
+            peer = peer_out["run"]
+            dec = v["beside_cpu_s"]["gst-launch-1.0"] / v["seconds"]
         finally:
+            if dec_proc:
+                dec_proc.stop()
             cams.proc.stop()
         results.update(vigil_ort=strip(v), peer=peer, decode_cpu_per_s=dec, latency=latencies(v))
 

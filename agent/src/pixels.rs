@@ -212,22 +212,58 @@ impl<'a> FrameView<'a> {
             return Some(Cow::Borrowed(&self.data[..self.expected_len()]));
         };
         let w = self.width as usize;
+        let t = Tables::of(&p.yuv);
         let mut out = vec![0u8; w * self.height as usize * 3];
         for (row, line) in out.chunks_exact_mut(w * 3).enumerate() {
             let ys = &p.y[row * w..][..w];
             let us = &p.u[(row / 2) * p.chroma_width..][..p.chroma_width];
             let vs = &p.v[(row / 2) * p.chroma_width..][..p.chroma_width];
-            for (x, px) in line.chunks_exact_mut(3).enumerate() {
-                let rgb = p
-                    .yuv
-                    .rgb(f32::from(ys[x]), f32::from(us[x / 2]), f32::from(vs[x / 2]));
-                for (dst, v) in px.iter_mut().zip(rgb) {
-                    *dst = to_u8(v);
+            // Two pixels of a row share a chroma sample.
+            let pairs = line.chunks_mut(6).zip(ys.chunks(2)).zip(us.iter().zip(vs));
+            for ((px, luma), (&u, &v)) in pairs {
+                let (u, v) = (usize::from(u), usize::from(v));
+                let (r, g, b) = (t.rv[v], t.gu[u] + t.gv[v], t.bu[u]);
+                for (dst, &y) in px.chunks_exact_mut(3).zip(luma) {
+                    let y = t.y[usize::from(y)];
+                    dst[0] = fixed_to_u8(y + r);
+                    dst[1] = fixed_to_u8(y + g);
+                    dst[2] = fixed_to_u8(y + b);
                 }
             }
         }
         Some(Cow::Owned(out))
     }
+}
+
+/// A colour matrix as 16.16 fixed-point tables of each term, for converting whole frames
+/// (evidence pictures): five lookups and three adds a pixel.
+struct Tables {
+    /// `ky·Y`, plus one half for rounding.
+    y: [i32; 256],
+    rv: [i32; 256],
+    gu: [i32; 256],
+    gv: [i32; 256],
+    bu: [i32; 256],
+}
+
+impl Tables {
+    fn of(m: &Yuv) -> Tables {
+        let fixed = |v: f32| (v * 65536.0).round() as i32;
+        let table = |f: &dyn Fn(f32) -> f32| std::array::from_fn(|i| fixed(f(i as f32)));
+        Tables {
+            y: table(&|y| m.ky * y + 0.5),
+            rv: table(&|v| m.rv * v + m.r0),
+            gu: table(&|u| m.gu * u + m.g0),
+            gv: table(&|v| m.gv * v),
+            bu: table(&|u| m.bu * u + m.b0),
+        }
+    }
+}
+
+/// A 16.16 fixed-point value, already offset by one half, truncated to a byte and clamped.
+#[inline]
+fn fixed_to_u8(v: i32) -> u8 {
+    (v >> 16).clamp(0, 255) as u8
 }
 
 /// `v` rounded to the nearest byte, clamped to 0–255.
@@ -339,6 +375,40 @@ mod tests {
                 .max();
             assert!(worst <= Some(8), "{yuv:?}: worst {worst:?}");
         }
+    }
+
+    #[test]
+    fn whole_frames_convert_within_a_level_of_the_exact_matrix() {
+        // Noise planes, odd size: the fixed-point conversion of every pixel (with its block's
+        // chroma) against the float matrix, rounded and clamped.
+        let (w, h) = (33u32, 9u32);
+        let mut seed = 5u32;
+        let yuv = Yuv::BT709;
+        let data: Vec<u8> = (0..Format::I420(yuv).len(w, h))
+            .map(|_| {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                (seed >> 16) as u8
+            })
+            .collect();
+        let view = FrameView::i420(w, h, &data, yuv);
+        let p = view.planes().expect("complete");
+        let rgb = view.to_rgb().expect("complete");
+        let mut worst = 0u8;
+        for y in 0..h as usize {
+            for x in 0..w as usize {
+                let c = (y / 2) * p.chroma_width + x / 2;
+                let exact = yuv.rgb(
+                    f32::from(p.y[y * w as usize + x]),
+                    f32::from(p.u[c]),
+                    f32::from(p.v[c]),
+                );
+                for (i, v) in exact.iter().enumerate() {
+                    let got = rgb[(y * w as usize + x) * 3 + i];
+                    worst = worst.max(got.abs_diff(to_u8(*v)));
+                }
+            }
+        }
+        assert!(worst <= 1, "worst {worst}");
     }
 
     #[test]

@@ -65,12 +65,25 @@ impl Condition {
 
 /// A frame reduced to grey block means, row-major, 0..255.
 #[derive(Debug, Clone)]
-pub struct Gray(pub Vec<f32>);
+pub struct Gray {
+    /// `GRAY_W * GRAY_H` block means.
+    pub cells: Vec<f32>,
+    /// Column sums of the rows of one block row (luma planes), reused between frames.
+    columns: Vec<u32>,
+}
 
 impl Default for Gray {
     fn default() -> Self {
-        Gray(vec![0.0; GRAY_W * GRAY_H])
+        Gray {
+            cells: vec![0.0; GRAY_W * GRAY_H],
+            columns: Vec::new(),
+        }
     }
+}
+
+/// First pixel of block `k` along a side of `n` pixels cut into `blocks`: ⌈k·n / blocks⌉.
+fn block_start(k: usize, n: usize, blocks: usize) -> usize {
+    (k * n).div_ceil(blocks)
 }
 
 impl Gray {
@@ -80,55 +93,83 @@ impl Gray {
         let (w, h) = (frame.width as usize, frame.height as usize);
         match frame.planes() {
             Some(p) => {
-                self.fill_blocks(w, h, p.y, 1, |px| u32::from(px[0]));
-                self.0.iter_mut().for_each(|v| *v = p.yuv.grey(*v));
+                self.fill_from_luma(w, h, p.y);
+                self.cells.iter_mut().for_each(|v| *v = p.yuv.grey(*v));
             }
             None => self.fill_from_rgb(w, h, frame.data),
         }
     }
 
-    /// Fill from packed RGB (`width`×`height`×3) by block means of BT.601 luma.
-    pub fn fill_from_rgb(&mut self, width: usize, height: usize, rgb: &[u8]) {
-        self.fill_blocks(width, height, rgb, 3, |px| {
-            // ITU-R BT.601 luma, integer weights.
-            (77 * u32::from(px[0]) + 150 * u32::from(px[1]) + 29 * u32::from(px[2])) >> 8
-        });
-    }
-
-    /// Block means of `luma` over pixels of `bytes` bytes. Pixel (x, y) belongs to block
-    /// (x·W/width, y·H/height); each block's sum is an integer (exact in f32 below 2²⁴), so
-    /// summing by runs of a row gives the per-pixel sum exactly.
-    fn fill_blocks(
-        &mut self,
-        width: usize,
-        height: usize,
-        data: &[u8],
-        bytes: usize,
-        luma: impl Fn(&[u8]) -> u32,
-    ) {
-        self.0.iter_mut().for_each(|v| *v = 0.0);
-        if width == 0 || height == 0 || data.len() < width * height * bytes {
+    /// Block means of a luma plane (`width`×`height` bytes), as bytes. The rows of a block row
+    /// are first added column by column (which the compiler vectorises), then each block's
+    /// run of those column sums; the sums are integers, so the means equal the per-pixel ones.
+    pub fn fill_from_luma(&mut self, width: usize, height: usize, luma: &[u8]) {
+        self.cells.iter_mut().for_each(|v| *v = 0.0);
+        if width == 0 || height == 0 || luma.len() < width * height {
             return;
         }
-        // First pixel of block k along a side of n pixels: ceil(k·n / blocks).
-        let start = |k: usize, n: usize, blocks: usize| (k * n).div_ceil(blocks);
+        self.columns.resize(width, 0);
         for gy in 0..GRAY_H {
-            let (y0, y1) = (start(gy, height, GRAY_H), start(gy + 1, height, GRAY_H));
-            let cells = &mut self.0[gy * GRAY_W..(gy + 1) * GRAY_W];
+            let (y0, y1) = (
+                block_start(gy, height, GRAY_H),
+                block_start(gy + 1, height, GRAY_H),
+            );
+            self.columns.iter_mut().for_each(|c| *c = 0);
+            for row in luma[y0 * width..y1 * width].chunks_exact(width) {
+                for (c, &v) in self.columns.iter_mut().zip(row) {
+                    *c += u32::from(v);
+                }
+            }
+            let cells = &mut self.cells[gy * GRAY_W..(gy + 1) * GRAY_W];
+            for (gx, cell) in cells.iter_mut().enumerate() {
+                let (x0, x1) = (
+                    block_start(gx, width, GRAY_W),
+                    block_start(gx + 1, width, GRAY_W),
+                );
+                let n = (y1 - y0) * (x1 - x0);
+                if n > 0 {
+                    *cell = self.columns[x0..x1].iter().sum::<u32>() as f32 / n as f32;
+                }
+            }
+        }
+    }
+
+    /// Fill from packed RGB (`width`×`height`×3) by block means of BT.601 luma. Each block's
+    /// luma sum is an integer (exact in f32 below 2²⁴), so summing by runs of a row gives the
+    /// per-pixel sum exactly.
+    pub fn fill_from_rgb(&mut self, width: usize, height: usize, rgb: &[u8]) {
+        self.cells.iter_mut().for_each(|v| *v = 0.0);
+        if width == 0 || height == 0 || rgb.len() < width * height * 3 {
+            return;
+        }
+        for gy in 0..GRAY_H {
+            let (y0, y1) = (
+                block_start(gy, height, GRAY_H),
+                block_start(gy + 1, height, GRAY_H),
+            );
+            let cells = &mut self.cells[gy * GRAY_W..(gy + 1) * GRAY_W];
             for y in y0..y1 {
-                let row = &data[y * width * bytes..(y + 1) * width * bytes];
+                let row = &rgb[y * width * 3..(y + 1) * width * 3];
                 for (gx, cell) in cells.iter_mut().enumerate() {
-                    let (x0, x1) = (start(gx, width, GRAY_W), start(gx + 1, width, GRAY_W));
-                    let sum: u32 = row[x0 * bytes..x1 * bytes]
-                        .chunks_exact(bytes)
-                        .map(&luma)
+                    let (x0, x1) = (
+                        block_start(gx, width, GRAY_W),
+                        block_start(gx + 1, width, GRAY_W),
+                    );
+                    let sum: u32 = row[x0 * 3..x1 * 3]
+                        .chunks_exact(3)
+                        // ITU-R BT.601 luma, integer weights.
+                        .map(|px| {
+                            (77 * u32::from(px[0]) + 150 * u32::from(px[1]) + 29 * u32::from(px[2]))
+                                >> 8
+                        })
                         .sum();
                     *cell += sum as f32;
                 }
             }
             let rows = y1 - y0;
             for (gx, cell) in cells.iter_mut().enumerate() {
-                let n = rows * (start(gx + 1, width, GRAY_W) - start(gx, width, GRAY_W));
+                let n =
+                    rows * (block_start(gx + 1, width, GRAY_W) - block_start(gx, width, GRAY_W));
                 if n > 0 {
                     *cell /= n as f32;
                 }
@@ -137,9 +178,14 @@ impl Gray {
     }
 
     fn mean_std(&self) -> (f32, f32) {
-        let n = self.0.len() as f32;
-        let mean = self.0.iter().sum::<f32>() / n;
-        let var = self.0.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+        let n = self.cells.len() as f32;
+        let mean = self.cells.iter().sum::<f32>() / n;
+        let var = self
+            .cells
+            .iter()
+            .map(|v| (v - mean) * (v - mean))
+            .sum::<f32>()
+            / n;
         (mean, var.sqrt())
     }
 
@@ -147,11 +193,11 @@ impl Gray {
         let mut sum = 0.0;
         for y in 1..GRAY_H - 1 {
             for x in 1..GRAY_W - 1 {
-                let c = self.0[y * GRAY_W + x];
-                let lap = self.0[(y - 1) * GRAY_W + x]
-                    + self.0[(y + 1) * GRAY_W + x]
-                    + self.0[y * GRAY_W + x - 1]
-                    + self.0[y * GRAY_W + x + 1]
+                let c = self.cells[y * GRAY_W + x];
+                let lap = self.cells[(y - 1) * GRAY_W + x]
+                    + self.cells[(y + 1) * GRAY_W + x]
+                    + self.cells[y * GRAY_W + x - 1]
+                    + self.cells[y * GRAY_W + x + 1]
                     - 4.0 * c;
                 sum += lap.abs();
             }
@@ -160,9 +206,9 @@ impl Gray {
     }
 
     fn max_abs_diff(&self, other: &Gray) -> f32 {
-        self.0
+        self.cells
             .iter()
-            .zip(&other.0)
+            .zip(&other.cells)
             .map(|(a, b)| (a - b).abs())
             .fold(0.0, f32::max)
     }
@@ -173,11 +219,11 @@ impl Gray {
         if sa < 1e-3 || sb < 1e-3 {
             return 0.0;
         }
-        let n = self.0.len() as f32;
+        let n = self.cells.len() as f32;
         let cov = self
-            .0
+            .cells
             .iter()
-            .zip(&other.0)
+            .zip(&other.cells)
             .map(|(a, b)| (a - ma) * (b - mb))
             .sum::<f32>()
             / n;
@@ -245,7 +291,7 @@ impl PictureWatch {
             self.unchanged_since = Some(now);
         }
         match &mut self.prev {
-            Some(p) => p.0.copy_from_slice(&g.0),
+            Some(p) => p.cells.copy_from_slice(&g.cells),
             None => self.prev = Some(g.clone()),
         }
 
@@ -312,11 +358,11 @@ impl PictureWatch {
         };
         self.baseline_sharpness += alpha * (sharp - self.baseline_sharpness);
         match &mut self.reference {
-            Some(r) => {
-                r.0.iter_mut()
-                    .zip(&g.0)
-                    .for_each(|(r, v)| *r += alpha * (v - *r))
-            }
+            Some(r) => r
+                .cells
+                .iter_mut()
+                .zip(&g.cells)
+                .for_each(|(r, v)| *r += alpha * (v - *r)),
             None => self.reference = Some(g.clone()),
         }
     }
@@ -327,7 +373,7 @@ mod tests {
     use super::*;
     use crate::pixels::Yuv;
 
-    /// The per-pixel block mean the run-based [`Gray::fill_from_rgb`] must equal.
+    /// The per-pixel block mean [`Gray::fill_from_rgb`] and [`Gray::fill_from_luma`] must equal.
     fn gray_per_pixel(width: usize, height: usize, rgb: &[u8]) -> Vec<f32> {
         let mut sums = vec![0.0f32; GRAY_W * GRAY_H];
         let mut counts = vec![0u32; GRAY_W * GRAY_H];
@@ -369,11 +415,27 @@ mod tests {
             let mut g = Gray::default();
             g.fill_from_rgb(w, h, &rgb);
             let want = gray_per_pixel(w, h, &rgb);
-            let same =
-                g.0.iter()
-                    .zip(&want)
-                    .all(|(a, b)| a.to_bits() == b.to_bits());
+            let same = g
+                .cells
+                .iter()
+                .zip(&want)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
             assert!(same, "{w}×{h}: block means differ from the per-pixel ones");
+            // A luma plane against the grey RGB picture of the same bytes (BT.601's integer
+            // luma of (v, v, v) is v).
+            let luma: Vec<u8> = rgb.iter().step_by(3).copied().collect();
+            let grey: Vec<u8> = luma.iter().flat_map(|&v| [v, v, v]).collect();
+            g.fill_from_luma(w, h, &luma);
+            let want = gray_per_pixel(w, h, &grey);
+            let same = g
+                .cells
+                .iter()
+                .zip(&want)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(
+                same,
+                "{w}×{h}: luma block means differ from the per-pixel ones"
+            );
         }
     }
 
@@ -402,7 +464,7 @@ mod tests {
                 } else {
                     0.0
                 };
-                g.0[y * GRAY_W + x] = base + n;
+                g.cells[y * GRAY_W + x] = base + n;
             }
         }
         g
@@ -415,11 +477,11 @@ mod tests {
             for y in 1..GRAY_H - 1 {
                 for x in 1..GRAY_W - 1 {
                     let i = y * GRAY_W + x;
-                    out.0[i] = (src.0[i - 1]
-                        + src.0[i + 1]
-                        + src.0[i - GRAY_W]
-                        + src.0[i + GRAY_W]
-                        + src.0[i])
+                    out.cells[i] = (src.cells[i - 1]
+                        + src.cells[i + 1]
+                        + src.cells[i - GRAY_W]
+                        + src.cells[i + GRAY_W]
+                        + src.cells[i])
                         / 5.0;
                 }
             }
@@ -478,7 +540,10 @@ mod tests {
         let mut w = PictureWatch::new(SETTINGS);
         let mut t = Duration::ZERO;
         feed(&mut w, &mut t, 30, |i| scene(0, 2, i as u32 + 1));
-        let black = Gray(vec![3.0; GRAY_W * GRAY_H]);
+        let black = Gray {
+            cells: vec![3.0; GRAY_W * GRAY_H],
+            ..Gray::default()
+        };
         assert_eq!(
             feed(&mut w, &mut t, 20, |_| black.clone()),
             Condition::Clear
@@ -493,7 +558,10 @@ mod tests {
         );
         // A uniform grey card is flat too, even though it is bright.
         let mut w = PictureWatch::new(SETTINGS);
-        let grey = Gray(vec![128.0; GRAY_W * GRAY_H]);
+        let grey = Gray {
+            cells: vec![128.0; GRAY_W * GRAY_H],
+            ..Gray::default()
+        };
         assert_eq!(
             feed(&mut w, &mut t, 30, |_| grey.clone()),
             Condition::Covered
@@ -525,7 +593,10 @@ mod tests {
         let mut w = PictureWatch::new(SETTINGS);
         let mut t = Duration::ZERO;
         feed(&mut w, &mut t, 30, |i| scene(0, 2, i as u32 + 1));
-        let black = Gray(vec![3.0; GRAY_W * GRAY_H]);
+        let black = Gray {
+            cells: vec![3.0; GRAY_W * GRAY_H],
+            ..Gray::default()
+        };
         feed(&mut w, &mut t, 10, |_| black.clone());
         assert_eq!(
             feed(&mut w, &mut t, 5, |i| scene(0, 2, i as u32 + 9)),
@@ -544,11 +615,15 @@ mod tests {
         }
         let mut g = Gray::default();
         g.fill_from_rgb(w, h, &rgb);
-        assert_eq!(g.0[0], 0.0);
-        assert!((g.0[GRAY_W - 1] - 255.0).abs() < 1.0, "{}", g.0[GRAY_W - 1]);
+        assert_eq!(g.cells[0], 0.0);
+        assert!(
+            (g.cells[GRAY_W - 1] - 255.0).abs() < 1.0,
+            "{}",
+            g.cells[GRAY_W - 1]
+        );
         // A short buffer leaves a black picture instead of panicking.
         g.fill_from_rgb(w, h, &rgb[..10]);
-        assert!(g.0.iter().all(|&v| v == 0.0));
+        assert!(g.cells.iter().all(|&v| v == 0.0));
     }
 
     #[test]
@@ -573,15 +648,19 @@ mod tests {
         let planar = crate::pixels::rgb_to_i420(w, h, &rgb, Yuv::BT601);
         from_i420.fill(FrameView::i420(w, h, &planar, Yuv::BT601));
         let worst = from_rgb
-            .0
+            .cells
             .iter()
-            .zip(&from_i420.0)
+            .zip(&from_i420.cells)
             .map(|(a, b)| (a - b).abs())
             .fold(0.0, f32::max);
         assert!(worst <= 1.0, "worst {worst}");
-        assert_eq!(from_i420.0[GRAY_W * (GRAY_H - 1)], 0.0, "black stays black");
+        assert_eq!(
+            from_i420.cells[GRAY_W * (GRAY_H - 1)],
+            0.0,
+            "black stays black"
+        );
         // An incomplete I420 frame is a black picture.
         from_i420.fill(FrameView::i420(w, h, &planar[..100], Yuv::BT601));
-        assert!(from_i420.0.iter().all(|&v| v == 0.0));
+        assert!(from_i420.cells.iter().all(|&v| v == 0.0));
     }
 }
