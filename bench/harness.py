@@ -383,7 +383,7 @@ def decode_only(tmp, url):
 
 # Threads of vigil that are not ingest: the inference threads (`detect-N`), the async runtime
 # (`vigil-io`: MQTT, outbox, health, metrics) and the main thread. Everything else is GStreamer's
-# (rtspsrc, jitter buffer, depay, decoder, rate drop, convert, appsink hand-over) plus our
+# (rtspsrc, jitter buffer, depay, decoder, rate drop, appsink hand-over) plus our
 # per-camera ingest threads.
 NOT_INGEST = ("detect", "vigil-io", "tokio-runtime-w", "vigil")
 

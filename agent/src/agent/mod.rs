@@ -350,6 +350,14 @@ pub async fn run(
     // Thread 0 runs the models loaded above; the others fork them when they first need them.
     let mut first = Some(detectors);
     let mut detect_threads = Vec::with_capacity(threads);
+    // A start that fails half-way stops the inference threads it already started.
+    let abandon = |threads: Vec<std::thread::JoinHandle<()>>| {
+        stop.store(true, Ordering::Relaxed);
+        board.wake_all();
+        for t in threads {
+            let _ = t.join();
+        }
+    };
     for n in 0..threads {
         let board = Arc::clone(&board);
         let stop = Arc::clone(&stop);
@@ -371,14 +379,25 @@ pub async fn run(
                     snapshots: &diag.snapshots,
                 };
                 workers::detect_loop(&board, &pool, n, detectors, &ctx);
-            })
-            .map_err(|e| StartError::Runtime(format!("cannot start an inference thread: {e}")))?;
-        detect_threads.push(handle);
+            });
+        match handle {
+            Ok(h) => detect_threads.push(h),
+            Err(e) => {
+                abandon(detect_threads);
+                return Err(StartError::Runtime(format!(
+                    "cannot start an inference thread: {e}"
+                )));
+            }
+        }
     }
     drop(tx);
     let mut cameras = live::Cameras::new(config.cameras.len(), Arc::clone(&board));
     for &i in &enabled {
-        cameras.start(i, &config.cameras[i])?;
+        if let Err(e) = cameras.start(i, &config.cameras[i]) {
+            cameras.stop_all();
+            abandon(detect_threads);
+            return Err(e.into());
+        }
     }
     tracing::info!(cameras = enabled.len(), "vigil running");
     notifier.send(&format!(

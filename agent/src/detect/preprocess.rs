@@ -229,9 +229,12 @@ impl Preprocessor {
             let (c0, c1) = (cys.lo[oy] as usize * cw, cys.hi[oy] as usize * cw);
             let (u0, u1) = (&p.u[c0..][..cw], &p.u[c1..][..cw]);
             let (v0, v1) = (&p.v[c0..][..cw], &p.v[c1..][..cw]);
-            for (ox, px) in out.chunks_exact_mut(3).enumerate() {
-                let (a, b, wx) = (taps.lo[ox] as usize, taps.hi[ox] as usize, taps.w[ox]);
-                let (ca, cb, cwx) = (cxs.lo[ox] as usize, cxs.hi[ox] as usize, cxs.w[ox]);
+            let luma = taps.lo.iter().zip(&taps.hi).zip(&taps.w);
+            let chroma = cxs.lo.iter().zip(&cxs.hi).zip(&cxs.w);
+            for ((px, ((&a, &b), &wx)), ((&ca, &cb), &cwx)) in
+                out.chunks_exact_mut(3).zip(luma).zip(chroma)
+            {
+                let (a, b, ca, cb) = (a as usize, b as usize, ca as usize, cb as usize);
                 let y = bilinear(y0[a], y0[b], y1[a], y1[b], wx, wy);
                 let u = bilinear(u0[ca], u0[cb], u1[ca], u1[cb], cwx, cwy);
                 let v = bilinear(v0[ca], v0[cb], v1[ca], v1[cb], cwx, cwy);
