@@ -186,3 +186,70 @@ pub fn sample_to_frame(sample: &gst::Sample) -> Option<Frame> {
         captured: std::time::SystemTime::now(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sample of `format` laid out as GStreamer lays it out (rows padded to 4 bytes), each
+    /// byte of plane `p`, row `y`, column `x` set to `p·64 + y + x` (mod 256), padding 0xEE.
+    fn padded_sample(format: gst_video::VideoFormat, w: u32, h: u32) -> (gst::Sample, Vec<u8>) {
+        let info = gst_video::VideoInfo::builder(format, w, h)
+            .build()
+            .expect("video info");
+        let mut bytes = vec![0xEEu8; info.size()];
+        let mut packed = Vec::new();
+        let planes: Vec<(usize, usize)> = match format {
+            gst_video::VideoFormat::Rgb => vec![(w as usize * 3, h as usize)],
+            gst_video::VideoFormat::I420 => {
+                let (cw, ch) = chroma_size(w, h);
+                vec![(w as usize, h as usize), (cw, ch), (cw, ch)]
+            }
+            _ => Vec::new(), // left as padding
+        };
+        for (p, &(row, rows)) in planes.iter().enumerate() {
+            let (offset, stride) = (info.offset()[p], info.stride()[p] as usize);
+            for y in 0..rows {
+                for x in 0..row {
+                    let v = (p * 64 + y + x) as u8;
+                    bytes[offset + y * stride + x] = v;
+                    packed.push(v);
+                }
+            }
+        }
+        let caps = info.to_caps().expect("caps");
+        let sample = gst::Sample::builder()
+            .buffer(&gst::Buffer::from_mut_slice(bytes))
+            .caps(&caps)
+            .build();
+        (sample, packed)
+    }
+
+    #[test]
+    fn padded_rows_and_planes_are_packed_and_packed_ones_handed_on() {
+        gst::init().expect("GStreamer");
+        for format in [gst_video::VideoFormat::I420, gst_video::VideoFormat::Rgb] {
+            // 97 wide: rows padded (Y 100, chroma 49 → 52, RGB 291 → 292); 96: packed.
+            for (w, h) in [(97u32, 61u32), (96, 60)] {
+                let (sample, want) = padded_sample(format, w, h);
+                let f = sample_to_frame(&sample).expect("a frame");
+                assert_eq!((f.width, f.height), (w, h));
+                assert_eq!(&f.data[..], &want[..], "{format:?} {w}×{h}");
+                assert_eq!(f.view().check(), Ok(()));
+                let mapped = matches!(f.data, FrameData::Mapped { .. });
+                assert_eq!(mapped, w == 96, "{format:?} {w}×{h}: mapped {mapped}");
+                match (format, f.format) {
+                    (gst_video::VideoFormat::Rgb, Format::Rgb) => {}
+                    // No colorimetry in the caps: GStreamer's default for SD, BT.601 limited.
+                    (gst_video::VideoFormat::I420, Format::I420(yuv)) => {
+                        assert_eq!(yuv, Yuv::BT601)
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+        // Other formats are not frames.
+        let (sample, _) = padded_sample(gst_video::VideoFormat::Nv12, 16, 16);
+        assert!(sample_to_frame(&sample).is_none());
+    }
+}
