@@ -2,7 +2,7 @@
 //! re-pointed (URL, transport, rates: their pipeline is rebuilt) and their rules replaced
 //! (zones, lines, masks, filters, model, picture checks: open incidents of that camera are
 //! closed first); the other cameras are not touched. Anything else — the device, the broker,
-//! models, storage, the outbox, the set of cameras — needs a restart, and such a reload is
+//! models, storage, the outbox, the inference threads, the set of cameras — needs a restart, and such a reload is
 //! refused as a whole: nothing is applied.
 
 use crate::config::{Camera, Config};
@@ -45,7 +45,7 @@ fn stream_part(c: &Camera) -> StreamPart<'_> {
 /// The camera changes from `old` to `new`, or why the reload needs a restart instead.
 pub fn plan(old: &Config, new: &Config) -> Result<Vec<CameraChange>, String> {
     let mut needs_restart = Vec::new();
-    let sections: [(&str, bool); 10] = [
+    let sections: [(&str, bool); 11] = [
         ("device", old.device == new.device),
         ("mqtt", old.mqtt == new.mqtt),
         ("models", old.models == new.models),
@@ -55,6 +55,7 @@ pub fn plan(old: &Config, new: &Config) -> Result<Vec<CameraChange>, String> {
         ("outbox", old.outbox == new.outbox),
         ("diag", old.diag == new.diag),
         ("metrics", old.metrics == new.metrics),
+        ("inference", old.inference == new.inference),
         (
             "the list of cameras (added, removed or reordered)",
             old.cameras
@@ -194,8 +195,10 @@ model = "m"
         let mut new = config();
         new.mqtt.port = 8883;
         new.cameras.pop();
+        new.inference.threads = 1;
         let e = plan(&old, &new).unwrap_err();
         assert!(e.contains("mqtt") && e.contains("list of cameras"), "{e}");
+        assert!(e.contains("inference"), "{e}");
         assert!(e.contains("nothing was applied"), "{e}");
     }
 }

@@ -185,6 +185,10 @@ model = "coco"
 name = "all"
 polygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
 classes = ["person"]
+
+# One inference thread for both cameras (two would be chosen on two cores).
+[inference]
+threads = 1
 "#
     );
     let mut scene = Scene::start(vigil_bin!(), "dead", "plaza_25s.mp4", &extra)?;
@@ -200,6 +204,10 @@ classes = ["person"]
     assert!(
         log_text.matches("camera stream failed").count() >= 3,
         "retries not logged:\n{log_text}"
+    );
+    assert!(
+        log_text.contains("inference threads threads=1 configured=1"),
+        "[inference] threads not applied:\n{log_text}"
     );
     let got = scene.wait("two incident events from the live camera", |m| {
         incidents(m).len() >= 2

@@ -342,11 +342,20 @@ pub async fn run(
         })
         .max()
         .unwrap_or(1);
-    let threads = workers::count(workers::available_cores(), max_threads, enabled.len());
+    let threads = workers::count(
+        config.inference.threads,
+        workers::available_cores(),
+        max_threads,
+        enabled.len(),
+    );
     let pool = Arc::new(workers::Pool::new(
         threads, work, &detectors, &floors, health, work_rx, started,
     ));
-    tracing::info!(threads, "inference threads");
+    tracing::info!(
+        threads,
+        configured = config.inference.threads,
+        "inference threads"
+    );
     // Thread 0 runs the models loaded above; the others fork them when they first need them.
     let mut first = Some(detectors);
     let mut detect_threads = Vec::with_capacity(threads);

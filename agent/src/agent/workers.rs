@@ -29,11 +29,16 @@ use crate::publish::{Lane, Message, Outgoing};
 use crate::rules::{CameraRules, IncidentEvent, IncidentType};
 use crate::telemetry;
 
-/// How many inference threads to run: one per core this process may use (`taskset`, cgroup
-/// CPU quota, systemd `CPUQuota=`/`AllowedCPUs=`), divided by the most intra-op threads a model
-/// asks for, and no more than there are cameras to analyse.
-pub fn count(cores: usize, max_model_threads: usize, cameras: usize) -> usize {
-    (cores / max_model_threads.max(1)).clamp(1, cameras.max(1))
+/// How many inference threads to run: `configured` (`[inference] threads`) when not 0, else one
+/// per core this process may use (`taskset`, cgroup CPU quota, systemd
+/// `CPUQuota=`/`AllowedCPUs=`) divided by the most intra-op threads a model asks for; never
+/// more than there are cameras to analyse (a camera's frames go to one thread at a time).
+pub fn count(configured: usize, cores: usize, max_model_threads: usize, cameras: usize) -> usize {
+    let wanted = match configured {
+        0 => cores / max_model_threads.max(1),
+        n => n,
+    };
+    wanted.clamp(1, cameras.max(1))
 }
 
 /// The cores this process may use (1 when the system cannot tell).
@@ -447,14 +452,17 @@ mod tests {
 
     #[test]
     fn one_thread_per_usable_core_and_no_more_than_cameras() {
-        assert_eq!(count(2, 1, 4), 2);
-        assert_eq!(count(2, 1, 1), 1, "one camera: one thread");
+        assert_eq!(count(0, 2, 1, 4), 2);
+        assert_eq!(count(0, 2, 1, 1), 1, "one camera: one thread");
+        assert_eq!(count(1, 2, 1, 4), 1, "configured");
+        assert_eq!(count(3, 2, 1, 4), 3, "configured past the cores");
+        assert_eq!(count(6, 2, 1, 4), 4, "never past the cameras");
         assert_eq!(
-            count(8, 2, 16),
+            count(0, 8, 2, 16),
             4,
             "ort models with 2 intra-op threads each"
         );
-        assert_eq!(count(1, 4, 3), 1, "never zero");
-        assert_eq!(count(8, 1, 0), 1, "no camera enabled: one idle thread");
+        assert_eq!(count(0, 1, 4, 3), 1, "never zero");
+        assert_eq!(count(0, 8, 1, 0), 1, "no camera enabled: one idle thread");
     }
 }

@@ -83,7 +83,11 @@ pub fn init(format: LogFormat, default_filter: &str) {
             ))
             .with_env_filter(filter())
             .try_init(),
-        LogFormat::Text | LogFormat::Auto => builder.with_env_filter(filter()).try_init(),
+        // Colours only on a terminal: a log redirected to a file stays plain text.
+        LogFormat::Text | LogFormat::Auto => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_env_filter(filter())
+            .try_init(),
     };
 }
 

@@ -37,7 +37,22 @@ pub struct Config {
     pub diag: DiagSettings,
     /// The opt-in Prometheus endpoint.
     pub metrics: MetricsSettings,
+    /// The inference threads.
+    pub inference: InferenceSettings,
 }
+
+/// The inference threads (`[inference]`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct InferenceSettings {
+    /// How many inference threads to run. 0 (the default): one per core the service may use,
+    /// divided by the most intra-op `threads` a model asks for. Never more than the enabled
+    /// cameras. At most [`MAX_INFERENCE_THREADS`].
+    pub threads: usize,
+}
+
+/// The most inference threads `[inference] threads` may ask for.
+pub const MAX_INFERENCE_THREADS: usize = 64;
 
 /// Prometheus metrics (off unless `listen` is set).
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]

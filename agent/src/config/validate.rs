@@ -385,6 +385,16 @@ pub fn validate(config: &Config, spans: &Spans) -> Vec<Problem> {
         }
         c.score(&format!("{p}.fire.min_score"), f.min_score);
     }
+    if config.inference.threads > super::types::MAX_INFERENCE_THREADS {
+        c.err(
+            "inference.threads",
+            format!(
+                "{} is more than {} (0 chooses one per usable core)",
+                config.inference.threads,
+                super::types::MAX_INFERENCE_THREADS
+            ),
+        );
+    }
     if !(config.health.interval_s.is_finite() && config.health.interval_s >= 1.0) {
         c.err(
             "health.interval_s",
@@ -565,6 +575,21 @@ classes = ["person"]
             p[3]
         );
         assert!(p[3].contains("crosses itself"), "{}", p[3]);
+    }
+
+    #[test]
+    fn inference_threads_are_bounded_and_located() {
+        let ok = format!("{GOOD}\n[inference]\nthreads = 2\n");
+        let loaded = parse(Path::new("vigil.toml"), ok).expect("valid");
+        assert_eq!(loaded.config.inference.threads, 2);
+        let src = format!("{GOOD}\n[inference]\nthreads = 65\n");
+        let p = problems(&src);
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(
+            p[0].starts_with("vigil.toml:27:11: inference.threads: 65 is more than 64"),
+            "{}",
+            p[0]
+        );
     }
 
     #[test]
