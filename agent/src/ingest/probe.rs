@@ -269,6 +269,13 @@ fn run(
         }
         while let Some(msg) = bus.pop() {
             if let Some(e) = classify(&msg, seen, shown) {
+                // A stream without video fails as "not-linked" once its tracks are known (its
+                // audio pad goes nowhere); that race with the check below must not decide
+                // which message the installer gets.
+                let g = seen.lock().unwrap_or_else(PoisonError::into_inner);
+                if g.no_more_pads && !g.video {
+                    return Err(ProbeError::NoVideo(g.tracks.join(", ")));
+                }
                 return Err(e);
             }
         }
