@@ -395,6 +395,11 @@ mod tests {
         sums
     }
 
+    /// Whether two grey images are equal bit for bit.
+    fn same_bits(a: &[f32], b: &[f32]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+    }
+
     #[test]
     fn block_means_equal_the_per_pixel_ones_bit_for_bit() {
         let mut seed = 99u32;
@@ -415,11 +420,7 @@ mod tests {
             let mut g = Gray::default();
             g.fill_from_rgb(w, h, &rgb);
             let want = gray_per_pixel(w, h, &rgb);
-            let same = g
-                .cells
-                .iter()
-                .zip(&want)
-                .all(|(a, b)| a.to_bits() == b.to_bits());
+            let same = same_bits(&g.cells, &want);
             assert!(same, "{w}×{h}: block means differ from the per-pixel ones");
             // A luma plane against the grey RGB picture of the same bytes (BT.601's integer
             // luma of (v, v, v) is v).
@@ -427,11 +428,7 @@ mod tests {
             let grey: Vec<u8> = luma.iter().flat_map(|&v| [v, v, v]).collect();
             g.fill_from_luma(w, h, &luma);
             let want = gray_per_pixel(w, h, &grey);
-            let same = g
-                .cells
-                .iter()
-                .zip(&want)
-                .all(|(a, b)| a.to_bits() == b.to_bits());
+            let same = same_bits(&g.cells, &want);
             assert!(
                 same,
                 "{w}×{h}: luma block means differ from the per-pixel ones"
