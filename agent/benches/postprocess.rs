@@ -38,24 +38,17 @@ fn bench_card(c: &mut Criterion, name: &str, card_rel: &str, shapes: Vec<Vec<usi
     let outputs = vigil::detect::synthetic::outputs(&shapes);
     let slices: Vec<&[f32]> = outputs.iter().map(Vec::as_slice).collect();
     let mut out = Detections::new();
-    c.bench_function(&format!("{name}/preprocess"), |b| {
-        b.iter(|| {
-            if pre.is_f32() {
-                black_box(pre.f32_tensor(view));
-            } else {
-                black_box(pre.u8_tensor(view));
-            }
-        })
-    });
-    c.bench_function(&format!("{name}/preprocess-i420"), |b| {
-        b.iter(|| {
-            if pre.is_f32() {
-                black_box(pre.f32_tensor(i420));
-            } else {
-                black_box(pre.u8_tensor(i420));
-            }
-        })
-    });
+    for (bench, frame) in [("preprocess", view), ("preprocess-i420", i420)] {
+        c.bench_function(&format!("{name}/{bench}"), |b| {
+            b.iter(|| {
+                if pre.is_f32() {
+                    black_box(pre.f32_tensor(frame));
+                } else {
+                    black_box(pre.u8_tensor(frame));
+                }
+            })
+        });
+    }
     c.bench_function(&format!("{name}/decode+nms"), |b| {
         b.iter(|| post.run(&pre, black_box(&slices), &mut out))
     });

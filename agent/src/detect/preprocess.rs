@@ -65,6 +65,44 @@ impl Taps {
         }
         t
     }
+
+    /// `out[i]`: row `row` sampled at tap `i` (the horizontal half of a bilinear sample).
+    #[inline]
+    fn gather(&self, row: &[f32], out: &mut [f32]) {
+        for (o, ((&lo, &hi), &w)) in out
+            .iter_mut()
+            .zip(self.lo.iter().zip(&self.hi).zip(&self.w))
+        {
+            *o = row[lo as usize] * (1.0 - w) + row[hi as usize] * w;
+        }
+    }
+}
+
+/// Scratch of the separable I420 resize: one output row's vertical blend of each plane, then
+/// its horizontal taps.
+#[derive(Debug, Default)]
+struct Rows {
+    y: Vec<f32>,
+    u: Vec<f32>,
+    v: Vec<f32>,
+    /// The horizontal taps of `y`, `u` and `v`: one value per output pixel.
+    hy: Vec<f32>,
+    hu: Vec<f32>,
+    hv: Vec<f32>,
+}
+
+/// Row `r` of a plane `w` bytes wide.
+#[inline]
+fn line(plane: &[u8], w: usize, r: u32) -> &[u8] {
+    &plane[r as usize * w..][..w]
+}
+
+/// `out[i] = r0[i] * (1 - w) + r1[i] * w`: the vertical half of a bilinear sample.
+#[inline]
+fn blend_rows(out: &mut [f32], r0: &[u8], r1: &[u8], w: f32) {
+    for ((o, &a), &b) in out.iter_mut().zip(r0).zip(r1) {
+        *o = f32::from(a) * (1.0 - w) + f32::from(b) * w;
+    }
 }
 
 /// Resizes frames to the model's input and writes the tensor data.
@@ -78,6 +116,8 @@ pub struct Preprocessor {
     /// Chroma taps of I420 frames.
     cxs: Taps,
     cys: Taps,
+    /// Scratch rows of the I420 resize.
+    rows: Rows,
     /// Resized RGB, `width * height * 3`.
     rgb: Vec<u8>,
     /// `(v * scale - mean[c]) / std[c]` for every byte value `v`, per input channel.
@@ -107,6 +147,15 @@ fn round_u8(v: f32) -> u8 {
     r.min(255) as u8
 }
 
+/// `v` clamped to 0–255 and rounded half up: within 0.5 (plus an ulp) of `v`, like
+/// [`round_u8`] but with a plain conversion of a clamped value (measured: the I420 resize took
+/// 0.62 ms a frame with it, 0.74 ms with [`round_u8`]). The I420 path uses it; the RGB path
+/// keeps [`round_u8`] so its tensors stay bit for bit what the parity goldens were made from.
+#[inline]
+fn round_half_up(v: f32) -> u8 {
+    (v.clamp(0.0, 255.0) + 0.5) as u8
+}
+
 impl Preprocessor {
     /// A preprocessor for one model input.
     pub fn new(spec: InputSpec) -> Self {
@@ -123,6 +172,7 @@ impl Preprocessor {
             ys: Taps::default(),
             cxs: Taps::default(),
             cys: Taps::default(),
+            rows: Rows::default(),
             rgb: vec![0; n],
             u8_data: Vec::new(),
             f32_data: Vec::new(),
@@ -214,8 +264,21 @@ impl Preprocessor {
         (self.xs, self.ys) = (xs, ys);
     }
 
+    /// Separable: per output row, blend the two source rows of each plane (contiguous, so the
+    /// compiler vectorises it), take each output pixel's two columns from those rows into one
+    /// row per plane, then convert those rows to RGB. Per output pixel that is 6 loads and 3
+    /// blends instead of 12 and 9; measured with criterion on the plaza frame (768×576 →
+    /// 300×300, f32 tensor), 1.23 ms → 0.62–0.70 ms per frame.
     fn resize_i420(&mut self, width: usize, p: Planes<'_>) {
         let cw = p.chroma_width;
+        let mut rows = std::mem::take(&mut self.rows);
+        rows.y.resize(width, 0.0);
+        rows.u.resize(cw, 0.0);
+        rows.v.resize(cw, 0.0);
+        let pw = self.place.width as usize;
+        for h in [&mut rows.hy, &mut rows.hu, &mut rows.hv] {
+            h.resize(pw, 0.0);
+        }
         let taps = std::mem::take(&mut self.xs);
         let (ys, cxs, cys) = (
             std::mem::take(&mut self.ys),
@@ -223,29 +286,30 @@ impl Preprocessor {
             std::mem::take(&mut self.cys),
         );
         for (oy, out) in self.out_rows() {
-            let (wy, cwy) = (ys.w[oy], cys.w[oy]);
-            let y0 = &p.y[ys.lo[oy] as usize * width..][..width];
-            let y1 = &p.y[ys.hi[oy] as usize * width..][..width];
-            let (c0, c1) = (cys.lo[oy] as usize * cw, cys.hi[oy] as usize * cw);
-            let (u0, u1) = (&p.u[c0..][..cw], &p.u[c1..][..cw]);
-            let (v0, v1) = (&p.v[c0..][..cw], &p.v[c1..][..cw]);
-            let luma = taps.lo.iter().zip(&taps.hi).zip(&taps.w);
-            let chroma = cxs.lo.iter().zip(&cxs.hi).zip(&cxs.w);
-            for ((px, ((&a, &b), &wx)), ((&ca, &cb), &cwx)) in
-                out.chunks_exact_mut(3).zip(luma).zip(chroma)
-            {
-                let (a, b, ca, cb) = (a as usize, b as usize, ca as usize, cb as usize);
-                let y = bilinear(y0[a], y0[b], y1[a], y1[b], wx, wy);
-                let u = bilinear(u0[ca], u0[cb], u1[ca], u1[cb], cwx, cwy);
-                let v = bilinear(v0[ca], v0[cb], v1[ca], v1[cb], cwx, cwy);
+            let (l0, l1) = (ys.lo[oy], ys.hi[oy]);
+            blend_rows(
+                &mut rows.y,
+                line(p.y, width, l0),
+                line(p.y, width, l1),
+                ys.w[oy],
+            );
+            let (c0, c1, cwy) = (cys.lo[oy], cys.hi[oy], cys.w[oy]);
+            blend_rows(&mut rows.u, line(p.u, cw, c0), line(p.u, cw, c1), cwy);
+            blend_rows(&mut rows.v, line(p.v, cw, c0), line(p.v, cw, c1), cwy);
+            taps.gather(&rows.y, &mut rows.hy);
+            cxs.gather(&rows.u, &mut rows.hu);
+            cxs.gather(&rows.v, &mut rows.hv);
+            let yuv = rows.hy.iter().zip(&rows.hu).zip(&rows.hv);
+            for (px, ((&y, &u), &v)) in out.chunks_exact_mut(3).zip(yuv) {
                 let rgb = p.yuv.rgb(y, u, v);
-                px[0] = round_u8(rgb[0]);
-                px[1] = round_u8(rgb[1]);
-                px[2] = round_u8(rgb[2]);
+                px[0] = round_half_up(rgb[0]);
+                px[1] = round_half_up(rgb[1]);
+                px[2] = round_half_up(rgb[2]);
             }
         }
         self.xs = taps;
         (self.ys, self.cxs, self.cys) = (ys, cxs, cys);
+        self.rows = rows;
     }
 
     /// Resize `frame` and lay it out as the model's u8 input (NHWC/NCHW, RGB/BGR).
@@ -419,8 +483,8 @@ mod tests {
     #[test]
     fn i420_is_sampled_from_its_planes_and_rounded_exactly() {
         // Noise planes, odd size (chroma 49×31), down and up: every output channel is the
-        // conversion of the exact bilinear Y, U and V at their own planes' taps, rounded and
-        // clamped.
+        // conversion of the exact bilinear Y, U and V at their own planes' taps, clamped and
+        // rounded (half up: within 0.5 of the exact value, bar float error).
         use crate::pixels::{Yuv, chroma_size};
         let (w, h) = (97u32, 61u32);
         let (cw, ch) = chroma_size(w, h);
