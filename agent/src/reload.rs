@@ -2,8 +2,8 @@
 //! re-pointed (URL, transport, rates: their pipeline is rebuilt) and their rules replaced
 //! (zones, lines, masks, filters, model, picture checks: open incidents of that camera are
 //! closed first); the other cameras are not touched. Anything else — the device, the broker,
-//! models, storage, the outbox, the inference threads, the set of cameras — needs a restart, and such a reload is
-//! refused as a whole: nothing is applied.
+//! models, storage, the outbox, the inference threads, the set of cameras — needs a restart,
+//! and such a reload is refused as a whole: nothing is applied.
 
 use crate::config::{Camera, Config};
 

@@ -91,6 +91,13 @@ struct Seen {
     video: bool,
 }
 
+impl Seen {
+    /// The stream has been described in full and has no video track.
+    fn no_video(&self) -> Option<ProbeError> {
+        (self.no_more_pads && !self.video).then(|| ProbeError::NoVideo(self.tracks.join(", ")))
+    }
+}
+
 fn make(name: &str) -> Result<gst::Element, ProbeError> {
     gst::ElementFactory::make(name)
         .build()
@@ -273,10 +280,7 @@ fn run(
                 // audio pad goes nowhere); that race with the check below must not decide
                 // which message the installer gets.
                 let g = seen.lock().unwrap_or_else(PoisonError::into_inner);
-                if g.no_more_pads && !g.video {
-                    return Err(ProbeError::NoVideo(g.tracks.join(", ")));
-                }
-                return Err(e);
+                return Err(g.no_video().unwrap_or(e));
             }
         }
         {
@@ -287,8 +291,8 @@ fn run(
                     g.codec.clone().unwrap_or_default()
                 )));
             }
-            if g.no_more_pads && !g.video {
-                return Err(ProbeError::NoVideo(g.tracks.join(", ")));
+            if let Some(e) = g.no_video() {
+                return Err(e);
             }
         }
         let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(100)) else {
