@@ -401,10 +401,14 @@ fn reload_applies_camera_changes_live_and_refuses_the_rest() -> anyhow::Result<(
     // The published state follows the frame flow on the camera monitor's one-second tick: a
     // stream whose first frames came under a second ago may still show `connecting`.
     let mut status = Value::Null;
-    let streaming = wait_until("the camera published streaming", Duration::from_secs(5), || {
-        status = ask(&scene.socket, r#"{"request":"cameras"}"#).unwrap_or_default();
-        status["cameras"][0]["state"] == "streaming"
-    });
+    let streaming = wait_until(
+        "the camera published streaming",
+        Duration::from_secs(5),
+        || {
+            status = ask(&scene.socket, r#"{"request":"cameras"}"#).unwrap_or_default();
+            status["cameras"][0]["state"] == "streaming"
+        },
+    );
     assert!(streaming.is_ok(), "{status}");
     assert_eq!(status["cameras"][0]["reconnects"], 0, "{status}");
 
