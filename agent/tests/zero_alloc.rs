@@ -277,3 +277,53 @@ fn tracking_and_rules_allocate_nothing_once_warm() {
     let n = count(|| run(40, 140, &mut events));
     assert_eq!(n, 0, "{n} allocations in 100 frames of tracking and rules");
 }
+
+/// The built-in fire and smoke detector: after its camera's first frames (which size its
+/// scene), 100 frames of a 768×576 I420 stream with a flickering flame allocate nothing.
+#[test]
+fn the_builtin_fire_detector_allocates_nothing_once_warm() {
+    use vigil::detect::Detector;
+    use vigil::detect::firecue::FireCue;
+    use vigil::pixels::Yuv;
+
+    let _guard = LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (w, h) = (768usize, 576usize);
+    let frames: Vec<Vec<u8>> = (0..4)
+        .map(|k| {
+            let mut d = vec![128u8; w * h * 3 / 2];
+            let (y, uv) = d.split_at_mut(w * h);
+            let (u, v) = uv.split_at_mut(w * h / 4);
+            for (i, p) in y.iter_mut().enumerate() {
+                *p = ((i * 7 + k * 13) % 160) as u8 + 40;
+            }
+            // The flame's edge moves inside a column of 8-pixel blocks; its brightness flickers.
+            let side = 46 + 4 * (k % 2);
+            for r in 200..200 + side {
+                for c in 300..300 + side {
+                    y[r * w + c] = 200 + 30 * (k % 2) as u8;
+                    u[(r / 2) * (w / 2) + c / 2] = 70;
+                    v[(r / 2) * (w / 2) + c / 2] = 200;
+                }
+            }
+            d
+        })
+        .collect();
+    let mut det = FireCue::new();
+    let mut out = Detections::new();
+    let view = |k: usize| FrameView::i420(w as u32, h as u32, &frames[k % 4], Yuv::BT601);
+    for k in 0..20 {
+        det.detect(view(k), &mut out).expect("warm-up");
+    }
+    assert!(
+        out.iter().any(|d| d.class == vigil::detect::firecue::FIRE),
+        "the flame is seen: {out:?}"
+    );
+    let n = count(|| {
+        for k in 0..100 {
+            det.detect(view(k), &mut out).expect("detect");
+        }
+    });
+    assert_eq!(n, 0, "{n} allocations in 100 frames");
+}

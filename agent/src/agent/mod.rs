@@ -73,7 +73,10 @@ impl Plan {
     pub fn build(loaded: Loaded) -> Result<Plan, StartError> {
         let mut cards = HashMap::new();
         for m in &loaded.config.models {
-            let card = detect::card::load(&loaded.resolve(&m.card))?;
+            let card = match m.builtin {
+                Some(crate::config::Builtin::Fire) => detect::firecue::card(),
+                None => detect::card::load(&loaded.resolve(&m.card))?,
+            };
             detect::verify_checksum(&card).map_err(|e| StartError::Model {
                 name: m.name.clone(),
                 source: e,
@@ -137,6 +140,9 @@ pub struct CameraWork {
     gray: Gray,
     restarts: u64,
     timers: crate::prometheus::CameraTimers,
+    /// What the camera's detector remembers of it between frames (see
+    /// [`Detector::swap_memory`]).
+    memory: detect::firecue::CameraMemory,
 }
 
 impl CameraWork {
@@ -152,6 +158,7 @@ impl CameraWork {
             gray: Gray::default(),
             restarts: 0,
             timers: crate::prometheus::CameraTimers::new(&c.id),
+            memory: None,
         }
     }
 }

@@ -256,7 +256,10 @@ pub fn detect_loop(
         let view = frame.view();
         watch_picture(board, frame.camera, &mut cam, view, clock.monotonic());
         let t0 = Instant::now();
-        let stages = match det.detect_timed(view, &mut dets) {
+        det.swap_memory(&mut cam.memory);
+        let result = det.detect_timed(view, &mut dets);
+        det.swap_memory(&mut cam.memory);
+        let stages = match result {
             Ok(stages) => stages,
             Err(e) => {
                 if last_error.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {

@@ -13,7 +13,7 @@ use crate::detect::{Detections, StageTimes};
 /// Arguments of `vigil bench`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Model card to benchmark.
+    /// Model card to benchmark, or `builtin:fire` for the built-in fire and smoke detector.
     #[arg(
         long,
         value_name = "FILE",

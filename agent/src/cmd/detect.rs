@@ -19,7 +19,7 @@ use crate::ingest::slot::Frame;
 pub struct Args {
     /// A photo (JPEG, PNG) or a video file (anything GStreamer decodes).
     pub input: PathBuf,
-    /// Model card to use.
+    /// Model card to use, or `builtin:fire` for the built-in fire and smoke detector.
     #[arg(
         long,
         value_name = "FILE",

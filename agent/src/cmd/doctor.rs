@@ -133,8 +133,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(plan) => {
             for m in &config.models {
                 if let Some(card) = plan.cards.get(&m.name) {
+                    let what = if card.builtin.is_some() {
+                        "built into vigil, no model file"
+                    } else {
+                        "file checksum matches its card"
+                    };
                     checks.push(Check::ok(format!(
-                        "model {}: {} {} (file checksum matches its card)",
+                        "model {}: {} {} ({what})",
                         m.name, card.card.name, card.card.version
                     )));
                 }

@@ -227,15 +227,22 @@ impl EngineArgs {
     }
 }
 
-/// Load a model card, verify its file and build the detector, for the offline commands. A
-/// failure is printed like a start error and returned as the exit code to use.
+/// What `--card` takes to name the built-in fire and smoke detector instead of a card file.
+pub const BUILTIN_FIRE_CARD: &str = "builtin:fire";
+
+/// Load a model card, verify its file and build the detector, for the offline commands
+/// (`--card builtin:fire`: the built-in fire and smoke detector). A failure is printed like a
+/// start error and returned as the exit code to use.
 pub fn load_detector(
     card_path: &std::path::Path,
     engine: &EngineArgs,
 ) -> Result<Box<dyn crate::detect::Detector>, ExitCode> {
     use crate::detect;
-    let card =
-        detect::card::load(card_path).map_err(|e| report_start_error(&StartError::Config(e)))?;
+    let card = if card_path.as_os_str() == BUILTIN_FIRE_CARD {
+        detect::firecue::card()
+    } else {
+        detect::card::load(card_path).map_err(|e| report_start_error(&StartError::Config(e)))?
+    };
     let name = card.card.name.clone();
     let model_error = |source| {
         report_start_error(&StartError::Model {

@@ -292,8 +292,12 @@ pub enum Backend {
 pub struct ModelRef {
     /// Name the cameras use. Required, unique.
     pub name: String,
-    /// Path of the model card (`model.toml`), relative to the config file's folder. Required.
+    /// Path of the model card (`model.toml`), relative to the config file's folder. Required
+    /// unless `builtin` is set.
     pub card: PathBuf,
+    /// A detector built into vigil instead of a model file: `"fire"`, the video fire and smoke
+    /// detector (docs/fire.md). Exclusive with `card`.
+    pub builtin: Option<Builtin>,
     /// Inference engine: `"tract"` (default) or `"ort"`.
     pub backend: Backend,
     /// Intra-op threads of the inference engine (ort). Default 1.
@@ -308,11 +312,21 @@ impl Default for ModelRef {
         ModelRef {
             name: String::new(),
             card: PathBuf::new(),
+            builtin: None,
             backend: Backend::Tract,
             threads: 1,
             ort_library: None,
         }
     }
+}
+
+/// A detector built into vigil.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Builtin {
+    /// Video fire and smoke detection from colour, flicker, background and detail cues
+    /// (labels `fire` and `smoke`); needs no model file.
+    Fire,
 }
 
 /// What a camera watches for; decides the incident types its detections can raise.

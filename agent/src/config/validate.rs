@@ -16,7 +16,7 @@ const REQUIRED: &[(&str, &[&str])] = &[
     ("", &["device", "mqtt", "models", "cameras"]),
     ("device", &["id", "district"]),
     ("mqtt", &["host"]),
-    ("models[]", &["name", "card"]),
+    ("models[]", &["name"]),
     ("cameras[]", &["id", "url", "model"]),
     ("cameras[].zones[]", &["name", "polygon", "classes"]),
     ("cameras[].lines[]", &["name", "a", "b", "classes"]),
@@ -161,6 +161,22 @@ pub fn validate(config: &Config, spans: &Spans) -> Vec<Problem> {
     for (i, m) in config.models.iter().enumerate() {
         let p = format!("models[{i}]");
         c.ident(&format!("{p}.name"), &m.name);
+        let has_card = spans.contains(&format!("{p}.card")) || !m.card.as_os_str().is_empty();
+        match (has_card, m.builtin) {
+            (false, None) => c.err(
+                &format!("{p}.card"),
+                format!("missing required field \"card\" in {p} (a model card's path; or builtin = \"fire\" for the built-in fire and smoke detector)"),
+            ),
+            (true, Some(_)) => c.err(
+                &format!("{p}.builtin"),
+                "a model is either a card or a built-in detector; remove \"card\" or \"builtin\"",
+            ),
+            (false, Some(_)) if m.backend == Backend::Ort => c.err(
+                &format!("{p}.backend"),
+                "a built-in detector runs in vigil itself, not in an inference engine; remove \"backend\"",
+            ),
+            _ => {}
+        }
         if m.backend == Backend::Ort && !cfg!(feature = "ort") {
             c.err(
                 &format!("{p}.backend"),
@@ -527,6 +543,37 @@ classes = ["person"]
             Err(ConfigError::Invalid(d)) => d.0.iter().map(|d| d.to_string()).collect(),
             Err(e) => vec![e.to_string()],
         }
+    }
+
+    #[test]
+    fn a_model_is_a_card_or_the_builtin_fire_detector() {
+        let builtin = GOOD.replace(
+            "name = \"coco\"\ncard = \"models/ssd_mobilenet_v2_coco/model.toml\"",
+            "name = \"coco\"\nbuiltin = \"fire\"",
+        );
+        assert_ne!(builtin, GOOD);
+        assert_eq!(problems(&builtin), Vec::<String>::new());
+        let neither = GOOD.replace("card = \"models/ssd_mobilenet_v2_coco/model.toml\"\n", "");
+        assert_eq!(
+            problems(&neither),
+            [
+                "vigil.toml:10:1: models[0].card: missing required field \"card\" in models[0] (a model card's path; or builtin = \"fire\" for the built-in fire and smoke detector)"
+            ]
+        );
+        let both = GOOD.replace("name = \"coco\"\n", "name = \"coco\"\nbuiltin = \"fire\"\n");
+        assert_eq!(
+            problems(&both),
+            [
+                "vigil.toml:12:11: models[0].builtin: a model is either a card or a built-in detector; remove \"card\" or \"builtin\""
+            ]
+        );
+        let unknown = builtin.replace("builtin = \"fire\"", "builtin = \"flame\"");
+        assert!(
+            problems(&unknown)[0].contains("unknown variant `flame`, expected `fire`")
+                || problems(&unknown)[0].contains("unknown value \"flame\""),
+            "{:?}",
+            problems(&unknown)
+        );
     }
 
     #[test]

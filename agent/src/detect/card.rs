@@ -273,6 +273,8 @@ pub struct LoadedCard {
     pub model_path: PathBuf,
     /// Parsed labels.
     pub labels: Labels,
+    /// Set for a built-in detector's card (made in memory; no files, no checksum).
+    pub builtin: Option<crate::config::Builtin>,
 }
 
 /// Read and validate a card and its labels file. Every problem of the card is reported at
@@ -422,6 +424,7 @@ pub fn load(path: &Path) -> Result<LoadedCard, ConfigError> {
         path: path.to_path_buf(),
         model_path,
         labels,
+        builtin: None,
     })
 }
 

@@ -7,6 +7,7 @@
 
 pub mod card;
 pub mod decode;
+pub mod firecue;
 pub mod nms;
 #[cfg(feature = "ort")]
 pub mod ort_backend;
@@ -104,6 +105,16 @@ pub trait Detector: Send {
 
     /// What makes more detectors of this loaded model, one per extra inference thread.
     fn forker(&self) -> Forker;
+
+    /// Exchange the detector's per-camera memory with `memory`. A detector that remembers past
+    /// frames (the built-in fire detector: background, block histories) keeps them here; the
+    /// agent swaps each camera's memory in before its frame and out after, so that the memory
+    /// follows the camera from one inference thread to another. Swapping moves a pointer and
+    /// allocates nothing. Models that see each frame alone keep nothing: the default does
+    /// nothing.
+    fn swap_memory(&mut self, memory: &mut firecue::CameraMemory) {
+        let _ = memory;
+    }
 }
 
 /// Makes another detector of a loaded model for another inference thread: it shares what the
@@ -125,6 +136,9 @@ pub struct EngineOptions {
 
 /// Build the detector a (checksum-verified) card describes on the chosen engine.
 pub fn build(card: LoadedCard, opts: &EngineOptions) -> Result<Box<dyn Detector>, DetectError> {
+    if let Some(crate::config::Builtin::Fire) = card.builtin {
+        return Ok(Box::new(firecue::FireCue::new()));
+    }
     match opts.backend {
         crate::config::Backend::Tract => Ok(Box::new(tract::TractDetector::new(card)?)),
         #[cfg(feature = "ort")]
@@ -290,6 +304,9 @@ pub fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
 
 /// Check that the card's model file is the one the card describes (sha256).
 pub fn verify_checksum(card: &LoadedCard) -> Result<(), DetectError> {
+    if card.builtin.is_some() {
+        return Ok(()); // no file
+    }
     let path = &card.model_path;
     let actual = sha256_file(path).map_err(|e| DetectError::Read {
         path: path.clone(),
