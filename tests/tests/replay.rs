@@ -170,3 +170,88 @@ fn an_unknown_camera_is_a_clear_error() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// The built-in fire detector on the real FURG clip, played twice back to back: the summary
+/// names when each incident opened in clip time, `--detections` writes one line per analysed
+/// frame, and `--repeat 2` plays twice the clip.
+#[test]
+fn replaying_a_fire_clip_reports_open_times_and_per_frame_detections() -> anyhow::Result<()> {
+    let dir = TempDir::new("replay-fire")?;
+    let cfg = dir.join("fire.toml");
+    std::fs::write(
+        &cfg,
+        r#"[device]
+id = "q1-box-001"
+district = "q1"
+
+[mqtt]
+host = "127.0.0.1"
+
+[[models]]
+name = "fire"
+builtin = "fire"
+
+[[cameras]]
+id = "hill"
+url = "rtsp://127.0.0.1:8554/hill"
+kind = "fire"
+model = "fire"
+analysis_fps = 5
+"#,
+    )?;
+    let out = dir.join("out");
+    let clip = fixture("furg_house6_fire_smoke_cc0.mp4");
+    let run = |repeat: &str| -> anyhow::Result<serde_json::Value> {
+        let (code, stdout, stderr) = run_cli(
+            vigil_bin!(),
+            &[
+                "replay",
+                clip.to_str().unwrap_or_default(),
+                "--config",
+                cfg.to_str().unwrap_or_default(),
+                "--out",
+                out.to_str().unwrap_or_default(),
+                "--json",
+                "--detections",
+                "--repeat",
+                repeat,
+            ],
+        )?;
+        assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+        Ok(serde_json::from_str(
+            stdout.trim().lines().last().unwrap_or(""),
+        )?)
+    };
+    let once = run("1")?;
+    let first_fire = once["opens"]
+        .as_array()
+        .expect("opens")
+        .iter()
+        .filter(|o| o["type"] == "fire")
+        .filter_map(|o| o["at_s"].as_f64())
+        .fold(f64::INFINITY, f64::min);
+    assert!(first_fire <= 5.0, "the flames alarm within 5 s: {once}");
+    let lines = std::fs::read_to_string(out.join("detections.jsonl"))?;
+    let frames: Vec<serde_json::Value> = lines
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(frames.len() as u64, once["frames"].as_u64().unwrap_or(0));
+    assert!(
+        frames.iter().any(|f| f["objects"]
+            .as_array()
+            .is_some_and(|o| o.iter().any(|o| o["label"] == "fire"))),
+        "some frame has a fire box"
+    );
+    let twice = run("2")?;
+    let (a, b) = (
+        once["clip_seconds"].as_f64().unwrap_or(0.0),
+        twice["clip_seconds"].as_f64().unwrap_or(0.0),
+    );
+    assert!(
+        (b - 2.0 * a).abs() < 1.0,
+        "twice the clip: {a} s, then {b} s"
+    );
+    assert!(twice["frames"].as_u64() >= Some(2 * once["frames"].as_u64().unwrap_or(0) - 2));
+    Ok(())
+}

@@ -44,6 +44,15 @@ pub struct Args {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also write every analysed frame's detections (after the model's thresholds, before the
+    /// rules) to `detections.jsonl` in the output folder: `{"t": clip seconds, "objects":
+    /// [{"label", "score", "box"}]}` per frame, to measure a detector against annotations.
+    #[arg(long)]
+    pub detections: bool,
+    /// Play the clip this many times back to back, clip time running on (hours of footage from
+    /// a short clip, e.g. to count false alarms per hour).
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub repeat: u32,
 }
 
 /// What a replay found.
@@ -54,6 +63,8 @@ struct Summary {
     opened: BTreeMap<&'static str, u64>,
     tracks: BTreeSet<u64>,
     snapshots: u64,
+    /// Each `open`: incident type and clip time in seconds.
+    opens: Vec<(&'static str, f64)>,
 }
 
 struct Replay<'a> {
@@ -66,6 +77,7 @@ struct Replay<'a> {
     start_wall: SystemTime,
     seq: u64,
     jsonl: std::io::BufWriter<std::fs::File>,
+    boxes: Option<std::io::BufWriter<std::fs::File>>,
     out: PathBuf,
     summary: Summary,
 }
@@ -73,6 +85,22 @@ struct Replay<'a> {
 impl Replay<'_> {
     fn frame(&mut self, now: Duration, frame: FrameView<'_>) -> anyhow::Result<()> {
         self.detector.detect(frame, &mut self.dets)?;
+        if let Some(w) = &mut self.boxes {
+            let labels = &self.detector.info().labels;
+            let objects: Vec<_> = self
+                .dets
+                .iter()
+                .map(|d| {
+                    serde_json::json!({
+                        "label": labels.name(usize::from(d.class)).unwrap_or("?"),
+                        "score": d.score,
+                        "box": d.bbox,
+                    })
+                })
+                .collect();
+            let line = serde_json::json!({"t": now.as_secs_f64(), "objects": objects});
+            writeln!(w, "{line}")?;
+        }
         let aspect = f64::from(frame.width) / f64::from(frame.height.max(1));
         self.rules.evaluate(
             now,
@@ -123,6 +151,13 @@ impl Replay<'_> {
             self.summary.events += 1;
             if event.state == EventState::Open {
                 *self.summary.opened.entry(event.kind.as_str()).or_default() += 1;
+                let at = event
+                    .frame_time
+                    .duration_since(self.start_wall)
+                    .unwrap_or_default();
+                self.summary
+                    .opens
+                    .push((event.kind.as_str(), at.as_secs_f64()));
             }
             self.summary.tracks.extend(event.track);
         }
@@ -184,6 +219,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let jsonl_path = args.out.join("incidents.jsonl");
     let jsonl = std::fs::File::create(&jsonl_path)
         .with_context(|| format!("cannot create {}", jsonl_path.display()))?;
+    let boxes = if args.detections {
+        let path = args.out.join("detections.jsonl");
+        let f = std::fs::File::create(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        Some(std::io::BufWriter::new(f))
+    } else {
+        None
+    };
     let period = Duration::from_secs_f64(1.0 / cam.analysis_fps);
     let mut replay = Replay {
         plan: &plan,
@@ -195,6 +238,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         start_wall: SystemTime::now(),
         seq: 0,
         jsonl: std::io::BufWriter::new(jsonl),
+        boxes,
         out: args.out.clone(),
         summary: Summary::default(),
     };
@@ -203,17 +247,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut last = Duration::ZERO;
     let mut last_frame: Option<crate::ingest::slot::Frame> = None;
     let mut failure: Option<anyhow::Error> = None;
-    file::pull_samples(
+    let mut offset = Duration::ZERO;
+    for _ in 0..args.repeat {
+        file::pull_samples(
         &format!(
             "filesrc name=src ! decodebin ! videoconvert ! {} ! appsink name=sink sync=false max-buffers=4",
             crate::ingest::FRAME_CAPS
         ),
         &args.clip,
         |sample| {
-            let pts = sample
-                .buffer()
-                .and_then(|b| b.pts())
-                .map_or(last, |t: gst::ClockTime| Duration::from_nanos(t.nseconds()));
+            let pts = offset
+                + sample
+                    .buffer()
+                    .and_then(|b| b.pts())
+                    .map_or(last.saturating_sub(offset), |t: gst::ClockTime| {
+                        Duration::from_nanos(t.nseconds())
+                    });
             if pts < due {
                 return true;
             }
@@ -237,8 +286,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
     )
     .map_err(|e| anyhow::anyhow!("cannot replay {}: {e}", args.clip.display()))?;
-    if let Some(e) = failure {
-        return Err(e);
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        offset = last + period;
     }
     // Let time run on without detections so that open incidents close.
     if let Some(f) = &last_frame {
@@ -261,6 +312,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     replay.jsonl.flush()?;
+    if let Some(w) = &mut replay.boxes {
+        w.flush()?;
+    }
     let s = &replay.summary;
     let elapsed = started.elapsed().as_secs_f64();
     if args.json {
@@ -274,6 +328,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "opened": s.opened,
             "tracks": s.tracks.len(),
             "snapshots": s.snapshots,
+            "opens": s.opens.iter().map(|(kind, at)| serde_json::json!({"type": kind, "at_s": at})).collect::<Vec<_>>(),
             "out": args.out,
         });
         println!("{v}");
