@@ -1,0 +1,175 @@
+//! Fire cameras on a fresh install, on real components: real fire footage (the CC0 FURG clip)
+//! and a still photo of warm lamps, each served by GStreamer's RTSP server; a real mosquitto;
+//! the real `vigil` binary with the built-in fire and smoke detector (`builtin = "fire"`, no
+//! model file); a real subscriber that validates what arrives against docs/schemas/.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use vigil::demo::rtsp::{Clip, RtspServer};
+use vigil_tests::{Mosquitto, Received, Recorder, TempDir, fixture, vigil_bin};
+
+/// A broker, the clip served at `/cam`, the agent with one fire camera on it, a recorder.
+struct FireScene {
+    recorder: Recorder,
+    log: std::path::PathBuf,
+    _agent: vigil_tests::Proc,
+    _server: RtspServer,
+    _broker: Mosquitto,
+    _dir: TempDir,
+}
+
+impl FireScene {
+    fn start(tag: &str, clip: &str) -> anyhow::Result<FireScene> {
+        vigil_tests::init_logs();
+        let broker = Mosquitto::start()?;
+        let server = RtspServer::start(&[("cam", Arc::new(Clip::load(&fixture(clip))?))])?;
+        let dir = TempDir::new(tag)?;
+        let cfg = dir.join("vigil.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                r#"
+[device]
+id = "fire-box-001"
+district = "t1"
+
+[mqtt]
+host = "127.0.0.1"
+port = {port}
+keep_alive_s = 5
+
+[storage]
+state_dir = "state"
+
+[health]
+interval_s = 1
+
+[diag]
+enabled = false
+
+[[models]]
+name = "fire"
+builtin = "fire"
+
+[[cameras]]
+id = "hill"
+url = "{url}"
+kind = "fire"
+model = "fire"
+analysis_fps = 5
+"#,
+                port = broker.port,
+                url = server.url("cam")
+            ),
+        )?;
+        let recorder = Recorder::start(broker.port, "vigil/v1/#")?;
+        let log = dir.join("agent.log");
+        let agent = vigil_tests::spawn_agent(vigil_bin!(), &cfg, &log)?;
+        Ok(FireScene {
+            recorder,
+            log,
+            _agent: agent,
+            _server: server,
+            _broker: broker,
+            _dir: dir,
+        })
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn fire_events(msgs: &[Received]) -> Vec<serde_json::Value> {
+    msgs.iter()
+        .filter(|m| m.topic == "vigil/v1/t1/fire-box-001/incidents/hill")
+        .map(Received::json)
+        .filter(|v| v["type"] == "fire" || v["type"] == "smoke")
+        .collect()
+}
+
+/// Frames the camera has had analysed, from the latest health message.
+fn analysed(msgs: &[Received]) -> u64 {
+    msgs.iter()
+        .rev()
+        .find(|m| m.topic.ends_with("/health"))
+        .and_then(|m| m.json()["cameras"][0]["analysed"].as_u64())
+        .unwrap_or(0)
+}
+
+#[test]
+fn real_flames_become_a_fire_incident_with_evidence() -> anyhow::Result<()> {
+    let scene = FireScene::start("fire-furg", "furg_house6_fire_smoke_cc0.mp4")?;
+    let got = scene
+        .recorder
+        .wait_for(
+            Duration::from_secs(90),
+            "a fire open and its snapshot",
+            |m| {
+                fire_events(m)
+                    .iter()
+                    .any(|v| v["type"] == "fire" && v["state"] == "open")
+                    && m.iter().any(|x| x.topic.ends_with("/snapshot"))
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", scene.log()))?;
+    let events = fire_events(&got);
+    let open = events
+        .iter()
+        .find(|v| v["type"] == "fire" && v["state"] == "open")
+        .expect("fire open");
+    assert_eq!(open["severity"], "critical", "{open}");
+    assert_eq!(open["model"]["name"], "vigil-firecue", "{open}");
+    assert_eq!(
+        open["model"]["version"],
+        vigil::detect::firecue::VERSION,
+        "{open}"
+    );
+    let objects = open["objects"].as_array().expect("objects");
+    assert!(objects.iter().any(|o| o["label"] == "fire"), "{open}");
+    // The FURG flames are in the house's windows: in the middle third of the picture.
+    for o in objects.iter().filter(|o| o["label"] == "fire") {
+        let b: Vec<f64> = o["box"]
+            .as_array()
+            .expect("box")
+            .iter()
+            .filter_map(serde_json::Value::as_f64)
+            .collect();
+        assert!(b[0] < b[2] && b[1] < b[3], "{o}");
+        let cx = (b[0] + b[2]) / 2.0;
+        assert!((0.2..0.8).contains(&cx), "flame box off the house: {o}");
+    }
+    let snap = got
+        .iter()
+        .find(|m| Some(m.topic.as_str()) == open["snapshot"]["topic"].as_str())
+        .expect("the open's snapshot");
+    assert_eq!(&snap.payload[..2], &[0xFF, 0xD8], "a JPEG");
+    assert_eq!(open["snapshot"]["width"], 426);
+    let n = vigil_tests::contract::Contract::load()?.check_all(&got)?;
+    assert!(n > 0);
+    Ok(())
+}
+
+#[test]
+fn a_still_picture_of_warm_lamps_raises_nothing() -> anyhow::Result<()> {
+    let scene = FireScene::start("fire-lamp", "warm_lamps_still_10s.mp4")?;
+    // 30 s of stream at 5 analysed frames a second: 150 frames, every fire cue at work.
+    let got = scene
+        .recorder
+        .wait_for(Duration::from_secs(120), "150 analysed frames", |m| {
+            analysed(m) >= 150
+        })
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", scene.log()))?;
+    let events = fire_events(&got);
+    assert!(
+        events.is_empty(),
+        "false alarm on a still picture: {events:?}"
+    );
+    assert!(
+        got.iter()
+            .any(|m| m.topic.ends_with("/cameras/hill/status") && m.json()["state"] == "streaming"),
+        "the camera streamed"
+    );
+    Ok(())
+}
