@@ -2,7 +2,7 @@
 CARGO ?= cargo
 DEMO_ARGS ?=
 
-.PHONY: all deps build demo test contract test-fire test-faults systemd-check cross-test deb deb-test test-unit test-integration lint fmt clippy golden ort-lib bench bench-env soak bench-stages clean
+.PHONY: all deps build demo test contract fire-eval test-fire test-faults systemd-check cross-test deb deb-test test-unit test-integration lint fmt clippy golden ort-lib bench bench-env soak bench-stages clean
 
 all: build
 
@@ -30,6 +30,15 @@ TEST_BUILD = --workspace --features vigil-tests/ort
 test: deps ort-lib
 	ORT_DYLIB_PATH=$(ORT_LIB) $(CARGO) test $(TEST_BUILD) --no-fail-fast
 	$(MAKE) contract
+
+## The fire and smoke evaluation on real footage (docs/fire.md): every fire clip of
+## ../shared/media/fire through `vigil replay` with the built-in detector, time to alarm, FURG
+## precision/recall, false alarms over FIRE_EVAL_HOURS of negatives. Not part of `make test`.
+## FIRE_ONNX=path also evaluates the opt-in YOLOv8 flame model.
+FIRE_EVAL_HOURS ?= 2
+fire-eval: deps
+	$(CARGO) build $(TEST_BUILD) --bin vigil
+	python3 bench/fire/eval.py --vigil target/debug/vigil --hours $(FIRE_EVAL_HOURS) $(if $(FIRE_ONNX),--fire-onnx $(FIRE_ONNX))
 
 ## The opt-in fire/smoke model's parity tests. Needs its ONNX file: run
 ## models/convert/fire_smoke_yolov8.sh, or pass FIRE_ONNX=path/to/light_yolov8_flame_416.onnx.
