@@ -255,18 +255,33 @@ pub fn levels(frame: FrameView<'_>, grid: &Grid) -> SceneLevels {
     }
 }
 
-/// Whether a sample has fire colour, after Çelik & Demirel's YCbCr rules: brighter than its
-/// chroma, red over blue by a margin, brighter and redder and less blue than the scene.
-#[inline]
-fn fire_colour(y: u8, u: u8, v: u8, scene: &SceneLevels) -> bool {
-    let (y, u, v) = (i32::from(y), i32::from(u), i32::from(v));
-    y >= 90
-        && y > u
-        && v - u >= 32
-        && v >= 136
-        && y as f32 >= scene.mean[0]
-        && (u as f32) <= scene.mean[1]
-        && v as f32 >= scene.mean[2]
+/// The fire-colour rule of one frame, after Çelik & Demirel's YCbCr rules: brighter than its
+/// chroma, red over blue by a margin, brighter and redder and less blue than the scene. The
+/// scene's means are rounded to whole levels once a frame.
+#[derive(Debug, Clone, Copy)]
+struct FireColour {
+    /// Least luma: 90, or the scene's mean when higher.
+    y_min: i32,
+    /// Most blue chroma: the scene's mean.
+    u_max: i32,
+    /// Least red chroma: 136, or the scene's mean when higher.
+    v_min: i32,
+}
+
+impl FireColour {
+    fn of(scene: &SceneLevels) -> FireColour {
+        FireColour {
+            y_min: (scene.mean[0].ceil() as i32).max(90),
+            u_max: scene.mean[1].floor() as i32,
+            v_min: (scene.mean[2].ceil() as i32).max(136),
+        }
+    }
+
+    #[inline]
+    fn test(&self, y: u8, u: u8, v: u8) -> bool {
+        let (y, u, v) = (i32::from(y), i32::from(u), i32::from(v));
+        y >= self.y_min && y > u && v - u >= 32 && v >= self.v_min && u <= self.u_max
+    }
 }
 
 /// Per-sample images a camera keeps: the previous frame's luma and the slow background.
@@ -310,6 +325,9 @@ pub fn measure(
 ) {
     blocks.fill(Block::default());
     let sw = grid.cols * grid.side;
+    let shift = grid.side.trailing_zeros(); // side is a power of two
+    let colour = FireColour::of(scene);
+    let core = scene.core.ceil() as u8;
     let Images {
         last,
         was_fire,
@@ -317,7 +335,7 @@ pub fn measure(
         follow,
     } = images;
     for_each_sample(frame, grid, 1, |i, j, s| {
-        let k = (j / grid.side) * grid.cols + i / grid.side;
+        let k = (j >> shift) * grid.cols + (i >> shift);
         let b = &mut blocks[k];
         let at = j * sw + i;
         let y = s.y;
@@ -333,7 +351,7 @@ pub fn measure(
         let target = i32::from(y) << 8;
         *bg = (i32::from(*bg) + ((target - i32::from(*bg)) >> follow[k])) as u16;
         let sat = u32::from(s.u.abs_diff(128)) + u32::from(s.v.abs_diff(128));
-        let fire = fire_colour(y, s.u, s.v, scene);
+        let fire = colour.test(y, s.u, s.v);
         let kept = fire && was_fire[at];
         was_fire[at] = fire;
         b.change += change;
@@ -347,7 +365,7 @@ pub fn measure(
         b.sat += sat;
         b.detail += u32::from(s.detail);
         b.fire += u32::from(fire);
-        b.core += u32::from(fire && f32::from(y) >= scene.core);
+        b.core += u32::from(fire && y >= core);
         b.grey += u32::from(sat <= 20 && y >= 70);
     });
 }
@@ -411,8 +429,8 @@ mod tests {
             }
             d
         };
-        let stripes = frame(&|x| if (x / 2) % 2 == 0 { 60 } else { 180 });
-        let veiled = frame(&|x| if (x / 2) % 2 == 0 { 140 } else { 180 });
+        let stripes = frame(&|x| if (x / 2).is_multiple_of(2) { 60 } else { 180 });
+        let veiled = frame(&|x| if (x / 2).is_multiple_of(2) { 140 } else { 180 });
         let covered = frame(&|_| 150);
         let g = Grid::of(w, h).expect("grid");
         let mut images = Images::new(&g);

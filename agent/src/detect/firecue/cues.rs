@@ -172,10 +172,7 @@ impl Memory {
         let flicker = ((self.flicker - FLICKER_MIN) / (FLICKER_FULL - FLICKER_MIN)).clamp(0.0, 1.0);
         if coloured && self.flicker >= FLICKER_MIN {
             let persist = ones(self.fire_bits, FIRE_FRAMES);
-            c.fire = persist * flicker.max(0.5).min(1.0) * (fire / 0.3).clamp(0.5, 1.0);
-            if flicker < 0.5 {
-                c.fire *= flicker * 2.0;
-            }
+            c.fire = persist * flicker * (fire / 0.3).clamp(0.5, 1.0);
         }
         if hot {
             c.core = true;
@@ -255,8 +252,8 @@ mod tests {
     fn flickering_fire_colour_becomes_fire_within_a_few_frames() {
         // The flame's extent and brightness jump from frame to frame.
         let frames: Vec<Block> = (0..12)
-            .map(|k| {
-                if k % 2 == 0 {
+            .map(|k: u32| {
+                if k.is_multiple_of(2) {
                     block(12, 0, 200, 60, 10, 30)
                 } else {
                     block(6, 0, 160, 60, 10, 30)

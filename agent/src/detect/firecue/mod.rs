@@ -293,8 +293,8 @@ mod tests {
         u.fill(128);
         v.fill(128);
         if flame {
-            let side = if k % 2 == 0 { 22 } else { 18 };
-            let bright = if k % 2 == 0 { 230 } else { 190 };
+            let side = if k.is_multiple_of(2) { 22 } else { 18 };
+            let bright = if k.is_multiple_of(2) { 230 } else { 190 };
             for r in 16..16 + side {
                 for c in 16..16 + side {
                     y[r * w + c] = bright;
