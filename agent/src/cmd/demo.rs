@@ -24,6 +24,14 @@ pub struct Args {
         default_value = "tests/fixtures/plaza_25s.mp4"
     )]
     pub clip: PathBuf,
+    /// Video served as a second camera, a fire-watch camera on the built-in fire and smoke
+    /// detector (real flames: the CC0 FURG clip), looped. An empty value leaves it out.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "tests/fixtures/furg_house6_fire_smoke_cc0.mp4"
+    )]
+    pub fire_clip: PathBuf,
     /// Model card to use.
     #[arg(
         long,
@@ -53,15 +61,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let clip = rtsp::Clip::load(&args.clip)
         .context("loading the demo clip (run from the repository root or pass --clip)")?;
-    let server = rtsp::RtspServer::start(&[("plaza", Arc::new(clip))])?;
+    let mut mounts = vec![("plaza", Arc::new(clip))];
+    let with_fire = !args.fire_clip.as_os_str().is_empty();
+    if with_fire {
+        let fire = rtsp::Clip::load(&args.fire_clip).context(
+            "loading the demo's fire clip (run from the repository root, pass --fire-clip, or --fire-clip '' to leave it out)",
+        )?;
+        mounts.push(("hillside", Arc::new(fire)));
+    }
+    let server = rtsp::RtspServer::start(&mounts)?;
     let broker_port = demo::free_port()?;
     demo::start_broker(broker_port).map_err(anyhow::Error::msg)?;
     let camera_url = server.url("plaza");
+    let fire_url = with_fire.then(|| server.url("hillside"));
 
     let config_path = args.out.join("vigil-demo.toml");
     std::fs::write(
         &config_path,
-        demo::config_text(broker_port, &camera_url, &card),
+        demo::config_text(broker_port, &camera_url, fire_url.as_deref(), &card),
     )?;
     let loaded = match crate::config::load(&config_path) {
         Ok(l) => l,
@@ -73,6 +90,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     println!("vigil demo");
     println!("  camera  {camera_url}  (looping {})", args.clip.display());
+    if let Some(url) = &fire_url {
+        println!(
+            "  camera  {url}  (fire watch, built-in detector, looping {})",
+            args.fire_clip.display()
+        );
+    }
     println!("  broker  mqtt://127.0.0.1:{broker_port}  (subscribe to vigil/v1/#)");
     println!("  config  {}", config_path.display());
     println!("  output  {}/", args.out.display());
