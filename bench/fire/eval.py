@@ -40,8 +40,8 @@ FURG_FPS = 30000 / 1001
 NEGATIVE_CLIPS = [
     ("plaza CCTV", "tests/fixtures/plaza_25s.mp4"),
     ("plaza CCTV, H.265", "tests/fixtures/plaza_10s_h265.mp4"),
-    ("coffee steam", "tests/fixtures/coffee_5s.mp4"),
-    ("animated film", "tests/fixtures/Megamind_bugy.avi"),
+    ("coffee (photo with noise)", "tests/fixtures/coffee_5s.mp4"),
+    ("animated film (damaged frames)", "tests/fixtures/Megamind_bugy.avi"),
 ]
 NEGATIVE_PHOTOS = [
     ("low sun, lens flare", "lomiri_sunset_lowsun_flare__sunset_by_Aitzol_Berasategi.jpg"),
