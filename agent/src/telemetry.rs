@@ -309,13 +309,13 @@ impl Health {
         &mut self,
         identity: &Identity,
         board: &FrameBoard,
-        cameras: &[(String, &CameraRules)],
+        cameras: &[(String, &CameraRules, Option<&'static str>)],
     ) -> Message {
         let now = Instant::now();
         let span = now.duration_since(self.last);
         self.last = now;
         let mut lines = Vec::with_capacity(cameras.len());
-        for (i, (id, rules)) in cameras.iter().enumerate() {
+        for (i, (id, rules, fire_cues)) in cameras.iter().enumerate() {
             let k = board.counters(i);
             let analysed = k.analysed.load(Ordering::Relaxed);
             let times = &mut self.infer_ms[i];
@@ -355,6 +355,7 @@ impl Health {
                 } else {
                     "arrival"
                 },
+                fire_cues: *fire_cues,
             });
         }
         self.latest.set(&lines);

@@ -146,6 +146,21 @@ fn real_flames_become_a_fire_incident_with_evidence() -> anyhow::Result<()> {
         .expect("the open's snapshot");
     assert_eq!(&snap.payload[..2], &[0xFF, 0xD8], "a JPEG");
     assert_eq!(open["snapshot"]["width"], 426);
+    // Health says the stream has colour: every cue of the built-in detector is at work.
+    let got = scene
+        .recorder
+        .wait_for(Duration::from_secs(30), "health with fire_cues", |m| {
+            m.iter().any(|x| {
+                x.topic.ends_with("/health") && x.json()["cameras"][0]["fire_cues"].is_string()
+            })
+        })?;
+    let health = got
+        .iter()
+        .rev()
+        .find(|x| x.topic.ends_with("/health") && x.json()["cameras"][0]["fire_cues"].is_string())
+        .map(Received::json)
+        .unwrap_or_default();
+    assert_eq!(health["cameras"][0]["fire_cues"], "colour", "{health}");
     let n = vigil_tests::contract::Contract::load()?.check_all(&got)?;
     assert!(n > 0);
     Ok(())

@@ -146,6 +146,20 @@ pub struct CameraWork {
 }
 
 impl CameraWork {
+    /// On the built-in fire detector: which of its cues the stream allows (`"colour"` or
+    /// `"greyscale"`), once a frame was analysed; `None` for other models.
+    fn fire_cues(&self) -> Option<&'static str> {
+        let scene = self
+            .memory
+            .as_ref()?
+            .downcast_ref::<detect::firecue::Scene>()?;
+        Some(if scene.greyscale() {
+            "greyscale"
+        } else {
+            "colour"
+        })
+    }
+
     fn new(c: &crate::config::Camera, r: &RuleSet) -> Self {
         CameraWork {
             id: c.id.clone(),

@@ -196,8 +196,10 @@ pub fn detect_loop(
             let guards: Vec<_> = (0..pool.work.len())
                 .filter_map(|i| pool.camera(i))
                 .collect();
-            let cams: Vec<(String, &CameraRules)> =
-                guards.iter().map(|w| (w.id.clone(), &w.rules)).collect();
+            let cams: Vec<(String, &CameraRules, Option<&'static str>)> = guards
+                .iter()
+                .map(|w| (w.id.clone(), &w.rules, w.fire_cues()))
+                .collect();
             let m = pool
                 .health
                 .lock()

@@ -116,6 +116,11 @@ pub struct CameraHealth {
     /// Where the latest frame's `frame_time` came from: `"stream"` (the camera's clock, from
     /// RTCP sender reports) or `"arrival"` (this box's clock when the frame arrived).
     pub frame_time: &'static str,
+    /// Cameras on the built-in fire detector: which of its cues this stream allows, `"colour"`
+    /// (every cue) or `"greyscale"` (no colour in the picture: fire by hot spots only, smoke by
+    /// its veil); absent for other models and before the first analysed frame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fire_cues: Option<&'static str>,
 }
 
 /// Objects in one zone.

@@ -342,6 +342,25 @@ mod tests {
     }
 
     #[test]
+    fn a_stream_without_colour_is_seen_as_greyscale_and_back() {
+        let mut det = FireCue::new();
+        let mut out = Detections::new();
+        let grey = vec![128u8; 64 * 64 * 3 / 2];
+        let colour = frame(0, true);
+        let mut run = |d: &[u8], n: usize| {
+            for _ in 0..n {
+                det.detect(FrameView::i420(64, 64, d, Yuv::BT601), &mut out)
+                    .expect("detect");
+            }
+            det.scene().map(Scene::greyscale)
+        };
+        assert_eq!(run(&grey, 1), Some(true), "from the first frame");
+        assert_eq!(run(&colour, 4), Some(true), "not before 5 coloured frames");
+        assert_eq!(run(&colour, 1), Some(false));
+        assert_eq!(run(&grey, 5), Some(true));
+    }
+
+    #[test]
     fn a_still_picture_raises_nothing_and_tiny_frames_are_fine() {
         let mut det = FireCue::new();
         let mut out = Detections::new();
