@@ -176,13 +176,11 @@ impl Scene {
             class: FIRE,
             floor,
             min_blocks: FIRE_MIN_BLOCKS,
-            single: 2.0,
         };
         let smoke = Accept {
             class: SMOKE,
             floor,
             min_blocks: SMOKE_MIN_BLOCKS.max((g.len() / 200) as u32),
-            single: 2.0,
         };
         self.regions
             .find(&g, &self.fire, Some(&self.core), fire, out);

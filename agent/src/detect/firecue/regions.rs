@@ -16,10 +16,8 @@ pub struct Accept {
     pub class: u16,
     /// Least score (the group's best block).
     pub floor: f32,
-    /// Fewest blocks of a group…
+    /// Fewest blocks of a group, however sure its best block.
     pub min_blocks: u32,
-    /// … unless its best block is at least this sure.
-    pub single: f32,
 }
 
 /// Reusable working memory of the grouping.
@@ -85,10 +83,7 @@ impl Regions {
                     visit(i + grid.cols);
                 }
             }
-            if needed
-                && best >= accept.floor
-                && (count >= accept.min_blocks || best >= accept.single)
-            {
+            if needed && best >= accept.floor && count >= accept.min_blocks {
                 offer(
                     out,
                     Detection {
@@ -122,18 +117,17 @@ mod tests {
             class,
             floor: 0.5,
             min_blocks: 2,
-            single: 0.9,
         };
         let mut out = Detections::new();
         Regions::new(&grid).find(&grid, &conf, None, accept(0), &mut out);
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].score, 0.8);
         assert_eq!(out[0].bbox, [0.125, 0.125, 0.375, 0.375]);
-        // A lone block strong enough counts alone.
+        // However sure, a lone block is below the fewest blocks; the class is the caller's.
         conf[54] = 0.95;
         out.clear();
         Regions::new(&grid).find(&grid, &conf, None, accept(1), &mut out);
-        assert_eq!(out.len(), 2);
+        assert_eq!(out.len(), 1, "{out:?}");
         assert!(out.iter().all(|d| d.class == 1));
         // Only groups holding a needed block count.
         let mut need = vec![false; 64];
