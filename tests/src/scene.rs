@@ -17,9 +17,15 @@ pub fn config(broker: u16, camera_url: &str, extra: &str) -> String {
     config_with(broker, camera_url, "", extra)
 }
 
-/// [`config`] with more keys for the plaza camera itself (`frozen_s = 3`, …).
+/// [`config`] with more keys for the plaza camera itself (`frozen_s = 3`, …); the camera is
+/// analysed at 5 fps unless they set `analysis_fps`.
 pub fn config_with(broker: u16, camera_url: &str, camera_keys: &str, extra: &str) -> String {
     let card = repo().join("models/ssd_mobilenet_v2_coco/model.toml");
+    let fps = if camera_keys.contains("analysis_fps") {
+        ""
+    } else {
+        "analysis_fps = 5"
+    };
     format!(
         r#"
 [device]
@@ -48,7 +54,7 @@ card = "{card}"
 id = "plaza"
 url = "{camera_url}"
 model = "coco"
-analysis_fps = 5
+{fps}
 {camera_keys}
 
 [[cameras.zones]]

@@ -191,7 +191,11 @@ classes = ["person"]
 threads = 1
 "#
     );
-    let mut scene = Scene::start(vigil_bin!(), "dead", "plaza_25s.mp4", &extra)?;
+    // The live camera at 2.5 fps: half of what one inference thread of a debug build does on
+    // a loaded two-core machine, so a lost slot is the dead camera's doing, not the machine's.
+    let clip = std::path::Path::new("plaza_25s.mp4");
+    let keys = "analysis_fps = 2.5";
+    let mut scene = Scene::start_full(vigil_bin!(), "dead", clip, keys, &extra, false)?;
     // The dead camera is retried with backoff (0.5 s, 1 s, 2 s, …) while the live one keeps
     // producing incident events.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -226,32 +230,45 @@ threads = 1
         }
     }
     // Full rate: the live camera's analysis keeps up with its frames while the other is
-    // retried (ratios of counters from one health message, no wall-clock judgement).
-    let live = |m: &[vigil_tests::Received]| -> Option<serde_json::Value> {
+    // retried, judged from counters of its health messages over a window of them.
+    let live = |m: &[vigil_tests::Received]| -> Vec<(std::time::Instant, serde_json::Value)> {
         m.iter()
-            .rev()
             .filter(|x| x.topic.ends_with("/health"))
-            .find_map(|x| {
-                x.json()["cameras"]
-                    .as_array()?
-                    .iter()
-                    .find(|c| c["camera"] == "plaza")
-                    .cloned()
+            .filter_map(|x| {
+                let cams = x.json()["cameras"].as_array()?.clone();
+                let c = cams.into_iter().find(|c| c["camera"] == "plaza")?;
+                Some((x.at, c))
             })
+            .collect()
     };
-    let got = scene.wait("a health message after 40 live frames", |m| {
-        live(m).is_some_and(|c| c["received"].as_u64() >= Some(40))
+    let count = |c: &serde_json::Value, k: &str| c[k].as_u64().unwrap_or(0);
+    let got = scene.wait("a health message after 30 live frames", |m| {
+        live(m)
+            .last()
+            .is_some_and(|(_, c)| count(c, "received") >= 30)
     })?;
-    let plaza = live(&got).unwrap_or_default();
-    let received = plaza["received"].as_u64().unwrap_or(0);
-    let analysed = plaza["analysed"].as_u64().unwrap_or(0);
-    let dropped = plaza["dropped"].as_u64().unwrap_or(u64::MAX);
+    let window = live(&got);
+    let (Some((t0, first)), Some((t1, last))) = (
+        window.iter().find(|(_, c)| count(c, "received") >= 6),
+        window.last(),
+    ) else {
+        anyhow::bail!("no health messages of the live camera");
+    };
+    let delta = |k: &str| count(last, k).saturating_sub(count(first, k));
+    let (received, analysed, dropped) = (delta("received"), delta("analysed"), delta("dropped"));
+    // Frames may be dropped only when this camera's own inference fills the one thread (a slow
+    // or loaded machine): the share of the window spent on its frames must then be near all.
+    let secs = t1.duration_since(*t0).as_secs_f64().max(1e-3);
+    let busy = analysed as f64 / secs * last["inference_ms_p50"].as_f64().unwrap_or(0.0) / 1000.0;
     eprintln!(
-        "live camera beside a dead one: received {received}, analysed {analysed}, dropped {dropped}"
+        "live camera beside a dead one, over {secs:.1} s: received {received}, analysed \
+         {analysed}, dropped {dropped}; inference thread busy {busy:.2} with it"
     );
+    let kept_up = dropped * 10 <= received && analysed * 10 >= received * 9;
     assert!(
-        dropped * 10 <= received && analysed * 10 >= received * 9,
-        "the live camera lost analysis slots while the other was retried: {plaza}"
+        received >= 20 && (kept_up || busy >= 0.85),
+        "the live camera lost analysis slots while the other was retried \
+         (thread busy {busy:.2} with it): {first} -> {last}"
     );
     assert!(scene.agent.running(), "the agent kept running");
     // The dead camera's password never reached the log.
