@@ -46,7 +46,7 @@ FIRE_CARD_DIR := models/fire_smoke_yolov8
 test-fire: deps ort-lib
 	@if [ -n "$(FIRE_ONNX)" ]; then cp "$(FIRE_ONNX)" $(FIRE_CARD_DIR)/light_yolov8_flame_416.onnx; fi
 	@test -f $(FIRE_CARD_DIR)/light_yolov8_flame_416.onnx || { echo "make test-fire: $(FIRE_CARD_DIR)/light_yolov8_flame_416.onnx is missing; run models/convert/fire_smoke_yolov8.sh or pass FIRE_ONNX=path" >&2; exit 1; }
-	ORT_DYLIB_PATH=$(ORT_LIB) $(CARGO) test $(TEST_BUILD),vigil-tests/fire-model --test parity fire
+	ORT_DYLIB_PATH=$(ORT_LIB) $(CARGO) test $(TEST_BUILD),vigil-tests/fire-model --test parity --test replay fire
 
 ## The MQTT contract: docs/asyncapi.yaml parsed and validated by the official AsyncAPI parser
 ## (npm @asyncapi/parser, pinned in tools/asyncapi/package-lock.json), with its schema files.

@@ -173,7 +173,7 @@ def first_open(summary, kind):
     return min(times) if times else None
 
 
-def evaluate(args, tmp, label, model):
+def evaluate(args, tmp, label, model, neg_hours):
     cfg = config(tmp, label.replace(" ", "_"), model, args.fps)
     rows, met = [], True
     annotations = furg_annotations(os.path.join(args.media, FURG_XML))
@@ -202,7 +202,7 @@ def evaluate(args, tmp, label, model):
         if not os.path.exists(video):
             still_video(os.path.join(args.media, photo), video)
         negatives.append((f"{name} (photo, 60 s still)", video))
-    per_clip = args.hours * 3600 / len(negatives)
+    per_clip = neg_hours * 3600 / len(negatives)
     for name, clip in negatives:
         out = os.path.join(tmp, "out", label, os.path.basename(clip))
         once = replay(args.vigil, cfg, clip, out)
@@ -238,21 +238,47 @@ def main():
     ap.add_argument("--hours", type=float, default=2.0, help="footage time of the negatives in all")
     ap.add_argument("--fps", type=float, default=5.0, help="the fire camera's analysis_fps")
     ap.add_argument("--fire-onnx", help="the opt-in YOLOv8 flame model's ONNX file (also evaluated)")
+    ap.add_argument("--variants", default="builtin,onnx,agree,either",
+                    help="which detectors to evaluate (comma-separated; the last three need --fire-onnx)")
+    ap.add_argument("--onnx-hours", type=float,
+                    help="footage time of the negatives for the variants that run the ONNX model on "
+                         "every frame (onnx, either); default --hours")
+    ap.add_argument("--onnx-backend", default="tract", choices=("tract", "ort"),
+                    help="inference engine of the ONNX model (ort needs ORT_DYLIB_PATH)")
     ap.add_argument("--keep", help="keep replays and videos in this folder")
     args = ap.parse_args()
     for tool in ("gst-launch-1.0",):
         if not shutil.which(tool):
             sys.exit(f"fire-eval: {tool} is missing (make deps)")
+    variants = args.variants.split(",")
+    unknown = set(variants) - {"builtin", "onnx", "agree", "either"}
+    if unknown:
+        sys.exit(f"fire-eval: unknown variants {sorted(unknown)} (builtin, onnx, agree, either)")
     tmp = args.keep or tempfile.mkdtemp(prefix="vigil-fire-eval-")
     os.makedirs(tmp, exist_ok=True)
     print(f"fire-eval: {args.vigil}, analysis_fps {args.fps}, negatives {args.hours} h, work in {tmp}")
-    met = evaluate(args, tmp, "built-in detector (vigil-firecue)", 'builtin = "fire"')
-    if args.fire_onnx:
+    met = True
+    if "builtin" in variants:
+        met &= evaluate(args, tmp, "built-in detector (vigil-firecue)", 'builtin = "fire"', args.hours)
+    onnx_variants = [v for v in variants if v != "builtin"]
+    if onnx_variants and not args.fire_onnx:
+        print(f"\nfire-eval: no --fire-onnx, so {', '.join(onnx_variants)} not evaluated")
+    elif onnx_variants:
         card = os.path.join(ROOT, "models", "fire_smoke_yolov8", "model.toml")
         onnx = os.path.join(ROOT, "models", "fire_smoke_yolov8", "light_yolov8_flame_416.onnx")
         if not os.path.exists(onnx):
             shutil.copy(args.fire_onnx, onnx)
-        evaluate(args, tmp, "opt-in YOLOv8 flame model alone", f'card = "{card}"')
+        model = f'card = "{card}"\nbackend = "{args.onnx_backend}"'
+        partner = f'\n[[models]]\nname = "flame"\n{model}\n'
+        hours = args.onnx_hours or args.hours
+        if "onnx" in onnx_variants:
+            evaluate(args, tmp, "opt-in YOLOv8 flame model alone", model, hours)
+        for mode in ("agree", "either"):
+            if mode in onnx_variants:
+                fused = f'builtin = "fire"\nfuse_with = "flame"\nfusion = "{mode}"\n{partner}'
+                label = f"built-in detector and YOLOv8, fusion = \"{mode}\""
+                # Agreement runs the model only where the built-in detector sees something.
+                met &= evaluate(args, tmp, label, fused, args.hours if mode == "agree" else hours)
     if not args.keep:
         shutil.rmtree(tmp, ignore_errors=True)
     sys.exit(0 if met else 1)

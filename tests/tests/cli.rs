@@ -106,6 +106,28 @@ fn unknown_zone_class_is_located_in_the_config() -> anyhow::Result<()> {
 }
 
 #[test]
+fn the_builtin_fire_detector_fuses_only_with_a_fire_model() -> anyhow::Result<()> {
+    let dir = TempDir::new("cli-fuse")?;
+    let cfg = dir.join("vigil.toml");
+    let fused = good_config().replace(
+        "[[cameras]]",
+        "[[models]]\nname = \"fire\"\nbuiltin = \"fire\"\nfuse_with = \"coco\"\n\n[[cameras]]",
+    );
+    std::fs::write(&cfg, fused)?;
+    let (code, out, err) = run_cli(
+        vigil_bin!(),
+        &["check", "--config", cfg.to_str().unwrap_or_default()],
+    )?;
+    assert_eq!(code, 78, "stdout: {out}\nstderr: {err}");
+    assert!(
+        err.contains(":16:13: models[1].fuse_with: model \"ssd_mobilenet_v2_coco\"")
+            && err.contains("maps no class to fire or smoke"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[test]
 fn a_model_file_that_does_not_match_its_card_is_refused() -> anyhow::Result<()> {
     let dir = TempDir::new("cli-model")?;
     let src = repo().join("models/ssd_mobilenet_v2_coco");

@@ -255,3 +255,69 @@ analysis_fps = 5
     assert!(twice["frames"].as_u64() >= Some(2 * once["frames"].as_u64().unwrap_or(0) - 2));
     Ok(())
 }
+
+/// Opt-in (`make test-fire`, the AGPL model's ONNX file in models/fire_smoke_yolov8/): the
+/// built-in detector fused with the YOLOv8 flame model, in agreement, alarms on the FURG flames
+/// and its incidents name both detectors.
+#[cfg(feature = "fire-model")]
+#[test]
+fn fire_fused_with_the_yolov8_model_in_agreement_alarms_on_real_flames() -> anyhow::Result<()> {
+    let dir = TempDir::new("replay-fused")?;
+    let cfg = dir.join("fused.toml");
+    let card = vigil_tests::repo().join("models/fire_smoke_yolov8/model.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"[device]
+id = "q1-box-001"
+district = "q1"
+
+[mqtt]
+host = "127.0.0.1"
+
+[[models]]
+name = "flame"
+card = "{}"
+
+[[models]]
+name = "fire"
+builtin = "fire"
+fuse_with = "flame"
+fusion = "agree"
+
+[[cameras]]
+id = "hill"
+url = "rtsp://127.0.0.1:8554/hill"
+kind = "fire"
+model = "fire"
+analysis_fps = 5
+"#,
+            card.display()
+        ),
+    )?;
+    let out = dir.join("out");
+    let clip = fixture("furg_house6_fire_smoke_cc0.mp4");
+    let (code, stdout, stderr) = run_cli(
+        vigil_bin!(),
+        &[
+            "replay",
+            clip.to_str().unwrap_or_default(),
+            "--config",
+            cfg.to_str().unwrap_or_default(),
+            "--out",
+            out.to_str().unwrap_or_default(),
+            "--json",
+        ],
+    )?;
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.trim().lines().last().unwrap_or(""))?;
+    assert!(summary["opened"]["fire"].as_u64() >= Some(1), "{summary}");
+    let incidents = std::fs::read_to_string(out.join("incidents.jsonl"))?;
+    let first: serde_json::Value = serde_json::from_str(incidents.lines().next().unwrap_or("{}"))?;
+    assert_eq!(
+        first["model"]["name"], "vigil-firecue+fire_smoke_yolov8",
+        "{first}"
+    );
+    Ok(())
+}

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::clock::SystemClock;
 use crate::config::{ConfigError, Diagnostics, Loaded};
-use crate::detect::{self, DetectError, Detector, LoadedCard};
+use crate::detect::{self, DetectError, LoadedCard};
 use crate::diag;
 use crate::ingest::picture::{Gray, PictureSettings, PictureWatch};
 use crate::ingest::{self, IngestError, slot::FrameBoard};
@@ -29,6 +29,7 @@ use crate::rules::{CameraRules, RuleSet};
 use crate::telemetry;
 
 mod live;
+mod models;
 mod workers;
 
 /// Why the agent cannot start.
@@ -84,6 +85,20 @@ impl Plan {
             cards.insert(m.name.clone(), card);
         }
         let mut problems = Vec::new();
+        for (i, m) in loaded.config.models.iter().enumerate() {
+            let Some(card) = m.fuse_with.as_ref().and_then(|p| cards.get(p)) else {
+                continue;
+            };
+            if detect::fusion::kinds_of(card).iter().all(Option::is_none) {
+                problems.push(loaded.diagnostic(
+                    &format!("models[{i}].fuse_with"),
+                    format!(
+                        "model \"{}\" ({}) maps no class to fire or smoke (see [incidents] in its card); the built-in fire detector fuses only with a fire/smoke model",
+                        card.card.name, card.path.display()
+                    ),
+                ));
+            }
+        }
         let mut rules = Vec::new();
         for (ci, cam) in loaded.config.cameras.iter().enumerate() {
             let Some(card) = cards.get(&cam.model) else {
@@ -149,10 +164,7 @@ impl CameraWork {
     /// On the built-in fire detector: which of its cues the stream allows (`"colour"` or
     /// `"greyscale"`), once a frame was analysed; `None` for other models.
     fn fire_cues(&self) -> Option<&'static str> {
-        let scene = self
-            .memory
-            .as_ref()?
-            .downcast_ref::<detect::firecue::Scene>()?;
+        let scene = detect::fusion::scene_of(&self.memory)?;
         Some(if scene.greyscale() {
             "greyscale"
         } else {
@@ -189,38 +201,21 @@ pub async fn run(
     let identity = plan.identity();
 
     // Load every model before touching a camera: a bad model refuses the start.
-    let mut detectors: HashMap<String, Box<dyn Detector>> = HashMap::new();
+    let mut detectors = plan.detectors(|_| true)?;
     let mut floors: HashMap<String, f32> = HashMap::new();
-    for m in &config.models {
-        let card = plan
-            .cards
-            .get(&m.name)
-            .cloned()
-            .ok_or_else(|| StartError::Runtime(format!("no card for {}", m.name)))?;
-        let started = Instant::now();
-        let opts = detect::EngineOptions {
-            backend: m.backend,
-            threads: m.threads,
-            ort_library: m.ort_library.as_ref().map(|p| plan.loaded.resolve(p)),
-        };
-        let mut det = detect::build(card, &opts).map_err(|e| StartError::Model {
-            name: m.name.clone(),
-            source: e,
-        })?;
+    for (name, det) in &mut detectors {
         // Rules may ask for weaker detections than the card's default.
         let floor = config
             .cameras
             .iter()
             .zip(&plan.rules)
-            .filter(|(c, _)| c.model == m.name)
+            .filter(|(c, _)| &c.model == name)
             .map(|(_, r)| r.detector_floor)
             .fold(f32::INFINITY, f32::min);
         if floor.is_finite() {
             det.lower_thresholds(floor);
         }
-        floors.insert(m.name.clone(), floor);
-        tracing::info!(model = %m.name, load_ms = started.elapsed().as_millis() as u64, "model loaded");
-        detectors.insert(m.name.clone(), det);
+        floors.insert(name.clone(), floor);
     }
 
     // The load's peak (protobuf, graph, optimisation) is freed by now; give it back.

@@ -133,10 +133,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(plan) => {
             for m in &config.models {
                 if let Some(card) = plan.cards.get(&m.name) {
-                    let what = if card.builtin.is_some() {
-                        "built into vigil, no model file"
-                    } else {
-                        "file checksum matches its card"
+                    let what = match (&m.fuse_with, card.builtin) {
+                        (Some(with), _) => format!(
+                            "built into vigil, fused with model {with}, fusion = {}",
+                            m.fusion.as_str()
+                        ),
+                        (None, Some(_)) => "built into vigil, no model file".to_string(),
+                        (None, None) => "file checksum matches its card".to_string(),
                     };
                     checks.push(Check::ok(format!(
                         "model {}: {} {} ({what})",

@@ -18,7 +18,7 @@ use anyhow::Context;
 use gstreamer as gst;
 
 use crate::agent::{Plan, StartError};
-use crate::detect::{self, Detections, Detector, FrameView};
+use crate::detect::{Detections, Detector, FrameView};
 use crate::incident;
 use crate::ingest::file;
 use crate::publish::payload::{self, IncidentContext};
@@ -188,29 +188,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
     };
     let cam = &config.cameras[camera];
-    let model = config
-        .models
-        .iter()
-        .find(|m| m.name == cam.model)
-        .context("the camera's model is not in the config")?;
-    let card = plan
-        .cards
-        .get(&cam.model)
-        .cloned()
-        .context("no card for the camera's model")?;
-    let opts = detect::EngineOptions {
-        backend: model.backend,
-        threads: model.threads,
-        ort_library: model.ort_library.as_ref().map(|p| plan.loaded.resolve(p)),
-    };
-    let mut detector = match detect::build(card, &opts) {
+    let built = plan.detectors(|name| name == cam.model).and_then(|mut d| {
+        d.remove(&cam.model)
+            .ok_or_else(|| StartError::Runtime(format!("model {} not built", cam.model)))
+    });
+    let mut detector = match built {
         Ok(d) => d,
-        Err(e) => {
-            return Ok(super::report_start_error(&StartError::Model {
-                name: model.name.clone(),
-                source: e,
-            }));
-        }
+        Err(e) => return Ok(super::report_start_error(&e)),
     };
     let set = plan.rules[camera].clone();
     detector.lower_thresholds(set.detector_floor);

@@ -298,6 +298,12 @@ pub struct ModelRef {
     /// A detector built into vigil instead of a model file: `"fire"`, the video fire and smoke
     /// detector (docs/fire.md). Exclusive with `card`.
     pub builtin: Option<Builtin>,
+    /// With `builtin = "fire"`: the name of another `[[models]]` entry, an ONNX fire/smoke
+    /// model, whose boxes are fused with the built-in detector's (docs/fire.md).
+    pub fuse_with: Option<String>,
+    /// How a fused model's boxes combine with the built-in detector's: `"agree"` (default) or
+    /// `"either"`.
+    pub fusion: Fusion,
     /// Inference engine: `"tract"` (default) or `"ort"`.
     pub backend: Backend,
     /// Intra-op threads of the inference engine (ort). Default 1.
@@ -313,6 +319,8 @@ impl Default for ModelRef {
             name: String::new(),
             card: PathBuf::new(),
             builtin: None,
+            fuse_with: None,
+            fusion: Fusion::default(),
             backend: Backend::Tract,
             threads: 1,
             ort_library: None,
@@ -327,6 +335,28 @@ pub enum Builtin {
     /// Video fire and smoke detection from colour, flicker, background and detail cues
     /// (labels `fire` and `smoke`); needs no model file.
     Fire,
+}
+
+/// How the built-in fire detector and a fused model combine (`fusion` in `[[models]]`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Fusion {
+    /// A box counts only where both saw the same kind (the model within a few frames); the
+    /// model runs only on frames where the built-in detector sees something.
+    #[default]
+    Agree,
+    /// Every box of either counts; both run on every frame.
+    Either,
+}
+
+impl Fusion {
+    /// The name in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fusion::Agree => "agree",
+            Fusion::Either => "either",
+        }
+    }
 }
 
 /// What a camera watches for; decides the incident types its detections can raise.

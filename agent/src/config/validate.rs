@@ -86,6 +86,41 @@ impl Checker<'_> {
         }
     }
 
+    /// `fuse_with` and `fusion` of model `m` (at `p`) among `models`.
+    fn fusion(&mut self, p: &str, m: &crate::config::ModelRef, models: &[crate::config::ModelRef]) {
+        let Some(partner) = &m.fuse_with else {
+            if self.spans.contains(&format!("{p}.fusion")) {
+                self.err(&format!("{p}.fusion"), "only used with fuse_with");
+            }
+            return;
+        };
+        let path = format!("{p}.fuse_with");
+        if m.builtin.is_none() {
+            self.err(
+                &path,
+                "only the built-in fire detector fuses with a model; put fuse_with in the [[models]] entry with builtin = \"fire\"",
+            );
+            return;
+        }
+        let Some(other) = models.iter().find(|o| &o.name == partner) else {
+            let known: Vec<&str> = models.iter().map(|o| o.name.as_str()).collect();
+            self.err(
+                &path,
+                format!(
+                    "no model named \"{partner}\" in [[models]] (known: {})",
+                    known.join(", ")
+                ),
+            );
+            return;
+        };
+        if other.builtin.is_some() || other.fuse_with.is_some() {
+            self.err(
+                &path,
+                format!("\"{partner}\" is a built-in detector; fuse_with names a model card's entry (an ONNX fire/smoke model)"),
+            );
+        }
+    }
+
     /// Identifiers go into MQTT topics: no `/`, `+`, `#`, spaces or other surprises.
     fn ident(&mut self, path: &str, value: &str) {
         if !self.spans.contains(path) {
@@ -201,6 +236,9 @@ pub fn validate(config: &Config, spans: &Spans) -> Vec<Problem> {
                 format!("model \"{}\" is defined twice", m.name),
             );
         }
+    }
+    for (i, m) in config.models.iter().enumerate() {
+        c.fusion(&format!("models[{i}]"), m, &config.models);
     }
     if spans.contains("models") && config.models.is_empty() {
         c.err("models", "at least one model is needed");
@@ -573,6 +611,52 @@ classes = ["person"]
                 || problems(&unknown)[0].contains("unknown value \"flame\""),
             "{:?}",
             problems(&unknown)
+        );
+    }
+
+    #[test]
+    fn only_the_builtin_detector_fuses_and_only_with_a_card() {
+        let fused = GOOD.replace(
+            "[[cameras]]",
+            "[[models]]\nname = \"fire\"\nbuiltin = \"fire\"\nfuse_with = \"coco\"\nfusion = \"either\"\n\n[[cameras]]",
+        );
+        assert_eq!(problems(&fused), Vec::<String>::new());
+        let loaded = parse(Path::new("vigil.toml"), fused.clone()).expect("valid");
+        assert_eq!(
+            loaded.config.models[1].fusion,
+            crate::config::Fusion::Either
+        );
+        let default = fused.replace("fusion = \"either\"\n", "");
+        let loaded = parse(Path::new("vigil.toml"), default).expect("valid");
+        assert_eq!(loaded.config.models[1].fusion, crate::config::Fusion::Agree);
+        let unknown = fused.replace("fuse_with = \"coco\"", "fuse_with = \"yolo\"");
+        assert_eq!(
+            problems(&unknown),
+            [
+                "vigil.toml:17:13: models[1].fuse_with: no model named \"yolo\" in [[models]] (known: coco, fire)"
+            ]
+        );
+        let itself = fused.replace("fuse_with = \"coco\"", "fuse_with = \"fire\"");
+        assert!(
+            problems(&itself)[0].contains("\"fire\" is a built-in detector; fuse_with names"),
+            "{:?}",
+            problems(&itself)
+        );
+        let on_a_card = GOOD.replace(
+            "card = \"models/ssd_mobilenet_v2_coco/model.toml\"",
+            "card = \"models/ssd_mobilenet_v2_coco/model.toml\"\nfuse_with = \"coco\"",
+        );
+        assert!(
+            problems(&on_a_card)[0]
+                .contains("models[0].fuse_with: only the built-in fire detector fuses"),
+            "{:?}",
+            problems(&on_a_card)
+        );
+        let alone = GOOD.replace("name = \"coco\"\n", "name = \"coco\"\nfusion = \"agree\"\n");
+        assert!(
+            problems(&alone)[0].contains("models[0].fusion: only used with fuse_with"),
+            "{:?}",
+            problems(&alone)
         );
     }
 

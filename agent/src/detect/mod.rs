@@ -8,6 +8,7 @@
 pub mod card;
 pub mod decode;
 pub mod firecue;
+pub mod fusion;
 pub mod nms;
 #[cfg(feature = "ort")]
 pub mod ort_backend;

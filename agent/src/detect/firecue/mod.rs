@@ -215,6 +215,11 @@ impl FireCue {
         }
     }
 
+    /// The least score of a reported box.
+    pub fn floor(&self) -> f32 {
+        self.floor
+    }
+
     /// The current camera's scene, if a frame was analysed since its memory was handed in.
     pub fn scene(&self) -> Option<&Scene> {
         self.memory.as_ref()?.downcast_ref::<Scene>()
