@@ -324,7 +324,10 @@ pub fn annotate(
             frame.expected_len(),
         ));
     };
-    let mut width = settings.max_width.clamp(160, frame.width.max(1));
+    // Pictures shrink to fit down to 160 pixels wide, or the frame's own width when narrower (a
+    // thermal camera's 80×60).
+    let narrowest = frame.width.clamp(1, 160);
+    let mut width = settings.max_width.clamp(narrowest, frame.width.max(1));
     loop {
         let mut img = scaled(&full, width);
         draw(&mut img, overlays, marks);
@@ -339,7 +342,7 @@ pub fn annotate(
                 });
             }
             if quality <= 30 {
-                if width <= 160 {
+                if width <= narrowest {
                     return Err(EvidenceError::TooBig(
                         bytes.len(),
                         width,
@@ -350,7 +353,7 @@ pub fn annotate(
             }
             quality = quality.saturating_sub(15).max(30);
         }
-        width = (width / 2).max(160);
+        width = (width / 2).max(narrowest);
     }
 }
 
@@ -429,6 +432,53 @@ mod tests {
         };
         let err = annotate(view, &[], &[], &tiny).unwrap_err();
         assert!(matches!(err, EvidenceError::TooBig(_, 160, 400)), "{err}");
+    }
+
+    #[test]
+    fn any_frame_size_gets_a_picture_of_its_own_size_at_most() {
+        // Thermal cameras are 80×60 to 384×288; odd sizes come from cropping encoders.
+        let zone = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]];
+        let overlay = Overlay {
+            polygon: &zone,
+            line: Some(([0.0, 0.5], [1.0, 0.5])),
+        };
+        let marks = [Mark {
+            bbox: [0.0, 0.0, 1.0, 1.0],
+            text: "fire #1 0.99".into(),
+        }];
+        for (w, h) in [
+            (1, 1),
+            (2, 2),
+            (16, 16),
+            (17, 9),
+            (64, 64),
+            (80, 60),
+            (128, 96),
+            (159, 120),
+            (160, 2),
+            (2, 400),
+        ] {
+            let i420 =
+                vec![90u8; FrameView::i420(w, h, &[], crate::pixels::Yuv::BT601).expected_len()];
+            let view = FrameView::i420(w, h, &i420, crate::pixels::Yuv::BT601);
+            for max_bytes in [EvidenceSettings::default().max_bytes, 2000] {
+                let settings = EvidenceSettings {
+                    max_bytes,
+                    ..EvidenceSettings::default()
+                };
+                match annotate(view, &[overlay], &marks, &settings) {
+                    Ok(jpeg) => {
+                        assert_eq!((jpeg.width, jpeg.height), (w, h), "{w}×{h}");
+                        assert!(jpeg.bytes.len() <= max_bytes, "{w}×{h}");
+                    }
+                    // Only a budget below what the frame's own size needs is refused.
+                    Err(EvidenceError::TooBig(_, width, _)) => {
+                        assert!(max_bytes == 2000 && width == w, "{w}×{h} at {max_bytes}")
+                    }
+                    Err(e) => panic!("{w}×{h}: {e}"),
+                }
+            }
+        }
     }
 
     #[test]

@@ -21,15 +21,22 @@ struct FireScene {
 
 impl FireScene {
     fn start(tag: &str, clip: &str) -> anyhow::Result<FireScene> {
+        FireScene::cameras(tag, &[("hill", fixture(clip))])
+    }
+
+    /// One fire camera per `(id, clip)`, each clip served at `/<id>`.
+    fn cameras(tag: &str, clips: &[(&str, std::path::PathBuf)]) -> anyhow::Result<FireScene> {
         vigil_tests::init_logs();
         let broker = Mosquitto::start()?;
-        let server = RtspServer::start(&[("cam", Arc::new(Clip::load(&fixture(clip))?))])?;
+        let mut mounts = Vec::new();
+        for (id, clip) in clips {
+            mounts.push((*id, Arc::new(Clip::load(clip)?)));
+        }
+        let server = RtspServer::start(&mounts)?;
         let dir = TempDir::new(tag)?;
         let cfg = dir.join("vigil.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                r#"
+        let mut config = format!(
+            r#"
 [device]
 id = "fire-box-001"
 district = "t1"
@@ -51,18 +58,16 @@ enabled = false
 [[models]]
 name = "fire"
 builtin = "fire"
-
-[[cameras]]
-id = "hill"
-url = "{url}"
-kind = "fire"
-model = "fire"
-analysis_fps = 5
 "#,
-                port = broker.port,
-                url = server.url("cam")
-            ),
-        )?;
+            port = broker.port,
+        );
+        for (id, _) in clips {
+            config.push_str(&format!(
+                "\n[[cameras]]\nid = \"{id}\"\nurl = \"{}\"\nkind = \"fire\"\nmodel = \"fire\"\nanalysis_fps = 5\n",
+                server.url(id)
+            ));
+        }
+        std::fs::write(&cfg, config)?;
         let recorder = Recorder::start(broker.port, "vigil/v1/#")?;
         let log = dir.join("agent.log");
         let agent = vigil_tests::spawn_agent(vigil_bin!(), &cfg, &log)?;
@@ -82,8 +87,12 @@ analysis_fps = 5
 }
 
 fn fire_events(msgs: &[Received]) -> Vec<serde_json::Value> {
+    fire_events_of(msgs, "hill")
+}
+
+fn fire_events_of(msgs: &[Received], camera: &str) -> Vec<serde_json::Value> {
     msgs.iter()
-        .filter(|m| m.topic == "vigil/v1/t1/fire-box-001/incidents/hill")
+        .filter(|m| m.topic == format!("vigil/v1/t1/fire-box-001/incidents/{camera}"))
         .map(Received::json)
         .filter(|v| v["type"] == "fire" || v["type"] == "smoke")
         .collect()
@@ -186,5 +195,96 @@ fn a_still_picture_of_warm_lamps_raises_nothing() -> anyhow::Result<()> {
             .any(|m| m.topic.ends_with("/cameras/hill/status") && m.json()["state"] == "streaming"),
         "the camera streamed"
     );
+    Ok(())
+}
+
+/// The FURG clip scaled to `w`×`h` (H.264), made with GStreamer in `dir`.
+fn furg_at(dir: &TempDir, w: u32, h: u32) -> anyhow::Result<std::path::PathBuf> {
+    let out = dir.join(&format!("furg_{w}x{h}.mp4"));
+    let pipeline = format!(
+        "filesrc location={} ! decodebin ! videoconvert ! videoscale ! \
+         video/x-raw,width={w},height={h},pixel-aspect-ratio=1/1 ! \
+         x264enc speed-preset=veryfast key-int-max=30 ! h264parse ! mp4mux ! filesink location={}",
+        fixture("furg_house6_fire_smoke_cc0.mp4").display(),
+        out.display()
+    );
+    let status = std::process::Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(pipeline.split_whitespace())
+        .status()?;
+    anyhow::ensure!(
+        status.success(),
+        "gst-launch-1.0 could not make {}",
+        out.display()
+    );
+    Ok(out)
+}
+
+#[test]
+fn small_thermal_sized_cameras_are_analysed_and_alarm_beside_a_normal_one() -> anyhow::Result<()> {
+    // Thermal fire cameras are 80×60 to 384×288; a picture narrower than the evidence's least
+    // width once panicked every inference thread at the first incident.
+    let clips = TempDir::new("fire-small-clips")?;
+    let cameras = [
+        ("hill", fixture("furg_house6_fire_smoke_cc0.mp4")),
+        ("thermal", furg_at(&clips, 128, 96)?),
+        ("tiny", furg_at(&clips, 80, 60)?),
+        ("micro", furg_at(&clips, 16, 16)?),
+    ];
+    let scene = FireScene::cameras("fire-small", &cameras)?;
+    let opened = |m: &[Received], cam: &str| {
+        fire_events_of(m, cam)
+            .iter()
+            .any(|v| v["type"] == "fire" && v["state"] == "open")
+    };
+    let frames = |m: &[Received], cam: &str| {
+        m.iter()
+            .rev()
+            .filter(|x| x.topic.ends_with("/health"))
+            .find_map(|x| {
+                x.json()["cameras"]
+                    .as_array()?
+                    .iter()
+                    .find(|c| c["camera"] == cam)?["analysed"]
+                    .as_u64()
+            })
+            .unwrap_or(0)
+    };
+    let got = scene
+        .recorder
+        .wait_for(
+            Duration::from_secs(120),
+            "fire from the 426, 128 and 80 pixel wide cameras, 50 frames of the 16 pixel one",
+            |m| {
+                ["hill", "thermal", "tiny"].iter().all(|c| opened(m, c)) && frames(m, "micro") >= 50
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", scene.log()))?;
+    for (cam, width) in [("hill", 426), ("thermal", 128), ("tiny", 80)] {
+        let events = fire_events_of(&got, cam);
+        let open = events
+            .iter()
+            .find(|v| v["type"] == "fire" && v["state"] == "open")
+            .expect("fire open");
+        assert_eq!(open["snapshot"]["width"], width, "{open}");
+        let snap = got
+            .iter()
+            .find(|m| Some(m.topic.as_str()) == open["snapshot"]["topic"].as_str());
+        assert!(
+            snap.is_some_and(|s| s.payload.starts_with(&[0xFF, 0xD8])),
+            "{cam}: the open's JPEG arrived"
+        );
+    }
+    // Analysis went on after the small cameras' incidents, on every camera.
+    let later = scene
+        .recorder
+        .wait_for(Duration::from_secs(30), "more analysed frames", |m| {
+            cameras.iter().all(|(c, _)| frames(m, c) > frames(&got, c))
+        })
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", scene.log()))?;
+    let log = scene.log();
+    assert!(!log.contains("panicked"), "{log}");
+    let n = vigil_tests::contract::Contract::load()?.check_all(&later)?;
+    assert!(n > 0);
     Ok(())
 }
