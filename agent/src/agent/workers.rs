@@ -153,31 +153,97 @@ pub struct LoopContext<'a> {
     pub snapshots: &'a diag::Snapshots,
 }
 
+/// What one inference thread keeps between frames.
+struct ThreadState {
+    models: ThreadModels,
+    dets: Detections,
+    events: Vec<IncidentEvent>,
+}
+
+/// One inference thread's detectors.
+struct ThreadModels {
+    thread: usize,
+    /// Its detector per model, forked on first use.
+    detectors: HashMap<String, Box<dyn Detector>>,
+    /// The floor each of its detectors was last lowered to.
+    applied: HashMap<String, f32>,
+    last_error: Option<Instant>,
+}
+
+/// The session is gone (shutting down): the thread ends.
+struct SessionGone;
+
+impl ThreadModels {
+    /// Log `message` at most once every 10 s of this thread.
+    fn error(&mut self, message: std::fmt::Arguments<'_>) {
+        if self
+            .last_error
+            .is_none_or(|t| t.elapsed() > Duration::from_secs(10))
+        {
+            tracing::error!("{message}");
+            self.last_error = Some(Instant::now());
+        }
+    }
+
+    /// This thread's detector of `model`, forked on first use.
+    fn detector(&mut self, pool: &Pool, model: &str) -> Option<&mut Box<dyn Detector>> {
+        if !self.detectors.contains_key(model) {
+            let m = pool.models.get(model)?;
+            let started = Instant::now();
+            match (m.forker)() {
+                Ok(d) => {
+                    tracing::info!(
+                        model,
+                        thread = self.thread,
+                        load_ms = started.elapsed().as_millis() as u64,
+                        "model ready on another inference thread"
+                    );
+                    self.detectors.insert(model.to_string(), d);
+                }
+                Err(e) => {
+                    self.error(format_args!(
+                        "cannot prepare model {model} on a thread: {e}"
+                    ));
+                    return None;
+                }
+            }
+        }
+        let det = self.detectors.get_mut(model)?;
+        let floor = pool.floor(model);
+        if self.applied.get(model) != Some(&floor) {
+            if floor.is_finite() {
+                det.lower_thresholds(floor);
+            }
+            self.applied.insert(model.to_string(), floor);
+        }
+        Some(det)
+    }
+}
+
 /// One inference thread's loop, until `stop` or the session is gone. Thread 0 also builds the
-/// health message.
+/// health message. A frame whose analysis panics (a bug: there should be none) is dropped and
+/// counted, the camera's detector memory and this thread's detector of its model start afresh,
+/// and the loop goes on with the next frame.
 pub fn detect_loop(
     board: &FrameBoard,
     pool: &Pool,
     thread: usize,
-    mut detectors: HashMap<String, Box<dyn Detector>>,
+    detectors: HashMap<String, Box<dyn Detector>>,
     ctx: &LoopContext<'_>,
 ) {
-    let LoopContext {
-        identity,
-        tx,
-        stop,
-        clock,
-        evidence,
-        snapshots,
-    } = *ctx;
     // Start each thread at a different camera.
     let mut cursor = (board.len() + thread).saturating_sub(1) % board.len().max(1);
-    let mut dets = Detections::new();
-    let mut events: Vec<IncidentEvent> = Vec::new();
-    let mut last_error: Option<Instant> = None;
-    // The floor each of this thread's detectors was last lowered to.
-    let mut applied: HashMap<String, f32> = HashMap::new();
-    while !stop.load(Ordering::Relaxed) {
+    let mut st = ThreadState {
+        models: ThreadModels {
+            thread,
+            detectors,
+            applied: HashMap::new(),
+            last_error: None,
+        },
+        dets: Detections::new(),
+        events: Vec::new(),
+    };
+    while !ctx.stop.load(Ordering::Relaxed) {
         pool.beat(thread);
         if let Ok(updates) = pool.updates.try_lock() {
             while let Ok(u) = updates.try_recv() {
@@ -186,141 +252,149 @@ pub fn detect_loop(
                 }
             }
         }
-        if thread == 0
-            && pool
-                .health
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .is_due()
-        {
-            let guards: Vec<_> = (0..pool.work.len())
-                .filter_map(|i| pool.camera(i))
-                .collect();
-            let cams: Vec<(String, &CameraRules, Option<&'static str>)> = guards
-                .iter()
-                .map(|w| (w.id.clone(), &w.rules, w.fire_cues()))
-                .collect();
-            let m = pool
-                .health
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .build(identity, board, &cams);
-            drop(cams);
-            drop(guards);
-            // Health may be dropped when the session is backed up; incidents never are.
-            let _ = tx.try_send(Outgoing::Plain {
-                lane: Lane::Telemetry,
-                messages: vec![m],
-            });
+        if thread == 0 && send_health(board, pool, ctx).is_err() {
+            return;
         }
         let Some(claim) = board.take_next(&mut cursor, Duration::from_millis(200)) else {
             continue;
         };
         let frame = &claim.frame;
-        let Some(mut cam) = pool.camera(frame.camera) else {
-            continue;
-        };
-        if !detectors.contains_key(&cam.model)
-            && let Some(m) = pool.models.get(&cam.model)
-        {
-            let started = Instant::now();
-            match (m.forker)() {
-                Ok(d) => {
-                    tracing::info!(
-                        model = %cam.model,
-                        thread,
-                        load_ms = started.elapsed().as_millis() as u64,
-                        "model ready on another inference thread"
-                    );
-                    detectors.insert(cam.model.clone(), d);
+        let analysed = contain(|| analyse(board, pool, &mut st, ctx, frame));
+        match analysed {
+            Ok(Ok(())) => {}
+            Ok(Err(SessionGone)) => return,
+            Err(panic) => {
+                board
+                    .counters(frame.camera)
+                    .dropped
+                    .fetch_add(1, Ordering::Relaxed);
+                if let Some(mut cam) = pool.camera(frame.camera) {
+                    cam.memory = None;
+                    st.models.detectors.remove(&cam.model);
+                    st.models.error(format_args!(
+                        "camera {}: the analysis of a frame panicked ({panic}); the frame is dropped and counted, the camera goes on",
+                        cam.id
+                    ));
                 }
-                Err(e) => {
-                    if last_error.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                        tracing::error!("cannot prepare model {} on a thread: {e}", cam.model);
-                        last_error = Some(Instant::now());
-                    }
-                    continue;
-                }
-            }
-        }
-        let Some(det) = detectors.get_mut(&cam.model) else {
-            continue;
-        };
-        let floor = pool.floor(&cam.model);
-        if applied.get(&cam.model) != Some(&floor) {
-            if floor.is_finite() {
-                det.lower_thresholds(floor);
-            }
-            applied.insert(cam.model.clone(), floor);
-        }
-        let span = tracing::debug_span!("camera", id = %cam.id);
-        let _e = span.enter();
-        let view = frame.view();
-        watch_picture(board, frame.camera, &mut cam, view, clock.monotonic());
-        let t0 = Instant::now();
-        det.swap_memory(&mut cam.memory);
-        let result = det.detect_timed(view, &mut dets);
-        det.swap_memory(&mut cam.memory);
-        let stages = match result {
-            Ok(stages) => stages,
-            Err(e) => {
-                if last_error.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                    tracing::error!("detection failed: {e}");
-                    last_error = Some(Instant::now());
-                }
-                continue;
-            }
-        };
-        pool.health
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .record(frame.camera, t0.elapsed());
-        cam.timers.inference.record(t0.elapsed().as_secs_f64());
-        cam.timers.engine.record(stages.inference.as_secs_f64());
-        tracing::trace!(
-            inference_ms = t0.elapsed().as_millis() as u64,
-            objects = dets.len(),
-            thread,
-            "analysed"
-        );
-        if snapshots.wanted(frame.camera) {
-            snapshots.fulfil(frame.camera, || {
-                crate::incident::overview(
-                    cam.rules.set(),
-                    &det.info().labels,
-                    view,
-                    &dets,
-                    evidence,
-                )
-                .map_err(|e| e.to_string())
-            });
-        }
-        let aspect = f64::from(frame.width) / f64::from(frame.height.max(1));
-        cam.rules.evaluate(
-            clock.monotonic(),
-            frame.captured,
-            aspect,
-            &dets,
-            &mut events,
-        );
-        board
-            .counters(frame.camera)
-            .open_incidents
-            .store(cam.rules.open_incidents() as u64, Ordering::Relaxed);
-        for event in events.drain(..) {
-            let opened = event.state == crate::rules::EventState::Open;
-            if opened {
-                crate::prometheus::incident_opened(&cam.id, event.kind.as_str());
-            }
-            let out = outgoing(identity, &cam, det.info(), frame, event, evidence);
-            if tx.blocking_send(out).is_err() {
-                return; // session gone: shutting down
-            }
-            if opened && let Ok(age) = SystemTime::now().duration_since(frame.captured) {
-                cam.timers.latency.record(age.as_secs_f64());
             }
         }
     }
+}
+
+/// Run `f`, turning a panic into its message.
+fn contain<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+        p.downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into())
+    })
+}
+
+/// Thread 0: the health message when it is due. Health may be dropped when the session is
+/// backed up; incidents never are.
+fn send_health(board: &FrameBoard, pool: &Pool, ctx: &LoopContext<'_>) -> Result<(), SessionGone> {
+    let due = pool
+        .health
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .is_due();
+    if !due {
+        return Ok(());
+    }
+    let guards: Vec<_> = (0..pool.work.len())
+        .filter_map(|i| pool.camera(i))
+        .collect();
+    let cams: Vec<(String, &CameraRules, Option<&'static str>)> = guards
+        .iter()
+        .map(|w| (w.id.clone(), &w.rules, w.fire_cues()))
+        .collect();
+    let m = pool
+        .health
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .build(ctx.identity, board, &cams);
+    drop(cams);
+    drop(guards);
+    match ctx.tx.try_send(Outgoing::Plain {
+        lane: Lane::Telemetry,
+        messages: vec![m],
+    }) {
+        Err(mpsc::error::TrySendError::Closed(_)) => Err(SessionGone),
+        _ => Ok(()),
+    }
+}
+
+/// Analyse one claimed frame of a camera: its model, picture checks, rules and evidence.
+fn analyse(
+    board: &FrameBoard,
+    pool: &Pool,
+    st: &mut ThreadState,
+    ctx: &LoopContext<'_>,
+    frame: &ingest::slot::Frame,
+) -> Result<(), SessionGone> {
+    let Some(mut cam) = pool.camera(frame.camera) else {
+        return Ok(());
+    };
+    let model = cam.model.clone();
+    let Some(det) = st.models.detector(pool, &model) else {
+        return Ok(());
+    };
+    let span = tracing::debug_span!("camera", id = %cam.id);
+    let _e = span.enter();
+    let view = frame.view();
+    watch_picture(board, frame.camera, &mut cam, view, ctx.clock.monotonic());
+    let t0 = Instant::now();
+    det.swap_memory(&mut cam.memory);
+    let result = det.detect_timed(view, &mut st.dets);
+    det.swap_memory(&mut cam.memory);
+    let stages = match result {
+        Ok(stages) => stages,
+        Err(e) => {
+            st.models.error(format_args!("detection failed: {e}"));
+            return Ok(());
+        }
+    };
+    pool.health
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .record(frame.camera, t0.elapsed());
+    cam.timers.inference.record(t0.elapsed().as_secs_f64());
+    cam.timers.engine.record(stages.inference.as_secs_f64());
+    tracing::trace!(
+        inference_ms = t0.elapsed().as_millis() as u64,
+        objects = st.dets.len(),
+        "analysed"
+    );
+    let info = det.info();
+    if ctx.snapshots.wanted(frame.camera) {
+        ctx.snapshots.fulfil(frame.camera, || {
+            crate::incident::overview(cam.rules.set(), &info.labels, view, &st.dets, ctx.evidence)
+                .map_err(|e| e.to_string())
+        });
+    }
+    let aspect = f64::from(frame.width) / f64::from(frame.height.max(1));
+    let now = ctx.clock.monotonic();
+    cam.rules
+        .evaluate(now, frame.captured, aspect, &st.dets, &mut st.events);
+    board
+        .counters(frame.camera)
+        .open_incidents
+        .store(cam.rules.open_incidents() as u64, Ordering::Relaxed);
+    for event in st.events.drain(..) {
+        let opened = event.state == crate::rules::EventState::Open;
+        if opened {
+            crate::prometheus::incident_opened(&cam.id, event.kind.as_str());
+        }
+        let out = outgoing(ctx.identity, &cam, info, frame, event, ctx.evidence);
+        if ctx.tx.blocking_send(out).is_err() {
+            return Err(SessionGone);
+        }
+        if opened && let Ok(age) = SystemTime::now().duration_since(frame.captured) {
+            cam.timers.latency.record(age.as_secs_f64());
+        }
+    }
+    Ok(())
 }
 
 /// Give camera `u.index` new rules (closing its open incidents under the old ones) and make
@@ -453,7 +527,17 @@ fn outgoing(
 
 #[cfg(test)]
 mod tests {
-    use super::count;
+    use super::{contain, count};
+
+    #[test]
+    fn a_panic_is_contained_with_its_message() {
+        assert_eq!(contain(|| 7), Ok(7));
+        let fixed: Result<(), String> = contain(|| panic!("min > max"));
+        assert_eq!(fixed, Err("min > max".to_string()));
+        let limit = 3;
+        let formatted: Result<(), String> = contain(|| panic!("index {limit} out of range"));
+        assert_eq!(formatted, Err("index 3 out of range".to_string()));
+    }
 
     #[test]
     fn one_thread_per_usable_core_and_no_more_than_cameras() {
