@@ -106,6 +106,39 @@ fn unknown_zone_class_is_located_in_the_config() -> anyhow::Result<()> {
 }
 
 #[test]
+fn check_explains_a_password_gstreamer_would_misread_without_showing_it() -> anyhow::Result<()> {
+    let dir = TempDir::new("cli-password")?;
+    let cfg = dir.join("vigil.toml");
+    for (password, what) in [
+        ("se/cr3tPW", "a raw '/'"),
+        ("s3cr@tPW", "a raw '@'"),
+        ("50%offPW", "a '%' not followed by two hex digits"),
+        ("pässPW", "a non-ASCII character"),
+        ("my secretPW", "spaces or control characters"),
+    ] {
+        let url = format!("rtsp://tech:{password}@127.0.0.1:8554/plaza");
+        let config = good_config().replace("rtsp://admin:secret@127.0.0.1:8554/plaza", &url);
+        std::fs::write(&cfg, config)?;
+        let (code, out, err) = run_cli(
+            vigil_bin!(),
+            &["check", "--config", cfg.to_str().unwrap_or_default()],
+        )?;
+        assert_eq!(code, 78, "{password}: stdout: {out}\nstderr: {err}");
+        assert!(
+            err.contains(":15:7: cameras[0].url: \"rtsp://***@127.0.0.1:8554/plaza\"")
+                && err.contains(what)
+                && err.contains("%20"),
+            "{password}: {err}"
+        );
+        assert!(
+            !err.contains("PW") && !out.contains("PW"),
+            "{password} shown: {err}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
 fn the_builtin_fire_detector_fuses_only_with_a_fire_model() -> anyhow::Result<()> {
     let dir = TempDir::new("cli-fuse")?;
     let cfg = dir.join("vigil.toml");

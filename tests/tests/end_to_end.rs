@@ -178,7 +178,7 @@ fn a_camera_that_refuses_connections_does_not_stop_the_other() -> anyhow::Result
         r#"
 [[cameras]]
 id = "dead"
-url = "rtsp://user:hunter22@127.0.0.1:{dead_port}/nothing"
+url = "rtsp://user:hunter%2F22%40x%3A%25%20p%C3%A4ss@127.0.0.1:{dead_port}/nothing"
 model = "coco"
 
 [[cameras.zones]]
@@ -271,12 +271,20 @@ threads = 1
          (thread busy {busy:.2} with it): {first} -> {last}"
     );
     assert!(scene.agent.running(), "the agent kept running");
-    // The dead camera's password never reached the log.
+    // The dead camera's password (with '/', '@', ':', '%', a space and 'ä', percent-encoded)
+    // never reached the log or a message, written or decoded.
     let log_text = scene.log();
     assert!(
-        !log_text.contains("hunter22"),
+        !log_text.contains("hunter"),
         "password leaked into the log:\n{log_text}"
     );
+    let messages = scene.recorder.snapshot();
+    let leaked: Vec<&str> = messages
+        .iter()
+        .filter(|m| String::from_utf8_lossy(&m.payload).contains("hunter"))
+        .map(|m| m.topic.as_str())
+        .collect();
+    assert!(leaked.is_empty(), "password in messages on {leaked:?}");
     scene.check_contract()?;
     Ok(())
 }

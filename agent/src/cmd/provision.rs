@@ -221,11 +221,8 @@ fn ask_camera_credentials(p: &Prompter, typed: String) -> Result<String, Refusal
     }
     let password = read_hidden(&format!("password of {user} on camera {id} (not shown): "))
         .or_else(|e| refuse(2, format!("cannot read the password: {e}")))?;
-    let userinfo = if password.is_empty() {
-        percent_encode(&user)
-    } else {
-        format!("{}:{}", percent_encode(&user), percent_encode(&password))
-    };
+    // An empty password is still written (`user:@`): GStreamer refuses `user@host`.
+    let userinfo = format!("{}:{}", percent_encode(&user), percent_encode(&password));
     Ok(format!("{id}={scheme}://{userinfo}@{rest}"))
 }
 

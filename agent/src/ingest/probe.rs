@@ -378,11 +378,12 @@ fn classify(msg: &gst::Message, seen: &Mutex<Seen>, shown: &str) -> Option<Probe
 
 /// `host:port` of an RTSP URL (port 554 unless given; IPv6 literals in brackets).
 pub fn host_port(url: &str) -> Option<(String, u16)> {
-    let rest = url
-        .strip_prefix("rtsp://")
-        .or_else(|| url.strip_prefix("rtsps://"))?;
-    let authority = rest.split('/').next()?;
-    let hostport = authority.rsplit('@').next()?;
+    if !(url.starts_with("rtsp://") || url.starts_with("rtsps://")) {
+        return None;
+    }
+    let hostport = super::url::host_and_path(url)
+        .split(['/', '?', '#'])
+        .next()?;
     let default = if url.starts_with("rtsps://") {
         322
     } else {

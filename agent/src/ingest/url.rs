@@ -2,7 +2,7 @@
 //! (`rtsp://admin:secret@10.0.0.5/stream1`); only [`redact`]ed forms may reach a log, an error or
 //! an MQTT message.
 
-/// Why a camera URL is not usable.
+/// Why a camera URL is not usable. Messages never quote the user name or password.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum UrlError {
     /// Not `rtsp://` or `rtsps://`.
@@ -12,22 +12,88 @@ pub enum UrlError {
     #[error("\"{0}\" has no host")]
     NoHost(String),
     /// Spaces or control characters.
-    #[error("\"{0}\" contains spaces or control characters")]
+    #[error(
+        "\"{0}\" contains spaces or control characters; in a user name or password write a space as %20"
+    )]
     BadChars(String),
+    /// A character in `user:password` that must be percent-encoded.
+    #[error(
+        "\"{shown}\": the user name or password (everything before the last '@') contains {what}; \
+             percent-encode it: {PERCENT_HELP} (an '@' of the path itself is written %40)"
+    )]
+    Userinfo {
+        /// The redacted URL.
+        shown: String,
+        /// What it contains, e.g. `a raw '/'`.
+        what: &'static str,
+    },
+    /// `user@host` without a password: GStreamer refuses such a URL.
+    #[error(
+        "\"{0}\": a user name needs a password (user:password@host; an empty one is user:@host)"
+    )]
+    NoPassword(String),
 }
 
-/// Check that `url` is an RTSP URL with a host. Errors quote the redacted URL.
+/// How to write the characters a password may hold in a URL.
+pub const PERCENT_HELP: &str = "'/' as %2F, '@' as %40, '?' as %3F, '#' as %23, '%' as %25, a space as %20, \
+     a non-ASCII character as its UTF-8 bytes (ä as %C3%A4)";
+
+/// `(scheme with "://", user:password if any, host, port and path)`. The credentials are
+/// everything up to the *last* `@`, whatever they contain: redaction must hold for a password
+/// with a raw `/` or `@` too.
+fn split(url: &str) -> (&str, Option<&str>, &str) {
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => (&url[..i + 3], &url[i + 3..]),
+        None => ("", url),
+    };
+    match rest.rfind('@') {
+        Some(at) => (scheme, Some(&rest[..at]), &rest[at + 1..]),
+        None => (scheme, None, rest),
+    }
+}
+
+/// What in `userinfo` GStreamer would misread, if anything.
+fn userinfo_problem(userinfo: &str) -> Option<&'static str> {
+    let b = userinfo.as_bytes();
+    for (i, &c) in b.iter().enumerate() {
+        let what = match c {
+            b'/' => "a raw '/'",
+            b'@' => "a raw '@'",
+            b'?' => "a raw '?'",
+            b'#' => "a raw '#'",
+            b'%' if !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit)) =>
+            {
+                "a '%' not followed by two hex digits"
+            }
+            c if !c.is_ascii() => "a non-ASCII character",
+            _ => continue,
+        };
+        return Some(what);
+    }
+    None
+}
+
+/// Check that `url` is an RTSP URL with a host, and credentials GStreamer reads as written.
+/// Errors quote the redacted URL.
 pub fn check(url: &str) -> Result<(), UrlError> {
     let shown = redact(url);
-    let rest = url
-        .strip_prefix("rtsp://")
-        .or_else(|| url.strip_prefix("rtsps://"))
-        .ok_or_else(|| UrlError::Scheme(shown.clone()))?;
+    if !(url.starts_with("rtsp://") || url.starts_with("rtsps://")) {
+        return Err(UrlError::Scheme(shown));
+    }
     if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(UrlError::BadChars(shown));
     }
-    let authority = rest.split('/').next().unwrap_or("");
-    let host = authority.rsplit('@').next().unwrap_or("");
+    let (_, userinfo, rest) = split(url);
+    if let Some(userinfo) = userinfo {
+        if let Some(what) = userinfo_problem(userinfo) {
+            return Err(UrlError::Userinfo { shown, what });
+        }
+        if !userinfo.contains(':') {
+            return Err(UrlError::NoPassword(shown));
+        }
+    }
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
     if host.is_empty() || host.starts_with(':') {
         return Err(UrlError::NoHost(shown));
     }
@@ -36,32 +102,56 @@ pub fn check(url: &str) -> Result<(), UrlError> {
 
 /// The URL with any `user:password@` replaced by `***@`, safe to log.
 pub fn redact(url: &str) -> String {
-    let (scheme, rest) = match url.find("://") {
-        Some(i) => (&url[..i + 3], &url[i + 3..]),
-        None => ("", url),
-    };
-    let end = rest.find('/').unwrap_or(rest.len());
-    let authority = &rest[..end];
-    match authority.rfind('@') {
-        Some(at) => format!("{scheme}***@{}{}", &authority[at + 1..], &rest[end..]),
-        None => url.to_string(),
+    match split(url) {
+        (scheme, Some(_), rest) => format!("{scheme}***@{rest}"),
+        (_, None, _) => url.to_string(),
     }
 }
 
+/// `host[:port]` and the path of a URL, without its credentials.
+pub fn host_and_path(url: &str) -> &str {
+    split(url).2
+}
+
 /// Remove a URL's credentials from free text (an error message from GStreamer may quote the
-/// URL it was given): the full URL becomes its redacted form, and the password, if any, `***`.
+/// URL it was given, or the password as written or decoded): the full URL becomes its redacted
+/// form, and the password, if any, `***`.
 pub fn scrub(text: &str, url: &str) -> String {
     let mut out = text.replace(url, &redact(url));
-    if let Some(rest) = url.split_once("://").map(|(_, r)| r) {
-        let authority = rest.split('/').next().unwrap_or("");
-        if let Some((userinfo, _)) = authority.rsplit_once('@')
-            && let Some((_, password)) = userinfo.split_once(':')
-            && password.len() >= 3
-        {
-            out = out.replace(password, "***");
+    if let (_, Some(userinfo), _) = split(url)
+        && let Some((_, password)) = userinfo.split_once(':')
+        && password.len() >= 3
+    {
+        out = out.replace(password, "***");
+        let decoded = percent_decode(password);
+        if decoded.len() >= 3 {
+            out = out.replace(&decoded, "***");
         }
     }
     out
+}
+
+/// `%XX` escapes decoded (invalid ones kept as written; bytes that are not UTF-8 replaced).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                b.get(i + 1).and_then(|&c| hex(c)),
+                b.get(i + 2).and_then(|&c| hex(c)),
+            )
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -74,7 +164,12 @@ mod tests {
             redact("rtsp://admin:s3cr@t@10.0.0.5:554/s1"),
             "rtsp://***@10.0.0.5:554/s1"
         );
-        assert_eq!(redact("rtsp://user@cam/a@b"), "rtsp://***@cam/a@b");
+        // Everything up to the last '@' is a credential, whatever it holds.
+        assert_eq!(redact("rtsp://user@cam/a@b"), "rtsp://***@b");
+        assert_eq!(
+            redact("rtsp://tech:se/cr3tPW@10.0.0.5/s1"),
+            "rtsp://***@10.0.0.5/s1"
+        );
         assert_eq!(redact("rtsp://cam:554/live"), "rtsp://cam:554/live");
         assert_eq!(redact("http://u:p@x"), "http://***@x");
     }
@@ -90,6 +185,12 @@ mod tests {
             "could not open rtsp://***@10.0.0.5/s1 (auth ***)"
         );
         assert_eq!(scrub("no creds here", "rtsp://cam/x"), "no creds here");
+        // Written percent-encoded, quoted decoded (or the other way round).
+        let url = "rtsp://tech:se%2Fcr%40t@10.0.0.5/s1";
+        assert_eq!(
+            scrub("401 for se/cr@t and se%2Fcr%40t", url),
+            "401 for *** and ***"
+        );
     }
 
     #[test]
@@ -109,5 +210,48 @@ mod tests {
             check("rtsp://cam/a b"),
             Err(UrlError::BadChars(_))
         ));
+    }
+
+    #[test]
+    fn passwords_gstreamer_would_misread_are_refused_without_quoting_them() {
+        for (url, what) in [
+            ("rtsp://tech:se/cr3tPW@10.0.0.5/s1", "a raw '/'"),
+            ("rtsp://tech:s3cr@tPW@10.0.0.5/s1", "a raw '@'"),
+            ("rtsp://tech:wh?tPW@10.0.0.5/s1", "a raw '?'"),
+            (
+                "rtsp://tech:50%offPW@10.0.0.5/s1",
+                "a '%' not followed by two hex digits",
+            ),
+            ("rtsp://tech:päss@10.0.0.5/s1", "a non-ASCII character"),
+        ] {
+            let e = check(url).expect_err(url);
+            assert_eq!(
+                e,
+                UrlError::Userinfo {
+                    shown: "rtsp://***@10.0.0.5/s1".into(),
+                    what
+                },
+                "{url}"
+            );
+            let text = e.to_string();
+            assert!(
+                text.contains("%2F") && !text.contains("PW") && !text.contains("päss"),
+                "{text}"
+            );
+        }
+        let spaced = check("rtsp://tech:my secret@10.0.0.5/s1").expect_err("space");
+        assert!(!spaced.to_string().contains("secret"), "{spaced}");
+        assert_eq!(
+            check("rtsp://tech@10.0.0.5/s1"),
+            Err(UrlError::NoPassword("rtsp://***@10.0.0.5/s1".into()))
+        );
+        // Percent-encoded, every one of them is fine; ':' needs no escape in a password.
+        for ok in [
+            "rtsp://tech:se%2Fcr%40t%3F%25%20p%C3%A4ss@10.0.0.5/s1",
+            "rtsp://tech:a:b:c@10.0.0.5:8554/s1",
+            "rtsp://tech:@10.0.0.5/s1",
+        ] {
+            assert_eq!(check(ok), Ok(()), "{ok}");
+        }
     }
 }
