@@ -41,7 +41,7 @@ impl Watched {
             id: c.id.clone(),
             enabled: c.enabled,
             stall: Duration::from_secs_f64((3.0 / c.analysis_fps).max(3.0)),
-            offline: Duration::from_secs_f64(c.offline_s),
+            offline: crate::config::duration(c.offline_s),
         }
     }
 }

@@ -354,3 +354,20 @@ fn capture_times_come_from_the_stream_and_a_clean_stop_leaves_stopped_retained()
     scene.check_contract()?;
     Ok(())
 }
+
+#[test]
+fn durations_past_what_a_clock_holds_start_and_run() -> anyhow::Result<()> {
+    // `vigil check` accepts any positive number of seconds; "never" written as 1e20 once
+    // panicked at start (a Duration cannot hold it).
+    let keys = "frozen_s = 1e20\ntamper_s = 1e300\nstall_s = 1e20\noffline_s = 1e20";
+    let clip = std::path::Path::new("plaza_25s.mp4");
+    let mut scene = Scene::start_full(vigil_bin!(), "never", clip, keys, "", false)?;
+    let got = scene.wait("an intrusion and a health message", |m| {
+        !incidents(m).is_empty() && m.iter().any(|x| x.topic.ends_with("/health"))
+    })?;
+    assert!(scene.agent.running(), "the agent kept running");
+    let log = scene.log();
+    assert!(!log.contains("panicked"), "{log}");
+    assert_eq!(incidents(&got)[0]["type"], "intrusion");
+    Ok(())
+}

@@ -178,8 +178,8 @@ impl CameraWork {
             model: c.model.clone(),
             rules: CameraRules::new(r.clone()),
             picture: PictureWatch::new(PictureSettings {
-                frozen: Duration::from_secs_f64(c.frozen_s),
-                tamper: Duration::from_secs_f64(c.tamper_s),
+                frozen: crate::config::duration(c.frozen_s),
+                tamper: crate::config::duration(c.tamper_s),
             }),
             gray: Gray::default(),
             restarts: 0,
@@ -263,7 +263,7 @@ pub async fn run(
             identity: identity.clone(),
             inventory,
             max_packet_bytes: 4 << 20,
-            flush: Duration::from_secs_f64(config.outbox.flush_s),
+            flush: crate::config::duration(config.outbox.flush_s),
             security,
         },
         outbox,
@@ -310,7 +310,7 @@ pub async fn run(
     let (work_tx, work_rx) = std::sync::mpsc::channel::<live::WorkUpdate>();
     let health = telemetry::Health::new(
         config.cameras.len(),
-        Duration::from_secs_f64(config.health.interval_s),
+        crate::config::duration(config.health.interval_s),
         Arc::clone(&gauge),
         state_dir.clone(),
     );

@@ -103,3 +103,35 @@ pub fn parse(path: &Path, source: String) -> Result<Loaded, ConfigError> {
         spans,
     })
 }
+
+/// Longest duration a setting is read as: 100 years. A longer one (`frozen_s = 1e20`, "never")
+/// is read as this, so that adding it to a clock reading cannot overflow.
+pub const LONGEST: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// A duration setting in seconds as a [`std::time::Duration`]: negative or not a number is zero
+/// (validation refuses those), longer than [`LONGEST`] is [`LONGEST`].
+pub fn duration(seconds: f64) -> std::time::Duration {
+    if seconds.is_nan() || seconds <= 0.0 {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::try_from_secs_f64(seconds).map_or(LONGEST, |d| d.min(LONGEST))
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::{LONGEST, duration};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn any_number_of_seconds_is_a_duration_a_clock_can_take() {
+        assert_eq!(duration(1.5), Duration::from_millis(1500));
+        for never in [1e20, f64::INFINITY, f64::MAX, 3.2e9] {
+            assert_eq!(duration(never), LONGEST, "{never}");
+            let _ = Instant::now() + duration(never);
+            let _ = duration(never) + duration(never);
+        }
+        for nothing in [0.0, -1.0, f64::NAN, f64::NEG_INFINITY, 1e-300] {
+            assert!(duration(nothing) < Duration::from_nanos(1), "{nothing}");
+        }
+    }
+}

@@ -188,8 +188,14 @@ pub fn validate(config: &Config, spans: &Spans) -> Vec<Problem> {
             format!("mutual TLS needs both cert_file and key_file; {key} is missing"),
         );
     }
-    if config.mqtt.keep_alive_s < 5 {
-        c.err("mqtt.keep_alive_s", "must be at least 5 seconds");
+    if !(5..=65535).contains(&config.mqtt.keep_alive_s) {
+        c.err(
+            "mqtt.keep_alive_s",
+            format!(
+                "{} is outside 5 to 65535 seconds (the most MQTT can carry)",
+                config.mqtt.keep_alive_s
+            ),
+        );
     }
 
     let mut model_names = HashSet::new();

@@ -42,7 +42,7 @@ pub fn run_once(
         Err(e) => return Outcome::Failed(format!("cannot build pipeline: {e}")),
     };
     let counters = board.counters(index);
-    let stall = std::time::Duration::from_secs_f64(camera.stall_s);
+    let stall = crate::config::duration(camera.stall_s);
     let outcome = run(&pipeline, stop, &counters, stall);
     let _ = pipeline.set_state(gst::State::Null);
     outcome

@@ -19,7 +19,7 @@ use crate::detect::card::IncidentClass;
 pub type Problem = (String, String);
 
 fn secs(s: f64) -> Duration {
-    Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX)
+    crate::config::duration(s)
 }
 
 struct Resolver<'a> {
