@@ -35,7 +35,9 @@ pub fn pull_samples(
         .set_state(gst::State::Playing)
         .map_err(|e| e.to_string())?;
     let result = loop {
-        match sink.try_pull_sample(gst::ClockTime::from_seconds(10)) {
+        // A file decodes as fast as it is read; 30 s without a frame is a stuck pipeline, even
+        // on a box busy with other work.
+        match sink.try_pull_sample(gst::ClockTime::from_seconds(30)) {
             Some(sample) => {
                 if !on_sample(&sample) {
                     break Ok(());
