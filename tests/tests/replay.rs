@@ -201,27 +201,7 @@ analysis_fps = 5
     )?;
     let out = dir.join("out");
     let clip = fixture("furg_house6_fire_smoke_cc0.mp4");
-    let run = |repeat: &str| -> anyhow::Result<serde_json::Value> {
-        let (code, stdout, stderr) = run_cli(
-            vigil_bin!(),
-            &[
-                "replay",
-                clip.to_str().unwrap_or_default(),
-                "--config",
-                cfg.to_str().unwrap_or_default(),
-                "--out",
-                out.to_str().unwrap_or_default(),
-                "--json",
-                "--detections",
-                "--repeat",
-                repeat,
-            ],
-        )?;
-        assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
-        Ok(serde_json::from_str(
-            stdout.trim().lines().last().unwrap_or(""),
-        )?)
-    };
+    let run = |repeat: &str| replay_json(&clip, &cfg, &out, &["--detections", "--repeat", repeat]);
     let once = run("1")?;
     let first_fire = once["opens"]
         .as_array()
@@ -297,21 +277,7 @@ analysis_fps = 5
     )?;
     let out = dir.join("out");
     let clip = fixture("furg_house6_fire_smoke_cc0.mp4");
-    let (code, stdout, stderr) = run_cli(
-        vigil_bin!(),
-        &[
-            "replay",
-            clip.to_str().unwrap_or_default(),
-            "--config",
-            cfg.to_str().unwrap_or_default(),
-            "--out",
-            out.to_str().unwrap_or_default(),
-            "--json",
-        ],
-    )?;
-    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
-    let summary: serde_json::Value =
-        serde_json::from_str(stdout.trim().lines().last().unwrap_or(""))?;
+    let summary = replay_json(&clip, &cfg, &out, &[])?;
     assert!(summary["opened"]["fire"].as_u64() >= Some(1), "{summary}");
     let incidents = std::fs::read_to_string(out.join("incidents.jsonl"))?;
     let first: serde_json::Value = serde_json::from_str(incidents.lines().next().unwrap_or("{}"))?;
@@ -320,4 +286,28 @@ analysis_fps = 5
         "{first}"
     );
     Ok(())
+}
+
+/// `vigil replay CLIP --config CFG --out OUT --json EXTRA…`, which must succeed: its summary.
+fn replay_json(
+    clip: &std::path::Path,
+    cfg: &std::path::Path,
+    out: &std::path::Path,
+    extra: &[&str],
+) -> anyhow::Result<serde_json::Value> {
+    let mut args = vec![
+        "replay",
+        clip.to_str().unwrap_or_default(),
+        "--config",
+        cfg.to_str().unwrap_or_default(),
+        "--out",
+        out.to_str().unwrap_or_default(),
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let (code, stdout, stderr) = run_cli(vigil_bin!(), &args)?;
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    Ok(serde_json::from_str(
+        stdout.trim().lines().last().unwrap_or(""),
+    )?)
 }

@@ -235,20 +235,12 @@ impl Detector for Fused {
         frame: FrameView<'_>,
         out: &mut Detections,
     ) -> Result<StageTimes, DetectError> {
-        if !self.memory.as_ref().is_some_and(|m| m.is::<Memory>()) {
-            self.memory = Some(Box::new(Memory {
-                cue: None,
-                frame: 0,
-                seen: [None, None],
-            }));
-        }
-        let Some(mem) = self
-            .memory
-            .as_mut()
-            .and_then(|m| m.downcast_mut::<Memory>())
-        else {
-            return Ok(StageTimes::default());
+        let fresh = || Memory {
+            cue: None,
+            frame: 0,
+            seen: [None, None],
         };
+        let mem = firecue::memory_of(&mut self.memory, |_: &Memory| true, fresh);
         mem.frame += 1;
         self.cue.swap_memory(&mut mem.cue);
         let cued = self.cue.detect_timed(frame, out);
@@ -258,13 +250,7 @@ impl Detector for Fused {
             return Ok(times); // nothing to corroborate: the model need not run
         }
         let union = self.run_model(frame, &mut times)?;
-        let Some(mem) = self
-            .memory
-            .as_mut()
-            .and_then(|m| m.downcast_mut::<Memory>())
-        else {
-            return Ok(times);
-        };
+        let mem = firecue::memory_of(&mut self.memory, |_: &Memory| true, fresh);
         combine(self.mode, mem, union, &self.scratch, out);
         Ok(times)
     }

@@ -197,6 +197,26 @@ impl Scene {
 /// Per-camera memory a detector keeps between frames; see [`Detector::swap_memory`].
 pub type CameraMemory = Option<Box<dyn std::any::Any + Send>>;
 
+/// The `T` in `memory`, made afresh by `fresh` when there is none, it is of another type, or
+/// it does not `fit` (the camera's frame size changed). Allocates only then.
+pub fn memory_of<T: std::any::Any + Send>(
+    memory: &mut CameraMemory,
+    fits: impl Fn(&T) -> bool,
+    fresh: impl FnOnce() -> T,
+) -> &mut T {
+    let keep = memory
+        .as_ref()
+        .and_then(|m| m.downcast_ref::<T>())
+        .is_some_and(fits);
+    if !keep {
+        *memory = Some(Box::new(fresh()));
+    }
+    match memory.as_mut().and_then(|m| m.downcast_mut::<T>()) {
+        Some(t) => t,
+        None => unreachable!("just stored a T"),
+    }
+}
+
 /// The built-in detector. One per inference thread, like a model's; the per-camera state
 /// travels with the camera ([`Detector::swap_memory`]).
 pub struct FireCue {
@@ -247,18 +267,12 @@ impl Detector for FireCue {
         let Some(grid) = Grid::of(frame.width, frame.height) else {
             return Ok(StageTimes::default()); // under 4 pixels: nothing to see
         };
-        let fits = self
-            .memory
-            .as_ref()
-            .and_then(|m| m.downcast_ref::<Scene>())
-            .is_some_and(|s| s.grid == grid);
-        if !fits {
-            // First frame of this camera, or its frame size changed: start over.
-            self.memory = Some(Box::new(Scene::new(grid)));
-        }
-        let Some(scene) = self.memory.as_mut().and_then(|m| m.downcast_mut::<Scene>()) else {
-            return Ok(StageTimes::default());
-        };
+        // First frame of this camera, or its frame size changed: start over.
+        let scene = memory_of(
+            &mut self.memory,
+            |s: &Scene| s.grid == grid,
+            || Scene::new(grid),
+        );
         Ok(scene.analyse(frame, self.floor, out))
     }
 
