@@ -258,23 +258,39 @@ fn read_hidden(prompt: &str) -> std::io::Result<String> {
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
 
-/// Create `path` with `mode` and `text` (refusing to replace it unless `force`).
+/// Create `path` with `mode` and `text` (refusing to replace it unless `force`), atomically: a
+/// new file beside it, synced, then renamed over it, so that a crash or a full disk leaves the
+/// old file or the new one, never half of one.
 fn write_file(path: &Path, text: &str, mode: u32, force: bool) -> anyhow::Result<()> {
     if path.exists() && !force {
         anyhow::bail!("{} exists; use --force to replace it", path.display());
     }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.new-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let written = (|| -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow::bail!("cannot write {}: {e}", path.display());
     }
-    let _ = std::fs::remove_file(path);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
     Ok(())
 }
 
@@ -541,6 +557,29 @@ fn run_doctor(config: &Path, json: bool) -> Result<(bool, Value), Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_are_replaced_whole_with_their_mode_and_no_leftover() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir =
+            std::env::temp_dir().join(format!("vigil-provision-write-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("etc/mqtt.password");
+        write_file(&path, "one\n", 0o600, false).expect("new file");
+        let again = write_file(&path, "two\n", 0o600, false).expect_err("exists");
+        assert!(again.to_string().contains("use --force"), "{again}");
+        write_file(&path, "two\n", 0o600, true).expect("forced");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "two\n");
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let names: Vec<_> = std::fs::read_dir(dir.join("etc"))
+            .expect("dir")
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()
+            .expect("names");
+        assert_eq!(names, ["mqtt.password"], "no temporary file left");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn broker_urls_give_host_port_and_tls() {
