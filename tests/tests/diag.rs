@@ -209,6 +209,34 @@ fn status_tail_outbox_and_snapshot_through_the_socket() -> anyhow::Result<()> {
     assert!(scene.agent.running());
     assert_eq!(ask(&sock, r#"{"request":"status"}"#)?["ok"], true);
 
+    // Clients that ask and never read: replies pile up until the agent hangs up on them
+    // (vigil::diag::WRITE_TIMEOUT), which frees their slots. `tail` holds one slot.
+    let mut flooders = Vec::new();
+    for _ in 1..vigil::diag::MAX_CLIENTS {
+        let mut s = UnixStream::connect(&sock)?;
+        s.set_write_timeout(Some(Duration::from_secs(10)))?;
+        s.write_all("{\"request\":\"status\"}\n".repeat(3000).as_bytes())?;
+        flooders.push(s);
+    }
+    let busy = ask(&sock, r#"{"request":"status"}"#)?;
+    assert!(
+        busy["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("busy")),
+        "every slot taken: {busy}"
+    );
+    let mut last = Value::Null;
+    wait_until(
+        "a slot freed from a client that does not read",
+        vigil::diag::WRITE_TIMEOUT * 3,
+        || {
+            last = ask(&sock, r#"{"request":"status"}"#).unwrap_or_default();
+            last["ok"] == true
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("{e}; last reply {last}"))?;
+    drop(flooders);
+
     // A clean stop ends the stream and removes the socket.
     scene.agent.terminate(Duration::from_secs(30))?;
     let status = tail.0.wait()?;

@@ -2,7 +2,8 @@
 //! speaking newline-delimited JSON, for `vigil status`, `vigil tail` and technicians' scripts.
 //! No TCP port. Every request is answered from shared counters and gauges; nothing a client
 //! sends can block the pipeline: a bad or oversized request gets an error reply, a slow
-//! client only slows its own connection, and at most [`MAX_CLIENTS`] are served at once.
+//! client only slows its own connection, one that stops reading is hung up on after
+//! [`WRITE_TIMEOUT`], and at most [`MAX_CLIENTS`] are served at once.
 //!
 //! The protocol is documented in `docs/diagnostics.md`; [`protocol`] is its pure part.
 
@@ -31,6 +32,21 @@ pub use snapshot::Snapshots;
 pub const MAX_CLIENTS: usize = 16;
 /// A connection that sends nothing for this long is closed (streams excepted).
 const IDLE: Duration = Duration::from_secs(300);
+/// Longest a reply may wait for a client to read it: a client that stops reading is hung up on,
+/// freeing its slot.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Write `bytes` to a client within `limit`; false when it failed or the client did not read.
+async fn send(
+    write: &mut (impl tokio::io::AsyncWrite + Unpin),
+    bytes: &[u8],
+    limit: Duration,
+) -> bool {
+    matches!(
+        tokio::time::timeout(limit, write.write_all(bytes)).await,
+        Ok(Ok(()))
+    )
+}
 
 /// Why the socket cannot be opened.
 #[derive(Debug, thiserror::Error)]
@@ -150,7 +166,8 @@ pub async fn serve(
                 Ok((mut stream, _)) => {
                     let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
                         let busy = protocol::error(format!("busy: {MAX_CLIENTS} clients already connected"));
-                        let _ = stream.write_all(&protocol::line(&busy)).await;
+                        // Never let one client hold up the accept loop.
+                        let _ = send(&mut stream, &protocol::line(&busy), Duration::from_millis(100)).await;
                         continue;
                     };
                     let shared = Arc::clone(&shared);
@@ -191,12 +208,11 @@ async fn connection(stream: tokio::net::UnixStream, shared: &Shared) {
         }
         if !complete && buf.len() > protocol::MAX_REQUEST_BYTES {
             // The rest of the line cannot be told apart from a next request: hang up.
-            let _ = write
-                .write_all(&protocol::line(&protocol::error(format!(
-                    "request over the {}-byte limit; closing",
-                    protocol::MAX_REQUEST_BYTES
-                ))))
-                .await;
+            let refusal = protocol::error(format!(
+                "request over the {}-byte limit; closing",
+                protocol::MAX_REQUEST_BYTES
+            ));
+            let _ = send(&mut write, &protocol::line(&refusal), WRITE_TIMEOUT).await;
             return;
         }
         if buf.iter().all(u8::is_ascii_whitespace) {
@@ -210,7 +226,7 @@ async fn connection(stream: tokio::net::UnixStream, shared: &Shared) {
             }
             Ok(req) => answer(req, shared).await,
         };
-        if write.write_all(&protocol::line(&reply)).await.is_err() {
+        if !send(&mut write, &protocol::line(&reply), WRITE_TIMEOUT).await {
             return;
         }
     }
@@ -317,7 +333,7 @@ async fn stream_incidents(
         "streaming",
         json!({ "camera": camera, "type": kind, "what": "incidents" }),
     );
-    if write.write_all(&protocol::line(&hello)).await.is_err() {
+    if !send(write, &protocol::line(&hello), WRITE_TIMEOUT).await {
         return;
     }
     let mut sink = [0u8; 256];
@@ -340,7 +356,7 @@ async fn stream_incidents(
                 Ok(_) => continue,
             },
         };
-        if write.write_all(&protocol::line(&line)).await.is_err() {
+        if !send(write, &protocol::line(&line), WRITE_TIMEOUT).await {
             return;
         }
     }
