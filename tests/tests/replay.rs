@@ -258,6 +258,7 @@ host = "127.0.0.1"
 [[models]]
 name = "flame"
 card = "{}"
+backend = "ort"
 
 [[models]]
 name = "fire"
