@@ -264,6 +264,8 @@ pub fn detect_loop(
             Ok(Ok(())) => {}
             Ok(Err(SessionGone)) => return,
             Err(panic) => {
+                // Events of the broken frame belong to its camera: never to the next frame's.
+                st.events.clear();
                 board
                     .counters(frame.camera)
                     .dropped
