@@ -35,9 +35,7 @@ pub fn pull_samples(
         .set_state(gst::State::Playing)
         .map_err(|e| e.to_string())?;
     let result = loop {
-        // A file decodes as fast as it is read; 30 s without a frame is a stuck pipeline, even
-        // on a box busy with other work.
-        match sink.try_pull_sample(gst::ClockTime::from_seconds(30)) {
+        match sink.try_pull_sample(gst::ClockTime::from_seconds(10)) {
             Some(sample) => {
                 if !on_sample(&sample) {
                     break Ok(());
