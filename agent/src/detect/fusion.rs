@@ -372,7 +372,11 @@ mod tests {
         }
         fn lower_thresholds(&mut self, _: f32) {}
         fn forker(&self) -> Forker {
-            unimplemented!("not forked in these tests")
+            let (info, class, calls) = (self.info.clone(), self.class, self.calls.clone());
+            std::sync::Arc::new(move || {
+                let (info, calls) = (info.clone(), calls.clone());
+                Ok(Box::new(Fixed { info, class, calls }) as Box<dyn Detector>)
+            })
         }
     }
 
@@ -425,6 +429,13 @@ mod tests {
                 assert!(out.is_empty());
             }
         }
+        // A fork (another inference thread) fuses with a fork of the model, in the same mode.
+        let calls = std::sync::Arc::default();
+        let mut fork = (fused(Fusion::Either, &calls).forker())().expect("fork");
+        assert_eq!(fork.info().name, "vigil-firecue+flames");
+        fork.detect(frame, &mut out).expect("detect");
+        assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(out.as_slice(), [det(FIRE, firecue::SCORE_THRESHOLD, LEFT)]);
         // The built-in detector's memory of the camera is inside the fused one's.
         let calls = std::sync::Arc::default();
         let mut d = fused(Fusion::Agree, &calls);
