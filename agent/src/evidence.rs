@@ -53,7 +53,9 @@ pub enum EvidenceError {
     #[error("JPEG encoder: {0}")]
     Encode(#[from] jpeg_encoder::EncodingError),
     /// Even the smallest version is too big.
-    #[error("the evidence JPEG is {0} bytes at {1} px wide, above max_bytes {2}")]
+    #[error(
+        "the smallest evidence JPEG is {0} bytes at {1} px wide, above the {2}-byte limit (evidence.max_bytes, and mqtt.max_message_bytes or what the broker refused)"
+    )]
     TooBig(usize, u32, usize),
 }
 

@@ -15,6 +15,8 @@ pub struct Rendered {
     pub line: Option<String>,
     /// Evidence of an `open`.
     pub snapshot: Option<Jpeg>,
+    /// Why evidence was wanted and not made (the incident says so in its `snapshot` field).
+    pub omitted: Option<String>,
 }
 
 /// How an incident event names its evidence image.
@@ -98,29 +100,34 @@ pub fn render(
         EventState::Update => settings.on_update,
         EventState::Close => false,
     };
-    let snapshot = wanted
-        .then(|| {
-            let overlay = Overlay {
-                polygon: zone.map(|z| z.polygon.as_slice()).unwrap_or_default(),
-                line: line.map(|l| (l.a, l.b)),
-            };
-            let marks: Vec<Mark> = event
-                .objects
-                .iter()
-                .map(|o| Mark {
-                    bbox: o.det.bbox,
-                    text: caption(o, labels),
-                })
-                .collect();
-            evidence::annotate(frame, &[overlay], &marks, settings)
-                .map_err(|e| tracing::warn!("cannot make the evidence image: {e}"))
-                .ok()
+    let made = wanted.then(|| {
+        let overlay = Overlay {
+            polygon: zone.map(|z| z.polygon.as_slice()).unwrap_or_default(),
+            line: line.map(|l| (l.a, l.b)),
+        };
+        let marks: Vec<Mark> = event
+            .objects
+            .iter()
+            .map(|o| Mark {
+                bbox: o.det.bbox,
+                text: caption(o, labels),
+            })
+            .collect();
+        evidence::annotate(frame, &[overlay], &marks, settings).map_err(|e| {
+            tracing::warn!("cannot make the evidence image: {e}");
+            format!("no evidence picture: {e}")
         })
-        .flatten();
+    });
+    let (snapshot, omitted) = match made {
+        Some(Ok(j)) => (Some(j), None),
+        Some(Err(why)) => (None, Some(why)),
+        None => (None, None),
+    };
     Rendered {
         zone: zone.map(|z| z.name.clone()),
         line: line.map(|l| l.name.clone()),
         snapshot,
+        omitted,
     }
 }
 

@@ -112,6 +112,10 @@ fn describe() {
         "vigil_outbox_evicted_total",
         "Messages evicted undelivered (data loss), by lane"
     );
+    describe_counter!(
+        "vigil_outbox_dead_letters_total",
+        "Messages set aside undelivered (too large, or refused by the broker), by lane"
+    );
     describe_histogram!(
         "vigil_inference_seconds",
         Unit::Seconds,
@@ -189,6 +193,11 @@ pub fn outbox_acked(lane: crate::publish::Lane, waited: Duration) {
 /// A message of `lane` evicted.
 pub fn outbox_evicted(lane: crate::publish::Lane) {
     counter!("vigil_outbox_evicted_total", "lane" => lane_name(lane)).increment(1);
+}
+
+/// A message of `lane` set aside as a dead letter.
+pub fn outbox_dead_letter(lane: crate::publish::Lane) {
+    counter!("vigil_outbox_dead_letters_total", "lane" => lane_name(lane)).increment(1);
 }
 
 /// Copy the pipeline's counters and the outbox gauges into the exporter every second until

@@ -145,8 +145,22 @@ impl Scene {
         extra: &str,
         proxy: bool,
     ) -> anyhow::Result<Scene> {
+        Scene::start_custom(bin, tag, clip, Mosquitto::start()?, proxy, |port, url| {
+            config_with(port, url, camera_keys, extra)
+        })
+    }
+
+    /// Everything on a broker the test started (with its own limits); `config` writes the
+    /// agent's configuration from the broker port and the camera URL.
+    pub fn start_custom(
+        bin: &Path,
+        tag: &str,
+        clip: &Path,
+        broker: Mosquitto,
+        proxy: bool,
+        config: impl FnOnce(u16, &str) -> String,
+    ) -> anyhow::Result<Scene> {
         init_logs();
-        let broker = Mosquitto::start()?;
         let proxy = if proxy {
             Some(Proxy::start(broker.port)?)
         } else {
@@ -162,10 +176,7 @@ impl Scene {
         let dir = TempDir::new(tag)?;
         let cfg = dir.join("vigil.toml");
         let port = proxy.as_ref().map_or(broker.port, |p| p.port);
-        std::fs::write(
-            &cfg,
-            config_with(port, &server.url("plaza"), camera_keys, extra),
-        )?;
+        std::fs::write(&cfg, config(port, &server.url("plaza")))?;
         let recorder = Recorder::start(broker.port, "vigil/v1/#")?;
         let log = dir.join("agent.log");
         let agent = crate::spawn_agent(bin, &cfg, &log)?;

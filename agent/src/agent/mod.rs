@@ -254,6 +254,10 @@ pub async fn run(
         .map_err(|e| StartError::Security(e.to_string()))?;
     let state_dir = plan.loaded.resolve(&config.storage.state_dir);
     let mut outbox = open_outbox(&state_dir, &config)?;
+    let limit = Arc::new(publish::limit::MessageLimit::new(
+        usize::try_from(config.mqtt.max_message_bytes.0).unwrap_or(usize::MAX),
+    ));
+    outbox.set_limit(Arc::clone(&limit));
     let gauge = outbox.gauge();
     let (incident_tap, _) = tokio::sync::broadcast::channel(256);
     outbox.tap_incidents(incident_tap.clone());
@@ -263,6 +267,7 @@ pub async fn run(
             identity: identity.clone(),
             inventory,
             max_packet_bytes: 4 << 20,
+            limit: Arc::clone(&limit),
             flush: crate::config::duration(config.outbox.flush_s),
             security,
         },
@@ -391,6 +396,7 @@ pub async fn run(
         let pool = Arc::clone(&pool);
         let identity = identity.clone();
         let tx = tx.clone();
+        let limit = Arc::clone(&limit);
         let detectors = first.take().unwrap_or_default();
         let handle = std::thread::Builder::new()
             .name(format!("detect-{n}"))
@@ -401,6 +407,7 @@ pub async fn run(
                     stop: &stop,
                     clock: &SystemClock::new(),
                     evidence: &evidence,
+                    limit: &limit,
                     snapshots: &diag.snapshots,
                 };
                 workers::detect_loop(&board, &pool, n, detectors, &ctx);

@@ -150,7 +150,18 @@ pub struct LoopContext<'a> {
     pub stop: &'a AtomicBool,
     pub clock: &'a dyn Clock,
     pub evidence: &'a EvidenceSettings,
+    /// The session's message limit: evidence pictures are made to fit it.
+    pub limit: &'a crate::publish::limit::MessageLimit,
     pub snapshots: &'a diag::Snapshots,
+}
+
+impl LoopContext<'_> {
+    /// The evidence settings with pictures kept within the message limit.
+    fn evidence(&self) -> EvidenceSettings {
+        let mut e = *self.evidence;
+        e.max_bytes = e.max_bytes.min(self.limit.picture_bytes());
+        e
+    }
 }
 
 /// What one inference thread keeps between frames.
@@ -388,7 +399,7 @@ fn analyse(
         if opened {
             crate::prometheus::incident_opened(&cam.id, event.kind.as_str());
         }
-        let out = outgoing(ctx.identity, &cam, info, frame, event, ctx.evidence);
+        let out = outgoing(ctx.identity, &cam, info, frame, event, &ctx.evidence());
         if ctx.tx.blocking_send(out).is_err() {
             return Err(SessionGone);
         }
@@ -422,7 +433,14 @@ fn replace_work(
             captured: SystemTime::now(),
         };
         for event in closing {
-            let out = outgoing(ctx.identity, &old, &m.info, &nothing, event, ctx.evidence);
+            let out = outgoing(
+                ctx.identity,
+                &old,
+                &m.info,
+                &nothing,
+                event,
+                &ctx.evidence(),
+            );
             if ctx.tx.blocking_send(out).is_err() {
                 return false;
             }
@@ -472,6 +490,7 @@ fn outgoing(
         zone: zone_name,
         line: line_name,
         snapshot,
+        omitted,
     } = crate::incident::render(cam.rules.set(), &model.labels, view, &event, evidence);
     let identity = identity.clone();
     let camera = cam.id.clone();
@@ -509,7 +528,12 @@ fn outgoing(
                 model_version: &model_version,
                 labels: &labels,
             };
-            let body = payload::incident(ctx, seq, &event, snap_ref.as_ref());
+            let body = payload::incident(
+                ctx,
+                seq,
+                &event,
+                payload::Snapshot::of(snap_ref.as_ref(), omitted.as_deref()),
+            );
             let mut msgs = vec![Message {
                 topic: identity.incident_topic(&camera),
                 payload: body.to_string().into_bytes(),

@@ -1,5 +1,6 @@
-//! `vigil outbox [stats|list|export FILE]`: what waits for the broker, read straight from the
-//! outbox file (read-only; works whether the agent runs or not).
+//! `vigil outbox [stats|list|dead|export FILE]`: what waits for the broker, and what was set
+//! aside as undeliverable, read straight from the outbox file (read-only; works whether the
+//! agent runs or not).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -45,10 +46,19 @@ pub enum Action {
         #[arg(long, default_value_t = 20, value_name = "N")]
         rows: usize,
     },
+    /// Messages set aside as undeliverable (dead letters), newest first, with why.
+    Dead {
+        /// How many rows.
+        #[arg(long, default_value_t = 20, value_name = "N")]
+        rows: usize,
+    },
     /// Every row with its payload to FILE as JSON lines ("-" for stdout).
     Export {
         /// Where to write.
         file: PathBuf,
+        /// Export the dead letters instead (with their reasons), to recover them by hand.
+        #[arg(long)]
+        dead: bool,
     },
 }
 
@@ -75,7 +85,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let result = match args.action.clone().unwrap_or(Action::Stats) {
         Action::Stats => stats(&view, &path, args.json),
         Action::List { rows } => list(&view, rows, args.json),
-        Action::Export { file } => export(&view, &file),
+        Action::Dead { rows } => dead(&view, rows, args.json),
+        Action::Export { file, dead } => export(&view, &file, dead),
     };
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),
@@ -93,8 +104,12 @@ fn age(created_ms: u64) -> String {
 fn stats(view: &Inspect, path: &std::path::Path, as_json: bool) -> anyhow::Result<()> {
     let lanes = view.stats()?;
     let seq = view.last_seq()?;
+    let dead = view.dead(usize::MAX, false)?.len();
     if as_json {
-        println!("{}", json!({"file": path, "last_seq": seq, "lanes": lanes}));
+        println!(
+            "{}",
+            json!({"file": path, "last_seq": seq, "lanes": lanes, "dead_letters": dead})
+        );
         return Ok(());
     }
     println!("{}  (last incident seq {seq})", path.display());
@@ -108,6 +123,36 @@ fn stats(view: &Inspect, path: &std::path::Path, as_json: bool) -> anyhow::Resul
             l.rows,
             human_bytes(l.bytes)
         );
+    }
+    if dead > 0 {
+        println!(
+            "  {dead} dead letter(s): messages set aside as undeliverable (vigil outbox dead)"
+        );
+    }
+    Ok(())
+}
+
+fn dead(view: &Inspect, rows: usize, as_json: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    for (d, _) in view.dead(rows, false)? {
+        let r = &d.row;
+        let line = if as_json {
+            json!(d).to_string()
+        } else {
+            format!(
+                "{:>8}  {:<9}  seq {:<6}  {:>9}  set aside {:>7} ago  {}\n          {}",
+                r.id,
+                r.lane,
+                r.seq.map_or("-".into(), |s| s.to_string()),
+                human_bytes(r.bytes),
+                age(d.dead_ms),
+                r.topic,
+                d.reason
+            )
+        };
+        if writeln!(out, "{line}").is_err() {
+            break;
+        }
     }
     Ok(())
 }
@@ -135,8 +180,25 @@ fn list(view: &Inspect, rows: usize, as_json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn export(view: &Inspect, file: &std::path::Path) -> anyhow::Result<()> {
-    let rows = view.rows(usize::MAX, true)?;
+fn export(view: &Inspect, file: &std::path::Path, dead: bool) -> anyhow::Result<()> {
+    let rows: Vec<serde_json::Value> = if dead {
+        view.dead(usize::MAX, true)?
+            .iter()
+            .map(|(d, payload)| {
+                let mut v = export_line(&d.row, payload);
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("dead_ms".into(), json!(d.dead_ms));
+                    o.insert("reason".into(), json!(d.reason));
+                }
+                v
+            })
+            .collect()
+    } else {
+        view.rows(usize::MAX, true)?
+            .iter()
+            .map(|(r, payload)| export_line(r, payload))
+            .collect()
+    };
     let mut out: Box<dyn Write> = if file == std::path::Path::new("-") {
         Box::new(std::io::stdout().lock())
     } else {
@@ -145,8 +207,8 @@ fn export(view: &Inspect, file: &std::path::Path) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", file.display()))?,
         ))
     };
-    for (r, payload) in &rows {
-        writeln!(out, "{}", export_line(r, payload))?;
+    for v in &rows {
+        writeln!(out, "{v}")?;
     }
     out.flush()?;
     if file != std::path::Path::new("-") {

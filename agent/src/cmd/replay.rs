@@ -75,6 +75,9 @@ struct Replay<'a> {
     dets: Detections,
     events: Vec<IncidentEvent>,
     start_wall: SystemTime,
+    /// The configured evidence, with pictures kept within `mqtt.max_message_bytes` as the
+    /// agent keeps them.
+    evidence: crate::evidence::EvidenceSettings,
     seq: u64,
     jsonl: std::io::BufWriter<std::fs::File>,
     boxes: Option<std::io::BufWriter<std::fs::File>>,
@@ -124,7 +127,7 @@ impl Replay<'_> {
                 &info.labels,
                 frame,
                 &event,
-                &config.evidence,
+                &self.evidence,
             );
             self.seq += 1;
             let snap = r
@@ -140,7 +143,12 @@ impl Replay<'_> {
                 model_version: &info.version,
                 labels: &info.labels,
             };
-            let body = payload::incident(ctx, self.seq, &event, snap.as_ref());
+            let body = payload::incident(
+                ctx,
+                self.seq,
+                &event,
+                payload::Snapshot::of(snap.as_ref(), r.omitted.as_deref()),
+            );
             writeln!(self.jsonl, "{body}")?;
             if let Some(j) = &r.snapshot {
                 let path = self.out.join(format!("{}.jpg", event.id));
@@ -220,6 +228,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         dets: Detections::new(),
         events: Vec::new(),
         start_wall: SystemTime::now(),
+        evidence: {
+            let config = &plan.loaded.config;
+            let limit = crate::publish::limit::MessageLimit::new(
+                usize::try_from(config.mqtt.max_message_bytes.0).unwrap_or(usize::MAX),
+            );
+            let mut e = config.evidence;
+            e.max_bytes = e.max_bytes.min(limit.picture_bytes());
+            e
+        },
         seq: 0,
         jsonl: std::io::BufWriter::new(jsonl),
         boxes,

@@ -244,6 +244,11 @@ pub struct Mqtt {
     pub password_file: Option<PathBuf>,
     /// TLS to the broker: present means on.
     pub tls: Option<TlsSettings>,
+    /// The largest MQTT message (whole PUBLISH packet) the broker takes: set it to the
+    /// broker's limit (mosquitto `max_packet_size`; managed brokers often 128–256 KB).
+    /// Evidence pictures are encoded to fit; larger messages are set aside, never sent.
+    /// Default "256KiB", from 16 KiB to 256 MiB.
+    pub max_message_bytes: ByteSize,
 }
 
 /// TLS settings of the broker connection.
@@ -271,6 +276,7 @@ impl Default for Mqtt {
             username: None,
             password_file: None,
             tls: None,
+            max_message_bytes: ByteSize(256 << 10),
         }
     }
 }

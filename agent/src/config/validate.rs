@@ -197,6 +197,13 @@ pub fn validate(config: &Config, spans: &Spans) -> Vec<Problem> {
             ),
         );
     }
+    let most = config.mqtt.max_message_bytes.0;
+    if !(16 << 10..=256 << 20).contains(&most) {
+        c.err(
+            "mqtt.max_message_bytes",
+            format!("{most} bytes is outside 16 KiB to 256 MiB (the most MQTT can carry)"),
+        );
+    }
 
     let mut model_names = HashSet::new();
     for (i, m) in config.models.iter().enumerate() {
@@ -822,6 +829,30 @@ classes = ["person"]
             "{}",
             p[1]
         );
+    }
+
+    #[test]
+    fn the_message_limit_takes_units_and_is_refused_outside_what_mqtt_carries() {
+        let with = |v: &str| {
+            GOOD.replace(
+                "port = 1883\n",
+                &format!("port = 1883\nmax_message_bytes = {v}\n"),
+            )
+        };
+        let loaded = parse(Path::new("vigil.toml"), with("\"128KB\"")).expect("valid");
+        assert_eq!(loaded.config.mqtt.max_message_bytes.0, 128_000);
+        let loaded = parse(Path::new("vigil.toml"), GOOD.to_string()).expect("valid");
+        assert_eq!(loaded.config.mqtt.max_message_bytes.0, 256 << 10, "default");
+        for bad in ["1000", "\"300MiB\""] {
+            let p = problems(&with(bad));
+            assert_eq!(p.len(), 1, "{p:#?}");
+            assert!(
+                p[0].starts_with("vigil.toml:9:21: mqtt.max_message_bytes: ")
+                    && p[0].contains("outside 16 KiB to 256 MiB"),
+                "{}",
+                p[0]
+            );
+        }
     }
 
     #[test]

@@ -4,14 +4,23 @@
 //! that carried it. Evictions (the outbox is over its byte bound) are deleted, counted and
 //! logged at ERROR: they are data loss.
 //!
+//! A message that cannot be carried (larger than the limit, or one the broker closed the
+//! connection on every time it went alone, see [`super::outbox`]) is set aside: moved to the
+//! store's dead letters, counted and logged at ERROR, and its lane moves on.
+//!
 //! The counters the health message reports are shared through [`OutboxGauge`].
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::outbox::{LANES, Lane, Outbox};
+use super::limit::{MessageLimit, packet_bytes};
+use super::outbox::{Blame, LANES, Lane, Outbox};
 use super::store::{Store, StoreError};
 use super::{Message, Outgoing};
+
+/// Messages above this many bytes may be refused for their size: once the broker refused one,
+/// each of them goes alone, once, before it is set aside.
+const LARGE: usize = 16 * 1024;
 
 /// Outbox figures for the health message, updated by the session.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -22,6 +31,12 @@ pub struct OutboxStats {
     pub oldest_ms: [Option<u64>; 4],
     /// Rows evicted per lane since start.
     pub evicted: [u64; 4],
+    /// Rows set aside as dead letters per lane since start.
+    pub dead_letters: [u64; 4],
+    /// Dead letters kept in the file.
+    pub dead_stored: u64,
+    /// The smallest message the broker closed the connection on (bytes), if any.
+    pub refused_at: Option<usize>,
     /// Stored bytes and the bound.
     pub bytes: usize,
     /// The configured bound.
@@ -63,6 +78,9 @@ pub struct Durable {
     acked: u64,
     link: (bool, Option<u64>, Option<String>),
     tap: Option<tokio::sync::broadcast::Sender<std::sync::Arc<str>>>,
+    limit: Arc<MessageLimit>,
+    dead: [u64; 4],
+    dead_stored: u64,
 }
 
 impl Durable {
@@ -82,13 +100,27 @@ impl Durable {
             acked: 0,
             link: (false, None, None),
             tap: None,
+            limit: Arc::new(MessageLimit::new(usize::MAX)),
+            dead: [0; 4],
+            dead_stored: 0,
         };
+        d.dead_stored = d.store.dead_letters()?;
         for row in d.store.rows()? {
             let evicted = d.state.insert(row);
             d.delete_evicted(&evicted);
         }
         d.update_gauge();
         Ok((d, aside))
+    }
+
+    /// Hold messages to `limit` (the session's, shared with the evidence makers).
+    pub fn set_limit(&mut self, limit: Arc<MessageLimit>) {
+        self.limit = limit;
+    }
+
+    /// Why `m` cannot be sent, if it cannot.
+    pub fn too_large(&self, m: &Message) -> Option<String> {
+        self.limit.check(packet_bytes(&m.topic, m.payload.len()))
     }
 
     /// The shared figures.
@@ -160,6 +192,9 @@ impl Durable {
                     let evicted = self.state.insert(row);
                     self.delete_evicted(&evicted);
                 }
+                if self.limit.refused_at().is_some() {
+                    self.state.suspect_above(LARGE);
+                }
                 self.update_gauge();
                 Ok(seq)
             }
@@ -182,12 +217,22 @@ impl Durable {
         }
     }
 
-    /// The next message to hand to the client (not yet marked handed).
+    /// The next message to hand to the client (not yet marked handed). One that cannot fit
+    /// the limit is set aside on the way.
     pub fn next_message(&mut self) -> Option<(u64, Message)> {
         loop {
             let row = self.state.next()?;
             match self.store.message(row.id) {
-                Ok(Some(m)) => return Some((row.id, m)),
+                Ok(Some(m)) => {
+                    let bytes = packet_bytes(&m.topic, m.payload.len());
+                    match self.limit.check(bytes) {
+                        None => return Some((row.id, m)),
+                        Some(why) => {
+                            self.state.remove(row.id);
+                            self.set_aside(row, &m.topic, &format!("too large to send: {why}"));
+                        }
+                    }
+                }
                 Ok(None) => {
                     // Deleted under us (by hand, with sqlite3): forget it.
                     tracing::warn!(row = row.id, "outbox row vanished from the file; skipped");
@@ -208,7 +253,8 @@ impl Durable {
 
     /// The client sent row `id` as packet `pkid`.
     pub fn sent(&mut self, id: u64, pkid: u16) {
-        self.state.sent(id, pkid);
+        let now_ms = super::payload::unix_ms(std::time::SystemTime::now());
+        self.state.sent(id, pkid, now_ms);
     }
 
     /// The broker acknowledged `pkid`: delete the row it carried. True if it carried one.
@@ -231,9 +277,54 @@ impl Durable {
         true
     }
 
-    /// The connection dropped: whatever was handed goes again.
-    pub fn disconnected(&mut self) {
-        self.state.disconnected();
+    /// The connection dropped: whatever was handed goes again, except a row the broker
+    /// closed the connection on every time it went alone: that one is set aside, and its size
+    /// is remembered as one the broker refuses. True when a row was blamed for the drop (the
+    /// cause is known and dealt with: no reason to wait longer before reconnecting).
+    pub fn disconnected(&mut self) -> bool {
+        let now_ms = super::payload::unix_ms(std::time::SystemTime::now());
+        let row = match self.state.disconnected(now_ms) {
+            Blame::None => return false,
+            Blame::Strike(_) => return true,
+            Blame::SetAside(row) => row,
+        };
+        let (topic, bytes) = match self.store.message(row.id) {
+            Ok(Some(m)) => {
+                let bytes = packet_bytes(&m.topic, m.payload.len());
+                (m.topic, bytes)
+            }
+            _ => (String::new(), row.bytes),
+        };
+        // Small messages are not refused for their size; do not shrink pictures for them.
+        if bytes > LARGE {
+            self.limit.refused(bytes);
+            self.state.suspect_above(LARGE);
+        }
+        let why = format!(
+            "the broker closed the connection each of the {} times this {bytes}-byte message was sent alone (a broker message size limit, or a topic it does not allow)",
+            super::outbox::MAX_STRIKES
+        );
+        self.set_aside(row, &topic, &why);
+        true
+    }
+
+    /// Move `row` (already out of the state) to the dead letters, count and report it.
+    fn set_aside(&mut self, row: super::outbox::Row, topic: &str, why: &str) {
+        crate::prometheus::outbox_dead_letter(row.lane);
+        self.dead[row.lane as usize] += 1;
+        tracing::error!(
+            lane = lane_name(row.lane),
+            row = row.id,
+            topic,
+            "message set aside as a dead letter (vigil outbox dead lists it): {why}"
+        );
+        match self.store.set_aside(row.id, why) {
+            Ok(()) => {
+                self.dead_stored = self.store.dead_letters().unwrap_or(self.dead_stored + 1);
+            }
+            Err(e) => tracing::error!("cannot move a message to the dead letters: {e}"),
+        }
+        self.update_gauge();
     }
 
     fn update_gauge(&self) {
@@ -241,6 +332,9 @@ impl Durable {
             depth: LANES.map(|l| self.state.depth(l)),
             oldest_ms: LANES.map(|l| self.state.oldest_ms(l)),
             evicted: LANES.map(|l| self.state.evicted(l)),
+            dead_letters: self.dead,
+            dead_stored: self.dead_stored,
+            refused_at: self.limit.refused_at(),
             bytes: self.state.bytes(),
             max_bytes: self.state.max_bytes(),
             acked: self.acked,

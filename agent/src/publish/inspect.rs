@@ -47,6 +47,18 @@ pub struct RowInfo {
     pub created_ms: u64,
 }
 
+/// One dead letter (a message set aside, never sent again), without its payload.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeadInfo {
+    /// The row as it was in the outbox.
+    #[serde(flatten)]
+    pub row: RowInfo,
+    /// When it was set aside (Unix milliseconds).
+    pub dead_ms: u64,
+    /// Why.
+    pub reason: String,
+}
+
 /// Per-lane figures of the file.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LaneStats {
@@ -142,25 +154,71 @@ impl Inspect {
         );
         let mut st = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
         let mapped = st
+            .query_map(params![limit.min(i64::MAX as usize) as i64], row_info)
+            .map_err(|e| self.err(e))?;
+        let rows: Result<Vec<_>, _> = mapped.collect();
+        rows.map_err(|e| self.err(e))
+    }
+}
+
+impl Inspect {
+    /// Up to `limit` dead letters, newest first, each with its payload when `payloads`. A file
+    /// from before dead letters existed has none.
+    pub fn dead(
+        &self,
+        limit: usize,
+        payloads: bool,
+    ) -> Result<Vec<(DeadInfo, Vec<u8>)>, InspectError> {
+        let exists: i64 = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'dead_letter'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        if exists == 0 {
+            return Ok(Vec::new());
+        }
+        let payload = if payloads { "payload" } else { "x''" };
+        let sql = format!(
+            "SELECT id, lane, seq, topic, length(payload), retain, created_ms, {payload}, dead_ms, reason
+             FROM dead_letter ORDER BY id DESC LIMIT ?1"
+        );
+        let mut st = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let mapped = st
             .query_map(params![limit.min(i64::MAX as usize) as i64], |r| {
-                let lane: i64 = r.get(1)?;
+                let (row, payload) = row_info(r)?;
                 Ok((
-                    RowInfo {
-                        id: r.get::<_, i64>(0)?.max(0) as u64,
-                        lane: lane_name(lane_of(lane)),
-                        seq: r.get::<_, Option<i64>>(2)?.map(|s| s.max(0) as u64),
-                        topic: r.get(3)?,
-                        bytes: r.get::<_, i64>(4)?.max(0) as u64,
-                        retain: r.get::<_, i64>(5)? != 0,
-                        created_ms: r.get::<_, i64>(6)?.max(0) as u64,
+                    DeadInfo {
+                        row,
+                        dead_ms: r.get::<_, i64>(8)?.max(0) as u64,
+                        reason: r.get(9)?,
                     },
-                    r.get::<_, Vec<u8>>(7)?,
+                    payload,
                 ))
             })
             .map_err(|e| self.err(e))?;
         let rows: Result<Vec<_>, _> = mapped.collect();
         rows.map_err(|e| self.err(e))
     }
+}
+
+/// Columns 0–7 of an outbox or dead-letter query: the row and its payload.
+fn row_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<(RowInfo, Vec<u8>)> {
+    let lane: i64 = r.get(1)?;
+    Ok((
+        RowInfo {
+            id: r.get::<_, i64>(0)?.max(0) as u64,
+            lane: lane_name(lane_of(lane)),
+            seq: r.get::<_, Option<i64>>(2)?.map(|s| s.max(0) as u64),
+            topic: r.get(3)?,
+            bytes: r.get::<_, i64>(4)?.max(0) as u64,
+            retain: r.get::<_, i64>(5)? != 0,
+            created_ms: r.get::<_, i64>(6)?.max(0) as u64,
+        },
+        r.get::<_, Vec<u8>>(7)?,
+    ))
 }
 
 fn lane_of(n: i64) -> Lane {
@@ -238,6 +296,17 @@ mod tests {
             "/9g="
         );
         assert_eq!(view.rows(1, false).expect("limited")[0].1, b"");
+        assert!(view.dead(10, false).expect("none yet").is_empty());
+        store
+            .set_aside(rows[1].0.id, "too large")
+            .expect("set aside");
+        let dead = view.dead(10, true).expect("dead letters");
+        assert_eq!(dead.len(), 1);
+        assert_eq!(
+            (dead[0].0.row.topic.as_str(), dead[0].0.reason.as_str()),
+            ("s", "too large")
+        );
+        assert_eq!(dead[0].1, [0xFF, 0xD8]);
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }

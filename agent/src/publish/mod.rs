@@ -14,6 +14,13 @@
 //! which the client reports sending them (`Outgoing::Publish(pkid)`), which is the order they
 //! were handed over on that connection.
 //!
+//! A message the broker cannot take does not block its lane: one larger than
+//! `mqtt.max_message_bytes` is never sent, and one the broker closes the connection on is
+//! isolated and, at the third time, set aside as a dead letter ([`outbox`], [`durable`]). The
+//! reconnect backoff starts again only after a connection has stayed up for [`STABLE`] or was
+//! ended by a message now isolated or set aside, so a broker that drops every connection right
+//! after CONNACK for no known reason is not hammered.
+//!
 //! On every connect the retained birth message (`online`) goes first; the broker publishes the
 //! retained last will (`offline`) if the connection drops; on shutdown the session keeps
 //! delivering for up to `outbox.flush_s`, publishes `stopped` and disconnects. What is not
@@ -21,6 +28,7 @@
 
 pub mod durable;
 pub mod inspect;
+pub mod limit;
 pub mod outbox;
 pub mod payload;
 pub mod roundtrip;
@@ -88,8 +96,10 @@ pub struct SessionConfig {
     pub identity: Identity,
     /// What the birth message lists.
     pub inventory: Inventory,
-    /// Largest message accepted (snapshots are the big ones).
+    /// Largest message accepted from the broker.
     pub max_packet_bytes: usize,
+    /// Largest message sent (`mqtt.max_message_bytes`, and what the broker refused).
+    pub limit: std::sync::Arc<limit::MessageLimit>,
     /// How long a shutdown keeps delivering.
     pub flush: Duration,
     /// TLS and credentials, read at start.
@@ -169,7 +179,9 @@ fn options(cfg: &SessionConfig, will: Vec<u8>) -> MqttOptions {
     let mut opts = MqttOptions::new(id.device.clone(), cfg.mqtt.host.clone(), cfg.mqtt.port);
     opts.set_keep_alive(Duration::from_secs(cfg.mqtt.keep_alive_s));
     opts.set_clean_session(cfg.mqtt.clean_session);
-    opts.set_max_packet_size(cfg.max_packet_bytes, cfg.max_packet_bytes);
+    // Larger messages never reach the client (the outbox sets them aside): for rumqttc, an
+    // oversize publish is an error that ends the connection.
+    opts.set_max_packet_size(cfg.max_packet_bytes, cfg.limit.configured());
     // Room above the outbox's window for the birth and `stopped` messages.
     opts.set_inflight(u16::try_from(MAX_IN_FLIGHT + 8).unwrap_or(u16::MAX));
     if let Some(tls) = &cfg.security.tls {
@@ -211,6 +223,17 @@ pub(crate) fn explain(e: &rumqttc::ConnectionError) -> String {
     }
 }
 
+/// A connection that stayed up this long starts the reconnect backoff again from its shortest
+/// delay when it ends.
+pub const STABLE: Duration = Duration::from_secs(10);
+
+/// Whether a connection's end starts the reconnect backoff again from its shortest delay: when a
+/// message was blamed for it (and is now isolated or set aside), or when the connection had
+/// been up (`up_for`, `None` if it never got its CONNACK) for at least [`STABLE`].
+fn restart_backoff(blamed: bool, up_for: Option<Duration>) -> bool {
+    blamed || up_for.is_some_and(|d| d >= STABLE)
+}
+
 /// Unacknowledged messages at a time (the outbox's window).
 pub const MAX_IN_FLIGHT: usize = 32;
 
@@ -250,6 +273,7 @@ pub async fn run(
     let mut link: Option<Link> = None;
     let mut retry_at: Option<Instant> = Some(Instant::now());
     let mut connected = false;
+    let mut connected_at = Instant::now();
     // Rows handed to the current client, in order; `None` for messages outside the outbox.
     let mut handed: VecDeque<Option<u64>> = VecDeque::new();
     // Messages the store could not take: published without durability.
@@ -285,8 +309,8 @@ pub async fn run(
                 Some(Ok(Event::Incoming(Packet::ConnAck(ack)))) => {
                     tracing::info!(broker = %broker, code = ?ack.code, session_present = ack.session_present, waiting = outbox.len(), "connected to the MQTT broker");
                     connected = true;
+                    connected_at = Instant::now();
                     outbox.link_changed(true, None);
-                    backoff.reset();
                     stats.connects += 1;
                     if let Some(l) = &link {
                         // Birth first, ahead of anything stored.
@@ -320,10 +344,16 @@ pub async fn run(
                             tracing::warn!(broker = %broker, "cannot reach the MQTT broker: {e}");
                         }
                     }
+                    let blamed = outbox.disconnected();
+                    // A stable connection, or one ended by a message now isolated or set
+                    // aside: reconnect soon. A connection that dies right after CONNACK for no
+                    // known reason backs off further each time.
+                    if restart_backoff(blamed, connected.then(|| connected_at.elapsed())) {
+                        backoff.reset();
+                    }
                     connected = false;
                     link = None;
                     handed.clear();
-                    outbox.disconnected();
                     retry_at = Some(Instant::now() + backoff.jittered());
                 }
             },
@@ -396,6 +426,11 @@ fn pump(
     stats: &mut SessionStats,
 ) {
     while let Some(m) = volatile.front() {
+        if let Some(why) = outbox.too_large(m) {
+            tracing::error!(topic = %m.topic, "message not stored and too large to send, dropped: {why}");
+            volatile.pop_front();
+            continue;
+        }
         match client.try_publish(&m.topic, QoS::AtLeastOnce, m.retain, m.payload.clone()) {
             Ok(()) => {
                 volatile.pop_front();
@@ -422,5 +457,21 @@ fn pump(
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backoff_restarts_only_after_a_stable_connection_or_a_blamed_message() {
+        assert!(!restart_backoff(false, None), "refused before CONNACK");
+        assert!(
+            !restart_backoff(false, Some(Duration::from_millis(30))),
+            "dropped right after CONNACK"
+        );
+        assert!(restart_backoff(false, Some(STABLE)));
+        assert!(restart_backoff(true, Some(Duration::from_millis(30))));
     }
 }

@@ -47,17 +47,51 @@ pub struct Row {
 enum Slot {
     Pending,
     Handed,
-    InFlight(u16),
+    /// Sent as packet `pkid`, the `order`-th send of this state, at `at_ms`.
+    InFlight {
+        pkid: u16,
+        order: u64,
+        at_ms: u64,
+    },
+}
+
+/// A row and what the state knows of it.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    row: Row,
+    slot: Slot,
+    /// Connections that ended soon after this row was sent, while it was the oldest
+    /// unacknowledged one. A row with a strike is a suspect: it goes alone.
+    strikes: u8,
+}
+
+/// A connection that ends within this long of a row's send counts against that row.
+pub const STRIKE_WINDOW_MS: u64 = 5_000;
+
+/// Strikes after which a row is set aside as a dead letter: the first may be bad luck; the
+/// others come while the row was alone on the connection.
+pub const MAX_STRIKES: u8 = 3;
+
+/// What a dropped connection says about the rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blame {
+    /// Nothing: no row was sent shortly before (an outage, a broker restart).
+    None,
+    /// Row `id` got a strike and goes alone from now on.
+    Strike(u64),
+    /// This row reached [`MAX_STRIKES`]: removed, to be set aside as a dead letter.
+    SetAside(Row),
 }
 
 /// The outbox state.
 #[derive(Debug, Clone)]
 pub struct Outbox {
-    lanes: [VecDeque<(Row, Slot)>; 4],
+    lanes: [VecDeque<Entry>; 4],
     bytes: usize,
     max_bytes: usize,
     max_in_flight: usize,
     in_flight: usize,
+    sends: u64,
     evicted: [u64; 4],
 }
 
@@ -71,6 +105,7 @@ impl Outbox {
             max_bytes,
             max_in_flight: max_in_flight.max(1),
             in_flight: 0,
+            sends: 0,
             evicted: [0; 4],
         }
     }
@@ -100,16 +135,16 @@ impl Outbox {
         self.max_bytes
     }
 
-    /// Forget row `id` whatever its state (it is gone from the store).
+    /// Forget row `id` whatever its state (it is gone from the store, or set aside).
     pub fn remove(&mut self, id: u64) -> Option<Row> {
         for lane in &mut self.lanes {
-            if let Some(pos) = lane.iter().position(|(r, _)| r.id == id) {
-                let (row, slot) = lane.remove(pos)?;
-                if slot != Slot::Pending {
+            if let Some(pos) = lane.iter().position(|e| e.row.id == id) {
+                let e = lane.remove(pos)?;
+                if e.slot != Slot::Pending {
                     self.in_flight -= 1;
                 }
-                self.bytes -= row.bytes;
-                return Some(row);
+                self.bytes -= e.row.bytes;
+                return Some(e.row);
             }
         }
         None
@@ -127,14 +162,18 @@ impl Outbox {
 
     /// When the oldest row of `lane` was stored (Unix milliseconds).
     pub fn oldest_ms(&self, lane: Lane) -> Option<u64> {
-        self.lanes[lane as usize].front().map(|(r, _)| r.created_ms)
+        self.lanes[lane as usize].front().map(|e| e.row.created_ms)
     }
 
     /// Add a stored row (rows of a lane must come in increasing id order). Returns the rows
     /// evicted to stay within the bound, which the store must delete (and report: it is data
     /// loss).
     pub fn insert(&mut self, row: Row) -> Vec<Row> {
-        self.lanes[row.lane as usize].push_back((row, Slot::Pending));
+        self.lanes[row.lane as usize].push_back(Entry {
+            row,
+            slot: Slot::Pending,
+            strikes: 0,
+        });
         self.bytes += row.bytes;
         let mut evicted = Vec::new();
         while self.bytes > self.max_bytes {
@@ -142,45 +181,54 @@ impl Outbox {
             let Some(lane) = LANES.iter().rev().copied().find(|&l| self.depth(l) > 0) else {
                 break;
             };
-            let Some((victim, slot)) = self.lanes[lane as usize].pop_front() else {
+            let Some(victim) = self.lanes[lane as usize].pop_front() else {
                 break;
             };
-            if slot != Slot::Pending {
+            if victim.slot != Slot::Pending {
                 self.in_flight -= 1;
             }
-            self.bytes -= victim.bytes;
+            self.bytes -= victim.row.bytes;
             self.evicted[lane as usize] += 1;
-            evicted.push(victim);
+            evicted.push(victim.row);
         }
         evicted
     }
 
     /// The next row to publish, if the in-flight window allows: the first pending row of the
-    /// highest lane that has one.
+    /// highest lane that has one. A suspect row (one with a strike) goes alone: it waits until
+    /// nothing is in flight, and nothing goes beside it.
     pub fn next(&self) -> Option<Row> {
-        if self.in_flight >= self.max_in_flight {
+        if self.in_flight >= self.max_in_flight || self.suspect_out() {
             return None;
         }
-        self.lanes.iter().find_map(|lane| {
-            lane.iter()
-                .find(|(_, s)| *s == Slot::Pending)
-                .map(|(r, _)| *r)
-        })
+        let e = self
+            .lanes
+            .iter()
+            .find_map(|lane| lane.iter().find(|e| e.slot == Slot::Pending))?;
+        (e.strikes == 0 || self.in_flight == 0).then_some(e.row)
     }
 
-    fn slot(&mut self, id: u64) -> Option<&mut Slot> {
+    fn suspect_out(&self) -> bool {
+        self.entries()
+            .any(|e| e.strikes > 0 && e.slot != Slot::Pending)
+    }
+
+    fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.lanes.iter().flat_map(|lane| lane.iter())
+    }
+
+    fn entry(&mut self, id: u64) -> Option<&mut Entry> {
         self.lanes
             .iter_mut()
-            .find_map(|lane| lane.iter_mut().find(|(r, _)| r.id == id))
-            .map(|(_, s)| s)
+            .find_map(|lane| lane.iter_mut().find(|e| e.row.id == id))
     }
 
     /// Row `id` was handed to the client (which gives it a packet id when it sends it). False
     /// if the row is not pending (unknown, evicted or already handed).
     pub fn handed(&mut self, id: u64) -> bool {
-        match self.slot(id) {
-            Some(slot @ Slot::Pending) => {
-                *slot = Slot::Handed;
+        match self.entry(id) {
+            Some(e) if e.slot == Slot::Pending => {
+                e.slot = Slot::Handed;
                 self.in_flight += 1;
                 true
             }
@@ -188,12 +236,19 @@ impl Outbox {
         }
     }
 
-    /// The client sent handed row `id` as packet `pkid`. False if the row is not handed (it was
-    /// evicted meanwhile): then its acknowledgement will find nothing, as it should.
-    pub fn sent(&mut self, id: u64, pkid: u16) -> bool {
-        match self.slot(id) {
-            Some(slot @ Slot::Handed) => {
-                *slot = Slot::InFlight(pkid);
+    /// The client sent handed row `id` as packet `pkid` at `now_ms`. False if the row is not
+    /// handed (it was evicted meanwhile): then its acknowledgement will find nothing, as it
+    /// should.
+    pub fn sent(&mut self, id: u64, pkid: u16, now_ms: u64) -> bool {
+        let order = self.sends;
+        match self.entry(id) {
+            Some(e) if e.slot == Slot::Handed => {
+                e.slot = Slot::InFlight {
+                    pkid,
+                    order,
+                    at_ms: now_ms,
+                };
+                self.sends += 1;
                 true
             }
             _ => false,
@@ -204,25 +259,74 @@ impl Outbox {
     /// delete. `None` for an unknown packet id (a row already evicted, or a stale ack).
     pub fn acked(&mut self, pkid: u16) -> Option<Row> {
         for lane in &mut self.lanes {
-            if let Some(pos) = lane.iter().position(|(_, s)| *s == Slot::InFlight(pkid)) {
-                let (row, _) = lane.remove(pos)?;
+            let found = lane
+                .iter()
+                .position(|e| matches!(e.slot, Slot::InFlight { pkid: p, .. } if p == pkid));
+            if let Some(pos) = found {
+                let e = lane.remove(pos)?;
                 self.in_flight -= 1;
-                self.bytes -= row.bytes;
-                return Some(row);
+                self.bytes -= e.row.bytes;
+                return Some(e.row);
             }
         }
         None
     }
 
-    /// The connection dropped: everything handed or in flight is pending again, in its place, and will be
-    /// sent again (the broker's session is never relied upon).
-    pub fn disconnected(&mut self) {
+    /// The connection dropped at `now_ms`: everything handed or in flight is pending again, in
+    /// its place, and will be sent again (the broker's session is never relied upon).
+    ///
+    /// A broker that cannot take a message (too large, not allowed) closes the connection right
+    /// after it arrives, before acknowledging it. So the oldest unacknowledged row, when it was
+    /// sent less than [`STRIKE_WINDOW_MS`] ago, gets a strike and goes alone from then on; at
+    /// [`MAX_STRIKES`] it is removed and returned, for the store to set aside as a dead letter,
+    /// and the lane moves on. A network outage (noticed by keep-alive, seconds later) or a
+    /// broker restart rarely lands within that window three times in a row on the same row,
+    /// alone on its connection.
+    pub fn disconnected(&mut self, now_ms: u64) -> Blame {
+        let culprit = self
+            .entries()
+            .filter_map(|e| match e.slot {
+                Slot::InFlight { order, at_ms, .. } => Some((order, at_ms, e.row.id)),
+                _ => None,
+            })
+            .min()
+            .filter(|&(_, at_ms, _)| now_ms.saturating_sub(at_ms) <= STRIKE_WINDOW_MS)
+            .map(|(_, _, id)| id);
         for lane in &mut self.lanes {
-            for entry in lane.iter_mut() {
-                entry.1 = Slot::Pending;
+            for e in lane.iter_mut() {
+                e.slot = Slot::Pending;
             }
         }
         self.in_flight = 0;
+        let Some(e) = culprit.and_then(|id| self.entry(id)) else {
+            return Blame::None;
+        };
+        e.strikes += 1;
+        let (id, strikes) = (e.row.id, e.strikes);
+        if strikes < MAX_STRIKES {
+            return Blame::Strike(id);
+        }
+        self.remove(id).map_or(Blame::None, Blame::SetAside)
+    }
+
+    /// Make pending rows of more than `bytes` suspects with one try left: the broker already
+    /// closed the connection on a large message, so each goes alone, and is set aside if it is
+    /// refused too.
+    pub fn suspect_above(&mut self, bytes: usize) {
+        for lane in &mut self.lanes {
+            for e in lane.iter_mut() {
+                if e.row.bytes > bytes && e.slot == Slot::Pending {
+                    e.strikes = e.strikes.max(MAX_STRIKES - 1);
+                }
+            }
+        }
+    }
+
+    /// Strikes against row `id` so far.
+    pub fn strikes(&self, id: u64) -> u8 {
+        self.entries()
+            .find(|e| e.row.id == id)
+            .map_or(0, |e| e.strikes)
     }
 }
 
@@ -246,7 +350,7 @@ mod tests {
             *pkid += 1;
             assert!(o.handed(r.id));
             assert!(!o.handed(r.id), "a row is handed once");
-            assert!(o.sent(r.id, *pkid));
+            assert!(o.sent(r.id, *pkid, 0));
             sent.push(r.id);
         }
         sent
@@ -307,7 +411,7 @@ mod tests {
         let mut pkid = 0;
         drain(&mut o, &mut pkid);
         o.acked(1);
-        o.disconnected();
+        o.disconnected(u64::MAX);
         assert_eq!(o.in_flight(), 0);
         // The broker came back without a session: rows 2 and 3 go again, in order.
         assert_eq!(drain(&mut o, &mut pkid), vec![2, 3]);
@@ -361,8 +465,11 @@ mod tests {
         assert!(o.handed(1));
         assert_eq!(o.next().map(|r| r.id), Some(2));
         assert_eq!(o.in_flight(), 1);
-        o.disconnected();
-        assert!(!o.sent(1, 7), "the old connection's packet id is refused");
+        o.disconnected(u64::MAX);
+        assert!(
+            !o.sent(1, 7, 0),
+            "the old connection's packet id is refused"
+        );
         assert_eq!(o.acked(7), None);
         assert_eq!(o.next().map(|r| r.id), Some(1), "row 1 goes again, first");
     }
@@ -380,5 +487,97 @@ mod tests {
         o.acked(1);
         assert_eq!(o.oldest_ms(Lane::Health), Some(9000));
         assert_eq!(o.len(), 1);
+    }
+
+    #[test]
+    fn a_row_that_ends_the_connection_goes_alone_and_is_set_aside_at_the_third_strike() {
+        let mut o = Outbox::new(10_000, 10);
+        for id in 1..=4 {
+            o.insert(row(id, Lane::Security));
+        }
+        let mut pkid = 0;
+        assert_eq!(drain(&mut o, &mut pkid), vec![1, 2, 3, 4]);
+        o.acked(1);
+        // The broker closes the connection on row 2 (sent at 0, closed at 40 ms).
+        assert_eq!(
+            o.disconnected(40),
+            Blame::Strike(2),
+            "the first strike only isolates"
+        );
+        assert_eq!(o.strikes(2), 1);
+        assert_eq!(
+            o.strikes(3),
+            0,
+            "only the oldest unacknowledged row is blamed"
+        );
+        // Row 2 goes alone: nothing beside it, and it waits for an empty window.
+        assert_eq!(drain(&mut o, &mut pkid), vec![2]);
+        assert_eq!(o.next(), None, "nothing goes beside a suspect");
+        assert_eq!(o.disconnected(10), Blame::Strike(2));
+        assert_eq!(drain(&mut o, &mut pkid), vec![2]);
+        let Blame::SetAside(dead) = o.disconnected(10) else {
+            panic!("the third strike sets it aside");
+        };
+        assert_eq!(dead.id, 2);
+        assert_eq!(o.len(), 2);
+        assert_eq!(o.bytes(), 200);
+        // The lane moves on.
+        assert_eq!(drain(&mut o, &mut pkid), vec![3, 4]);
+    }
+
+    #[test]
+    fn a_connection_lost_long_after_the_send_blames_no_row_and_an_ack_clears_a_suspect() {
+        let mut o = Outbox::new(10_000, 10);
+        o.insert(row(1, Lane::Fire));
+        o.insert(row(2, Lane::Fire));
+        let mut pkid = 0;
+        drain(&mut o, &mut pkid);
+        // A keep-alive timeout: the connection ends seconds after the sends.
+        assert_eq!(o.disconnected(STRIKE_WINDOW_MS + 1), Blame::None);
+        assert_eq!(o.strikes(1), 0);
+        assert_eq!(drain(&mut o, &mut pkid), vec![1, 2]);
+        // A broker restart right after the send: one strike, row 1 goes alone, and is acked.
+        assert_eq!(o.disconnected(1), Blame::Strike(1));
+        assert_eq!(drain(&mut o, &mut pkid), vec![1]);
+        assert!(o.acked(pkid).is_some());
+        assert_eq!(drain(&mut o, &mut pkid), vec![2], "row 2 was never blamed");
+        assert_eq!(o.strikes(2), 0);
+    }
+
+    #[test]
+    fn a_suspect_in_a_lower_lane_waits_for_the_window_to_empty() {
+        let mut o = Outbox::new(10_000, 10);
+        o.insert(row(1, Lane::Health));
+        let mut pkid = 0;
+        drain(&mut o, &mut pkid);
+        o.disconnected(0);
+        o.insert(row(2, Lane::Fire));
+        assert_eq!(
+            drain(&mut o, &mut pkid),
+            vec![2],
+            "fire goes first; the suspect waits"
+        );
+        assert!(o.acked(pkid).is_some());
+        assert_eq!(drain(&mut o, &mut pkid), vec![1]);
+    }
+
+    #[test]
+    fn after_a_refusal_large_rows_get_one_try_alone() {
+        let mut o = Outbox::new(10_000, 10);
+        o.insert(row(1, Lane::Security));
+        o.insert(Row {
+            bytes: 40,
+            ..row(2, Lane::Security)
+        });
+        o.insert(row(3, Lane::Security));
+        o.suspect_above(50);
+        assert_eq!(o.strikes(1), MAX_STRIKES - 1);
+        assert_eq!(o.strikes(2), 0, "small rows are not suspects");
+        let mut pkid = 0;
+        assert_eq!(drain(&mut o, &mut pkid), vec![1], "alone");
+        assert!(matches!(o.disconnected(5), Blame::SetAside(r) if r.id == 1));
+        assert_eq!(drain(&mut o, &mut pkid), vec![2]);
+        assert!(o.acked(pkid).is_some());
+        assert_eq!(drain(&mut o, &mut pkid), vec![3]);
     }
 }

@@ -156,24 +156,34 @@ pub fn health(
 }
 
 /// The outbox figures as health (and the diagnostics socket) report them: bytes, bound,
-/// acknowledged messages and per lane depth, evictions and age of the oldest row.
+/// acknowledged messages, dead letters (kept in the file, and the smallest message the broker
+/// refused) and per lane depth, evictions, dead letters and age of the oldest row.
 pub fn outbox_json(outbox: &super::OutboxStats) -> serde_json::Value {
     let now_ms = unix_ms(SystemTime::now());
     let mut lanes = serde_json::Map::new();
     for (i, lane) in super::outbox::LANES.iter().enumerate() {
-        let mut l = json!({ "depth": outbox.depth[i], "evicted": outbox.evicted[i] });
+        let mut l = json!({
+            "depth": outbox.depth[i],
+            "evicted": outbox.evicted[i],
+            "dead_letters": outbox.dead_letters[i],
+        });
         if let (Some(t), Some(obj)) = (outbox.oldest_ms[i], l.as_object_mut()) {
             let age = now_ms.saturating_sub(t) as f64 / 1000.0;
             obj.insert("oldest_age_s".into(), json!((age * 10.0).round() / 10.0));
         }
         lanes.insert(super::durable::lane_name(*lane).into(), l);
     }
-    json!({
+    let mut v = json!({
         "bytes": outbox.bytes,
         "max_bytes": outbox.max_bytes,
         "acked": outbox.acked,
+        "dead_letters_stored": outbox.dead_stored,
         "lanes": lanes,
-    })
+    });
+    if let (Some(r), Some(obj)) = (outbox.refused_at, v.as_object_mut()) {
+        obj.insert("broker_refused_bytes".into(), json!(r));
+    }
+    v
 }
 
 /// Milliseconds since the Unix epoch (0 before it).
@@ -263,12 +273,34 @@ fn object_json(o: &Object, labels: &Labels) -> serde_json::Value {
     v
 }
 
+/// What an incident event's `snapshot` field says.
+#[derive(Debug, Clone, Copy)]
+pub enum Snapshot<'a> {
+    /// No picture was wanted (no field).
+    None,
+    /// The picture, published on its own topic.
+    Sent(&'a SnapshotRef),
+    /// A picture was wanted and cannot be sent: why (`{"omitted": why}`).
+    Omitted(&'a str),
+}
+
+impl<'a> Snapshot<'a> {
+    /// `Sent` for a reference, `Omitted` for a reason, `None` for neither.
+    pub fn of(sent: Option<&'a SnapshotRef>, omitted: Option<&'a str>) -> Self {
+        match (sent, omitted) {
+            (Some(r), _) => Snapshot::Sent(r),
+            (None, Some(why)) => Snapshot::Omitted(why),
+            (None, None) => Snapshot::None,
+        }
+    }
+}
+
 /// The JSON of one incident event with sequence number `seq`.
 pub fn incident(
     ctx: IncidentContext<'_>,
     seq: u64,
     e: &IncidentEvent,
-    snapshot: Option<&SnapshotRef>,
+    snapshot: Snapshot<'_>,
 ) -> serde_json::Value {
     let mut v = json!({
         "schema": INCIDENT_SCHEMA,
@@ -307,8 +339,10 @@ pub fn incident(
         if let Some(d) = e.facts.dwell {
             put("dwell_s", json!((d.as_secs_f64() * 10.0).round() / 10.0));
         }
-        if let Some(s) = snapshot {
-            put("snapshot", json!(s));
+        match snapshot {
+            Snapshot::None => {}
+            Snapshot::Sent(s) => put("snapshot", json!(s)),
+            Snapshot::Omitted(why) => put("snapshot", json!({ "omitted": why })),
         }
     }
     v
@@ -423,7 +457,7 @@ mod tests {
             model_version: "1",
             labels: &labels,
         };
-        let v = incident(ctx, 7, &e, None);
+        let v = incident(ctx, 7, &e, Snapshot::None);
         assert_eq!(v["schema"], "vigil.incident/1");
         assert_eq!(v["seq"], 7);
         assert_eq!(v["state"], "open");
@@ -443,6 +477,9 @@ mod tests {
             "vigil/v1/q1/q1-box-001/incidents/plaza"
         );
         assert!(v.get("snapshot").is_none());
+        let why = "the picture does not fit mqtt.max_message_bytes";
+        let v = incident(ctx, 8, &e, Snapshot::of(None, Some(why)));
+        assert_eq!(v["snapshot"], json!({ "omitted": why }));
     }
 
     #[test]

@@ -14,7 +14,15 @@
 //!   created_ms INTEGER NOT NULL   -- Unix time in milliseconds
 //! );
 //! CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL); -- 'seq': high-water mark
+//! CREATE TABLE dead_letter (         -- messages set aside: never sent again
+//!   id, lane, seq, topic, payload, retain, created_ms, -- as in outbox
+//!   dead_ms    INTEGER NOT NULL,  -- when it was set aside
+//!   reason     TEXT    NOT NULL   -- why, in plain words
+//! );
 //! ```
+//!
+//! Dead letters are bounded: the newest [`DEAD_LETTER_ROWS`] rows and [`DEAD_LETTER_BYTES`]
+//! bytes are kept.
 //!
 //! A file that is not a readable outbox is moved aside (`outbox.db.corrupt-<unix time>`) and a
 //! new one started: an error in the log, never a crash loop.
@@ -129,7 +137,24 @@ CREATE TABLE IF NOT EXISTS outbox (
   created_ms INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_letter (
+  id         INTEGER PRIMARY KEY,
+  lane       INTEGER NOT NULL,
+  seq        INTEGER,
+  topic      TEXT    NOT NULL,
+  payload    BLOB    NOT NULL,
+  retain     INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL,
+  dead_ms    INTEGER NOT NULL,
+  reason     TEXT    NOT NULL
+);
 ";
+
+/// Dead letters kept at most (the oldest go first).
+pub const DEAD_LETTER_ROWS: u64 = 500;
+
+/// Bytes of dead letters kept at most (the oldest go first).
+pub const DEAD_LETTER_BYTES: u64 = 64 << 20;
 
 fn lane_of(n: i64) -> Lane {
     match n {
@@ -306,6 +331,49 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Move row `id` to the dead letters with `reason`, in one transaction, and keep the dead
+    /// letters within their bounds.
+    pub fn set_aside(&mut self, id: u64, reason: &str) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO dead_letter
+               (id, lane, seq, topic, payload, retain, created_ms, dead_ms, reason)
+             SELECT id, lane, seq, topic, payload, retain, created_ms, ?2, ?3
+               FROM outbox WHERE id = ?1",
+            params![id as i64, now_ms(), reason],
+        )
+        .map_err(err)?;
+        tx.execute("DELETE FROM outbox WHERE id = ?1", params![id as i64])
+            .map_err(err)?;
+        // Keep the newest rows within both bounds.
+        tx.execute(
+            "DELETE FROM dead_letter WHERE id IN (
+               SELECT id FROM (
+                 SELECT id, row_number() OVER (ORDER BY id DESC) AS n,
+                        sum(length(payload) + length(topic)) OVER (ORDER BY id DESC) AS total
+                   FROM dead_letter)
+               WHERE n > ?1 OR total > ?2)",
+            params![DEAD_LETTER_ROWS as i64, DEAD_LETTER_BYTES as i64],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    /// Dead letters stored.
+    pub fn dead_letters(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row("SELECT count(*) FROM dead_letter", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n.max(0) as u64)
+            .map_err(|e| self.err(e))
+    }
+
     /// Delete row `id` (acknowledged or evicted).
     pub fn delete(&self, id: u64) -> Result<(), StoreError> {
         self.conn
@@ -411,6 +479,39 @@ mod tests {
             .append(Lane::Security, true, |_| vec![msg("t", "x")])
             .expect("append to the new outbox");
         assert_eq!(seq, Some(1));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_row_set_aside_leaves_the_outbox_for_the_dead_letters_which_stay_bounded() {
+        let d = dir("dead");
+        let path = d.join("outbox.db");
+        let (mut s, _) = Store::open(&path).expect("open");
+        let (_, rows) = s
+            .append(Lane::Security, true, |_| {
+                vec![msg("t/incident", "i"), msg("t/snapshot", "jpeg")]
+            })
+            .expect("append");
+        s.set_aside(rows[1].id, "too large").expect("set aside");
+        assert_eq!(s.rows().expect("rows").len(), 1);
+        assert!(s.message(rows[1].id).expect("read").is_none());
+        assert_eq!(s.dead_letters().expect("count"), 1);
+        let out = std::process::Command::new("sqlite3")
+            .arg(&path)
+            .arg("SELECT lane, seq, topic, reason FROM dead_letter")
+            .output()
+            .expect("sqlite3");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "1|1|t/snapshot|too large\n"
+        );
+        for _ in 0..DEAD_LETTER_ROWS + 5 {
+            let (_, rows) = s
+                .append(Lane::Telemetry, false, |_| vec![msg("t/h", "x")])
+                .expect("append");
+            s.set_aside(rows[0].id, "refused").expect("set aside");
+        }
+        assert_eq!(s.dead_letters().expect("count"), DEAD_LETTER_ROWS);
         let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -1,0 +1,182 @@
+//! A broker that cannot take every message: mosquitto with `max_packet_size` below the size of
+//! an evidence picture. It closes the connection on such a message; the agent must not resend
+//! it forever (that blocked its lane and everything behind it), nor lose an incident event.
+//! Real mosquitto, the RTSP test server on the plaza footage, the real binary.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use vigil_tests::scene::{Scene, config_with, incidents};
+use vigil_tests::{Mosquitto, Received, vigil_bin};
+
+/// The broker's limit on a whole packet: well below the plaza's evidence pictures.
+const BROKER_LIMIT: usize = 30_000;
+
+/// The agent on a broker limited to [`BROKER_LIMIT`]; `mqtt_keys` go into `[mqtt]`.
+fn scene(tag: &str, mqtt_keys: &str) -> anyhow::Result<Scene> {
+    let broker = Mosquitto::start_with(&format!("max_packet_size {BROKER_LIMIT}"))?;
+    Scene::start_custom(
+        vigil_bin!(),
+        tag,
+        Path::new("plaza_25s.mp4"),
+        broker,
+        false,
+        |port, url| {
+            config_with(port, url, "", "").replace(
+                "keep_alive_s = 5\n",
+                &format!("keep_alive_s = 5\n{mqtt_keys}\n"),
+            )
+        },
+    )
+}
+
+fn snapshots(m: &[Received]) -> Vec<&Received> {
+    m.iter()
+        .filter(|x| x.topic.ends_with("/snapshot"))
+        .collect()
+}
+
+/// `vigil outbox <action> --json` on the scene's outbox file, one JSON value per line.
+fn outbox(scene: &Scene, action: &[&str]) -> anyhow::Result<Vec<serde_json::Value>> {
+    let out = Command::new(vigil_bin!())
+        .arg("outbox")
+        .args(action)
+        .arg("--json")
+        .arg("--file")
+        .arg(scene.state.join("outbox.db"))
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "vigil outbox {action:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| Ok(serde_json::from_str(l)?))
+        .collect()
+}
+
+/// Every incident `seq` from 1 to the highest received arrived.
+fn assert_gap_free(m: &[Received]) -> u64 {
+    let seqs: BTreeSet<u64> = incidents(m)
+        .iter()
+        .filter_map(|e| e["seq"].as_u64())
+        .collect();
+    let last = seqs.last().copied().unwrap_or(0);
+    let missing: Vec<u64> = (1..=last).filter(|s| !seqs.contains(s)).collect();
+    assert!(missing.is_empty(), "incident events lost: seq {missing:?}");
+    last
+}
+
+#[test]
+fn a_message_the_broker_refuses_is_set_aside_and_nothing_behind_it_waits() -> anyhow::Result<()> {
+    let mut scene = scene("refusing-broker", "")?;
+    // Wait for a picture that got through after the refusals, a few more incident events and
+    // a health message that counts the dead letters.
+    scene.wait_for(
+        Duration::from_secs(120),
+        "a dead letter counted in health, then pictures that fit and more incident events",
+        |m| {
+            let health_dead = m.iter().any(|x| {
+                x.topic.ends_with("/health")
+                    && x.json()["outbox"]["lanes"]["security"]["dead_letters"]
+                        .as_u64()
+                        .is_some_and(|n| n >= 1)
+            });
+            health_dead && snapshots(m).len() >= 3 && incidents(m).len() >= 10
+        },
+    )?;
+    let connects = scene.log().matches("connected to the MQTT broker").count();
+    scene.agent.terminate(Duration::from_secs(20))?;
+    std::thread::sleep(Duration::from_millis(500));
+    let got = scene.recorder.snapshot();
+    let last = assert_gap_free(&got);
+    eprintln!(
+        "refusing broker: {last} incident events, {} pictures delivered, {connects} connections",
+        snapshots(&got).len()
+    );
+    // A handful of connections: three per refused size, not one per second.
+    assert!(
+        connects <= 10,
+        "{connects} connections: the agent keeps resending what the broker refuses\n{}",
+        scene.log()
+    );
+    // Every picture an incident names was delivered, set aside (with why) or still waits.
+    let dead = outbox(&scene, &["dead", "--rows", "1000"])?;
+    assert!(!dead.is_empty(), "no dead letter listed");
+    assert!(
+        dead.iter().all(|d| d["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("closed the connection") || r.contains("refused"))),
+        "{dead:?}"
+    );
+    let waiting = outbox(&scene, &["list", "--rows", "1000"])?;
+    let topic_in = |v: &[serde_json::Value], t: &str| v.iter().any(|d| d["topic"] == t);
+    let delivered: BTreeSet<&str> = snapshots(&got).iter().map(|x| x.topic.as_str()).collect();
+    for e in incidents(&got) {
+        let Some(t) = e["snapshot"]["topic"].as_str() else {
+            continue;
+        };
+        assert!(
+            delivered.contains(t) || topic_in(&dead, t) || topic_in(&waiting, t),
+            "the picture {t} is neither delivered, set aside nor waiting"
+        );
+    }
+    // Pictures made after the refusal fit the broker.
+    assert!(
+        snapshots(&got)
+            .iter()
+            .all(|x| x.payload.len() < BROKER_LIMIT)
+    );
+    let health = got
+        .iter()
+        .rev()
+        .find(|x| x.topic.ends_with("/health"))
+        .map(Received::json)
+        .unwrap_or_default();
+    let refused = health["outbox"]["broker_refused_bytes"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        refused as usize > BROKER_LIMIT,
+        "health names the refused size: {}",
+        health["outbox"]
+    );
+    scene.check_contract()?;
+    Ok(())
+}
+
+#[test]
+fn with_the_broker_limit_configured_pictures_fit_and_nothing_is_set_aside() -> anyhow::Result<()> {
+    let mut scene = scene(
+        "limited-broker",
+        &format!("max_message_bytes = {BROKER_LIMIT}"),
+    )?;
+    let got = scene.wait_for(Duration::from_secs(90), "three pictures", |m| {
+        snapshots(m).len() >= 3
+    })?;
+    scene.agent.terminate(Duration::from_secs(20))?;
+    let connects = scene.log().matches("connected to the MQTT broker").count();
+    assert_eq!(connects, 1, "{}", scene.log());
+    assert!(outbox(&scene, &["dead"])?.is_empty());
+    let last = assert_gap_free(&got);
+    let sizes: Vec<usize> = snapshots(&got).iter().map(|x| x.payload.len()).collect();
+    eprintln!("limited broker: {last} incident events, picture sizes {sizes:?}");
+    assert!(sizes.iter().all(|&n| n < BROKER_LIMIT));
+    // Every picture an incident names arrived and matches its reference.
+    for e in incidents(&got) {
+        let Some(t) = e["snapshot"]["topic"].as_str() else {
+            continue;
+        };
+        if let Some(s) = got.iter().find(|x| x.topic == t) {
+            assert_eq!(
+                e["snapshot"]["bytes"].as_u64(),
+                Some(s.payload.len() as u64)
+            );
+        }
+    }
+    scene.check_contract()?;
+    Ok(())
+}
