@@ -132,6 +132,18 @@ pub fn render(s: &Value) -> String {
         o["acked"].as_u64().unwrap_or(0),
         evicted
     );
+    let dead = o["dead_letters_stored"].as_u64().unwrap_or(0);
+    if dead > 0 {
+        let refused = o["broker_refused_bytes"]
+            .as_u64()
+            .map_or(String::new(), |b| {
+                format!(" (the broker refused a {} message)", human_bytes(b))
+            });
+        let _ = writeln!(
+            out,
+            "         {dead} dead letter(s){refused}: vigil outbox dead"
+        );
+    }
     if let Some(free) = s["disk_free_bytes"].as_u64() {
         let _ = writeln!(out, "disk     {} free", human_bytes(free));
     }
@@ -220,6 +232,7 @@ mod tests {
             "version": "0.1.0", "device": "box-1", "district": "d7", "uptime_s": 7322,
             "broker": {"address": "mqtt.local:8883", "connected": false, "last_error": "connection refused"},
             "outbox": {"bytes": 2048, "max_bytes": 536870912, "acked": 9,
+                "dead_letters_stored": 2, "broker_refused_bytes": 74304,
                 "lanes": {"fire": {"depth": 1, "evicted": 0, "oldest_age_s": 65.0},
                           "security": {"depth": 0, "evicted": 2}, "health": {"depth": 0, "evicted": 0},
                           "telemetry": {"depth": 3, "evicted": 1}}},
@@ -241,6 +254,10 @@ mod tests {
         assert!(text.contains("fire 1 (oldest 1m 05s)"), "{text}");
         assert!(
             text.contains("3 evicted") && text.contains("1.0 GiB free"),
+            "{text}"
+        );
+        assert!(
+            text.contains("2 dead letter(s) (the broker refused a 73 KiB message)"),
             "{text}"
         );
         let gate = text
