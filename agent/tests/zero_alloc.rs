@@ -213,6 +213,10 @@ fn tracking_and_rules_allocate_nothing_once_warm() {
             intrusion: Some(policy),
             loitering: Some((Duration::from_secs(3600), policy)),
             crowding: None,
+            hysteresis: vigil::rules::zone::Hysteresis {
+                inertia: 3,
+                margin: 0.05,
+            },
         }],
         lines: vec![LineRule {
             name: "gate".into(),

@@ -140,6 +140,77 @@ fn the_plaza_clip_gives_one_incident_per_track_without_flapping() -> anyhow::Res
     Ok(())
 }
 
+/// Intrusion opens per track of the plaza clip with a zone on the picture below y = 0.45 (many
+/// people walk along that edge) and `zone_keys` added to the zone.
+fn edge_opens(tag: &str, zone_keys: &str) -> anyhow::Result<BTreeMap<u64, u32>> {
+    let dir = TempDir::new(tag)?;
+    let card = repo().join("models/ssd_mobilenet_v2_coco/model.toml");
+    let cfg = dir.join("vigil.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"[device]
+id = "q1-box-001"
+district = "q1"
+[mqtt]
+host = "127.0.0.1"
+[[models]]
+name = "coco"
+card = "{}"
+[[cameras]]
+id = "plaza"
+url = "rtsp://127.0.0.1:8554/plaza"
+model = "coco"
+analysis_fps = 5
+[[cameras.zones]]
+name = "lower"
+polygon = [[0.0, 0.45], [1.0, 0.45], [1.0, 1.0], [0.0, 1.0]]
+classes = ["person"]
+quiet_s = 3
+{zone_keys}
+"#,
+            card.display()
+        ),
+    )?;
+    let out = dir.join("out");
+    replay_json(&fixture("plaza_25s.mp4"), &cfg, &out, &[])?;
+    let mut opens = BTreeMap::new();
+    for line in std::fs::read_to_string(out.join("incidents.jsonl"))?.lines() {
+        let e: serde_json::Value = serde_json::from_str(line)?;
+        if e["state"] == "open" {
+            *opens
+                .entry(e["track_id"].as_u64().unwrap_or(0))
+                .or_default() += 1;
+        }
+    }
+    Ok(opens)
+}
+
+#[test]
+fn people_walking_along_a_zone_edge_are_one_intrusion_each() -> anyhow::Result<()> {
+    let repeats = |o: &BTreeMap<u64, u32>| o.values().map(|n| n - 1).sum::<u32>();
+    // Membership at once, as before zone hysteresis: the footage does flap at this edge.
+    let instant = edge_opens("edge-instant", "inertia = 1\nexit_margin = 0.0")?;
+    let default = edge_opens("edge-default", "")?;
+    eprintln!(
+        "zone edge at y = 0.45, quiet_s = 3: without hysteresis {} opens from {} tracks, with the defaults {} opens from {} tracks",
+        instant.values().sum::<u32>(),
+        instant.len(),
+        default.values().sum::<u32>(),
+        default.len()
+    );
+    assert!(
+        repeats(&instant) >= 1,
+        "the clip no longer exercises the edge: {instant:?}"
+    );
+    assert_eq!(repeats(&default), 0, "a track opened twice: {default:?}");
+    assert!(
+        default.len() >= 5,
+        "people in the zone are still seen: {default:?}"
+    );
+    Ok(())
+}
+
 #[test]
 fn a_clip_without_people_gives_no_incident() -> anyhow::Result<()> {
     let dir = TempDir::new("replay-neg")?;

@@ -526,6 +526,12 @@ pub struct Zone {
     pub crowding_severity: Severity,
     /// Seconds after a close before the same incident (rule, zone, track) may reopen. Default 0.
     pub cooldown_s: f64,
+    /// Consecutive analysed frames a track must be inside to count as entered, and outside to
+    /// count as gone. Default 3, from 1 (at once) to 30.
+    pub inertia: u32,
+    /// A track that entered stays inside while its bottom centre is within this distance of
+    /// the zone's edge (a fraction of the picture, 0 to 0.5). Default 0.05.
+    pub exit_margin: f64,
     /// Limits per class (by label) in this zone, on top of the camera's.
     pub filters: BTreeMap<String, ObjectFilter>,
 }
@@ -548,6 +554,8 @@ impl Default for Zone {
             crowd_for_s: 10.0,
             crowding_severity: Severity::Minor,
             cooldown_s: 0.0,
+            inertia: 3,
+            exit_margin: 0.05,
             filters: BTreeMap::new(),
         }
     }

@@ -345,6 +345,21 @@ pub fn validate(config: &Config, spans: &Spans) -> Vec<Problem> {
                 c.positive(&format!("{zp}.dwell_s"), d);
             }
             c.not_negative(&format!("{zp}.cooldown_s"), z.cooldown_s);
+            if !(1..=30).contains(&z.inertia) {
+                c.err(
+                    &format!("{zp}.inertia"),
+                    format!("{} is outside 1 to 30 frames", z.inertia),
+                );
+            }
+            if !(0.0..=0.5).contains(&z.exit_margin) {
+                c.err(
+                    &format!("{zp}.exit_margin"),
+                    format!(
+                        "{} is outside 0 to 0.5 (a fraction of the picture)",
+                        z.exit_margin
+                    ),
+                );
+            }
             if z.crowd_min_count == Some(0) {
                 c.err(&format!("{zp}.crowd_min_count"), "must be at least 1");
             }
@@ -881,6 +896,8 @@ classes = ["person"]
             "{GOOD}{}",
             r#"dwell_s = -1
 crowd_min_count = 0
+inertia = 0
+exit_margin = 0.6
 
 [cameras.zones.filters.person]
 min_area = 2.0
@@ -908,6 +925,8 @@ min_hits = 5
             "cameras[0].lines[0].direction: unknown value \"sideways\"",
             "cameras[0].zones[0].dwell_s: -1 must be a positive number of seconds",
             "cameras[0].zones[0].crowd_min_count: must be at least 1",
+            "cameras[0].zones[0].inertia: 0 is outside 1 to 30 frames",
+            "cameras[0].zones[0].exit_margin: 0.6 is outside 0 to 0.5",
             "cameras[0].zones[0].filters.person.min_area: 2 is outside 0 to 1",
             "cameras[0].lines[0].b: a and b are the same point",
             "cameras[0].lines[0].classes: list at least one class",

@@ -74,6 +74,26 @@ pub fn contains(poly: &[Point], p: Point) -> bool {
     inside
 }
 
+/// The shortest distance from `p` to the boundary of `poly` (in normalised coordinates).
+pub fn distance_to_edge(poly: &[Point], p: Point) -> f64 {
+    let n = poly.len();
+    (0..n)
+        .map(|i| segment_distance(poly[i], poly[(i + 1) % n], p))
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn segment_distance(a: Point, b: Point, p: Point) -> f64 {
+    let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
+    let len2 = dx * dx + dy * dy;
+    let t = if len2 == 0.0 {
+        0.0
+    } else {
+        (((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / len2).clamp(0.0, 1.0)
+    };
+    let (x, y) = (a[0] + t * dx, a[1] + t * dy);
+    ((p[0] - x).powi(2) + (p[1] - y).powi(2)).sqrt()
+}
+
 fn orient(a: Point, b: Point, c: Point) -> f64 {
     (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
 }
@@ -123,6 +143,21 @@ pub fn bottom_centre(b: [f32; 4]) -> Point {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn distance_to_the_edge_of_a_square() {
+        let sq = [[0.0, 0.5], [1.0, 0.5], [1.0, 1.0], [0.0, 1.0]];
+        assert!(
+            (distance_to_edge(&sq, [0.5, 0.45]) - 0.05).abs() < 1e-12,
+            "above it"
+        );
+        assert!(
+            (distance_to_edge(&sq, [0.5, 0.6]) - 0.1).abs() < 1e-12,
+            "inside"
+        );
+        let corner = distance_to_edge(&sq, [-0.3, 0.1]);
+        assert!((corner - 0.5).abs() < 1e-12, "nearest the corner: {corner}");
+    }
 
     const SQUARE: [Point; 4] = [[0.2, 0.2], [0.8, 0.2], [0.8, 0.8], [0.2, 0.8]];
 

@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod line;
 pub mod resolve;
 pub mod track;
+pub mod zone;
 
 use std::time::{Duration, SystemTime};
 
@@ -184,6 +185,8 @@ pub struct ZoneRule {
     pub loitering: Option<(Duration, Policy)>,
     /// Crowding, if raised.
     pub crowding: Option<Crowding>,
+    /// How a track's membership changes.
+    pub hysteresis: zone::Hysteresis,
 }
 
 /// Every rule of one camera, resolved against its model's labels.
@@ -225,13 +228,27 @@ pub struct CameraRules {
     objs: Vec<Object>,
     /// Per zone: confirmed tracks in it on the latest frame.
     counts: Vec<usize>,
+    /// Which tracks count as inside which zone (with hysteresis).
+    membership: zone::Membership,
 }
 
-fn in_zone(z: &ZoneRule, o: &Object, aspect: f64) -> bool {
-    z.classes.contains(&o.det.class)
+/// What this frame shows of object `o` against zone `z`.
+fn zone_seen(z: &ZoneRule, o: &Object, aspect: f64) -> zone::Seen {
+    let qualifies = z.classes.contains(&o.det.class)
         && o.det.score >= z.min_score
-        && z.filters.passes(&o.det, aspect)
-        && geometry::contains(&z.polygon, geometry::bottom_centre(o.det.bbox))
+        && z.filters.passes(&o.det, aspect);
+    if !qualifies {
+        return zone::Seen {
+            inside: false,
+            near: false,
+        };
+    }
+    let anchor = geometry::bottom_centre(o.det.bbox);
+    let inside = geometry::contains(&z.polygon, anchor);
+    zone::Seen {
+        inside,
+        near: !inside && geometry::distance_to_edge(&z.polygon, anchor) <= z.hysteresis.margin,
+    }
 }
 
 impl CameraRules {
@@ -247,6 +264,7 @@ impl CameraRules {
             kept: Vec::with_capacity(64),
             objs: Vec::with_capacity(64),
             counts: vec![0; set.zones.len()],
+            membership: zone::Membership::default(),
             set,
         }
     }
@@ -312,8 +330,14 @@ impl CameraRules {
 
         for (zi, z) in set.zones.iter().enumerate() {
             self.objs.clear();
-            self.objs
-                .extend(visible().filter(|o| in_zone(z, o, aspect)));
+            let membership = &mut self.membership;
+            self.objs.extend(visible().filter(|o| {
+                let seen = zone_seen(z, o, aspect);
+                match o.track {
+                    Some(id) => membership.update(zi, id, seen, z.hysteresis, now),
+                    None => seen.inside,
+                }
+            }));
             self.counts[zi] = self.objs.len();
             for o in &self.objs {
                 let track = o.track;
@@ -398,6 +422,7 @@ impl CameraRules {
                 .map_or(Duration::ZERO, |(_, p)| p.quiet);
             now.saturating_sub(e.3) <= quiet
         });
+        self.membership.forget_old(now);
 
         for (li, l) in set.lines.iter().enumerate() {
             for o in visible() {

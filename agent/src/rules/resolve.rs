@@ -103,6 +103,10 @@ pub fn resolve(cam: &Camera, ci: usize, card: &LoadedCard) -> Result<RuleSet, Ve
                 hold: secs(z.crowd_for_s),
                 policy: policy(z.crowding_severity),
             }),
+            hysteresis: super::zone::Hysteresis {
+                inertia: u8::try_from(z.inertia).unwrap_or(u8::MAX),
+                margin: z.exit_margin,
+            },
         });
     }
     let mut lines = Vec::new();

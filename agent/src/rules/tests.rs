@@ -35,6 +35,11 @@ fn lawn() -> ZoneRule {
         intrusion: Some(policy(Severity::Major)),
         loitering: None,
         crowding: None,
+        // Membership at once: the tests below script exact frames.
+        hysteresis: zone::Hysteresis {
+            inertia: 1,
+            margin: 0.0,
+        },
     }
 }
 
@@ -389,4 +394,41 @@ fn masks_and_filters_remove_detections_before_tracking() {
     assert!(s.log.is_empty(), "{:?}", s.log);
     s.frames(2, &[person(0.7, 0.8)]);
     assert_eq!(s.count("intrusion", "open"), 1);
+}
+
+#[test]
+fn a_person_walking_along_a_zone_edge_is_one_intrusion_with_hysteresis() {
+    // In, then 12 s along the edge with the feet just above it (0.47 against 0.5), then in.
+    let walk = |s: &mut Sim| {
+        s.frames(10, &[person(0.3, 0.6)]);
+        for i in 0..60 {
+            s.frame(&[person(0.3 + i as f32 * 0.005, 0.47)]);
+        }
+        s.frames(10, &[person(0.6, 0.6)]);
+    };
+    let mut plain = Sim::new(set(vec![lawn()]), 5.0);
+    walk(&mut plain);
+    assert_eq!(
+        plain.count("intrusion", "open"),
+        2,
+        "without hysteresis: closed and reopened"
+    );
+    let mut zone = lawn();
+    zone.hysteresis = zone::Hysteresis {
+        inertia: 3,
+        margin: 0.05,
+    };
+    let mut s = Sim::new(set(vec![zone.clone()]), 5.0);
+    walk(&mut s);
+    assert_eq!(s.count("intrusion", "open"), 1);
+    assert_eq!(s.count("intrusion", "close"), 0);
+    // Leaving for real (feet well above the margin) still closes after the quiet period.
+    s.frames(60, &[person(0.6, 0.3)]);
+    assert_eq!(s.count("intrusion", "close"), 1);
+    // Entering takes the inertia: the open comes on the third frame inside.
+    let mut s = Sim::new(set(vec![zone]), 5.0);
+    s.frames(2, &[person(0.3, 0.46)]);
+    assert!(s.frame(&[person(0.3, 0.52)]).is_empty());
+    assert!(s.frame(&[person(0.3, 0.52)]).is_empty());
+    assert_eq!(s.frame(&[person(0.3, 0.52)]), vec![("intrusion", "open")]);
 }
