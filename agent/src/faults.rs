@@ -114,6 +114,25 @@ impl FaultTracker {
         self.open[kind as usize].is_some()
     }
 
+    /// Close every open fault incident at `now` (the agent stops).
+    pub fn close_all(&mut self, now: SystemTime, out: &mut Vec<FaultEvent>) {
+        for (kind, slot) in [FaultKind::Offline, FaultKind::Frozen, FaultKind::Tamper]
+            .into_iter()
+            .zip(self.open.iter_mut())
+        {
+            if let Some((id, opened_at, reason)) = slot.take() {
+                out.push(FaultEvent {
+                    id,
+                    kind,
+                    state: EventState::Close,
+                    reason,
+                    opened_at,
+                    at: now,
+                });
+            }
+        }
+    }
+
     /// Open and close incidents for what was seen at `now`.
     pub fn update(&mut self, seen: Seen<'_>, now: SystemTime, out: &mut Vec<FaultEvent>) {
         let streaming = seen.state == CameraState::Streaming;
@@ -268,5 +287,24 @@ mod tests {
         assert_eq!(v["seq"], 9);
         assert_eq!(v["objects"], json!([]));
         assert!(v.get("model").is_none());
+    }
+
+    #[test]
+    fn a_stop_closes_every_open_fault_with_its_reason() {
+        let mut t = FaultTracker::new(Duration::from_secs(5));
+        let mut out = Vec::new();
+        let at = SystemTime::UNIX_EPOCH;
+        t.update(
+            seen(CameraState::Offline, 9, Condition::Clear),
+            at,
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
+        out.clear();
+        t.close_all(at + Duration::from_secs(1), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].state, EventState::Close);
+        assert_eq!(out[0].reason, "connection refused");
+        assert!(!t.is_open(FaultKind::Offline));
     }
 }

@@ -63,8 +63,8 @@ fn health_lane(messages: Vec<Message>) -> Outgoing {
 }
 
 /// Publish each camera's status now and on every change, and its fault incidents
-/// (`camera_offline`, `camera_frozen`, `camera_tamper`), until `stop`; then publish every
-/// camera `offline` ("agent stopped").
+/// (`camera_offline`, `camera_frozen`, `camera_tamper`), until `stop`; then close the fault
+/// incidents still open and publish every camera `offline` ("agent stopped").
 pub async fn camera_monitor(
     board: Arc<FrameBoard>,
     watched: Arc<std::sync::Mutex<Vec<Watched>>>,
@@ -188,6 +188,14 @@ pub async fn camera_monitor(
                 return;
             }
             *prev = Some(seen);
+        }
+    }
+    // Fault incidents still open close with the agent.
+    for (c, tracker) in cameras.iter().zip(faults.iter_mut()) {
+        events.clear();
+        tracker.close_all(SystemTime::now(), &mut events);
+        for e in events.drain(..) {
+            let _ = tx.send(fault_incident(&identity, &c.id, e)).await;
         }
     }
     let goodbye: Vec<Message> = cameras

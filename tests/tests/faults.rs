@@ -604,3 +604,75 @@ fn a_camera_that_hangs_without_hanging_up_is_rebuilt_by_the_stall_watchdog() -> 
         .map_err(|e| anyhow::anyhow!("{e}\n{}", dump()))?;
     Ok(())
 }
+
+/// Ids of the incidents opened, and of those closed, in `m`, with each close's reason.
+fn opened_and_closed(
+    m: &[Received],
+) -> (
+    std::collections::BTreeSet<String>,
+    BTreeMap<String, Option<String>>,
+) {
+    let mut opened = std::collections::BTreeSet::new();
+    let mut closed = BTreeMap::new();
+    for e in incidents(m) {
+        let id = e["id"].as_str().unwrap_or_default().to_string();
+        match e["state"].as_str() {
+            Some("open") => {
+                opened.insert(id);
+            }
+            Some("close") => {
+                closed.insert(id, e["reason"].as_str().map(String::from));
+            }
+            _ => {}
+        }
+    }
+    (opened, closed)
+}
+
+#[test]
+fn open_incidents_are_closed_after_a_kill_and_by_a_clean_stop() -> anyhow::Result<()> {
+    let mut scene = Scene::start(vigil_bin!(), "closing", "plaza_25s.mp4", "")?;
+    let got = scene.wait("an intrusion open", |m| {
+        incidents(m).iter().any(|e| e["state"] == "open")
+    })?;
+    scene.restart_after_kill()?;
+    let (before, closed) = opened_and_closed(&got);
+    let left_open: Vec<String> = before
+        .iter()
+        .filter(|id| !closed.contains_key(*id))
+        .cloned()
+        .collect();
+    assert!(!left_open.is_empty(), "the kill came after every close");
+    let got = scene.wait("a close for every incident the kill left open", |m| {
+        let (_, closed) = opened_and_closed(m);
+        left_open.iter().all(|id| closed.contains_key(id))
+    })?;
+    let (_, closed) = opened_and_closed(&got);
+    for id in &left_open {
+        let reason = closed.get(id).cloned().flatten().unwrap_or_default();
+        assert!(
+            reason.starts_with("closed at start"),
+            "{id} closed without saying why: {reason:?}"
+        );
+    }
+    // The restarted agent opens new incidents; a clean stop closes each one still open.
+    let got = scene.wait("an incident opened after the restart", |m| {
+        let (opened, _) = opened_and_closed(m);
+        opened.iter().any(|id| !before.contains(id))
+    })?;
+    scene.agent.terminate(Duration::from_secs(20))?;
+    let (opened, _) = opened_and_closed(&got);
+    let after = scene.wait_for(Duration::from_secs(10), "a close for every incident", |m| {
+        let (_, closed) = opened_and_closed(m);
+        opened.iter().all(|id| closed.contains_key(id))
+    })?;
+    let (opened, closed) = opened_and_closed(&after);
+    eprintln!(
+        "closing: {} left open by the kill and closed at start, {} incidents in all, {} closed",
+        left_open.len(),
+        opened.len(),
+        closed.len()
+    );
+    scene.check_contract()?;
+    Ok(())
+}

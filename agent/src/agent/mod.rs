@@ -422,6 +422,8 @@ pub async fn run(
             }
         }
     }
+    // Kept for the `close` events of a clean stop.
+    let closer = tx.clone();
     drop(tx);
     let mut cameras = live::Cameras::new(config.cameras.len(), Arc::clone(&board));
     for &i in &enabled {
@@ -472,6 +474,18 @@ pub async fn run(
     for t in detect_threads {
         let _ = t.join();
     }
+    // Every incident still open gets its `close` before the session flushes the outbox.
+    let closing = pool.close_all(&identity);
+    if !closing.is_empty() {
+        tracing::info!(
+            incidents = closing.len(),
+            "closing open incidents before stopping"
+        );
+    }
+    for out in closing {
+        let _ = closer.send(out).await;
+    }
+    drop(closer);
     // Cameras say goodbye (retained offline) before the session says `stopped`.
     monitor_stop.store(true, Ordering::Relaxed);
     let _ = monitor.await;
@@ -514,7 +528,7 @@ fn open_outbox(
     std::fs::create_dir_all(state_dir).map_err(|e| unusable(&e))?;
     let path = state_dir.join("outbox.db");
     let max_bytes = usize::try_from(config.outbox.max_bytes.0).unwrap_or(usize::MAX);
-    let (outbox, _aside) =
+    let (mut outbox, _aside) =
         Durable::open(&path, max_bytes, publish::MAX_IN_FLIGHT).map_err(|e| unusable(&e))?;
     // Before the outbox, `seq` was kept in a plain file: carry its number over (once), so that
     // numbers never go back on an upgraded box.
@@ -532,6 +546,16 @@ fn open_outbox(
             "imported the sequence number of the previous state file"
         );
     }
+    // Incidents a crash or a power cut left open: the centre must not hold them open forever.
+    let orphans = outbox
+        .close_orphans(ORPHAN_REASON)
+        .map_err(|e| unusable(&e))?;
+    if orphans > 0 {
+        tracing::warn!(
+            incidents = orphans,
+            "closing incidents left open when the agent last stopped without closing them"
+        );
+    }
     let last_seq = outbox.last_seq().map_err(|e| unusable(&e))?;
     tracing::info!(
         outbox = %path.display(),
@@ -541,6 +565,9 @@ fn open_outbox(
     );
     Ok(outbox)
 }
+
+/// The `reason` of a `close` sent at start for an incident the agent left open.
+pub const ORPHAN_REASON: &str = "closed at start: the agent stopped (crash, kill or power cut) before it could close this incident";
 
 /// Tell systemd how the agent is doing (`STATUS=`) every few seconds, and ping its watchdog
 /// (`WATCHDOG=1`) only while the inference loop turns: a wedged detector or a wedged event

@@ -136,6 +136,42 @@ impl Pool {
         }
     }
 
+    /// The `close` events of every open incident of camera `index` (whose work is `cam`), which
+    /// forgets them.
+    fn closing(&self, index: usize, cam: &mut CameraWork, identity: &Identity) -> Vec<Outgoing> {
+        let mut closing = Vec::new();
+        cam.rules.close_all(SystemTime::now(), &mut closing);
+        let Some(m) = self.models.get(&cam.model) else {
+            return Vec::new();
+        };
+        let nothing = ingest::slot::Frame {
+            camera: index,
+            width: 0,
+            height: 0,
+            data: Vec::new().into(),
+            format: crate::pixels::Format::Rgb,
+            captured: SystemTime::now(),
+        };
+        // A close has no picture: the settings are not used.
+        let evidence = EvidenceSettings::default();
+        closing
+            .into_iter()
+            .map(|event| outgoing(identity, cam, &m.info, &nothing, event, &evidence))
+            .collect()
+    }
+
+    /// The `close` events of every open incident of every camera (a clean stop, once the
+    /// inference threads have ended).
+    pub fn close_all(&self, identity: &Identity) -> Vec<Outgoing> {
+        let mut out = Vec::new();
+        for i in 0..self.work.len() {
+            if let Some(mut cam) = self.camera(i) {
+                out.extend(self.closing(i, &mut cam, identity));
+            }
+        }
+        out
+    }
+
     fn camera(&self, i: usize) -> Option<MutexGuard<'_, CameraWork>> {
         self.work
             .get(i)
@@ -421,29 +457,9 @@ fn replace_work(
     let Some(mut old) = pool.camera(u.index) else {
         return true;
     };
-    let mut closing = Vec::new();
-    old.rules.close_all(SystemTime::now(), &mut closing);
-    if let Some(m) = pool.models.get(&old.model) {
-        let nothing = ingest::slot::Frame {
-            camera: u.index,
-            width: 0,
-            height: 0,
-            data: Vec::new().into(),
-            format: crate::pixels::Format::Rgb,
-            captured: SystemTime::now(),
-        };
-        for event in closing {
-            let out = outgoing(
-                ctx.identity,
-                &old,
-                &m.info,
-                &nothing,
-                event,
-                &ctx.evidence(),
-            );
-            if ctx.tx.blocking_send(out).is_err() {
-                return false;
-            }
+    for out in pool.closing(u.index, &mut old, ctx.identity) {
+        if ctx.tx.blocking_send(out).is_err() {
+            return false;
         }
     }
     *old = u.work;

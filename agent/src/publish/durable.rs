@@ -202,6 +202,43 @@ impl Durable {
         }
     }
 
+    /// Close every incident the store holds open (the agent stopped without closing it: a crash,
+    /// a power cut): a `close` event now, numbered like any other, with `reason`. Returns how
+    /// many were closed. Called at start, before any camera runs.
+    pub fn close_orphans(&mut self, reason: &str) -> Result<usize, StoreError> {
+        let open = self.store.open_incidents()?;
+        let now = super::payload::rfc3339_ms(std::time::SystemTime::now());
+        let mut closed = 0;
+        for (lane, topic, payload) in open {
+            let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&payload) else {
+                continue;
+            };
+            let (reason, now) = (reason.to_string(), now.clone());
+            let build = Box::new(move |seq: u64| {
+                if let Some(o) = v.as_object_mut() {
+                    for key in ["snapshot", "count", "direction", "dwell_s"] {
+                        o.remove(key);
+                    }
+                    o.insert("seq".into(), seq.into());
+                    o.insert("state".into(), "close".into());
+                    o.insert("frame_time".into(), now.into());
+                    o.insert("objects".into(), serde_json::json!([]));
+                    o.insert("reason".into(), reason.into());
+                }
+                vec![Message {
+                    topic,
+                    payload: v.to_string().into_bytes(),
+                    retain: false,
+                }]
+            });
+            match self.enqueue(Outgoing::Incident { lane, build }) {
+                Ok(_) => closed += 1,
+                Err((e, _)) => return Err(e),
+            }
+        }
+        Ok(closed)
+    }
+
     fn delete_evicted(&mut self, evicted: &[super::outbox::Row]) {
         for row in evicted {
             crate::prometheus::outbox_evicted(row.lane);
@@ -473,6 +510,54 @@ mod tests {
             d.next_message().map(|(_, m)| m.topic),
             Some("a".to_string())
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn incidents_left_open_by_a_crash_are_closed_at_the_next_start() {
+        let dir = std::env::temp_dir().join(format!("vigil-durable-orphan-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("outbox.db");
+        let (mut d, _) = Durable::open(&path, 1 << 20, 8).expect("open");
+        d.enqueue(Outgoing::Incident {
+            lane: Lane::Fire,
+            build: Box::new(|seq| {
+                vec![
+                    Message {
+                        topic: "v/incidents/cam".into(),
+                        payload: format!(
+                            r#"{{"id":"x","seq":{seq},"state":"open","type":"fire","objects":[{{}}],"snapshot":{{}},"frame_time":"t0"}}"#
+                        )
+                        .into_bytes(),
+                        retain: false,
+                    },
+                    Message {
+                        topic: "v/incidents/cam/x/snapshot".into(),
+                        payload: vec![0xFF],
+                        retain: false,
+                    },
+                ]
+            }),
+        })
+        .expect("store");
+        drop(d); // a crash: nothing closed it
+        let (mut d, _) = Durable::open(&path, 1 << 20, 8).expect("reopen");
+        assert_eq!(d.close_orphans("agent crashed").expect("close"), 1);
+        assert_eq!(d.close_orphans("again").expect("nothing left"), 0);
+        let mut sent = Vec::new();
+        while let Some((id, m)) = d.next_message() {
+            d.handed(id);
+            sent.push(m);
+        }
+        let close: serde_json::Value =
+            serde_json::from_slice(&sent.last().expect("the close").payload).expect("json");
+        assert_eq!(close["state"], "close");
+        assert_eq!(close["seq"], 2);
+        assert_eq!(close["id"], "x");
+        assert_eq!(close["reason"], "agent crashed");
+        assert_eq!(close["objects"], serde_json::json!([]));
+        assert!(close.get("snapshot").is_none() && close["frame_time"] != "t0");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

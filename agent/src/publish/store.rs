@@ -21,6 +21,10 @@
 //! );
 //! ```
 //!
+//! `open_incident` (`id`, `lane`, `topic`, `payload`: the open event as sent) holds every incident
+//! whose `open` was stored and whose `close` was not, kept in the same transaction as the
+//! events: after a crash or a power cut the next start closes them ([`Store::open_incidents`]).
+//!
 //! Dead letters are bounded: the newest [`DEAD_LETTER_ROWS`] rows and [`DEAD_LETTER_BYTES`]
 //! bytes are kept.
 //!
@@ -87,6 +91,35 @@ fn next_seq(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<u64> {
     Ok(last as u64 + 1)
 }
 
+/// Keep `open_incident` in step with an incident event (its first message) inside `tx`.
+fn track_open(
+    tx: &rusqlite::Transaction<'_>,
+    lane: Lane,
+    messages: &[Message],
+) -> rusqlite::Result<()> {
+    let Some(first) = messages.first() else {
+        return Ok(());
+    };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&first.payload) else {
+        return Ok(());
+    };
+    let (Some(id), Some(state)) = (v["id"].as_str(), v["state"].as_str()) else {
+        return Ok(());
+    };
+    match state {
+        "open" => tx
+            .execute(
+                "INSERT OR REPLACE INTO open_incident (id, lane, topic, payload) VALUES (?1, ?2, ?3, ?4)",
+                params![id, lane as i64, first.topic, first.payload],
+            )
+            .map(|_| ()),
+        "close" => tx
+            .execute("DELETE FROM open_incident WHERE id = ?1", params![id])
+            .map(|_| ()),
+        _ => Ok(()),
+    }
+}
+
 /// Insert `messages` as rows of `lane` inside transaction `tx`.
 fn insert_all(
     tx: &rusqlite::Transaction<'_>,
@@ -137,6 +170,12 @@ CREATE TABLE IF NOT EXISTS outbox (
   created_ms INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS open_incident (
+  id      TEXT    PRIMARY KEY,
+  lane    INTEGER NOT NULL,
+  topic   TEXT    NOT NULL,
+  payload BLOB    NOT NULL
+);
 CREATE TABLE IF NOT EXISTS dead_letter (
   id         INTEGER PRIMARY KEY,
   lane       INTEGER NOT NULL,
@@ -285,7 +324,13 @@ impl Store {
             None
         };
         let messages = build(seq);
-        match insert_all(&tx, lane, seq, &messages).and_then(|rows| tx.commit().map(|()| rows)) {
+        let stored = insert_all(&tx, lane, seq, &messages).and_then(|rows| {
+            if numbered {
+                track_open(&tx, lane, &messages)?;
+            }
+            tx.commit().map(|()| rows)
+        });
+        match stored {
             Ok(rows) => Ok((seq, rows)),
             Err(e) => Err(fail(e, messages)),
         }
@@ -362,6 +407,25 @@ impl Store {
         )
         .map_err(err)?;
         tx.commit().map_err(err)
+    }
+
+    /// Incidents opened and not closed, as (lane, topic, open payload), oldest first.
+    pub fn open_incidents(&self) -> Result<Vec<(Lane, String, Vec<u8>)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT lane, topic, payload FROM open_incident ORDER BY rowid")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    lane_of(r.get(0)?),
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let rows: Result<Vec<_>, _> = rows.collect();
+        rows.map_err(|e| self.err(e))
     }
 
     /// Dead letters stored.
@@ -512,6 +576,36 @@ mod tests {
             s.set_aside(rows[0].id, "refused").expect("set aside");
         }
         assert_eq!(s.dead_letters().expect("count"), DEAD_LETTER_ROWS);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn incidents_opened_and_not_closed_are_remembered_with_their_events() {
+        let d = dir("open");
+        let path = d.join("outbox.db");
+        let (mut s, _) = Store::open(&path).expect("open");
+        let event = |id: &str, state: &str| {
+            let body = format!(r#"{{"id":"{id}","state":"{state}","type":"intrusion"}}"#);
+            move |_: Option<u64>| vec![msg("t/incidents/cam", &body), msg("t/snapshot", "jpeg")]
+        };
+        s.append(Lane::Security, true, event("a", "open"))
+            .expect("a");
+        s.append(Lane::Fire, true, event("b", "open")).expect("b");
+        s.append(Lane::Security, true, event("a", "update"))
+            .expect("a");
+        s.append(Lane::Security, true, event("a", "close"))
+            .expect("a");
+        s.append(Lane::Telemetry, false, |_| vec![msg("t/health", "{}")])
+            .expect("health");
+        drop(s);
+        let (s, _) = Store::open(&path).expect("reopen");
+        let open = s.open_incidents().expect("open incidents");
+        assert_eq!(open.len(), 1);
+        assert_eq!(
+            (open[0].0, open[0].1.as_str()),
+            (Lane::Fire, "t/incidents/cam")
+        );
+        assert!(String::from_utf8_lossy(&open[0].2).contains(r#""id":"b""#));
         let _ = std::fs::remove_dir_all(&d);
     }
 }
