@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use vigil::detect::Detection;
 use vigil::detect::nms::iou;
 
@@ -168,61 +168,10 @@ pub fn compare(
     problems
 }
 
-/// A little-endian f32 array read from a `.npy` file (format version 1 or 2, C order).
-#[derive(Debug)]
-pub struct Npy {
-    /// The shape.
-    pub shape: Vec<usize>,
-    /// The values, row-major.
-    pub data: Vec<f32>,
-}
+pub use crate::npy::Npy;
 
 /// Read a `.npy` file of `<f4` values.
 pub fn read_npy(path: &Path) -> anyhow::Result<Npy> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let bad = |why: &str| anyhow::anyhow!("{}: not a usable .npy file: {why}", path.display());
-    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        return Err(bad("no NUMPY magic"));
-    }
-    let (len, start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
-        v => bail!("{}: .npy version {v} is not supported", path.display()),
-    };
-    let header = bytes
-        .get(start..start + len)
-        .and_then(|h| std::str::from_utf8(h).ok())
-        .ok_or_else(|| bad("truncated header"))?;
-    if !header.contains("'descr': '<f4'") || !header.contains("'fortran_order': False") {
-        return Err(bad(&format!(
-            "want little-endian f32 in C order, header {header}"
-        )));
-    }
-    let shape_text = header
-        .split("'shape': (")
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .ok_or_else(|| bad("no shape"))?;
-    let shape = shape_text
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|_| bad("bad shape")))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let body = &bytes[start + len..];
-    let n: usize = shape.iter().product();
-    if body.len() != n * 4 {
-        return Err(bad(&format!(
-            "{} data bytes for shape {shape:?}",
-            body.len()
-        )));
-    }
-    let data = body
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    Ok(Npy { shape, data })
+    crate::npy::parse(&bytes).map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))
 }

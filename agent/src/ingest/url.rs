@@ -118,10 +118,7 @@ pub fn host_and_path(url: &str) -> &str {
 /// form, and the password, if any, `***`.
 pub fn scrub(text: &str, url: &str) -> String {
     let mut out = text.replace(url, &redact(url));
-    if let (_, Some(userinfo), _) = split(url)
-        && let Some((_, password)) = userinfo.split_once(':')
-        && password.len() >= 3
-    {
+    for password in passwords(url) {
         out = out.replace(password, "***");
         let decoded = percent_decode(password);
         if decoded.len() >= 3 {
@@ -129,6 +126,20 @@ pub fn scrub(text: &str, url: &str) -> String {
         }
     }
     out
+}
+
+/// Every string of `url` that may be its password, longest first: what follows the first ':'
+/// of the credentials, taking these to end at the last '@' or at any earlier one (a malformed
+/// URL whose path holds a raw '@' may be read either way). Only those of 3 bytes or more.
+fn passwords(url: &str) -> Vec<&str> {
+    let rest = url.find("://").map_or(url, |i| &url[i + 3..]);
+    let mut found: Vec<&str> = rest
+        .match_indices('@')
+        .filter_map(|(at, _)| rest[..at].split_once(':').map(|(_, p)| p))
+        .filter(|p| p.len() >= 3)
+        .collect();
+    found.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    found
 }
 
 /// `%XX` escapes decoded (invalid ones kept as written; bytes that are not UTF-8 replaced).
@@ -253,5 +264,15 @@ mod tests {
         ] {
             assert_eq!(check(ok), Ok(()), "{ok}");
         }
+    }
+
+    #[test]
+    fn a_password_is_scrubbed_even_when_the_path_holds_a_raw_at() {
+        // Found by the property test: the credentials end at the last '@', so the password
+        // alone (up to the first '@') was left in the text.
+        let raw = "rtsp://a:ZqAäAA@./@";
+        let text = scrub(&format!("could not open {raw}: 401 for ZqAäAA"), raw);
+        assert!(!text.contains("ZqAäAA"), "{text}");
+        assert!(check(raw).is_err());
     }
 }
