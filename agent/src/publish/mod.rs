@@ -223,6 +223,18 @@ pub(crate) fn explain(e: &rumqttc::ConnectionError) -> String {
     }
 }
 
+/// Run `f`, which reads or commits the outbox (SQLite, with an fsync per commit), off the async
+/// runtime's worker threads: on the multi-threaded runtime the current worker hands its other
+/// tasks to another thread first (`block_in_place`), so a slow disk never stalls the
+/// diagnostics socket, the camera monitor or the MQTT event loop. Elsewhere (a current-thread
+/// runtime in tests) it simply runs.
+fn off_runtime<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// A connection that stayed up this long starts the reconnect backoff again from its shortest
 /// delay when it ends.
 pub const STABLE: Duration = Duration::from_secs(10);
@@ -297,7 +309,7 @@ pub async fn run(
                 if changed.is_err() || *shutdown.borrow() {
                     // Everything the agent handed over is stored before the flush starts.
                     while let Ok(out) = rx.try_recv() {
-                        enqueue(&mut outbox, out, &mut volatile, &mut stats);
+                        off_runtime(|| enqueue(&mut outbox, out, &mut volatile, &mut stats));
                     }
                     deadline = Some(Instant::now() + cfg.flush);
                     if !outbox.is_empty() {
@@ -325,7 +337,7 @@ pub async fn run(
                     }
                 }
                 Some(Ok(Event::Incoming(Packet::PubAck(ack)))) => {
-                    if outbox.acked(ack.pkid) {
+                    if off_runtime(|| outbox.acked(ack.pkid)) {
                         stats.acked += 1;
                     }
                 }
@@ -344,7 +356,7 @@ pub async fn run(
                             tracing::warn!(broker = %broker, "cannot reach the MQTT broker: {e}");
                         }
                     }
-                    let blamed = outbox.disconnected();
+                    let blamed = off_runtime(|| outbox.disconnected());
                     // A stable connection, or one ended by a message now isolated or set
                     // aside: reconnect soon. A connection that dies right after CONNACK for no
                     // known reason backs off further each time.
@@ -358,19 +370,21 @@ pub async fn run(
                 }
             },
             Some(out) = rx.recv(), if deadline.is_none() => {
-                enqueue(&mut outbox, out, &mut volatile, &mut stats);
+                off_runtime(|| enqueue(&mut outbox, out, &mut volatile, &mut stats));
             }
             _ = sleep_until(retry_at), if link.is_none() => {}
             _ = sleep_until(deadline) => {}
         }
         if connected && let Some(l) = &link {
-            pump(
-                &l.client,
-                &mut outbox,
-                &mut handed,
-                &mut volatile,
-                &mut stats,
-            );
+            off_runtime(|| {
+                pump(
+                    &l.client,
+                    &mut outbox,
+                    &mut handed,
+                    &mut volatile,
+                    &mut stats,
+                )
+            });
         }
     }
 
