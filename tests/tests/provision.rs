@@ -38,6 +38,9 @@ fn provision_writes_a_valid_config_and_a_private_password_file() -> anyhow::Resu
         card.to_string_lossy().into(),
         "--state-dir".into(),
         dir.join("state").to_string_lossy().into(),
+        // No such service user: the files stay the caller's, and the steps say to chown.
+        "--owner".into(),
+        "no-such-user-here".into(),
     ];
     let run = |args: &[String]| -> anyhow::Result<std::process::Output> {
         let mut child = Command::new(vigil_bin!())
@@ -80,8 +83,11 @@ fn provision_writes_a_valid_config_and_a_private_password_file() -> anyhow::Resu
         vigil_tests::run_cli(vigil_bin!(), &["check", "--config", &out.to_string_lossy()])?;
     assert_eq!(code, 0, "{check}{err}");
 
-    // For scripts: --json --force replaces both files and reports in one object.
+    // For scripts: --json --force replaces both files and reports in one object. Run as root
+    // with a service user that exists (`nobody` stands for `vigil`), the files are given to it.
     let mut forced = args.to_vec();
+    let owner = forced.len() - 1;
+    forced[owner] = "nobody".into();
     forced.extend(["--json".to_string(), "--force".to_string()]);
     let json_run = run(&forced)?;
     let out = String::from_utf8_lossy(&json_run.stdout).to_string();
@@ -93,7 +99,46 @@ fn provision_writes_a_valid_config_and_a_private_password_file() -> anyhow::Resu
     assert_eq!(v["cameras"], serde_json::json!(["plaza"]), "{out}");
     assert_eq!(v["secrets"], pw.to_string_lossy().as_ref(), "{out}");
     assert_eq!(v["doctor"]["ok"], true, "{out}");
-    assert!(v["next"].as_array().is_some_and(|n| n.len() == 3), "{out}");
+    use std::os::unix::fs::MetadataExt;
+    let root = std::fs::metadata("/proc/self")?.uid() == 0;
+    let nobody = std::fs::read_to_string("/etc/passwd")?
+        .lines()
+        .find(|l| l.starts_with("nobody:"))
+        .and_then(|l| {
+            Some((
+                l.split(':').nth(2)?.parse::<u32>().ok()?,
+                l.split(':').nth(3)?.parse::<u32>().ok()?,
+            ))
+        });
+    match (root, nobody) {
+        (true, Some((uid, gid))) => {
+            let (pw_meta, cfg_meta) = (
+                std::fs::metadata(&pw)?,
+                std::fs::metadata(dir.join("etc/vigil.toml"))?,
+            );
+            assert_eq!(
+                (pw_meta.uid(), pw_meta.gid()),
+                (uid, gid),
+                "password file owner"
+            );
+            assert_eq!(
+                (cfg_meta.uid(), cfg_meta.gid()),
+                (0, gid),
+                "configuration owner"
+            );
+            assert_eq!(pw_meta.permissions().mode() & 0o777, 0o600);
+            assert!(
+                v["next"].as_array().is_some_and(|n| n.len() == 2),
+                "no chown step: {out}"
+            );
+        }
+        _ => {
+            eprintln!(
+                "not root (or no user nobody): the owner of provisioned files is not checked"
+            );
+            assert!(v["next"].as_array().is_some_and(|n| n.len() == 3), "{out}");
+        }
+    }
     assert!(!out.contains("mqtt-Pass-4") && !out.contains("cam-Pass-3"));
 
     // A second run does not overwrite without --force; missing values are listed, not guessed.

@@ -56,6 +56,11 @@ pub struct Args {
     /// State folder (the outbox).
     #[arg(long, value_name = "DIR", default_value = "/var/lib/vigil")]
     state_dir: PathBuf,
+    /// The service user: run as root, the password file is given to it and the configuration
+    /// to its group (`root:GROUP`), so the service can read both. Ignored when not root or when
+    /// no such user exists (the steps printed at the end say what to do).
+    #[arg(long, value_name = "USER", default_value = "vigil")]
+    owner: String,
     /// Replace existing files.
     #[arg(long)]
     force: bool,
@@ -420,23 +425,74 @@ fn gather(args: &Args) -> Result<(Answers, Option<String>, PathBuf), Refusal> {
     Ok((answers, password, secrets))
 }
 
-/// The steps after provisioning, one per line.
-fn next_steps(config: &Path, secrets: Option<&Path>) -> Vec<String> {
-    vec![
-        format!(
-            "add zones and lines to each camera in {} (docs/config.md); see them with `vigil probe --config {0} --camera ID --out cam.jpg`",
-            config.display()
-        ),
-        match secrets {
+/// The steps after provisioning, one per line (`owned`: the files already belong to the
+/// service).
+fn next_steps(config: &Path, secrets: Option<&Path>, owned: bool) -> Vec<String> {
+    let mut steps = vec![format!(
+        "add zones and lines to each camera in {} (docs/config.md); see them with `vigil probe --config {0} --camera ID --out cam.jpg`",
+        config.display()
+    )];
+    if !owned {
+        steps.push(match secrets {
             Some(s) => format!(
                 "chown root:vigil {}; chown vigil:vigil {}",
                 config.display(),
                 s.display()
             ),
             None => format!("chown root:vigil {}", config.display()),
-        },
-        "systemctl enable --now vigil; then `vigil status`".into(),
-    ]
+        });
+    }
+    steps.push("systemctl enable --now vigil; then `vigil status`".into());
+    steps
+}
+
+/// The uid and gid of `user` from /etc/passwd, if it exists.
+fn lookup_user(user: &str) -> Option<(u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 4 && f[0] == user)
+            .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
+            .flatten()
+    })
+}
+
+/// The name of group `gid` from /etc/group (its number when it has none).
+fn group_name(gid: u32) -> String {
+    std::fs::read_to_string("/etc/group")
+        .ok()
+        .and_then(|g| {
+            g.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() >= 3 && f[2] == gid.to_string()).then(|| f[0].to_string())
+            })
+        })
+        .unwrap_or_else(|| gid.to_string())
+}
+
+/// Run as root with `user` present: the configuration becomes `root:<user's group>` and the
+/// password file `user:<group>`, so the service reads both (and nobody else the password).
+/// Returns the user and group names when done, `None` when not root or no such user.
+fn give_to_service(
+    user: &str,
+    config: &Path,
+    secrets: Option<&Path>,
+) -> anyhow::Result<Option<(String, String)>> {
+    if !rustix::process::geteuid().is_root() {
+        return Ok(None);
+    }
+    let Some((uid, gid)) = lookup_user(user) else {
+        return Ok(None);
+    };
+    let own = |path: &Path, uid: u32| {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))
+            .map_err(|e| anyhow::anyhow!("cannot give {} to {user}: {e}", path.display()))
+    };
+    own(config, 0)?;
+    if let Some(s) = secrets {
+        own(s, uid)?;
+    }
+    Ok(Some((user.to_string(), group_name(gid))))
 }
 
 fn provision(args: &Args) -> Result<ExitCode, Refusal> {
@@ -458,10 +514,17 @@ fn provision(args: &Args) -> Result<ExitCode, Refusal> {
     write_file(&args.out, &render(&answers), 0o640, args.force)
         .or_else(|e| refuse(1, e.to_string()))?;
     let written_secrets = password.as_ref().map(|_| secrets.as_path());
+    let owned = give_to_service(&args.owner, &args.out, written_secrets)
+        .or_else(|e| refuse(1, e.to_string()))?;
     if !args.json {
         println!("wrote {} (mode 640)", args.out.display());
         if let Some(s) = written_secrets {
             println!("wrote {} (mode 600)", s.display());
+        }
+        if let Some((user, group)) = &owned {
+            println!(
+                "the service reads them: configuration root:{group}, password file {user}:{group}"
+            );
         }
     }
     let mut report = json!({
@@ -511,7 +574,7 @@ fn provision(args: &Args) -> Result<ExitCode, Refusal> {
         ok = passed;
         report["doctor"] = doctor;
     }
-    let next = next_steps(&args.out, written_secrets);
+    let next = next_steps(&args.out, written_secrets, owned.is_some());
     if args.json {
         report["ok"] = json!(ok);
         report["next"] = json!(next);
