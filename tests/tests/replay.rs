@@ -11,9 +11,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use sha2::{Digest, Sha256};
 use vigil_tests::{TempDir, fixture, repo, run_cli, vigil_bin};
 
-fn config(dir: &TempDir) -> anyhow::Result<std::path::PathBuf> {
+/// A configuration of one plaza camera on the SSD card at 5 fps, followed by `rules` (its zones
+/// and lines).
+fn config_text(rules: &str) -> String {
     let card = repo().join("models/ssd_mobilenet_v2_coco/model.toml");
-    let text = format!(
+    format!(
         r#"[device]
 id = "q1-box-001"
 district = "q1"
@@ -30,7 +32,14 @@ id = "plaza"
 url = "rtsp://127.0.0.1:8554/plaza"
 model = "coco"
 analysis_fps = 5
+{rules}"#,
+        card.display()
+    )
+}
 
+fn config(dir: &TempDir) -> anyhow::Result<std::path::PathBuf> {
+    let text = config_text(
+        r#"
 [[cameras.zones]]
 name = "walkway-east"
 polygon = [[0.55, 0.30], [0.90, 0.30], [0.90, 0.60], [0.55, 0.60]]
@@ -44,7 +53,6 @@ b = [0.60, 0.65]
 classes = ["person"]
 cooldown_s = 30
 "#,
-        card.display()
     );
     let path = dir.join("vigil.toml");
     std::fs::write(&path, text)?;
@@ -144,33 +152,18 @@ fn the_plaza_clip_gives_one_incident_per_track_without_flapping() -> anyhow::Res
 /// people walk along that edge) and `zone_keys` added to the zone.
 fn edge_opens(tag: &str, zone_keys: &str) -> anyhow::Result<BTreeMap<u64, u32>> {
     let dir = TempDir::new(tag)?;
-    let card = repo().join("models/ssd_mobilenet_v2_coco/model.toml");
     let cfg = dir.join("vigil.toml");
     std::fs::write(
         &cfg,
-        format!(
-            r#"[device]
-id = "q1-box-001"
-district = "q1"
-[mqtt]
-host = "127.0.0.1"
-[[models]]
-name = "coco"
-card = "{}"
-[[cameras]]
-id = "plaza"
-url = "rtsp://127.0.0.1:8554/plaza"
-model = "coco"
-analysis_fps = 5
-[[cameras.zones]]
+        config_text(&format!(
+            r#"[[cameras.zones]]
 name = "lower"
 polygon = [[0.0, 0.45], [1.0, 0.45], [1.0, 1.0], [0.0, 1.0]]
 classes = ["person"]
 quiet_s = 3
 {zone_keys}
-"#,
-            card.display()
-        ),
+"#
+        )),
     )?;
     let out = dir.join("out");
     replay_json(&fixture("plaza_25s.mp4"), &cfg, &out, &[])?;
