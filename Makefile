@@ -2,7 +2,7 @@
 CARGO ?= cargo
 DEMO_ARGS ?=
 
-.PHONY: all deps build demo test contract fire-eval test-fire test-faults systemd-check cross-test deb deb-test test-unit test-integration lint fmt clippy golden ort-lib bench bench-env soak bench-stages clean
+.PHONY: all deps build demo test contract fire-eval test-fire test-faults systemd-check cross-test deb deb-test test-unit test-integration lint fmt clippy golden ort-lib bench bench-env soak bench-stages fuzz clean
 
 all: build
 
@@ -140,6 +140,18 @@ bench-stages: deps ort-lib
 	for card in models/ssd_mobilenet_v2_coco/model.toml models/ssd_mobilenet_v2_coco/model.int8.toml models/nanodet_m_416/model.toml; do \
 	  for backend in tract ort; do ORT_DYLIB_PATH=$(ORT_LIB) ./target/debug/vigil bench --backend $$backend --card $$card; done; \
 	done
+
+## Fuzz the parsers of hostile input (config, model card and labels, diagnostics requests,
+## camera URLs and their redaction, the golden `.npy` reader) with cargo-fuzz on the nightly
+## toolchain, FUZZ_SECONDS each (default 60), starting from fuzz/seeds. A crash stops the run
+## and leaves its input under fuzz/artifacts/<target>/: turn it into a regular test. The
+## property tests of the same parsers (agent/tests/parsers.rs) run in `make test`. The first
+## build (the whole agent with AddressSanitizer, optimised) takes long on a small machine.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := config card diag_request rtsp_url npy
+fuzz:
+	@cargo +nightly fuzz --version >/dev/null 2>&1 || cargo +nightly install cargo-fuzz --locked
+	cd fuzz && for t in $(FUZZ_TARGETS); do 	  mkdir -p corpus/$$t && 	  cargo +nightly fuzz run $$t corpus/$$t seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=8192 || exit 1; 	done
 
 lint: fmt clippy
 

@@ -1,0 +1,10 @@
+//! The model card parser and the labels parser on any bytes: a result, never a panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let src = String::from_utf8_lossy(data);
+    let _ = vigil::config::spanned::from_str::<vigil::detect::Card>(&src);
+    let _ = vigil::detect::Labels::parse(&src);
+});
