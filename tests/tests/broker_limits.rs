@@ -97,9 +97,10 @@ fn a_message_the_broker_refuses_is_set_aside_and_nothing_behind_it_waits() -> an
         "refusing broker: {last} incident events, {} pictures delivered, {connects} connections",
         snapshots(&got).len()
     );
-    // A handful of connections: three per refused size, not one per second.
+    // A handful of connections (6 measured here): three for the first refused size, one for
+    // each later one, never one per second as before.
     assert!(
-        connects <= 10,
+        connects <= 12,
         "{connects} connections: the agent keeps resending what the broker refuses\n{}",
         scene.log()
     );
