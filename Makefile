@@ -145,9 +145,11 @@ bench-stages: deps ort-lib
 ## camera URLs and their redaction, the golden `.npy` reader) with cargo-fuzz on the nightly
 ## toolchain, FUZZ_SECONDS each (default 60), starting from fuzz/seeds. A crash stops the run
 ## and leaves its input under fuzz/artifacts/<target>/: turn it into a regular test. The
-## property tests of the same parsers (agent/tests/parsers.rs) run in `make test`. The first
-## build (the whole agent with AddressSanitizer, optimised) takes long on a small machine.
+## property tests of the same parsers (agent/tests/parsers.rs) run in `make test`. Built
+## unoptimised by default (FUZZ_PROFILE=--dev: about 10 minutes for the first build on 2 cores,
+## against more than 30 optimised); FUZZ_PROFILE= builds optimised for long runs.
 FUZZ_SECONDS ?= 60
+FUZZ_PROFILE ?= --dev
 FUZZ_TARGETS := config card diag_request rtsp_url npy
 fuzz:
 	@cargo +nightly fuzz --version >/dev/null 2>&1 || cargo +nightly install cargo-fuzz --locked
