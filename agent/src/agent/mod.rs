@@ -254,9 +254,7 @@ pub async fn run(
         .map_err(|e| StartError::Security(e.to_string()))?;
     let state_dir = plan.loaded.resolve(&config.storage.state_dir);
     let mut outbox = open_outbox(&state_dir, &config)?;
-    let limit = Arc::new(publish::limit::MessageLimit::new(
-        usize::try_from(config.mqtt.max_message_bytes.0).unwrap_or(usize::MAX),
-    ));
+    let limit = Arc::new(publish::limit::MessageLimit::of(&config.mqtt));
     outbox.set_limit(Arc::clone(&limit));
     let gauge = outbox.gauge();
     let (incident_tap, _) = tokio::sync::broadcast::channel(256);

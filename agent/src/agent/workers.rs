@@ -194,9 +194,7 @@ pub struct LoopContext<'a> {
 impl LoopContext<'_> {
     /// The evidence settings with pictures kept within the message limit.
     fn evidence(&self) -> EvidenceSettings {
-        let mut e = *self.evidence;
-        e.max_bytes = e.max_bytes.min(self.limit.picture_bytes());
-        e
+        self.limit.fit(*self.evidence)
     }
 }
 

@@ -228,15 +228,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         dets: Detections::new(),
         events: Vec::new(),
         start_wall: SystemTime::now(),
-        evidence: {
-            let config = &plan.loaded.config;
-            let limit = crate::publish::limit::MessageLimit::new(
-                usize::try_from(config.mqtt.max_message_bytes.0).unwrap_or(usize::MAX),
-            );
-            let mut e = config.evidence;
-            e.max_bytes = e.max_bytes.min(limit.picture_bytes());
-            e
-        },
+        evidence: crate::publish::limit::MessageLimit::of(&plan.loaded.config.mqtt)
+            .fit(plan.loaded.config.evidence),
         seq: 0,
         jsonl: std::io::BufWriter::new(jsonl),
         boxes,

@@ -41,6 +41,20 @@ impl MessageLimit {
         }
     }
 
+    /// The limit `mqtt.max_message_bytes` sets.
+    pub fn of(mqtt: &crate::config::Mqtt) -> Self {
+        MessageLimit::new(usize::try_from(mqtt.max_message_bytes.0).unwrap_or(usize::MAX))
+    }
+
+    /// `evidence` with its size cap lowered to [`MessageLimit::picture_bytes`].
+    pub fn fit(
+        &self,
+        mut evidence: crate::evidence::EvidenceSettings,
+    ) -> crate::evidence::EvidenceSettings {
+        evidence.max_bytes = evidence.max_bytes.min(self.picture_bytes());
+        evidence
+    }
+
     /// The configured limit.
     pub fn configured(&self) -> usize {
         self.configured
