@@ -9,7 +9,7 @@
 # agent/Cargo.toml ([package.metadata.deb]); its maintainer scripts are packaging/debian/.
 # The man pages come from the clap definitions (`vigil manpages` of the packaged binary).
 # PROFILE picks the cargo profile of the packaged binary (default release). CI packages amd64
-# with PROFILE=dev, the binary its tests ran, and the ARM targets with ci-release.
+# with PROFILE=dev, the binary its tests ran, and the ARM targets with ci-arm.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
