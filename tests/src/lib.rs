@@ -26,6 +26,29 @@ pub fn fixture(name: &str) -> PathBuf {
     repo().join("tests/fixtures").join(name)
 }
 
+/// `clip` scaled to `w`×`h` (square pixels, H.264 in MP4), made with GStreamer in `dir`.
+pub fn scaled(clip: &Path, dir: &TempDir, w: u32, h: u32) -> anyhow::Result<PathBuf> {
+    let stem = clip.file_stem().unwrap_or_default().to_string_lossy();
+    let out = dir.join(&format!("{stem}_{w}x{h}.mp4"));
+    let pipeline = format!(
+        "filesrc location={} ! decodebin ! videoconvert ! videoscale ! \
+         video/x-raw,width={w},height={h},pixel-aspect-ratio=1/1 ! \
+         x264enc speed-preset=veryfast key-int-max=30 ! h264parse ! mp4mux ! filesink location={}",
+        clip.display(),
+        out.display()
+    );
+    let status = Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(pipeline.split_whitespace())
+        .status()?;
+    anyhow::ensure!(
+        status.success(),
+        "gst-launch-1.0 could not make {}",
+        out.display()
+    );
+    Ok(out)
+}
+
 /// A fresh temporary folder, removed on drop.
 pub struct TempDir(pub PathBuf);
 

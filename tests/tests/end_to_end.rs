@@ -382,3 +382,71 @@ fn durations_past_what_a_clock_holds_start_and_run() -> anyhow::Result<()> {
     assert_eq!(incidents(&got)[0]["type"], "intrusion");
     Ok(())
 }
+
+#[test]
+fn cameras_of_128x96_and_64x64_with_zones_run_beside_a_normal_one() -> anyhow::Result<()> {
+    // A 128×96 camera with a zone once panicked every inference thread at its first incident.
+    let clips = vigil_tests::TempDir::new("small-clips")?;
+    let plaza = fixture("plaza_25s.mp4");
+    let small = [
+        ("small", vigil_tests::scaled(&plaza, &clips, 128, 96)?),
+        ("tiny", vigil_tests::scaled(&plaza, &clips, 64, 64)?),
+    ];
+    let mut mounts = Vec::new();
+    for (id, clip) in &small {
+        mounts.push((*id, std::sync::Arc::new(Clip::load(clip)?)));
+    }
+    let server = vigil::demo::rtsp::RtspServer::start(&mounts)?;
+    let mut extra = String::new();
+    for (id, _) in &small {
+        extra.push_str(&format!(
+            "\n[[cameras]]\nid = \"{id}\"\nurl = \"{}\"\nmodel = \"coco\"\nanalysis_fps = 5\n\n\
+             [[cameras.zones]]\nname = \"all\"\npolygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]\n\
+             classes = [\"person\"]\nmin_score = 0.3\nquiet_s = 2\n",
+            server.url(id)
+        ));
+    }
+    let scene = Scene::start(vigil_bin!(), "small-cams", "plaza_25s.mp4", &extra)?;
+    let analysed = |m: &[vigil_tests::Received], cam: &str| {
+        m.iter()
+            .rev()
+            .filter(|x| x.topic.ends_with("/health"))
+            .find_map(|x| {
+                x.json()["cameras"]
+                    .as_array()?
+                    .iter()
+                    .find(|c| c["camera"] == cam)?["analysed"]
+                    .as_u64()
+            })
+            .unwrap_or(0)
+    };
+    let cams = ["plaza", "small", "tiny"];
+    let got = scene.wait(
+        "an intrusion on the plaza and 40 frames of each camera",
+        |m| {
+            incidents(m).iter().any(|v| v["camera"] == "plaza")
+                && cams.iter().all(|c| analysed(m, c) >= 40)
+        },
+    )?;
+    // Whatever the small cameras opened carries a picture of their own size.
+    let mut small_opens = 0;
+    for (cam, width) in [("small", 128), ("tiny", 64)] {
+        for open in incidents(&got)
+            .iter()
+            .filter(|v| v["camera"] == cam && v["state"] == "open")
+        {
+            small_opens += 1;
+            assert_eq!(open["snapshot"]["width"], width, "{open}");
+        }
+    }
+    println!("incidents opened by the 128 and 64 pixel cameras: {small_opens}");
+    assert!(small_opens > 0, "the small cameras' evidence path ran");
+    // Analysis goes on, on every camera.
+    scene.wait("more analysed frames on every camera", |m| {
+        cams.iter().all(|c| analysed(m, c) > analysed(&got, c))
+    })?;
+    let log = scene.log();
+    assert!(!log.contains("panicked"), "{log}");
+    scene.check_contract()?;
+    Ok(())
+}

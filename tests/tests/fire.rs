@@ -200,24 +200,7 @@ fn a_still_picture_of_warm_lamps_raises_nothing() -> anyhow::Result<()> {
 
 /// The FURG clip scaled to `w`×`h` (H.264), made with GStreamer in `dir`.
 fn furg_at(dir: &TempDir, w: u32, h: u32) -> anyhow::Result<std::path::PathBuf> {
-    let out = dir.join(&format!("furg_{w}x{h}.mp4"));
-    let pipeline = format!(
-        "filesrc location={} ! decodebin ! videoconvert ! videoscale ! \
-         video/x-raw,width={w},height={h},pixel-aspect-ratio=1/1 ! \
-         x264enc speed-preset=veryfast key-int-max=30 ! h264parse ! mp4mux ! filesink location={}",
-        fixture("furg_house6_fire_smoke_cc0.mp4").display(),
-        out.display()
-    );
-    let status = std::process::Command::new("gst-launch-1.0")
-        .arg("-q")
-        .args(pipeline.split_whitespace())
-        .status()?;
-    anyhow::ensure!(
-        status.success(),
-        "gst-launch-1.0 could not make {}",
-        out.display()
-    );
-    Ok(out)
+    vigil_tests::scaled(&fixture("furg_house6_fire_smoke_cc0.mp4"), dir, w, h)
 }
 
 #[test]
