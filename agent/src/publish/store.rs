@@ -38,57 +38,23 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::Message;
 use super::outbox::{Lane, Row};
+pub use super::store_error::{AppendError, Failure, StoreError};
 
-/// Why the outbox cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// SQLite refused.
-    #[error("outbox {path}: {source}")]
-    Sqlite {
-        /// The database file.
-        path: PathBuf,
-        /// What SQLite said.
-        source: rusqlite::Error,
-    },
-    /// SQLite opened the file but its integrity check failed.
-    #[error("outbox {path}: integrity check failed: {detail}")]
-    Damaged {
-        /// The database file.
-        path: PathBuf,
-        /// What `PRAGMA quick_check` said.
-        detail: String,
-    },
-    /// The file could not be moved aside.
-    #[error("outbox {path}: cannot move the unreadable file aside: {source}")]
-    MoveAside {
-        /// The database file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-}
-
-/// A failed [`Store::append`].
-#[derive(Debug)]
-pub struct AppendError {
-    /// What went wrong.
-    pub error: StoreError,
-    /// The messages, if they were built before the failure (else empty).
-    pub messages: Vec<Message>,
-}
-
-/// Take the next `seq` inside transaction `tx` (committed with it).
-fn next_seq(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<u64> {
+/// Take the next `seq` inside transaction `tx` (committed with it): one above both the stored
+/// mark and `given`, the last number handed out by this process (an event whose commit failed
+/// still went out with its number, which is never given twice).
+fn next_seq(tx: &rusqlite::Transaction<'_>, given: u64) -> rusqlite::Result<u64> {
     let last: i64 = tx
         .query_row("SELECT value FROM meta WHERE key = 'seq'", [], |r| r.get(0))
         .optional()?
         .unwrap_or(0);
+    let next = (last.max(0) as u64).max(given) + 1;
     tx.execute(
         "INSERT INTO meta (key, value) VALUES ('seq', ?1)
          ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        params![last + 1],
+        params![next as i64],
     )?;
-    Ok(last as u64 + 1)
+    Ok(next)
 }
 
 /// Keep `open_incident` in step with an incident event (its first message) inside `tx`.
@@ -157,6 +123,8 @@ fn insert_all(
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// The last `seq` handed out by this process, stored or not.
+    given: u64,
 }
 
 const SCHEMA: &str = "
@@ -212,11 +180,14 @@ fn now_ms() -> i64 {
 }
 
 impl Store {
-    /// Open (or create) the outbox at `path`. An unreadable file is moved aside and a new one
-    /// started; the path it was moved to is returned so the caller can report it.
+    /// Open (or create) the outbox at `path`. A file that is not a readable outbox
+    /// ([`Failure::Corrupt`]) is moved aside and a new one started; the path it was moved to is
+    /// returned so the caller can report it. Any other failure (full disk, permissions, I/O)
+    /// keeps the file and is returned.
     pub fn open(path: &Path) -> Result<(Store, Option<PathBuf>), StoreError> {
         match Store::try_open(path) {
             Ok(s) => Ok((s, None)),
+            Err(first) if first.failure() != Failure::Corrupt => Err(first),
             Err(first) => {
                 let aside =
                     PathBuf::from(format!("{}.corrupt-{}", path.display(), now_ms() / 1000));
@@ -257,10 +228,50 @@ impl Store {
             });
         }
         conn.execute_batch(SCHEMA).map_err(err)?;
-        Ok(Store {
+        let mut store = Store {
             conn,
             path: path.to_path_buf(),
+            given: 0,
+        };
+        store.given = store.last_seq()?;
+        Ok(store)
+    }
+
+    /// An outbox in memory, for when the file cannot be used: the same behaviour, nothing
+    /// durable. `label` names it in errors; `seq` continues above `given`.
+    pub fn in_memory(label: &Path, given: u64) -> Result<Store, StoreError> {
+        let err = |source| StoreError::Sqlite {
+            path: label.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open_in_memory().map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        Ok(Store {
+            conn,
+            path: label.to_path_buf(),
+            given,
         })
+    }
+
+    /// The `seq` mark of the outbox file at `path`, read without writing anything (best effort:
+    /// `None` when it cannot be read).
+    pub fn peek_seq(path: &Path) -> Option<u64> {
+        match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(0),
+            Ok(m) if m.len() == 0 => return Some(0),
+            _ => {}
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .ok()?;
+        conn.query_row("SELECT value FROM meta WHERE key = 'seq'", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .optional()
+        .ok()
+        .map(|v| v.unwrap_or(0).max(0) as u64)
     }
 
     /// The database file.
@@ -282,7 +293,7 @@ impl Store {
                 r.get::<_, i64>(0)
             })
             .optional()
-            .map(|v| v.unwrap_or(0) as u64)
+            .map(|v| (v.unwrap_or(0).max(0) as u64).max(self.given))
             .map_err(|e| self.err(e))
     }
 
@@ -300,8 +311,9 @@ impl Store {
 
     /// Store the messages `build` makes, in one transaction. With `numbered`, they are one
     /// incident event: `build` gets the next `seq`, which is committed with them. Returns the
-    /// seq (if numbered) and the stored rows, in send order; on failure, the messages if they
-    /// were built, so the caller can still try to publish them.
+    /// seq (if numbered) and the stored rows, in send order. On failure the messages are still
+    /// built (numbered past every seq given out) and returned, so the caller can publish them
+    /// without durability: a full disk never loses an event here.
     pub fn append(
         &mut self,
         lane: Lane,
@@ -309,30 +321,48 @@ impl Store {
         build: impl FnOnce(Option<u64>) -> Vec<Message>,
     ) -> Result<(Option<u64>, Vec<Row>), AppendError> {
         let path = self.path.clone();
-        let fail = |source, messages| AppendError {
-            error: StoreError::Sqlite {
-                path: path.clone(),
-                source,
-            },
-            messages,
-        };
-        let tx = self.conn.transaction().map_err(|e| fail(e, Vec::new()))?;
-        let seq = if numbered {
-            let next = next_seq(&tx).map_err(|e| fail(e, Vec::new()))?;
-            Some(next)
-        } else {
-            None
-        };
-        let messages = build(seq);
-        let stored = insert_all(&tx, lane, seq, &messages).and_then(|rows| {
-            if numbered {
-                track_open(&tx, lane, &messages)?;
-            }
-            tx.commit().map(|()| rows)
-        });
+        let given = self.given;
+        let mut build = Some(build);
+        let mut made: Option<(Option<u64>, Vec<Message>)> = None;
+        let stored = (|| {
+            let tx = self.conn.transaction()?;
+            let seq = if numbered {
+                Some(next_seq(&tx, given)?)
+            } else {
+                None
+            };
+            let messages = build.take().map(|b| b(seq)).unwrap_or_default();
+            let result = insert_all(&tx, lane, seq, &messages).and_then(|rows| {
+                if numbered {
+                    track_open(&tx, lane, &messages)?;
+                }
+                tx.commit().map(|()| rows)
+            });
+            made = Some((seq, messages));
+            result
+        })();
+        if let Some((Some(seq), _)) = &made {
+            self.given = self.given.max(*seq);
+        }
         match stored {
-            Ok(rows) => Ok((seq, rows)),
-            Err(e) => Err(fail(e, messages)),
+            Ok(rows) => Ok((made.and_then(|(seq, _)| seq), rows)),
+            Err(source) => {
+                let messages = match (made, build.take()) {
+                    (Some((_, messages)), _) => messages,
+                    (None, Some(build)) => {
+                        let seq = numbered.then(|| self.given + 1);
+                        if let Some(seq) = seq {
+                            self.given = seq;
+                        }
+                        build(seq)
+                    }
+                    (None, None) => Vec::new(),
+                };
+                Err(AppendError {
+                    error: StoreError::Sqlite { path, source },
+                    messages,
+                })
+            }
         }
     }
 
@@ -426,6 +456,26 @@ impl Store {
             .map_err(|e| self.err(e))?;
         let rows: Result<Vec<_>, _> = rows.collect();
         rows.map_err(|e| self.err(e))
+    }
+
+    /// Track `open` events (lane, topic, payload, as [`Store::open_incidents`] gives them) as
+    /// open here too: incidents opened while another store was in use.
+    pub fn track_opens(&mut self, open: &[(Lane, String, Vec<u8>)]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        for (lane, topic, payload) in open {
+            let m = Message {
+                topic: topic.clone(),
+                payload: payload.clone(),
+                retain: false,
+            };
+            track_open(&tx, *lane, std::slice::from_ref(&m)).map_err(err)?;
+        }
+        tx.commit().map_err(err)
     }
 
     /// Dead letters stored.
@@ -528,6 +578,63 @@ mod tests {
             String::from_utf8_lossy(&out.stdout),
             "1|1|t/snapshot\n0|2|t/fire\n3||t/health\n"
         );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_failed_commit_still_gives_the_messages_and_never_reuses_their_seq() {
+        let d = dir("refused");
+        let path = d.join("outbox.db");
+        let (mut s, _) = Store::open(&path).expect("open");
+        s.append(Lane::Fire, true, |_| vec![msg("t", "1")])
+            .expect("append");
+        // Writes refused from here on, as on a full disk.
+        s.conn
+            .pragma_update(None, "query_only", true)
+            .expect("pragma");
+        let e = s
+            .append(Lane::Fire, true, |seq| {
+                vec![msg("t", &seq.unwrap_or(0).to_string())]
+            })
+            .expect_err("refused");
+        assert_eq!(e.messages.len(), 1, "the messages come back");
+        assert_eq!(e.messages[0].payload, b"2");
+        assert_eq!(e.error.failure(), Failure::ReadOnly);
+        s.conn
+            .pragma_update(None, "query_only", false)
+            .expect("pragma");
+        let (seq, _) = s
+            .append(Lane::Fire, true, |_| vec![msg("t", "3")])
+            .expect("append again");
+        assert_eq!(
+            seq,
+            Some(3),
+            "seq 2 went out unstored: it is not given twice"
+        );
+        drop(s);
+        assert_eq!(Store::peek_seq(&path), Some(3));
+        let m = Store::in_memory(&path, 3).expect("memory");
+        assert_eq!(m.last_seq().expect("seq"), 3);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_file_it_may_not_open_is_an_error_and_stays_where_it_is() {
+        let d = dir("perm");
+        let path = d.join("outbox.db");
+        drop(Store::open(&path).expect("create"));
+        // A folder where the file should be: SQLite cannot open it, and it is not corrupt.
+        let blocked = d.join("blocked.db");
+        std::fs::create_dir_all(&blocked).expect("mkdir");
+        let e = Store::open(&blocked).expect_err("cannot open a folder");
+        assert_ne!(e.failure(), Failure::Corrupt, "{e}");
+        assert!(blocked.is_dir(), "nothing moved aside");
+        let leftovers: Vec<_> = std::fs::read_dir(&d)
+            .expect("ls")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains("corrupt"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
         let _ = std::fs::remove_dir_all(&d);
     }
 
