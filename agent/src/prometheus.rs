@@ -145,6 +145,10 @@ fn describe() {
         Unit::Bytes,
         "Bytes stored in the outbox"
     );
+    describe_gauge!(
+        "vigil_outbox_durable",
+        "1 while messages are stored in the outbox file before they are sent, 0 while the file cannot be used (kept in memory only)"
+    );
     describe_gauge!("vigil_broker_connected", "1 while connected to the broker");
     describe_gauge!(
         "vigil_camera_streaming",
@@ -250,6 +254,7 @@ pub async fn mirror(
             gauge!("vigil_outbox_rows", "lane" => lane_name(*lane)).set(o.depth[i] as f64);
         }
         gauge!("vigil_outbox_bytes").set(o.bytes as f64);
+        gauge!("vigil_outbox_durable").set(f64::from(u8::from(o.store_error.is_none())));
         gauge!("vigil_broker_connected").set(f64::from(u8::from(o.connected)));
     }
 }

@@ -23,6 +23,7 @@ use crate::detect::{self, DetectError, LoadedCard};
 use crate::diag;
 use crate::ingest::picture::{Gray, PictureSettings, PictureWatch};
 use crate::ingest::{self, IngestError, slot::FrameBoard};
+use crate::publish::durable::ORPHAN_REASON;
 use crate::publish::payload::{self, Identity, Inventory};
 use crate::publish::{self, Durable, Outgoing, SessionConfig, SessionStats};
 use crate::rules::{CameraRules, RuleSet};
@@ -523,11 +524,18 @@ fn open_outbox(
             state_dir.display()
         ))
     };
-    std::fs::create_dir_all(state_dir).map_err(|e| unusable(&e))?;
+    // A folder that cannot be made is reported by the outbox below, which then runs in memory:
+    // fire and smoke must still go out.
+    if let Err(e) = std::fs::create_dir_all(state_dir) {
+        tracing::error!(
+            "cannot create the state folder {} (storage.state_dir): {e}",
+            state_dir.display()
+        );
+    }
     let path = state_dir.join("outbox.db");
     let max_bytes = usize::try_from(config.outbox.max_bytes.0).unwrap_or(usize::MAX);
-    let (mut outbox, _aside) =
-        Durable::open(&path, max_bytes, publish::MAX_IN_FLIGHT).map_err(|e| unusable(&e))?;
+    let (mut outbox, _aside) = Durable::open_or_memory(&path, max_bytes, publish::MAX_IN_FLIGHT)
+        .map_err(|e| unusable(&e))?;
     // Before the outbox, `seq` was kept in a plain file: carry its number over (once), so that
     // numbers never go back on an upgraded box.
     let legacy = state_dir.join("seq");
@@ -563,9 +571,6 @@ fn open_outbox(
     );
     Ok(outbox)
 }
-
-/// The `reason` of a `close` sent at start for an incident the agent left open.
-pub const ORPHAN_REASON: &str = "closed at start: the agent stopped (crash, kill or power cut) before it could close this incident";
 
 /// Tell systemd how the agent is doing (`STATUS=`) every few seconds, and ping its watchdog
 /// (`WATCHDOG=1`) only while the inference loop turns: a wedged detector or a wedged event

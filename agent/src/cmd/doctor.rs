@@ -335,12 +335,10 @@ fn storage(config: &Config, resolve: &dyn Fn(&Path) -> PathBuf, min_free_gib: f6
         .and_then(|_| std::fs::remove_file(&probe));
     let mut out = Vec::new();
     if let Err(e) = writable {
-        out.push(Check::fail(
-            format!("state folder {} is not writable: {e}", dir.display()),
-            "create it owned by the vigil user (systemd's StateDirectory=vigil does)",
-        ));
+        out.push(unwritable(&dir, &e));
         return out;
     }
+    out.extend(outbox_file(&dir.join("outbox.db")));
     let need = config.outbox.max_bytes.0 as f64 + min_free_gib * f64::from(1u32 << 30);
     match crate::telemetry::disk_free(&dir) {
         Some(free) if (free as f64) < need => out.push(Check::warn(
@@ -363,6 +361,52 @@ fn storage(config: &Config, resolve: &dyn Fn(&Path) -> PathBuf, min_free_gib: f6
         )),
     }
     out
+}
+
+/// The check for a state folder a file cannot be written in, naming the cause.
+fn unwritable(dir: &Path, e: &std::io::Error) -> Check {
+    use std::io::ErrorKind;
+    let dir = dir.display();
+    match e.kind() {
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded => Check::fail(
+            format!("state folder {dir}: its file system is full ({e})"),
+            "free space there (`df -h`, `du -xsh /var/*`); until then the agent keeps its outbox in memory: fire and smoke still go out, but a restart loses what was not delivered",
+        ),
+        ErrorKind::ReadOnlyFilesystem => Check::fail(
+            format!("state folder {dir}: its file system is read-only ({e})"),
+            "remount it read-write, or point storage.state_dir at a writable file system",
+        ),
+        _ => Check::fail(
+            format!("state folder {dir} is not writable: {e}"),
+            "create it owned by the vigil user (systemd's StateDirectory=vigil does)",
+        ),
+    }
+}
+
+/// The outbox file, read without writing: readable, intact, how much waits.
+fn outbox_file(path: &Path) -> Option<Check> {
+    if !path.exists() {
+        return None;
+    }
+    let shown = path.display();
+    Some(match crate::publish::inspect::Inspect::open(path) {
+        Ok(db) => match db.stats() {
+            Ok(lanes) => {
+                let waiting: u64 = lanes.iter().map(|l| l.rows).sum();
+                Check::ok(format!(
+                    "outbox {shown} readable, {waiting} message(s) waiting"
+                ))
+            }
+            Err(e) => Check::fail(
+                format!("outbox {shown}: {e}"),
+                "see docs/operations.md (outbox): a damaged file is moved aside at the next start",
+            ),
+        },
+        Err(e) => Check::fail(
+            format!("outbox {shown}: {e}"),
+            "check the file's owner and mode (the vigil user must read and write it and its folder)",
+        ),
+    })
 }
 
 /// Whether the box's clock is synchronised, as systemd (timedatectl) or chrony says.

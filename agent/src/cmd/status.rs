@@ -144,6 +144,16 @@ pub fn render(s: &Value) -> String {
             "         {dead} dead letter(s){refused}: vigil outbox dead"
         );
     }
+    if o["durable"] == false {
+        let _ = writeln!(
+            out,
+            "         NOT DURABLE: {}; {} message(s) kept in memory only since start",
+            o["store_error"]
+                .as_str()
+                .unwrap_or("the outbox file cannot be used"),
+            o["not_durable"].as_u64().unwrap_or(0)
+        );
+    }
     if let Some(free) = s["disk_free_bytes"].as_u64() {
         let _ = writeln!(out, "disk     {} free", human_bytes(free));
     }
@@ -233,6 +243,8 @@ mod tests {
             "broker": {"address": "mqtt.local:8883", "connected": false, "last_error": "connection refused"},
             "outbox": {"bytes": 2048, "max_bytes": 536870912, "acked": 9,
                 "dead_letters_stored": 2, "broker_refused_bytes": 74304,
+                "durable": false, "not_durable": 12,
+                "store_error": "outbox /var/lib/vigil/outbox.db: the file system is full: database or disk is full",
                 "lanes": {"fire": {"depth": 1, "evicted": 0, "oldest_age_s": 65.0},
                           "security": {"depth": 0, "evicted": 2}, "health": {"depth": 0, "evicted": 0},
                           "telemetry": {"depth": 3, "evicted": 1}}},
@@ -258,6 +270,11 @@ mod tests {
         );
         assert!(
             text.contains("2 dead letter(s) (the broker refused a 73 KiB message)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("NOT DURABLE: outbox /var/lib/vigil/outbox.db: the file system is full")
+                && text.contains("12 message(s) kept in memory only"),
             "{text}"
         );
         let gate = text

@@ -15,12 +15,19 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use super::limit::{MessageLimit, packet_bytes};
 use super::outbox::{Blame, LANES, Lane, Outbox};
+use super::spill::{SPILL_BYTES, Spill};
 use super::store::{Store, StoreError};
 use super::{Message, Outgoing};
 
 /// Messages above this many bytes may be refused for their size: once the broker refused one,
 /// each of them goes alone, once, before it is set aside.
 const LARGE: usize = 16 * 1024;
+
+/// The `reason` of a `close` sent at start for an incident the agent left open.
+pub const ORPHAN_REASON: &str = "closed at start: the agent stopped (crash, kill or power cut) before it could close this incident";
+
+/// The `reason` of such a `close` when the outbox file could only be read later than the start.
+pub const LATE_ORPHAN_REASON: &str = "closed after start: the agent stopped (crash, kill or power cut) before it could close this incident, and its outbox file could not be used until now";
 
 /// Outbox figures for the health message, updated by the session.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -49,6 +56,10 @@ pub struct OutboxStats {
     pub last_ack_ms: Option<u64>,
     /// Why the last connection attempt failed or the last connection ended.
     pub broker_error: Option<String>,
+    /// Why the outbox file is not storing messages now (None: it is, they are durable).
+    pub store_error: Option<String>,
+    /// Messages published without being on disk since start (kept in memory only).
+    pub not_durable: u64,
 }
 
 /// Shared, read-mostly view of [`OutboxStats`].
@@ -72,8 +83,8 @@ impl OutboxGauge {
 /// The outbox: store + state.
 #[derive(Debug)]
 pub struct Durable {
-    store: Store,
-    state: Outbox,
+    pub(super) store: Store,
+    pub(super) state: Outbox,
     gauge: Arc<OutboxGauge>,
     acked: u64,
     link: (bool, Option<u64>, Option<String>),
@@ -81,6 +92,15 @@ pub struct Durable {
     limit: Arc<MessageLimit>,
     dead: [u64; 4],
     dead_stored: u64,
+    /// What the store could not take, published without durability.
+    pub(super) spill: Spill,
+    /// Why the store is in memory instead of the file (see `super::memory`).
+    pub(super) memory: Option<String>,
+    /// Why the last append failed, until one succeeds.
+    store_error: Option<String>,
+    not_durable: u64,
+    /// `outbox.max_bytes`, for going back to the file.
+    pub(super) file_max_bytes: usize,
 }
 
 impl Durable {
@@ -93,6 +113,15 @@ impl Durable {
         max_in_flight: usize,
     ) -> Result<(Durable, Option<PathBuf>), StoreError> {
         let (store, aside) = Store::open(path)?;
+        Ok((Durable::with_store(store, max_bytes, max_in_flight)?, aside))
+    }
+
+    /// An outbox over `store` (a file or in memory), rebuilt from what it holds.
+    pub(super) fn with_store(
+        store: Store,
+        max_bytes: usize,
+        max_in_flight: usize,
+    ) -> Result<Durable, StoreError> {
         let mut d = Durable {
             store,
             state: Outbox::new(max_bytes, max_in_flight),
@@ -103,14 +132,25 @@ impl Durable {
             limit: Arc::new(MessageLimit::new(usize::MAX)),
             dead: [0; 4],
             dead_stored: 0,
+            spill: Spill::new(SPILL_BYTES),
+            memory: None,
+            store_error: None,
+            not_durable: 0,
+            file_max_bytes: max_bytes,
         };
-        d.dead_stored = d.store.dead_letters()?;
-        for row in d.store.rows()? {
-            let evicted = d.state.insert(row);
-            d.delete_evicted(&evicted);
+        d.load()?;
+        Ok(d)
+    }
+
+    /// Rebuild the state from what the store holds.
+    pub(super) fn load(&mut self) -> Result<(), StoreError> {
+        self.dead_stored = self.store.dead_letters()?;
+        for row in self.store.rows()? {
+            let evicted = self.state.insert(row);
+            self.delete_evicted(&evicted);
         }
-        d.update_gauge();
-        Ok((d, aside))
+        self.update_gauge();
+        Ok(())
     }
 
     /// Hold messages to `limit` (the session's, shared with the evidence makers).
@@ -158,15 +198,39 @@ impl Durable {
         self.state.len()
     }
 
-    /// Whether nothing waits.
+    /// Whether nothing waits in the store.
     pub fn is_empty(&self) -> bool {
         self.state.is_empty()
     }
 
+    /// Whether nothing waits at all (store and spill).
+    pub fn nothing_waits(&self) -> bool {
+        self.state.is_empty() && self.spill.is_empty()
+    }
+
+    /// The oldest message the store could not take, to publish without durability.
+    pub fn spilled(&self) -> Option<&Message> {
+        self.spill.front()
+    }
+
+    /// The oldest spilled message was published (or dropped by the caller).
+    pub fn pop_spilled(&mut self) {
+        self.spill.pop_front();
+        self.update_gauge();
+    }
+
+    /// Messages waiting in the spill.
+    pub fn spilled_len(&self) -> usize {
+        self.spill.len()
+    }
+
     /// Store what the agent hands over (an incident gets its `seq` here, committed with its
-    /// rows). On a store failure the messages are returned so the caller can still try to
-    /// publish them, without durability.
-    pub fn enqueue(&mut self, out: Outgoing) -> Result<Option<u64>, (StoreError, Vec<Message>)> {
+    /// rows). On a store failure the messages go to the bounded spill, to be published without
+    /// durability, and the error is returned for the caller to report.
+    pub fn enqueue(&mut self, out: Outgoing) -> Result<Option<u64>, StoreError> {
+        let lane = match &out {
+            Outgoing::Incident { lane, .. } | Outgoing::Plain { lane, .. } => *lane,
+        };
         let listening = self.tap.as_ref().filter(|t| t.receiver_count() > 0);
         let mut event: Option<std::sync::Arc<str>> = None;
         let result = match out {
@@ -182,11 +246,16 @@ impl Durable {
             }),
             Outgoing::Plain { lane, messages } => self.store.append(lane, false, |_| messages),
         };
-        if let (Ok(_), Some(tap), Some(e)) = (&result, listening, event) {
+        if let (Some(tap), Some(e)) = (listening, event) {
             let _ = tap.send(e);
         }
         match result {
             Ok((seq, rows)) => {
+                if self.memory.is_some() {
+                    self.not_durable += rows.len() as u64;
+                } else {
+                    self.store_error = None;
+                }
                 for row in rows {
                     crate::prometheus::outbox_enqueued(row.lane);
                     let evicted = self.state.insert(row);
@@ -198,7 +267,19 @@ impl Durable {
                 self.update_gauge();
                 Ok(seq)
             }
-            Err(e) => Err((e.error, e.messages)),
+            Err(e) => {
+                self.not_durable += e.messages.len() as u64;
+                let dropped = self.spill.push(lane, e.messages);
+                if dropped > 0 {
+                    tracing::error!(
+                        dropped,
+                        "messages the outbox could not store exceed the memory bound ({SPILL_BYTES} bytes): the oldest of the lowest lanes were dropped undelivered; this is data loss"
+                    );
+                }
+                self.store_error = Some(e.error.to_string());
+                self.update_gauge();
+                Err(e.error)
+            }
         }
     }
 
@@ -233,7 +314,7 @@ impl Durable {
             });
             match self.enqueue(Outgoing::Incident { lane, build }) {
                 Ok(_) => closed += 1,
-                Err((e, _)) => return Err(e),
+                Err(e) => return Err(e),
             }
         }
         Ok(closed)
@@ -364,11 +445,12 @@ impl Durable {
         self.update_gauge();
     }
 
-    fn update_gauge(&self) {
+    pub(super) fn update_gauge(&self) {
+        let spilled = self.spill.lost();
         self.gauge.set(OutboxStats {
             depth: LANES.map(|l| self.state.depth(l)),
             oldest_ms: LANES.map(|l| self.state.oldest_ms(l)),
-            evicted: LANES.map(|l| self.state.evicted(l)),
+            evicted: LANES.map(|l| self.state.evicted(l) + spilled[l as usize]),
             dead_letters: self.dead,
             dead_stored: self.dead_stored,
             refused_at: self.limit.refused_at(),
@@ -378,6 +460,8 @@ impl Durable {
             connected: self.link.0,
             last_ack_ms: self.link.1,
             broker_error: self.link.2.clone(),
+            store_error: self.memory.clone().or_else(|| self.store_error.clone()),
+            not_durable: self.not_durable,
         });
     }
 }

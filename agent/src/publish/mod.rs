@@ -29,10 +29,13 @@
 pub mod durable;
 pub mod inspect;
 pub mod limit;
+pub mod memory;
 pub mod outbox;
 pub mod payload;
 pub mod roundtrip;
+pub mod spill;
 pub mod store;
+pub mod store_error;
 pub mod tls;
 
 use std::collections::VecDeque;
@@ -288,8 +291,7 @@ pub async fn run(
     let mut connected_at = Instant::now();
     // Rows handed to the current client, in order; `None` for messages outside the outbox.
     let mut handed: VecDeque<Option<u64>> = VecDeque::new();
-    // Messages the store could not take: published without durability.
-    let mut volatile: VecDeque<Message> = VecDeque::new();
+    let mut next_file_try = Instant::now() + memory::RETRY;
     let mut deadline: Option<Instant> = None;
 
     loop {
@@ -298,7 +300,7 @@ pub async fn run(
             retry_at = None;
         }
         if let Some(d) = deadline
-            && ((connected && outbox.is_empty() && volatile.is_empty()) || Instant::now() >= d)
+            && ((connected && outbox.nothing_waits()) || Instant::now() >= d)
         {
             break;
         }
@@ -309,7 +311,7 @@ pub async fn run(
                 if changed.is_err() || *shutdown.borrow() {
                     // Everything the agent handed over is stored before the flush starts.
                     while let Ok(out) = rx.try_recv() {
-                        off_runtime(|| enqueue(&mut outbox, out, &mut volatile, &mut stats));
+                        off_runtime(|| enqueue(&mut outbox, out, &mut stats));
                     }
                     deadline = Some(Instant::now() + cfg.flush);
                     if !outbox.is_empty() {
@@ -370,21 +372,17 @@ pub async fn run(
                 }
             },
             Some(out) = rx.recv(), if deadline.is_none() => {
-                off_runtime(|| enqueue(&mut outbox, out, &mut volatile, &mut stats));
+                off_runtime(|| enqueue(&mut outbox, out, &mut stats));
             }
             _ = sleep_until(retry_at), if link.is_none() => {}
             _ = sleep_until(deadline) => {}
         }
         if connected && let Some(l) = &link {
-            off_runtime(|| {
-                pump(
-                    &l.client,
-                    &mut outbox,
-                    &mut handed,
-                    &mut volatile,
-                    &mut stats,
-                )
-            });
+            off_runtime(|| pump(&l.client, &mut outbox, &mut handed, &mut stats));
+        }
+        if outbox.in_memory() && Instant::now() >= next_file_try {
+            next_file_try = Instant::now() + memory::RETRY;
+            off_runtime(|| outbox.retry_file());
         }
     }
 
@@ -395,10 +393,10 @@ pub async fn run(
             "stopping with undelivered messages; they stay in the outbox and go at the next start"
         );
     }
-    if !volatile.is_empty() {
+    if outbox.spilled_len() > 0 || (outbox.in_memory() && !outbox.is_empty()) {
         tracing::error!(
-            messages = volatile.len(),
-            "stopping with messages the outbox could not store; they are lost"
+            messages = outbox.spilled_len() + if outbox.in_memory() { outbox.len() } else { 0 },
+            "stopping with messages the outbox could not store on disk; they are lost"
         );
     }
     if let Some(l) = link.take()
@@ -409,22 +407,13 @@ pub async fn run(
     stats
 }
 
-/// Store one hand-over; if the store fails, keep its messages in memory (and say so).
-fn enqueue(
-    outbox: &mut Durable,
-    out: Outgoing,
-    volatile: &mut VecDeque<Message>,
-    stats: &mut SessionStats,
-) {
+/// Store one hand-over; if the store fails, its messages wait in memory (and it says so).
+fn enqueue(outbox: &mut Durable, out: Outgoing, stats: &mut SessionStats) {
     let incident = matches!(out, Outgoing::Incident { .. });
-    match outbox.enqueue(out) {
-        Ok(_) => {}
-        Err((e, messages)) => {
-            tracing::error!(
-                "cannot store in the outbox ({e}); publishing without durability: a restart before delivery loses it"
-            );
-            volatile.extend(messages);
-        }
+    if let Err(e) = outbox.enqueue(out) {
+        tracing::error!(
+            "cannot store in the outbox ({e}); publishing without durability: a restart before delivery loses it"
+        );
     }
     if incident {
         stats.events += 1;
@@ -436,18 +425,17 @@ fn pump(
     client: &AsyncClient,
     outbox: &mut Durable,
     handed: &mut VecDeque<Option<u64>>,
-    volatile: &mut VecDeque<Message>,
     stats: &mut SessionStats,
 ) {
-    while let Some(m) = volatile.front() {
+    while let Some(m) = outbox.spilled() {
         if let Some(why) = outbox.too_large(m) {
             tracing::error!(topic = %m.topic, "message not stored and too large to send, dropped: {why}");
-            volatile.pop_front();
+            outbox.pop_spilled();
             continue;
         }
         match client.try_publish(&m.topic, QoS::AtLeastOnce, m.retain, m.payload.clone()) {
             Ok(()) => {
-                volatile.pop_front();
+                outbox.pop_spilled();
                 handed.push_back(None);
                 stats.handed_over += 1;
             }

@@ -130,6 +130,11 @@ impl Outbox {
         self.in_flight
     }
 
+    /// The window: unacknowledged rows at most.
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight
+    }
+
     /// The byte bound.
     pub fn max_bytes(&self) -> usize {
         self.max_bytes

@@ -178,10 +178,17 @@ pub fn outbox_json(outbox: &super::OutboxStats) -> serde_json::Value {
         "max_bytes": outbox.max_bytes,
         "acked": outbox.acked,
         "dead_letters_stored": outbox.dead_stored,
+        "durable": outbox.store_error.is_none(),
+        "not_durable": outbox.not_durable,
         "lanes": lanes,
     });
-    if let (Some(r), Some(obj)) = (outbox.refused_at, v.as_object_mut()) {
-        obj.insert("broker_refused_bytes".into(), json!(r));
+    if let Some(obj) = v.as_object_mut() {
+        if let Some(r) = outbox.refused_at {
+            obj.insert("broker_refused_bytes".into(), json!(r));
+        }
+        if let Some(e) = &outbox.store_error {
+            obj.insert("store_error".into(), json!(e));
+        }
     }
     v
 }
