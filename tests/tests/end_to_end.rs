@@ -450,3 +450,73 @@ fn cameras_of_128x96_and_64x64_with_zones_run_beside_a_normal_one() -> anyhow::R
     scene.check_contract()?;
     Ok(())
 }
+
+#[test]
+fn an_h265_camera_with_b_frames_reaches_its_analysis_rate() -> anyhow::Result<()> {
+    // x265's own defaults reorder frames (B-frames, pyramid): 768×576 at 10 fps, analysed at 5.
+    let dir = vigil_tests::TempDir::new("h265-b")?;
+    let clip = dir.join("plaza_h265_b.mp4");
+    let pipeline = format!(
+        "filesrc location={} ! decodebin ! videoconvert ! videorate ! video/x-raw,framerate=10/1 ! \
+         identity eos-after=150 ! x265enc ! video/x-h265,profile=main ! \
+         h265parse ! mp4mux ! filesink location={}",
+        fixture("plaza_25s.mp4").display(),
+        clip.display()
+    );
+    let status = std::process::Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(pipeline.split_whitespace())
+        .status()?;
+    anyhow::ensure!(
+        status.success(),
+        "gst-launch-1.0 could not make {}",
+        clip.display()
+    );
+    let scene = Scene::start_full(vigil_bin!(), "h265-b", &clip, "", "", false)?;
+    // Each health message's own time (when its counts were taken: delivery may bunch them).
+    let health = |m: &[vigil_tests::Received]| -> Vec<(f64, serde_json::Value)> {
+        m.iter()
+            .filter(|x| x.topic.ends_with("/health"))
+            .filter_map(|x| {
+                let v = x.json();
+                let t = seconds_of_day(v["time"].as_str()?)?;
+                Some((t, v["cameras"].as_array()?.first()?.clone()))
+            })
+            .collect()
+    };
+    let count = |c: &serde_json::Value, k: &str| c[k].as_u64().unwrap_or(0);
+    let got = scene.wait("health after 80 analysed frames", |m| {
+        health(m)
+            .last()
+            .is_some_and(|(_, c)| count(c, "analysed") >= 80)
+    })?;
+    let window = health(&got);
+    let (Some((t0, first)), Some((t1, last))) = (
+        window.iter().find(|(_, c)| count(c, "analysed") >= 5),
+        window.last(),
+    ) else {
+        anyhow::bail!("no health messages");
+    };
+    let secs = (t1 - t0).rem_euclid(86_400.0).max(1e-3);
+    let delta = |k: &str| count(last, k).saturating_sub(count(first, k));
+    let (received, analysed, dropped) = (delta("received"), delta("analysed"), delta("dropped"));
+    let rate = analysed as f64 / secs;
+    eprintln!(
+        "H.265 with B-frames over {secs:.1} s: received {received}, analysed {analysed} \
+         ({rate:.2} fps of 5), dropped {dropped}; last {last}"
+    );
+    assert!(
+        rate >= 4.5,
+        "analysed {rate:.2} fps of 5: {first} -> {last}"
+    );
+    scene.check_contract()?;
+    Ok(())
+}
+
+/// Seconds since midnight of an RFC 3339 UTC time (`…T23:50:01.123Z`).
+fn seconds_of_day(t: &str) -> Option<f64> {
+    let clock = t.split_once('T')?.1.trim_end_matches('Z');
+    let mut parts = clock.split(':');
+    let (h, m, s) = (parts.next()?, parts.next()?, parts.next()?);
+    Some(h.parse::<f64>().ok()? * 3600.0 + m.parse::<f64>().ok()? * 60.0 + s.parse::<f64>().ok()?)
+}

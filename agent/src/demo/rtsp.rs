@@ -41,13 +41,17 @@ pub struct Clip {
     pub caps: gst::Caps,
     /// Access units in decode order (SPS/PPS repeated before key frames).
     pub units: Vec<(Vec<u8>, bool)>,
+    /// How long after its decode time each unit is presented (non-zero only for streams with
+    /// B-frames, whose units are served with these presentation times, like a camera's).
+    pub pts_offsets: Vec<Duration>,
     /// Time between frames.
     pub frame_duration: Duration,
 }
 
 impl Clip {
-    /// Read every access unit of a video file (MP4/MKV/AVI/… with H.264, H.265 or MPEG-4, no B-frames
-    /// expected: units are re-timestamped in decode order).
+    /// Read every access unit of a video file (MP4/MKV/AVI/… with H.264, H.265 or MPEG-4). Units
+    /// are served at the file's frame rate, timestamped on arrival; with B-frames, each keeps
+    /// its presentation offset from the file.
     pub fn load(path: &Path) -> Result<Clip, ServeError> {
         let err = |reason: String| ServeError::Clip {
             path: path.to_path_buf(),
@@ -62,8 +66,8 @@ impl Clip {
         let mut last = String::new();
         for codec in CODECS {
             match read_units(path, codec.parse) {
-                Ok((caps, units, duration)) => {
-                    return Clip::finish(caps, units, duration).map_err(err);
+                Ok((caps, units, offsets, duration)) => {
+                    return Clip::finish(caps, units, offsets, duration).map_err(err);
                 }
                 Err(e) => last = e,
             }
@@ -74,6 +78,7 @@ impl Clip {
     fn finish(
         caps: gst::Caps,
         mut units: Vec<(Vec<u8>, bool)>,
+        mut pts_offsets: Vec<Duration>,
         duration: Option<gst::ClockTime>,
     ) -> Result<Clip, String> {
         let first_key = units
@@ -81,6 +86,8 @@ impl Clip {
             .position(|(_, k)| *k)
             .ok_or_else(|| "no key frame".to_string())?;
         units.drain(..first_key);
+        pts_offsets.drain(..first_key.min(pts_offsets.len()));
+        pts_offsets.resize(units.len(), Duration::ZERO);
         let frame_duration = duration
             .map(|d| Duration::from_nanos(d.nseconds()))
             .filter(|d| !d.is_zero())
@@ -88,8 +95,14 @@ impl Clip {
         Ok(Clip {
             caps,
             units,
+            pts_offsets,
             frame_duration,
         })
+    }
+
+    /// Whether units are presented out of decode order (B-frames).
+    pub fn reorders(&self) -> bool {
+        self.pts_offsets.iter().any(|d| !d.is_zero())
     }
 
     fn codec(&self) -> Option<&'static Codec> {
@@ -125,11 +138,17 @@ const CODECS: &[Codec] = &[
     },
 ];
 
-type Units = (gst::Caps, Vec<(Vec<u8>, bool)>, Option<gst::ClockTime>);
+type Units = (
+    gst::Caps,
+    Vec<(Vec<u8>, bool)>,
+    Vec<Duration>,
+    Option<gst::ClockTime>,
+);
 
 /// Read all access units of `path` through the parser chain `parse`.
 fn read_units(path: &Path, parse: &str) -> Result<Units, String> {
     let mut units = Vec::new();
+    let mut offsets = Vec::new();
     let mut caps = None;
     let mut duration = None;
     crate::ingest::file::pull_samples(
@@ -146,13 +165,18 @@ fn read_units(path: &Path, parse: &str) -> Result<Units, String> {
                 let key = !buf.flags().contains(gst::BufferFlags::DELTA_UNIT);
                 if let Ok(map) = buf.map_readable() {
                     units.push((map.as_slice().to_vec(), key));
+                    let offset = match (buf.pts(), buf.dts()) {
+                        (Some(p), Some(d)) if p > d => Duration::from_nanos((p - d).nseconds()),
+                        _ => Duration::ZERO,
+                    };
+                    offsets.push(offset);
                 }
             }
             true
         },
     )?;
     let caps = caps.ok_or("no video stream")?;
-    Ok((caps, units, duration))
+    Ok((caps, units, offsets, duration))
 }
 
 /// A running RTSP server on 127.0.0.1 with a free port.
@@ -254,6 +278,8 @@ impl RtspServer {
                     return;
                 };
                 src.set_caps(Some(&clip.caps));
+                // A stream with B-frames gets its presentation times set by the feeder.
+                src.set_property("do-timestamp", !clip.reorders());
                 let clip = Arc::clone(&clip);
                 let _ = std::thread::Builder::new()
                     .name("rtsp-feeder".into())
@@ -316,12 +342,41 @@ impl Drop for RtspServer {
 }
 
 /// Push the clip's units into `src` at its frame rate, looping, until the media goes away.
+/// Units are timestamped on arrival (`do-timestamp`), except in a stream with B-frames: there
+/// the decode time is the running time and each unit is presented its offset later.
 fn feed(src: &gst_app::AppSrc, clip: &Clip) {
+    let reorders = clip.reorders();
+    if reorders {
+        // Timestamps are running times: wait (a minute at most) for the media to play.
+        let give_up = Instant::now() + Duration::from_secs(60);
+        while src.current_running_time().is_none() {
+            if Instant::now() > give_up {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let base = src
+        .current_running_time()
+        .map_or(Duration::ZERO, |t| Duration::from_nanos(t.nseconds()));
+    let mut frame = 0u32;
     let mut next = Instant::now();
-    for (data, key) in clip.units.iter().cycle() {
+    let units = clip.units.iter().zip(clip.pts_offsets.iter());
+    for ((data, key), offset) in units.cycle() {
         let mut buf = gst::Buffer::from_mut_slice(data.clone());
-        if !key && let Some(b) = buf.get_mut() {
-            b.set_flags(gst::BufferFlags::DELTA_UNIT);
+        if let Some(b) = buf.get_mut() {
+            if !key {
+                b.set_flags(gst::BufferFlags::DELTA_UNIT);
+            }
+            if reorders {
+                // Decode times a steady frame duration apart, like an encoder's.
+                let dts = base + frame * clip.frame_duration;
+                b.set_dts(gst::ClockTime::from_nseconds(dts.as_nanos() as u64));
+                b.set_pts(gst::ClockTime::from_nseconds(
+                    (dts + *offset).as_nanos() as u64
+                ));
+                frame += 1;
+            }
         }
         if src.push_buffer(buf).is_err() {
             return; // flushing or shut down: the media is gone
