@@ -181,3 +181,60 @@ fn with_the_broker_limit_configured_pictures_fit_and_nothing_is_set_aside() -> a
     scene.check_contract()?;
     Ok(())
 }
+
+#[test]
+fn a_topic_the_broker_acl_refuses_does_not_loop_or_hold_back_the_others() -> anyhow::Result<()> {
+    // The device may publish everything of its own but the evidence pictures (one level deeper
+    // than the incidents: `+` does not match them). Everyone may read.
+    let acl = "topic read vigil/#\n\
+               pattern write vigil/v1/t1/%c/status\n\
+               pattern write vigil/v1/t1/%c/health\n\
+               pattern write vigil/v1/t1/%c/cameras/#\n\
+               pattern write vigil/v1/t1/%c/incidents/+\n";
+    let acl_dir = vigil_tests::TempDir::new("acl")?;
+    let file = acl_dir.join("vigil.acl");
+    std::fs::write(&file, acl)?;
+    let broker = Mosquitto::start_with(&format!("acl_file {}", file.display()))?;
+    let mut scene = Scene::start_custom(
+        vigil_bin!(),
+        "acl-broker",
+        Path::new("plaza_25s.mp4"),
+        broker,
+        false,
+        |port, url| config_with(port, url, "", ""),
+    )?;
+    scene.wait_for(
+        Duration::from_secs(90),
+        "ten incident events and five health messages past the refused pictures",
+        |m| {
+            incidents(m).len() >= 10
+                && m.iter().filter(|x| x.topic.ends_with("/health")).count() >= 5
+        },
+    )?;
+    let connects = scene.log().matches("connected to the MQTT broker").count();
+    scene.agent.terminate(Duration::from_secs(20))?;
+    std::thread::sleep(Duration::from_millis(500));
+    let got = scene.recorder.snapshot();
+    let last = assert_gap_free(&got);
+    let named = incidents(&got)
+        .iter()
+        .filter(|e| e["snapshot"]["topic"].is_string())
+        .count();
+    eprintln!(
+        "ACL refusing pictures: {last} incident events, {named} naming a picture, {} pictures \
+         arrived, {connects} connection(s)",
+        snapshots(&got).len()
+    );
+    assert!(named > 0, "incidents named pictures");
+    assert!(snapshots(&got).is_empty(), "the ACL let a picture through");
+    // MQTT 3.1.1: mosquitto acknowledges a publish its ACL refuses, so nothing is resent and
+    // the connection stays (the refusal is invisible to the agent: docs/mqtt.md says so).
+    assert_eq!(connects, 1, "{}", scene.log());
+    assert_eq!(
+        outbox(&scene, &["list", "--rows", "1000"])?.len(),
+        0,
+        "nothing waits: the refused pictures were acknowledged, not retried"
+    );
+    scene.check_contract()?;
+    Ok(())
+}
