@@ -26,14 +26,11 @@ pub fn fixture(name: &str) -> PathBuf {
     repo().join("tests/fixtures").join(name)
 }
 
-/// `clip` scaled to `w`×`h` (square pixels, H.264 in MP4), made with GStreamer in `dir`.
-pub fn scaled(clip: &Path, dir: &TempDir, w: u32, h: u32) -> anyhow::Result<PathBuf> {
-    let stem = clip.file_stem().unwrap_or_default().to_string_lossy();
-    let out = dir.join(&format!("{stem}_{w}x{h}.mp4"));
+/// Decode `clip` and write `out` through `middle`, the GStreamer elements between the decoder
+/// and the file (`videoconvert ! … ! mp4mux`).
+pub fn encode(clip: &Path, out: &Path, middle: &str) -> anyhow::Result<()> {
     let pipeline = format!(
-        "filesrc location={} ! decodebin ! videoconvert ! videoscale ! \
-         video/x-raw,width={w},height={h},pixel-aspect-ratio=1/1 ! \
-         x264enc speed-preset=veryfast key-int-max=30 ! h264parse ! mp4mux ! filesink location={}",
+        "filesrc location={} ! decodebin ! {middle} ! filesink location={}",
         clip.display(),
         out.display()
     );
@@ -46,7 +43,37 @@ pub fn scaled(clip: &Path, dir: &TempDir, w: u32, h: u32) -> anyhow::Result<Path
         "gst-launch-1.0 could not make {}",
         out.display()
     );
+    Ok(())
+}
+
+/// `clip` scaled to `w`×`h` (square pixels, H.264 in MP4), made with GStreamer in `dir`.
+pub fn scaled(clip: &Path, dir: &TempDir, w: u32, h: u32) -> anyhow::Result<PathBuf> {
+    let stem = clip.file_stem().unwrap_or_default().to_string_lossy();
+    let out = dir.join(&format!("{stem}_{w}x{h}.mp4"));
+    encode(
+        clip,
+        &out,
+        &format!(
+            "videoconvert ! videoscale ! video/x-raw,width={w},height={h},pixel-aspect-ratio=1/1 ! \
+             x264enc speed-preset=veryfast key-int-max=30 ! h264parse ! mp4mux"
+        ),
+    )?;
     Ok(out)
+}
+
+/// Frames camera `cam` had analysed, from the latest health message among `m` that lists it.
+pub fn analysed_of(m: &[Received], cam: &str) -> u64 {
+    m.iter()
+        .rev()
+        .filter(|x| x.topic.ends_with("/health"))
+        .find_map(|x| {
+            x.json()["cameras"]
+                .as_array()?
+                .iter()
+                .find(|c| c["camera"] == cam)?["analysed"]
+                .as_u64()
+        })
+        .unwrap_or(0)
 }
 
 /// A fresh temporary folder, removed on drop.

@@ -11,6 +11,32 @@ use vigil::demo::rtsp::{Clip, RtspServer};
 
 use crate::{Mosquitto, Proc, Proxy, Received, Recorder, TempDir, fixture, init_logs, repo};
 
+/// The sections every test config shares: device `device` of district `t1`, the broker on
+/// loopback `broker`, state in `state/`, health every second, `[diag]` with `diag`.
+fn head(device: &str, broker: u16, diag: &str) -> String {
+    format!(
+        r#"
+[device]
+id = "{device}"
+district = "t1"
+
+[mqtt]
+host = "127.0.0.1"
+port = {broker}
+keep_alive_s = 5
+
+[storage]
+state_dir = "state"
+
+[health]
+interval_s = 1
+
+[diag]
+{diag}
+"#
+    )
+}
+
 /// A config whose zone covers the walkway of the plaza clip; `extra` is appended (more cameras,
 /// more sections).
 pub fn config(broker: u16, camera_url: &str, extra: &str) -> String {
@@ -26,26 +52,9 @@ pub fn config_with(broker: u16, camera_url: &str, camera_keys: &str, extra: &str
     } else {
         "analysis_fps = 5"
     };
+    let head = head("test-box-001", broker, "socket = \"diag.sock\"");
     format!(
-        r#"
-[device]
-id = "test-box-001"
-district = "t1"
-
-[mqtt]
-host = "127.0.0.1"
-port = {broker}
-keep_alive_s = 5
-
-[storage]
-state_dir = "state"
-
-[health]
-interval_s = 1
-
-[diag]
-socket = "diag.sock"
-
+        r#"{head}
 [[models]]
 name = "coco"
 card = "{card}"
@@ -66,6 +75,25 @@ quiet_s = 3
 "#,
         card = card.display()
     )
+}
+
+/// A config of device `fire-box-001` with one fire camera per `(id, url)` on the built-in fire
+/// and smoke detector, analysed at 5 fps, health every second, no diagnostics socket.
+pub fn fire_config(broker: u16, cameras: &[(&str, String)]) -> String {
+    let head = head("fire-box-001", broker, "enabled = false");
+    let mut config = format!(
+        r#"{head}
+[[models]]
+name = "fire"
+builtin = "fire"
+"#
+    );
+    for (id, url) in cameras {
+        config.push_str(&format!(
+            "\n[[cameras]]\nid = \"{id}\"\nurl = \"{url}\"\nkind = \"fire\"\nmodel = \"fire\"\nanalysis_fps = 5\n"
+        ));
+    }
+    config
 }
 
 /// Whether `s` is a UTC RFC 3339 time with milliseconds (`2026-11-27T23:50:01.123Z`).

@@ -407,19 +407,7 @@ fn cameras_of_128x96_and_64x64_with_zones_run_beside_a_normal_one() -> anyhow::R
         ));
     }
     let scene = Scene::start(vigil_bin!(), "small-cams", "plaza_25s.mp4", &extra)?;
-    let analysed = |m: &[vigil_tests::Received], cam: &str| {
-        m.iter()
-            .rev()
-            .filter(|x| x.topic.ends_with("/health"))
-            .find_map(|x| {
-                x.json()["cameras"]
-                    .as_array()?
-                    .iter()
-                    .find(|c| c["camera"] == cam)?["analysed"]
-                    .as_u64()
-            })
-            .unwrap_or(0)
-    };
+    let analysed = vigil_tests::analysed_of;
     let cams = ["plaza", "small", "tiny"];
     let got = scene.wait(
         "an intrusion on the plaza and 40 frames of each camera",
@@ -456,22 +444,12 @@ fn an_h265_camera_with_b_frames_reaches_its_analysis_rate() -> anyhow::Result<()
     // x265's own defaults reorder frames (B-frames, pyramid): 768×576 at 10 fps, analysed at 5.
     let dir = vigil_tests::TempDir::new("h265-b")?;
     let clip = dir.join("plaza_h265_b.mp4");
-    let pipeline = format!(
-        "filesrc location={} ! decodebin ! videoconvert ! videorate ! video/x-raw,framerate=10/1 ! \
-         identity eos-after=150 ! x265enc ! video/x-h265,profile=main ! \
-         h265parse ! mp4mux ! filesink location={}",
-        fixture("plaza_25s.mp4").display(),
-        clip.display()
-    );
-    let status = std::process::Command::new("gst-launch-1.0")
-        .arg("-q")
-        .args(pipeline.split_whitespace())
-        .status()?;
-    anyhow::ensure!(
-        status.success(),
-        "gst-launch-1.0 could not make {}",
-        clip.display()
-    );
+    vigil_tests::encode(
+        &fixture("plaza_25s.mp4"),
+        &clip,
+        "videoconvert ! videorate ! video/x-raw,framerate=10/1 ! identity eos-after=150 ! \
+         x265enc ! video/x-h265,profile=main ! h265parse ! mp4mux",
+    )?;
     let scene = Scene::start_full(vigil_bin!(), "h265-b", &clip, "", "", false)?;
     // Each health message's own time (when its counts were taken: delivery may bunch them).
     let health = |m: &[vigil_tests::Received]| -> Vec<(f64, serde_json::Value)> {
@@ -500,14 +478,23 @@ fn an_h265_camera_with_b_frames_reaches_its_analysis_rate() -> anyhow::Result<()
     let secs = (t1 - t0).rem_euclid(86_400.0).max(1e-3);
     let delta = |k: &str| count(last, k).saturating_sub(count(first, k));
     let (received, analysed, dropped) = (delta("received"), delta("analysed"), delta("dropped"));
-    let rate = analysed as f64 / secs;
+    let (rate, delivered) = (analysed as f64 / secs, received as f64 / secs);
+    // Share of the window the one inference thread spent on this camera's frames.
+    let busy = rate * last["inference_ms_p50"].as_f64().unwrap_or(0.0) / 1000.0;
     eprintln!(
-        "H.265 with B-frames over {secs:.1} s: received {received}, analysed {analysed} \
-         ({rate:.2} fps of 5), dropped {dropped}; last {last}"
+        "H.265 with B-frames over {secs:.1} s: received {received} ({delivered:.2} fps), \
+         analysed {analysed} ({rate:.2} fps of 5), dropped {dropped}, inference thread busy \
+         {busy:.2}; last {last}"
+    );
+    // Ingest hands over 90 % of the analysis rate (B-frames once made it 3.72 fps of 5), and
+    // analysis keeps up with it unless the machine is too slow for the model.
+    assert!(
+        delivered >= 4.5,
+        "frames reach analysis at {delivered:.2} fps of 5: {first} -> {last}"
     );
     assert!(
-        rate >= 4.5,
-        "analysed {rate:.2} fps of 5: {first} -> {last}"
+        rate >= 0.9 * delivered || busy >= 0.85,
+        "analysed {rate:.2} fps of {delivered:.2} with the thread busy {busy:.2}: {first} -> {last}"
     );
     scene.check_contract()?;
     Ok(())

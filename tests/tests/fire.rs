@@ -35,38 +35,8 @@ impl FireScene {
         let server = RtspServer::start(&mounts)?;
         let dir = TempDir::new(tag)?;
         let cfg = dir.join("vigil.toml");
-        let mut config = format!(
-            r#"
-[device]
-id = "fire-box-001"
-district = "t1"
-
-[mqtt]
-host = "127.0.0.1"
-port = {port}
-keep_alive_s = 5
-
-[storage]
-state_dir = "state"
-
-[health]
-interval_s = 1
-
-[diag]
-enabled = false
-
-[[models]]
-name = "fire"
-builtin = "fire"
-"#,
-            port = broker.port,
-        );
-        for (id, _) in clips {
-            config.push_str(&format!(
-                "\n[[cameras]]\nid = \"{id}\"\nurl = \"{}\"\nkind = \"fire\"\nmodel = \"fire\"\nanalysis_fps = 5\n",
-                server.url(id)
-            ));
-        }
+        let urls: Vec<(&str, String)> = clips.iter().map(|(id, _)| (*id, server.url(id))).collect();
+        let config = vigil_tests::scene::fire_config(broker.port, &urls);
         std::fs::write(&cfg, config)?;
         let recorder = Recorder::start(broker.port, "vigil/v1/#")?;
         let log = dir.join("agent.log");
@@ -220,19 +190,7 @@ fn small_thermal_sized_cameras_are_analysed_and_alarm_beside_a_normal_one() -> a
             .iter()
             .any(|v| v["type"] == "fire" && v["state"] == "open")
     };
-    let frames = |m: &[Received], cam: &str| {
-        m.iter()
-            .rev()
-            .filter(|x| x.topic.ends_with("/health"))
-            .find_map(|x| {
-                x.json()["cameras"]
-                    .as_array()?
-                    .iter()
-                    .find(|c| c["camera"] == cam)?["analysed"]
-                    .as_u64()
-            })
-            .unwrap_or(0)
-    };
+    let frames = vigil_tests::analysed_of;
     let got = scene
         .recorder
         .wait_for(

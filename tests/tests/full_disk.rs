@@ -71,41 +71,6 @@ impl Drop for Tmpfs {
     }
 }
 
-fn config(port: u16, url: &str) -> String {
-    format!(
-        r#"
-[device]
-id = "fire-box-001"
-district = "t1"
-
-[mqtt]
-host = "127.0.0.1"
-port = {port}
-keep_alive_s = 5
-
-[storage]
-state_dir = "state"
-
-[health]
-interval_s = 1
-
-[diag]
-enabled = false
-
-[[models]]
-name = "fire"
-builtin = "fire"
-
-[[cameras]]
-id = "hill"
-url = "{url}"
-kind = "fire"
-model = "fire"
-analysis_fps = 5
-"#
-    )
-}
-
 fn latest_outbox(msgs: &[Received]) -> serde_json::Value {
     msgs.iter()
         .rev()
@@ -138,7 +103,10 @@ fn a_full_state_folder_keeps_fire_going_out_and_says_so() -> anyhow::Result<()> 
     let clip = Arc::new(Clip::load(&fixture("furg_house6_fire_smoke_cc0.mp4"))?);
     let server = RtspServer::start(&[("hill", clip)])?;
     let cfg = dir.join("vigil.toml");
-    std::fs::write(&cfg, config(broker.port, &server.url("hill")))?;
+    std::fs::write(
+        &cfg,
+        vigil_tests::scene::fire_config(broker.port, &[("hill", server.url("hill"))]),
+    )?;
     let recorder = Recorder::start(broker.port, "vigil/v1/#")?;
     let log = dir.join("agent.log");
     let mut agent = vigil_tests::spawn_agent(vigil_bin!(), &cfg, &log)?;
