@@ -87,19 +87,30 @@ impl Durable {
         }
     }
 
-    /// Switch to `file`: carry `seq` and the open incidents over, reload its rows.
+    /// Switch to `file`: carry `seq` and the open incidents over, reload its rows. On an error
+    /// before the switch the outbox stays in memory; after it, the file is kept and what could
+    /// not be carried over is logged.
     fn adopt(&mut self, file: Store) -> Result<usize, StoreError> {
         file.raise_seq(self.store.last_seq()?)?;
         let opened_here = self.store.open_incidents()?;
         let memory = std::mem::replace(&mut self.store, file);
-        self.memory = None;
-        self.state = super::outbox::Outbox::new(self.file_max_bytes, self.state.max_in_flight());
+        let fresh = super::outbox::Outbox::new(self.file_max_bytes, self.state.max_in_flight());
+        let memory_state = std::mem::replace(&mut self.state, fresh);
         if let Err(e) = self.load() {
             self.store = memory;
+            self.state = memory_state;
             return Err(e);
         }
-        let closed = self.close_orphans(LATE_ORPHAN_REASON)?;
-        self.store.track_opens(&opened_here)?;
+        self.memory = None;
+        let closed = self.close_orphans(LATE_ORPHAN_REASON).unwrap_or_else(|e| {
+            tracing::error!("cannot close the incidents the outbox file held open: {e}");
+            0
+        });
+        if let Err(e) = self.store.track_opens(&opened_here) {
+            tracing::error!(
+                "cannot record in the outbox file the incidents opened while it was unusable: {e}"
+            );
+        }
         self.update_gauge();
         Ok(closed)
     }
