@@ -15,7 +15,7 @@
 #      dependency closure and unpacks them with dpkg-deb into the folder;
 #   4. cargo build --release with pkg-config and the linker pointed at that sysroot.
 #
-# Environment: PROFILE (default release), CARGO_FEATURES (e.g. "ort" for an ONNX Runtime build;
+# Environment: PROFILE (default release), CROSS_CHECK=1 (check only, no binary), CARGO_FEATURES (e.g. "ort" for an ONNX Runtime build;
 # see cross/README.md), VIGIL_SYSROOT_DIR (default .cache/sysroot).
 # cross/env.sh TARGET prints the same environment for your own cargo commands; cross/qemu.sh
 # runs the result under qemu-user with the sysroot's libraries and GStreamer plugins.
@@ -63,9 +63,15 @@ fi
 # 4. Build.
 # shellcheck source=cross/env.sh
 . "$here/env.sh" "$target"
-args=(build --locked -p vigil --target "$target" --profile "$profile")
+# CROSS_CHECK=1: `cargo check` only (type-checks the whole graph for the target, with its
+# GStreamer from the sysroot, without code generation or linking: `make cross-check`).
+subcommand=build
+[[ ${CROSS_CHECK:-} == 1 ]] && subcommand=check
+args=("$subcommand" --locked -p vigil --target "$target" --profile "$profile")
 [[ -n $features ]] && args+=(--features "$features")
 echo "cross/build.sh: cargo ${args[*]}"
 (cd "$repo" && cargo "${args[@]}")
-bin="$repo/target/$target/$out_dir/vigil"
-echo "cross/build.sh: built $bin ($(stat -c %s "$bin") bytes)"
+if [[ $subcommand == build ]]; then
+  bin="$repo/target/$target/$out_dir/vigil"
+  echo "cross/build.sh: built $bin ($(stat -c %s "$bin") bytes)"
+fi
