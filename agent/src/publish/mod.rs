@@ -387,7 +387,7 @@ pub async fn run(
     }
 
     stats.left = outbox.len();
-    if stats.left > 0 {
+    if stats.left > 0 && !outbox.in_memory() {
         tracing::warn!(
             rows = stats.left,
             "stopping with undelivered messages; they stay in the outbox and go at the next start"
