@@ -285,7 +285,8 @@ impl Durable {
 
     /// Close every incident the store holds open (the agent stopped without closing it: a crash,
     /// a power cut): a `close` event now, numbered like any other, with `reason`. Returns how
-    /// many were closed. Called at start, before any camera runs.
+    /// many were closed; an error only when the open incidents cannot be read. Called at
+    /// start, before any camera runs.
     pub fn close_orphans(&mut self, reason: &str) -> Result<usize, StoreError> {
         let open = self.store.open_incidents()?;
         let now = super::payload::rfc3339_ms(std::time::SystemTime::now());
@@ -312,10 +313,14 @@ impl Durable {
                     retain: false,
                 }]
             });
-            match self.enqueue(Outgoing::Incident { lane, build }) {
-                Ok(_) => closed += 1,
-                Err(e) => return Err(e),
+            // A store that cannot take the close keeps it in the spill, which still sends it:
+            // a full disk must not stop the start (the file closes it again next time).
+            if let Err(e) = self.enqueue(Outgoing::Incident { lane, build }) {
+                tracing::error!(
+                    "cannot store the close of an incident left open ({e}); it goes out without durability"
+                );
             }
+            closed += 1;
         }
         Ok(closed)
     }
