@@ -77,8 +77,32 @@ pub fn install(listen: &str) -> Result<(), MetricsError> {
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(
+        "vigil_frames_decoded_total",
+        "Frames out of a camera's decoder (before thinning to the analysis rate)"
+    );
+    describe_counter!(
+        "vigil_frames_thinned_total",
+        "Decoded frames not needed at the analysis rate"
+    );
+    describe_counter!(
+        "vigil_frames_misordered_total",
+        "Decoded frames dropped for a time not after the previous frame's"
+    );
+    describe_counter!(
+        "vigil_frames_missing_total",
+        "Frames missing before the decoder's output, by gaps in the stream's timestamps"
+    );
+    describe_counter!(
+        "vigil_rtp_packets_lost_total",
+        "RTP packets that never arrived (jitter buffer)"
+    );
+    describe_counter!(
+        "vigil_rtp_packets_late_total",
+        "RTP packets that arrived too late to be used (jitter buffer)"
+    );
+    describe_counter!(
         "vigil_frames_received_total",
-        "Frames delivered by a camera's pipeline (after the rate drop)"
+        "Frames delivered by a camera's pipeline (after thinning to the analysis rate)"
     );
     describe_counter!(
         "vigil_frames_analysed_total",
@@ -220,10 +244,17 @@ pub async fn mirror(
             let set = |name: &'static str, v: u64| {
                 counter!(name, "camera" => id.clone()).absolute(v);
             };
-            set(
-                "vigil_frames_received_total",
-                k.received.load(Ordering::Relaxed),
-            );
+            for (name, c) in [
+                ("vigil_frames_decoded_total", &k.decoded),
+                ("vigil_frames_thinned_total", &k.thinned),
+                ("vigil_frames_misordered_total", &k.misordered),
+                ("vigil_frames_missing_total", &k.missing),
+                ("vigil_rtp_packets_lost_total", &k.packets_lost),
+                ("vigil_rtp_packets_late_total", &k.packets_late),
+                ("vigil_frames_received_total", &k.received),
+            ] {
+                set(name, c.load(Ordering::Relaxed));
+            }
             set(
                 "vigil_frames_analysed_total",
                 k.analysed.load(Ordering::Relaxed),

@@ -267,7 +267,7 @@ pub struct Health {
     started: Instant,
     last: Instant,
     infer_ms: Vec<Vec<f32>>,
-    before: Vec<(u64, u64)>,
+    before: Vec<(u64, u64, u64)>,
     latest: Arc<LatestHealth>,
 }
 
@@ -288,7 +288,7 @@ impl Health {
             started: now,
             last: now,
             infer_ms: vec![Vec::with_capacity(1024); cameras],
-            before: vec![(0, 0); cameras],
+            before: vec![(0, 0, 0); cameras],
             latest: Arc::default(),
         }
     }
@@ -336,14 +336,23 @@ impl Health {
             let rate = |now: u64, then: u64| {
                 (now.saturating_sub(then) as f64 / secs * 100.0).round() / 100.0
             };
-            let (received_then, analysed_then) = self.before[i];
-            self.before[i] = (received, analysed);
+            let decoded = k.decoded.load(Ordering::Relaxed);
+            let (decoded_then, received_then, analysed_then) = self.before[i];
+            self.before[i] = (decoded, received, analysed);
+            let count = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
             lines.push(CameraHealth {
                 camera: id.clone(),
+                decoded,
+                decoded_fps: rate(decoded, decoded_then),
                 received,
                 received_fps: rate(received, received_then),
                 analysed,
-                dropped: k.dropped.load(Ordering::Relaxed),
+                dropped: count(&k.dropped),
+                thinned: count(&k.thinned),
+                misordered: count(&k.misordered),
+                missing: count(&k.missing),
+                packets_lost: count(&k.packets_lost),
+                packets_late: count(&k.packets_late),
                 reconnects: k.reconnects.load(Ordering::Relaxed),
                 decode_errors: k.decode_errors.load(Ordering::Relaxed),
                 analysed_fps: rate(analysed, analysed_then),

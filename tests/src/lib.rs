@@ -63,6 +63,13 @@ pub fn scaled(clip: &Path, dir: &TempDir, w: u32, h: u32) -> anyhow::Result<Path
 
 /// Frames camera `cam` had analysed, from the latest health message among `m` that lists it.
 pub fn analysed_of(m: &[Received], cam: &str) -> u64 {
+    health_of(m, cam)
+        .and_then(|c| c["analysed"].as_u64())
+        .unwrap_or(0)
+}
+
+/// The latest health line of camera `cam` in `m`.
+pub fn health_of(m: &[Received], cam: &str) -> Option<serde_json::Value> {
     m.iter()
         .rev()
         .filter(|x| x.topic.ends_with("/health"))
@@ -70,10 +77,9 @@ pub fn analysed_of(m: &[Received], cam: &str) -> u64 {
             x.json()["cameras"]
                 .as_array()?
                 .iter()
-                .find(|c| c["camera"] == cam)?["analysed"]
-                .as_u64()
+                .find(|c| c["camera"] == cam)
+                .cloned()
         })
-        .unwrap_or(0)
 }
 
 /// A fresh temporary folder, removed on drop.

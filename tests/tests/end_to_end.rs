@@ -256,6 +256,13 @@ threads = 1
     };
     let delta = |k: &str| count(last, k).saturating_sub(count(first, k));
     let (received, analysed, dropped) = (delta("received"), delta("analysed"), delta("dropped"));
+    // No frame was dropped for its time (the test server's loop point once repeated two) or
+    // lost on the way. The encoded clip itself has a hole (no frame at 15.1 s), which
+    // `missing` counts each time the clip comes round.
+    for k in ["misordered", "packets_lost"] {
+        assert_eq!(count(last, k), 0, "{k}: {last}");
+    }
+    assert!(count(last, "missing") <= 2, "{last}");
     // Frames may be dropped only when this camera's own inference fills the one thread (a slow
     // or loaded machine): the share of the window spent on its frames must then be near all.
     let secs = t1.duration_since(*t0).as_secs_f64().max(1e-3);
@@ -478,6 +485,13 @@ fn an_h265_camera_with_b_frames_reaches_its_analysis_rate() -> anyhow::Result<()
     let secs = (t1 - t0).rem_euclid(86_400.0).max(1e-3);
     let delta = |k: &str| count(last, k).saturating_sub(count(first, k));
     let (received, analysed, dropped) = (delta("received"), delta("analysed"), delta("dropped"));
+    // No frame was dropped for its time (the test server's loop point once repeated two) or
+    // lost on the way. The encoded clip itself has a hole (no frame at 15.1 s), which
+    // `missing` counts each time the clip comes round.
+    for k in ["misordered", "packets_lost"] {
+        assert_eq!(count(last, k), 0, "{k}: {last}");
+    }
+    assert!(count(last, "missing") <= 2, "{last}");
     let (rate, delivered) = (analysed as f64 / secs, received as f64 / secs);
     // Share of the window the one inference thread spent on this camera's frames.
     let busy = rate * last["inference_ms_p50"].as_f64().unwrap_or(0.0) / 1000.0;
@@ -506,4 +520,58 @@ fn seconds_of_day(t: &str) -> Option<f64> {
     let mut parts = clock.split(':');
     let (h, m, s) = (parts.next()?, parts.next()?, parts.next()?);
     Some(h.parse::<f64>().ok()? * 3600.0 + m.parse::<f64>().ok()? * 60.0 + s.parse::<f64>().ok()?)
+}
+
+#[test]
+fn frames_lost_on_the_way_are_counted_where_they_are_lost() -> anyhow::Result<()> {
+    // A second camera behind a lossy network: its server loses every 40th RTP packet.
+    let clip = std::sync::Arc::new(Clip::load(&fixture("plaza_25s.mp4"))?);
+    let lossy = vigil::demo::rtsp::RtspServer::start_with(
+        0,
+        &[("lossy", clip)],
+        &vigil::demo::rtsp::Extras {
+            drop_every: Some(("lossy", 40)),
+            ..Default::default()
+        },
+    )?;
+    let extra = format!(
+        "\n[[cameras]]\nid = \"lossy\"\nurl = \"{}\"\nmodel = \"coco\"\nanalysis_fps = 5\n",
+        lossy.url("lossy")
+    );
+    let scene = Scene::start(vigil_bin!(), "lossy", "plaza_25s.mp4", &extra)?;
+    let line = |m: &[vigil_tests::Received], cam: &str| vigil_tests::health_of(m, cam);
+    let count = |c: &serde_json::Value, k: &str| c[k].as_u64().unwrap_or(0);
+    let got = scene.wait("health with 100 decoded frames and losses", |m| {
+        line(m, "plaza").is_some_and(|c| count(&c, "decoded") >= 100)
+            && line(m, "lossy")
+                .is_some_and(|c| count(&c, "decoded") >= 100 && count(&c, "packets_lost") >= 5)
+    })?;
+    let dropped = lossy.packets_dropped();
+    let (plaza, bad) = (
+        line(&got, "plaza").unwrap_or_default(),
+        line(&got, "lossy").unwrap_or_default(),
+    );
+    eprintln!("server lost {dropped} packets\nplaza: {plaza}\nlossy: {bad}");
+    // The clean camera: nothing lost, every decoded frame thinned or handed on.
+    for k in ["packets_lost", "packets_late", "missing", "misordered"] {
+        assert_eq!(count(&plaza, k), 0, "{k}: {plaza}");
+    }
+    let handed = count(&plaza, "thinned") + count(&plaza, "received");
+    assert!(
+        handed <= count(&plaza, "decoded") && handed + 2 >= count(&plaza, "decoded"),
+        "decoded = thinned + received: {plaza}"
+    );
+    // A 10 fps camera analysed at 5: half its frames are thinned, none lost.
+    let thinned = count(&plaza, "thinned") as f64 / count(&plaza, "decoded") as f64;
+    assert!((0.4..=0.6).contains(&thinned), "{plaza}");
+    // The lossy camera: the jitter buffer counts what the network lost, no more than was lost,
+    // and the damage shows after it (frames missing or concealed by the decoder).
+    let lost = count(&bad, "packets_lost") + count(&bad, "packets_late");
+    assert!(lost >= 5 && lost <= dropped, "{lost} of {dropped}: {bad}");
+    assert!(
+        count(&bad, "missing") + count(&bad, "decode_errors") > 0,
+        "{bad}"
+    );
+    scene.check_contract()?;
+    Ok(())
 }

@@ -18,6 +18,7 @@ fn server() -> anyhow::Result<RtspServer> {
         &Extras {
             launches: &[("audio", AUDIO_ONLY)],
             basic_auth: Some(("admin", "right-Pw-1")),
+            ..Default::default()
         },
     )?)
 }

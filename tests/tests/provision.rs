@@ -265,6 +265,7 @@ fn provision_asks_on_a_terminal_and_never_echoes_a_password() -> anyhow::Result<
         &vigil::demo::rtsp::Extras {
             launches: &[],
             basic_auth: Some((cam_user, cam_pass)),
+            ..Default::default()
         },
     )?;
     let dir = TempDir::new("provision-tty")?;

@@ -161,22 +161,28 @@ pub fn render(s: &Value) -> String {
     let header = [
         "CAMERA",
         "STATE",
-        "FPS IN/ANALYSED",
+        "FPS CAM/IN/ANALYSED",
         "DROPPED",
+        "LOST FR/PKT",
         "LAST FRAME",
         "INFER P50/P99",
         "RECONN",
         "DEC ERR",
         "OPEN",
     ];
-    let mut rows: Vec<[String; 9]> = vec![header.map(String::from)];
+    let mut rows: Vec<[String; 10]> = vec![header.map(String::from)];
     let mut reasons = Vec::new();
     for c in s["cameras"].as_array().into_iter().flatten() {
         let id = c["camera"].as_str().unwrap_or("?").to_string();
         let r = &c["rates"];
         let (fps, infer) = if r.is_object() {
             (
-                format!("{}/{}", num(&r["received_fps"]), num(&r["analysed_fps"])),
+                format!(
+                    "{}/{}/{}",
+                    num(&r["decoded_fps"]),
+                    num(&r["received_fps"]),
+                    num(&r["analysed_fps"])
+                ),
                 format!(
                     "{}/{} ms",
                     num(&r["inference_ms_p50"]),
@@ -197,6 +203,7 @@ pub fn render(s: &Value) -> String {
             c["state"].as_str().unwrap_or("?").to_string(),
             fps,
             num(&c["dropped"]),
+            format!("{}/{}", num(&c["missing"]), num(&c["packets_lost"])),
             last,
             infer,
             num(&c["reconnects"]),
@@ -204,7 +211,7 @@ pub fn render(s: &Value) -> String {
             num(&c["open_incidents"]),
         ]);
     }
-    let widths: Vec<usize> = (0..9)
+    let widths: Vec<usize> = (0..10)
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
     for r in &rows {
@@ -251,8 +258,9 @@ mod tests {
             "disk_free_bytes": 1073741824u64,
             "cameras": [
                 {"camera": "gate", "state": "streaming", "received": 10, "dropped": 0,
+                 "missing": 3, "packets_lost": 41,
                  "reconnects": 1, "decode_errors": 0, "open_incidents": 2, "last_frame_age_s": 0.2,
-                 "rates": {"received_fps": 5.0, "analysed_fps": 4.9, "inference_ms_p50": 52.4, "inference_ms_p99": 61.0}},
+                 "rates": {"decoded_fps": 25.0, "received_fps": 5.0, "analysed_fps": 4.9, "inference_ms_p50": 52.4, "inference_ms_p99": 61.0}},
                 {"camera": "yard", "state": "offline", "reason": "connection refused", "dropped": 0,
                  "reconnects": 7, "decode_errors": 0, "open_incidents": 0}
             ]
@@ -282,7 +290,10 @@ mod tests {
             .find(|l| l.starts_with("gate"))
             .unwrap_or_default();
         assert!(
-            gate.contains("5/4.9") && gate.contains("52.4/61 ms") && gate.contains("0.2s ago"),
+            gate.contains("25/5/4.9")
+                && gate.contains("3/41")
+                && gate.contains("52.4/61 ms")
+                && gate.contains("0.2s ago"),
             "{gate}"
         );
         let yard = text

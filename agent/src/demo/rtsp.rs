@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -46,6 +47,10 @@ pub struct Clip {
     pub pts_offsets: Vec<Duration>,
     /// Time between frames.
     pub frame_duration: Duration,
+    /// How far one pass of the clip moves its presentation times: its frames' time, or more
+    /// when the file skips frames (the feeder pauses that long at the loop point, so a looped
+    /// clip never presents one time twice).
+    pub period: Duration,
 }
 
 impl Clip {
@@ -78,7 +83,7 @@ impl Clip {
     fn finish(
         caps: gst::Caps,
         mut units: Vec<(Vec<u8>, bool)>,
-        mut pts_offsets: Vec<Duration>,
+        mut pts: Vec<Option<Duration>>,
         duration: Option<gst::ClockTime>,
     ) -> Result<Clip, String> {
         let first_key = units
@@ -86,17 +91,19 @@ impl Clip {
             .position(|(_, k)| *k)
             .ok_or_else(|| "no key frame".to_string())?;
         units.drain(..first_key);
-        pts_offsets.drain(..first_key.min(pts_offsets.len()));
-        pts_offsets.resize(units.len(), Duration::ZERO);
+        pts.drain(..first_key.min(pts.len()));
+        pts.resize(units.len(), None);
         let frame_duration = duration
             .map(|d| Duration::from_nanos(d.nseconds()))
             .filter(|d| !d.is_zero())
             .unwrap_or(Duration::from_millis(100));
+        let (pts_offsets, period) = presentation(&pts, frame_duration);
         Ok(Clip {
             caps,
             units,
             pts_offsets,
             frame_duration,
+            period,
         })
     }
 
@@ -109,6 +116,41 @@ impl Clip {
         let name = self.caps.structure(0)?.name().to_string();
         CODECS.iter().find(|c| c.name == name)
     }
+}
+
+/// How long after its decode time each unit is presented, when the units are served a steady
+/// `frame` apart in decode order, and how far one pass of the clip moves the presentation times
+/// ([`Clip::period`]). Offsets come from the file's presentation times, relative to the clip's
+/// first, shifted so that no unit is presented before it is decoded; all zero when the file
+/// presents its units in decode order (no B-frames) or lacks times. A looped clip's
+/// presentation times then go on without a repeat at the loop point, like a camera's.
+fn presentation(pts: &[Option<Duration>], frame: Duration) -> (Vec<Duration>, Duration) {
+    let plain = (
+        vec![Duration::ZERO; pts.len()],
+        frame * u32::try_from(pts.len()).unwrap_or(u32::MAX),
+    );
+    let Some(times) = pts.iter().copied().collect::<Option<Vec<Duration>>>() else {
+        return plain;
+    };
+    let (Some(&first), Some(&last)) = (times.iter().min(), times.iter().max()) else {
+        return plain;
+    };
+    if times.windows(2).all(|w| w[0] < w[1]) {
+        return plain;
+    }
+    let nanos = |d: Duration| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX);
+    // Presentation relative to the clip's start, less the unit's decode time.
+    let ahead: Vec<i128> = times
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| nanos(p - first) - nanos(frame) * i as i128)
+        .collect();
+    let shift = ahead.iter().map(|a| -a).max().unwrap_or(0).max(0);
+    let offsets = ahead
+        .iter()
+        .map(|a| Duration::from_nanos(u64::try_from(a + shift).unwrap_or(0)))
+        .collect();
+    (offsets, plain.1.max(last - first + frame))
 }
 
 /// A codec the server can serve: its caps name, the parser chain that reads it from a file,
@@ -141,7 +183,7 @@ const CODECS: &[Codec] = &[
 type Units = (
     gst::Caps,
     Vec<(Vec<u8>, bool)>,
-    Vec<Duration>,
+    Vec<Option<Duration>>,
     Option<gst::ClockTime>,
 );
 
@@ -165,11 +207,7 @@ fn read_units(path: &Path, parse: &str) -> Result<Units, String> {
                 let key = !buf.flags().contains(gst::BufferFlags::DELTA_UNIT);
                 if let Ok(map) = buf.map_readable() {
                     units.push((map.as_slice().to_vec(), key));
-                    let offset = match (buf.pts(), buf.dts()) {
-                        (Some(p), Some(d)) if p > d => Duration::from_nanos((p - d).nseconds()),
-                        _ => Duration::ZERO,
-                    };
-                    offsets.push(offset);
+                    offsets.push(buf.pts().map(|p| Duration::from_nanos(p.nseconds())));
                 }
             }
             true
@@ -186,6 +224,7 @@ pub struct RtspServer {
     main_loop: glib::MainLoop,
     thread: Option<JoinHandle<()>>,
     source: Option<glib::SourceId>,
+    dropped: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for RtspServer {
@@ -204,6 +243,9 @@ pub struct Extras<'a> {
     pub launches: &'a [(&'a str, &'a str)],
     /// Require this user and password (basic auth) on every mount.
     pub basic_auth: Option<(&'a str, &'a str)>,
+    /// `(mount, n)`: lose every `n`th RTP packet of that clip's stream before it is sent, as a
+    /// lossy network would ([`RtspServer::packets_dropped`] counts them).
+    pub drop_every: Option<(&'a str, u64)>,
 }
 
 impl RtspServer {
@@ -256,6 +298,7 @@ impl RtspServer {
             permit(&factory);
             points.add_factory(&format!("/{mount}"), factory);
         }
+        let dropped = Arc::new(AtomicU64::new(0));
         for (mount, clip) in mounts {
             let factory = rtsp::RTSPMediaFactory::new();
             permit(&factory);
@@ -267,11 +310,19 @@ impl RtspServer {
             ));
             factory.set_shared(true);
             let clip = Arc::clone(clip);
+            let lose = extras
+                .drop_every
+                .filter(|(m, n)| m == mount && *n > 0)
+                .map(|(_, n)| (n, Arc::clone(&dropped)));
             factory.connect_media_configure(move |_, media| {
-                let Some(src) = media
-                    .element()
-                    .downcast::<gst::Bin>()
-                    .ok()
+                let bin = media.element().downcast::<gst::Bin>().ok();
+                if let (Some((n, dropped)), Some(pay)) = (
+                    &lose,
+                    bin.as_ref().and_then(|b| b.by_name_recurse_up("pay0")),
+                ) {
+                    lose_packets(&pay, *n, dropped);
+                }
+                let Some(src) = bin
                     .and_then(|b| b.by_name_recurse_up("src"))
                     .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
                 else {
@@ -309,7 +360,13 @@ impl RtspServer {
             main_loop,
             thread: Some(thread),
             source: Some(source),
+            dropped,
         })
+    }
+
+    /// RTP packets lost on purpose so far ([`Extras::drop_every`]).
+    pub fn packets_dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     /// The TCP port.
@@ -359,34 +416,131 @@ fn feed(src: &gst_app::AppSrc, clip: &Clip) {
     let base = src
         .current_running_time()
         .map_or(Duration::ZERO, |t| Duration::from_nanos(t.nseconds()));
-    let mut frame = 0u32;
+    if clip.units.is_empty() {
+        return;
+    }
     let mut next = Instant::now();
     let units = clip.units.iter().zip(clip.pts_offsets.iter());
-    for ((data, key), offset) in units.cycle() {
-        let mut buf = gst::Buffer::from_mut_slice(data.clone());
-        if let Some(b) = buf.get_mut() {
-            if !key {
-                b.set_flags(gst::BufferFlags::DELTA_UNIT);
+    for lap in 0u32.. {
+        let lap_start = base + clip.period * lap;
+        for (i, ((data, key), offset)) in units.clone().enumerate() {
+            let dts = lap_start + clip.frame_duration * u32::try_from(i).unwrap_or(u32::MAX);
+            if !push_unit(src, data, *key, reorders.then_some((dts, *offset))) {
+                return; // flushing or shut down: the media is gone
             }
-            if reorders {
-                // Decode times a steady frame duration apart, like an encoder's.
-                let dts = base + frame * clip.frame_duration;
-                b.set_dts(gst::ClockTime::from_nseconds(dts.as_nanos() as u64));
-                b.set_pts(gst::ClockTime::from_nseconds(
-                    (dts + *offset).as_nanos() as u64
-                ));
-                frame += 1;
-            }
+            pace(&mut next, clip.frame_duration);
         }
-        if src.push_buffer(buf).is_err() {
-            return; // flushing or shut down: the media is gone
+        // A file that skips frames: its last presentation time is further than its frames.
+        let lap_frames = u32::try_from(clip.units.len()).unwrap_or(u32::MAX);
+        if reorders && let Some(pause) = clip.period.checked_sub(clip.frame_duration * lap_frames) {
+            pace(&mut next, pause);
         }
-        next += clip.frame_duration;
-        let now = Instant::now();
-        if next > now {
-            std::thread::sleep(next - now);
-        } else {
-            next = now;
+    }
+}
+
+/// Sleep until `next` moved on by `step` (or not at all when late).
+fn pace(next: &mut Instant, step: Duration) {
+    *next += step;
+    let now = Instant::now();
+    if *next > now {
+        std::thread::sleep(*next - now);
+    } else {
+        *next = now;
+    }
+}
+
+/// Push one unit, timestamped `(decode time, presentation offset)` when given; false when the
+/// media is gone.
+fn push_unit(
+    src: &gst_app::AppSrc,
+    data: &[u8],
+    key: bool,
+    times: Option<(Duration, Duration)>,
+) -> bool {
+    let mut buf = gst::Buffer::from_mut_slice(data.to_vec());
+    if let Some(b) = buf.get_mut() {
+        if !key {
+            b.set_flags(gst::BufferFlags::DELTA_UNIT);
         }
+        if let Some((dts, offset)) = times {
+            // Decode times a steady frame duration apart, like an encoder's.
+            let ns = |d: Duration| gst::ClockTime::from_nseconds(d.as_nanos() as u64);
+            b.set_dts(ns(dts));
+            b.set_pts(ns(dts + offset));
+        }
+    }
+    src.push_buffer(buf).is_ok()
+}
+
+/// Drop every `n`th RTP packet leaving the payloader `pay`, counting each in `dropped`.
+fn lose_packets(pay: &gst::Element, n: u64, dropped: &Arc<AtomicU64>) {
+    let Some(pad) = pay.static_pad("src") else {
+        return;
+    };
+    let (dropped, sent) = (Arc::clone(dropped), AtomicU64::new(0));
+    let lose = move || {
+        let k = sent.fetch_add(1, Ordering::Relaxed) + 1;
+        let lost = k % n == 0;
+        if lost {
+            dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        lost
+    };
+    let types = gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST;
+    pad.add_probe(types, move |_, info| match &mut info.data {
+        Some(gst::PadProbeData::Buffer(_)) if lose() => gst::PadProbeReturn::Drop,
+        Some(gst::PadProbeData::BufferList(list)) => {
+            list.make_mut().foreach_mut(|b, _| {
+                std::ops::ControlFlow::Continue(if lose() { None } else { Some(b) })
+            });
+            gst::PadProbeReturn::Ok
+        }
+        _ => gst::PadProbeReturn::Ok,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_looped_b_frame_clip_presents_each_time_once() {
+        let ms = |v: u64| Some(Duration::from_millis(v * 100));
+        // Decode order I P B B, presented 0 3 1 2 (an MP4's times may start anywhere).
+        let pts = [ms(7), ms(10), ms(8), ms(9)];
+        let frame = Duration::from_millis(100);
+        let (offsets, period) = presentation(&pts, frame);
+        assert_eq!(period, frame * 4);
+        let mut shown: Vec<Duration> = (0..12)
+            .map(|k: u32| frame * k + offsets[k as usize % 4])
+            .collect();
+        assert!(
+            (0..12).all(|k: u32| shown[k as usize] >= frame * k),
+            "{shown:?}"
+        );
+        shown.sort();
+        shown.dedup();
+        assert_eq!(shown.len(), 12, "three loops, twelve distinct times");
+        assert_eq!(shown[11] - shown[0], frame * 11, "no gap either");
+        // A file without a frame at 4: each pass moves the times by six frames, not five.
+        let (offsets, period) = presentation(&[ms(0), ms(3), ms(1), ms(2), ms(5)], frame);
+        assert_eq!(period, frame * 6);
+        let shown: Vec<Duration> = (0..10u32)
+            .map(|k| period * (k / 5) + frame * (k % 5) + offsets[k as usize % 5])
+            .collect();
+        let mut distinct = shown.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 10, "{shown:?}");
+        // In decode order, or without times: nothing to offset.
+        let (plain, period) = presentation(&[ms(0), ms(1), ms(2)], frame);
+        assert!(plain.iter().all(Duration::is_zero));
+        assert_eq!(period, frame * 3);
+        assert!(
+            presentation(&[ms(1), None, ms(0)], frame)
+                .0
+                .iter()
+                .all(Duration::is_zero)
+        );
     }
 }

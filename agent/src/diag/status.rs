@@ -105,6 +105,12 @@ pub fn cameras(shared: &Shared) -> Value {
                 "model": c.model,
                 "state": state,
                 "analysis_fps": c.analysis_fps,
+                "decoded": k.decoded.load(Ordering::Relaxed),
+                "thinned": k.thinned.load(Ordering::Relaxed),
+                "misordered": k.misordered.load(Ordering::Relaxed),
+                "missing": k.missing.load(Ordering::Relaxed),
+                "packets_lost": k.packets_lost.load(Ordering::Relaxed),
+                "packets_late": k.packets_late.load(Ordering::Relaxed),
                 "received": k.received.load(Ordering::Relaxed),
                 "analysed": k.analysed.load(Ordering::Relaxed),
                 "dropped": k.dropped.load(Ordering::Relaxed),
@@ -135,6 +141,7 @@ pub fn cameras(shared: &Shared) -> Value {
                 o.insert(
                     "rates".into(),
                     json!({
+                        "decoded_fps": h.decoded_fps,
                         "received_fps": h.received_fps,
                         "analysed_fps": h.analysed_fps,
                         "inference_ms_p50": h.inference_ms_p50,

@@ -1,10 +1,16 @@
 //! Ingest: one GStreamer pipeline per camera, supervised by its own thread.
 //!
-//! `rtspsrc` (TCP by default) → `decodebin` (depayload, parse and decode H.264/H.265; hardware
-//! decoders win by GStreamer's ranking when present) → `videorate` dropping to `analysis_fps`
-//! *before* conversion → `videoconvert` to I420 ([`FRAME_FORMAT`]: what software decoders
-//! produce, so it passes through untouched; a hardware decoder's NV12 is converted) →
-//! `appsink` holding at most one buffer. Each frame lands in the camera's latest-wins slot
+//! `rtspsrc` (TCP by default, video streams only) → `decodebin` (depayload, parse and decode
+//! H.264/H.265; hardware decoders win by GStreamer's ranking when present) → thinning to
+//! `analysis_fps` on the decoder's output, *before* conversion ([`thin`]) → `videoconvert` to
+//! I420 ([`FRAME_FORMAT`]: what software decoders produce, so it passes through untouched; a
+//! hardware decoder's NV12 is converted) → `appsink` holding at most one buffer.
+//!
+//! Every frame lost between the socket and the analysis is counted where it is lost (see
+//! [`slot::Counters`]): RTP packets the jitter buffer lost or dropped late, frames missing from
+//! the decoder's output by their timestamps, damaged units the decoder concealed, frames
+//! thinned to the analysis rate or dropped for a time out of order, and frames replaced in the
+//! slot before analysis took them. Each frame lands in the camera's latest-wins slot
 //! ([`slot::FrameBoard`]) as the decoder's own buffer, without a copy; the full frame is never
 //! converted to RGB on the way in (see [`crate::pixels`]).
 //!
@@ -20,6 +26,7 @@ pub mod pipeline;
 pub mod probe;
 pub mod slot;
 pub mod status;
+pub mod thin;
 pub mod url;
 
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! One camera pipeline, built, run until it fails or is stopped, and torn down.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -10,16 +10,11 @@ use gstreamer_video as gst_video;
 
 use super::decode_errors;
 use super::slot::{Frame, FrameBoard};
+use super::thin::{Thinner, Verdict};
 use crate::config::{Camera, FrameClock, Transport};
 
 /// Elements every camera pipeline needs; checked once at start.
-pub const REQUIRED_ELEMENTS: &[&str] = &[
-    "rtspsrc",
-    "decodebin",
-    "videorate",
-    "videoconvert",
-    "appsink",
-];
+pub const REQUIRED_ELEMENTS: &[&str] = &["rtspsrc", "decodebin", "videoconvert", "appsink"];
 
 /// How one run of a pipeline ended.
 #[derive(Debug)]
@@ -130,11 +125,6 @@ fn build(index: usize, camera: &Camera, board: &Arc<FrameBoard>) -> Result<gst::
             gst::BusSyncReply::Pass
         });
     }
-    let rate = make("videorate")?;
-    rate.set_property("drop-only", true);
-    // max-rate is a whole number of frames per second; fractional rates (0.5 fps, …) are
-    // thinned further by timestamp in the appsink callback below.
-    rate.set_property("max-rate", (camera.analysis_fps.ceil() as i32).max(1));
     let convert = make("videoconvert")?;
     let sink = gst_app::AppSink::builder()
         .caps(
@@ -147,114 +137,170 @@ fn build(index: usize, camera: &Camera, board: &Arc<FrameBoard>) -> Result<gst::
         .sync(false)
         .build();
     pipeline
-        .add_many([&src, &decode, &rate, &convert, sink.upcast_ref()])
+        .add_many([&src, &decode, &convert, sink.upcast_ref()])
         .map_err(|e| e.to_string())?;
-    gst::Element::link_many([&rate, &convert, sink.upcast_ref()]).map_err(|e| e.to_string())?;
-
-    // rtspsrc exposes one pad per stream; only the first video stream goes to the decoder.
-    let decode_weak = decode.downgrade();
-    src.connect_pad_added(move |_, pad| {
-        let Some(decode) = decode_weak.upgrade() else {
-            return;
-        };
-        let is_video = pad
-            .current_caps()
-            .and_then(|c| c.structure(0).and_then(|s| s.get::<String>("media").ok()))
-            .is_some_and(|m| m == "video");
-        let Some(sinkpad) = decode.static_pad("sink") else {
-            return;
-        };
-        if is_video
-            && !sinkpad.is_linked()
-            && let Err(e) = pad.link(&sinkpad)
-        {
-            tracing::warn!("cannot link the video stream to the decoder: {e:?}");
-        }
-    });
-    let rate_weak = rate.downgrade();
+    gst::Element::link_many([&convert, sink.upcast_ref()]).map_err(|e| e.to_string())?;
+    link_first_video_stream(&src, &decode);
+    let convert_weak = convert.downgrade();
+    let thinner = Arc::new(Mutex::new(Thinner::new(camera.analysis_fps)));
+    let board_for_pads = Arc::clone(board);
     decode.connect_pad_added(move |_, pad| {
-        let Some(rate) = rate_weak.upgrade() else {
+        let Some(convert) = convert_weak.upgrade() else {
             return;
         };
         let is_raw_video = pad
             .current_caps()
             .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/x-raw")))
             .unwrap_or(false);
-        let Some(sinkpad) = rate.static_pad("sink") else {
+        let Some(sinkpad) = convert.static_pad("sink") else {
             return;
         };
-        if is_raw_video
+        if !is_raw_video || sinkpad.is_linked() {
+            return;
+        }
+        if let Err(e) = pad.link(&sinkpad) {
+            tracing::warn!("cannot link the decoder to the converter: {e:?}");
+            return;
+        }
+        let (board, thinner) = (Arc::clone(&board_for_pads), Arc::clone(&thinner));
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| match &info.data {
+            Some(gst::PadProbeData::Buffer(b)) => decoded(&board, index, &thinner, b),
+            _ => gst::PadProbeReturn::Ok,
+        });
+    });
+    sink.set_callbacks(frame_callbacks(index, camera.frame_time, board));
+    Ok(pipeline)
+}
+
+/// Ask the camera for its video streams only (no audio or metadata to receive and drop), and
+/// link the first one to the decoder.
+fn link_first_video_stream(src: &gst::Element, decode: &gst::Element) {
+    let video = |caps: Option<gst::Caps>| {
+        caps.and_then(|c| c.structure(0).and_then(|s| s.get::<String>("media").ok()))
+            .is_some_and(|m| m == "video")
+    };
+    src.connect("select-stream", false, move |args| {
+        let caps = args.get(2).and_then(|v| v.get::<gst::Caps>().ok());
+        Some(video(caps).to_value())
+    });
+    let decode_weak = decode.downgrade();
+    src.connect_pad_added(move |_, pad| {
+        let Some(decode) = decode_weak.upgrade() else {
+            return;
+        };
+        let Some(sinkpad) = decode.static_pad("sink") else {
+            return;
+        };
+        if video(pad.current_caps())
             && !sinkpad.is_linked()
             && let Err(e) = pad.link(&sinkpad)
         {
-            tracing::warn!("cannot link the decoder to the rate filter: {e:?}");
+            tracing::warn!("cannot link the video stream to the decoder: {e:?}");
         }
-        // Frames the decoder produced from damaged data (it concealed the damage) are
-        // flagged corrupted: count them with the decoder's reported errors.
-        let counters = Arc::clone(&counters);
-        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-            if let Some(gst::PadProbeData::Buffer(b)) = &info.data
-                && b.flags().contains(gst::BufferFlags::CORRUPTED)
-            {
-                decode_errors::count(&counters);
-            }
-            gst::PadProbeReturn::Ok
-        });
     });
+}
 
-    // 90 % of the analysis interval, so jitter in the camera's timestamps does not drop frames.
-    let min_gap = gst::ClockTime::from_nseconds((0.9e9 / camera.analysis_fps) as u64);
-    let mut last_pts: Option<gst::ClockTime> = None;
+/// One frame out of the decoder: count it (and damage the decoder concealed), note that the
+/// camera is alive, and let it on only if the analysis rate needs it.
+fn decoded(
+    board: &FrameBoard,
+    index: usize,
+    thinner: &Mutex<Thinner>,
+    buffer: &gst::Buffer,
+) -> gst::PadProbeReturn {
+    let counters = board.counters(index);
+    counters.decoded.fetch_add(1, Ordering::Relaxed);
+    // Frames the decoder produced from damaged data (it concealed the damage) are flagged
+    // corrupted: count them with the decoder's reported errors.
+    if buffer.flags().contains(gst::BufferFlags::CORRUPTED) {
+        decode_errors::count(&counters);
+    }
+    // Alive, even when this frame is thinned out (slow analysis rates must not trip the stall
+    // watchdog or the camera status).
+    board.saw_frame(index);
+    let pts = buffer
+        .pts()
+        .map_or_else(arrival_ns, gst::ClockTime::nseconds);
+    let seen = thinner
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .offer(pts);
+    counters.missing.fetch_add(seen.missing, Ordering::Relaxed);
+    match seen.verdict {
+        Verdict::Keep => gst::PadProbeReturn::Ok,
+        Verdict::Thin => {
+            counters.thinned.fetch_add(1, Ordering::Relaxed);
+            gst::PadProbeReturn::Drop
+        }
+        Verdict::Misordered => {
+            counters.misordered.fetch_add(1, Ordering::Relaxed);
+            gst::PadProbeReturn::Drop
+        }
+    }
+}
+
+/// Nanoseconds on a monotonic clock, for a frame without a presentation time.
+fn arrival_ns() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(std::time::Instant::now);
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The appsink's callbacks: each kept frame goes to the camera's slot with its capture time.
+fn frame_callbacks(
+    index: usize,
+    clock: FrameClock,
+    board: &Arc<FrameBoard>,
+) -> gst_app::AppSinkCallbacks {
     let mut skew_warned = false;
-    let clock = camera.frame_time;
     let board = Arc::clone(board);
-    sink.set_callbacks(
-        gst_app::AppSinkCallbacks::builder()
-            .new_sample(move |sink| {
-                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                // Alive, even when this frame is thinned out below (slow analysis rates must
-                // not trip the stall watchdog or the camera status).
-                board.saw_frame(index);
-                // Fractional analysis rates: drop frames closer than 1/fps by timestamp.
-                if let Some(pts) = sample.buffer().and_then(|b| b.pts()) {
-                    if let Some(prev) = last_pts
-                        && pts > prev
-                        && pts - prev < min_gap
-                    {
-                        return Ok(gst::FlowSuccess::Ok);
-                    }
-                    last_pts = Some(pts);
-                }
-                match super::file::sample_to_frame(&sample) {
-                    Some(mut frame) => {
-                        let stream = match clock {
-                            FrameClock::Auto => sample.buffer().and_then(super::file::stream_time),
-                            FrameClock::Arrival => None,
-                        };
-                        let (captured, from_stream) = capture_time(frame.captured, stream);
-                        if stream.is_some() && !from_stream && !skew_warned {
-                            skew_warned = true;
-                            tracing::warn!(
-                                "the camera's clock is more than {} s off this box's; frame_time uses arrival time",
-                                MAX_CLOCK_SKEW.as_secs()
-                            );
-                        }
-                        frame.captured = captured;
-                        board.put_from(
-                            Frame {
-                                camera: index,
-                                ..frame
-                            },
-                            from_stream,
-                        );
-                    }
-                    None => tracing::debug!("dropped a sample without usable frame data"),
-                }
-                Ok(gst::FlowSuccess::Ok)
-            })
-            .build(),
-    );
-    Ok(pipeline)
+    gst_app::AppSinkCallbacks::builder()
+        .new_sample(move |sink| {
+            let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+            let Some(mut frame) = super::file::sample_to_frame(&sample) else {
+                tracing::debug!("dropped a sample without usable frame data");
+                return Ok(gst::FlowSuccess::Ok);
+            };
+            let stream = match clock {
+                FrameClock::Auto => sample.buffer().and_then(super::file::stream_time),
+                FrameClock::Arrival => None,
+            };
+            let (captured, from_stream) = capture_time(frame.captured, stream);
+            if stream.is_some() && !from_stream && !skew_warned {
+                skew_warned = true;
+                tracing::warn!(
+                    "the camera's clock is more than {} s off this box's; frame_time uses arrival time",
+                    MAX_CLOCK_SKEW.as_secs()
+                );
+            }
+            frame.captured = captured;
+            board.put_from(
+                Frame {
+                    camera: index,
+                    ..frame
+                },
+                from_stream,
+            );
+            Ok(gst::FlowSuccess::Ok)
+        })
+        .build()
+}
+
+/// RTP packets lost and late so far in the jitter buffers of `bin` (one per stream received).
+fn rtp_losses(bin: &gst::Bin) -> (u64, u64) {
+    let (mut lost, mut late) = (0, 0);
+    for element in bin.iterate_recurse().into_iter().flatten() {
+        let is_jitterbuffer = element
+            .factory()
+            .is_some_and(|f| f.name() == "rtpjitterbuffer");
+        if !is_jitterbuffer {
+            continue;
+        }
+        let stats = element.property::<gst::Structure>("stats");
+        lost += stats.get::<u64>("num-lost").unwrap_or(0);
+        late += stats.get::<u64>("num-late").unwrap_or(0);
+    }
+    (lost, late)
 }
 
 /// Whether a pipeline started at `started` whose last frame came at `last_frame` has been
@@ -275,17 +321,71 @@ fn run(
     counters: &super::slot::Counters,
     stall: std::time::Duration,
 ) -> Outcome {
-    let started = std::time::Instant::now();
     let Some(bus) = pipeline.bus() else {
         return Outcome::Failed("pipeline has no bus".into());
     };
     if let Err(e) = pipeline.set_state(gst::State::Playing) {
         return Outcome::Failed(format!("cannot start: {e}"));
     }
+    let mut rtp = RtpTally::new(counters);
+    let outcome = watch(pipeline, &bus, stop, counters, stall, &mut rtp);
+    rtp.update(pipeline, counters);
+    outcome
+}
+
+/// The jitter buffers' RTP losses added to the camera's lifetime counts: a pipeline's own
+/// counts start at zero, so they go on top of what earlier pipelines counted.
+struct RtpTally {
+    base: (u64, u64),
+    next: std::time::Instant,
+}
+
+impl RtpTally {
+    fn new(counters: &super::slot::Counters) -> RtpTally {
+        RtpTally {
+            base: (
+                counters.packets_lost.load(Ordering::Relaxed),
+                counters.packets_late.load(Ordering::Relaxed),
+            ),
+            next: std::time::Instant::now(),
+        }
+    }
+
+    /// Read the jitter buffers at most once a second.
+    fn tick(&mut self, pipeline: &gst::Pipeline, counters: &super::slot::Counters) {
+        if std::time::Instant::now() >= self.next {
+            self.next = std::time::Instant::now() + std::time::Duration::from_secs(1);
+            self.update(pipeline, counters);
+        }
+    }
+
+    fn update(&self, pipeline: &gst::Pipeline, counters: &super::slot::Counters) {
+        let (lost, late) = rtp_losses(pipeline.upcast_ref());
+        let (base_lost, base_late) = self.base;
+        counters
+            .packets_lost
+            .store(base_lost.saturating_add(lost), Ordering::Relaxed);
+        counters
+            .packets_late
+            .store(base_late.saturating_add(late), Ordering::Relaxed);
+    }
+}
+
+/// Watch a playing pipeline's bus until it fails, stalls or `stop` is set.
+fn watch(
+    pipeline: &gst::Pipeline,
+    bus: &gst::Bus,
+    stop: &AtomicBool,
+    counters: &super::slot::Counters,
+    stall: std::time::Duration,
+    rtp: &mut RtpTally,
+) -> Outcome {
+    let started = std::time::Instant::now();
     loop {
         if stop.load(Ordering::Relaxed) {
             return Outcome::Stopped;
         }
+        rtp.tick(pipeline, counters);
         let last_frame = *counters
             .last_frame
             .lock()

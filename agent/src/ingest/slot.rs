@@ -104,7 +104,20 @@ impl Frame {
 /// Per-camera counters, readable without locking.
 #[derive(Debug, Default)]
 pub struct Counters {
-    /// Frames delivered by the pipeline (after the rate drop).
+    /// Frames that came out of the decoder (before thinning to the analysis rate).
+    pub decoded: AtomicU64,
+    /// Decoded frames not needed at the analysis rate (see [`super::thin`]).
+    pub thinned: AtomicU64,
+    /// Decoded frames dropped because their time was at or before the previous frame's.
+    pub misordered: AtomicU64,
+    /// Frames missing before the decoder's output, by the gaps in the stream's timestamps
+    /// (lost in the network, by the depayloader or the decoder).
+    pub missing: AtomicU64,
+    /// RTP packets that never arrived (the jitter buffer's count).
+    pub packets_lost: AtomicU64,
+    /// RTP packets that arrived too late to be used and were dropped by the jitter buffer.
+    pub packets_late: AtomicU64,
+    /// Frames delivered by the pipeline (after thinning to the analysis rate).
     pub received: AtomicU64,
     /// Frames replaced before the detector took them.
     pub dropped: AtomicU64,

@@ -91,17 +91,32 @@ pub fn camera_status(
 pub struct CameraHealth {
     /// Camera id.
     pub camera: String,
-    /// Frames delivered by the pipeline since start.
+    /// Frames that came out of the decoder since start (before thinning to the analysis rate).
+    pub decoded: u64,
+    /// Frames delivered by the pipeline since start (after thinning to the analysis rate).
     pub received: u64,
     /// Frames analysed since start.
     pub analysed: u64,
     /// Frames replaced before analysis since start (the detector was busy).
     pub dropped: u64,
+    /// Decoded frames not needed at the analysis rate since start (expected, not a loss).
+    pub thinned: u64,
+    /// Decoded frames dropped since start because their time was not after the previous one's.
+    pub misordered: u64,
+    /// Frames missing before the decoder's output since start, by the gaps in the stream's
+    /// timestamps (lost in the network, by the depayloader or by the decoder).
+    pub missing: u64,
+    /// RTP packets that never arrived since start (the jitter buffer's count).
+    pub packets_lost: u64,
+    /// RTP packets that arrived too late to be used since start.
+    pub packets_late: u64,
     /// Pipeline restarts since start.
     pub reconnects: u64,
     /// Decoding errors since start, as the decoders report them.
     pub decode_errors: u64,
-    /// Frames delivered per second over the last interval (after the rate drop).
+    /// Frames decoded per second over the last interval: the camera's own frame rate.
+    pub decoded_fps: f64,
+    /// Frames delivered per second over the last interval (after thinning).
     pub received_fps: f64,
     /// Frames analysed per second over the last interval.
     pub analysed_fps: f64,
