@@ -1,6 +1,8 @@
 //! A broker that cannot take every message: mosquitto with `max_packet_size` below the size of
-//! an evidence picture. It closes the connection on such a message; the agent must not resend
-//! it forever (that blocked its lane and everything behind it), nor lose an incident event.
+//! an evidence picture, or with an ACL that refuses a topic. Over MQTT 3.1.1 it closes the
+//! connection on an oversize message; over MQTT 5 it announces its limit at connect and answers
+//! an ACL refusal with a reason code. The agent must not resend forever (that blocked its lane
+//! and everything behind it), nor lose an incident event, and must count what was refused.
 //! Real mosquitto, the RTSP test server on the plaza footage, the real binary.
 
 use std::collections::BTreeSet;
@@ -72,7 +74,8 @@ fn assert_gap_free(m: &[Received]) -> u64 {
 
 #[test]
 fn a_message_the_broker_refuses_is_set_aside_and_nothing_behind_it_waits() -> anyhow::Result<()> {
-    let mut scene = scene("refusing-broker", "")?;
+    // MQTT 3.1.1: the broker shows its limit only by closing the connection.
+    let mut scene = scene("refusing-broker", "protocol = \"3.1.1\"")?;
     // Wait for a picture that got through after the refusals, a few more incident events and
     // a health message that counts the dead letters.
     scene.wait_for(
@@ -150,17 +153,18 @@ fn a_message_the_broker_refuses_is_set_aside_and_nothing_behind_it_waits() -> an
 }
 
 #[test]
-fn with_the_broker_limit_configured_pictures_fit_and_nothing_is_set_aside() -> anyhow::Result<()> {
-    let mut scene = scene(
-        "limited-broker",
-        &format!("max_message_bytes = {BROKER_LIMIT}"),
-    )?;
+fn an_mqtt5_broker_announces_its_limit_so_pictures_fit_and_nothing_is_set_aside()
+-> anyhow::Result<()> {
+    // Nothing configured: mosquitto announces its maximum packet size in its CONNACK.
+    let mut scene = scene("limited-broker", "")?;
     let got = scene.wait_for(Duration::from_secs(90), "three pictures", |m| {
         snapshots(m).len() >= 3
     })?;
     scene.agent.terminate(Duration::from_secs(20))?;
-    let connects = scene.log().matches("connected to the MQTT broker").count();
-    assert_eq!(connects, 1, "{}", scene.log());
+    let log = scene.log();
+    let connects = log.matches("connected to the MQTT broker").count();
+    assert_eq!(connects, 1, "{log}");
+    assert!(log.contains(&format!("max_packet={BROKER_LIMIT}")), "{log}");
     assert!(outbox(&scene, &["dead"])?.is_empty());
     let last = assert_gap_free(&got);
     let sizes: Vec<usize> = snapshots(&got).iter().map(|x| x.payload.len()).collect();
@@ -227,13 +231,41 @@ fn a_topic_the_broker_acl_refuses_does_not_loop_or_hold_back_the_others() -> any
     );
     assert!(named > 0, "incidents named pictures");
     assert!(snapshots(&got).is_empty(), "the ACL let a picture through");
-    // MQTT 3.1.1: mosquitto acknowledges a publish its ACL refuses, so nothing is resent and
-    // the connection stays (the refusal is invisible to the agent: docs/mqtt.md says so).
+    // MQTT 5: mosquitto answers each refused picture "not authorized"; it is set aside at
+    // once (never resent), counted in health and listed, and the connection stays.
     assert_eq!(connects, 1, "{}", scene.log());
     assert_eq!(
         outbox(&scene, &["list", "--rows", "1000"])?.len(),
         0,
-        "nothing waits: the refused pictures were acknowledged, not retried"
+        "nothing waits: the refused pictures were set aside, not retried"
+    );
+    let dead = outbox(&scene, &["dead", "--rows", "1000"])?;
+    let events = incidents(&got);
+    let pictures: BTreeSet<&str> = events
+        .iter()
+        .filter_map(|e| e["snapshot"]["topic"].as_str())
+        .collect();
+    let refused: BTreeSet<&str> = dead.iter().filter_map(|d| d["topic"].as_str()).collect();
+    assert!(
+        pictures.is_subset(&refused),
+        "every refused picture is listed: {pictures:?} of {dead:?}"
+    );
+    assert!(
+        dead.iter().all(|d| d["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("not authorized") && r.contains("0x87"))),
+        "{dead:?}"
+    );
+    let counted = got
+        .iter()
+        .rev()
+        .find(|x| x.topic.ends_with("/health"))
+        .and_then(|x| x.json()["outbox"]["lanes"]["security"]["dead_letters"].as_u64())
+        .unwrap_or(0);
+    assert!(counted > 0, "health counts the refusals");
+    eprintln!(
+        "{} pictures refused and listed; the last health counted {counted}",
+        dead.len()
     );
     scene.check_contract()?;
     Ok(())

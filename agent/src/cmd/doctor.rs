@@ -313,10 +313,13 @@ fn secrets_and_broker(
             wait,
         )) {
             Ok(r) => Check::ok(format!(
-                "broker {}{}: publish allowed, round trip {:.2} ms",
+                "broker {}{}: publish allowed, round trip {:.2} ms, MQTT {}{}",
                 r.broker,
                 if r.tls { " (TLS)" } else { "" },
                 r.round_trip.as_secs_f64() * 1000.0,
+                r.protocol,
+                r.max_packet
+                    .map_or_else(String::new, |n| format!(", messages up to {n} bytes")),
             )),
             Err(e) => Check::fail(
                 format!("broker: {e}"),

@@ -62,7 +62,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!(
                     "{}",
                     json!({"ok": true, "broker": r.broker, "tls": r.tls, "topic": r.topic,
-                           "connect_ms": ms(r.connect), "round_trip_ms": ms(r.round_trip)})
+                           "connect_ms": ms(r.connect), "round_trip_ms": ms(r.round_trip),
+                           "protocol": r.protocol, "max_packet_bytes": r.max_packet})
                 );
             } else {
                 let tls = if r.tls { " (TLS)" } else { "" };
@@ -72,6 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     ms(r.connect)
                 );
                 println!("topic   {}  round trip {} ms", r.topic, ms(r.round_trip));
+                println!("mqtt    {}{}", r.protocol, max_packet_words(r.max_packet));
                 println!("OK: this box can publish incidents to the broker");
             }
             Ok(ExitCode::SUCCESS)
@@ -84,5 +86,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+/// What the broker said about its message size, for a person.
+fn max_packet_words(max: Option<usize>) -> String {
+    match max {
+        Some(n) => {
+            format!("  the broker takes messages up to {n} bytes (pictures are made to fit)")
+        }
+        None => String::new(),
     }
 }

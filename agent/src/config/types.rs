@@ -249,6 +249,32 @@ pub struct Mqtt {
     /// Evidence pictures are encoded to fit; larger messages are set aside, never sent.
     /// Default "256KiB", from 16 KiB to 256 MiB.
     pub max_message_bytes: ByteSize,
+    /// MQTT protocol version: "5" (default) or "3.1.1" for a broker that does not speak 5.
+    pub protocol: MqttProtocol,
+}
+
+/// The MQTT protocol version spoken to the broker.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub enum MqttProtocol {
+    /// MQTT 5: the broker says which message it refused and why (a PUBACK reason code, such
+    /// as "not authorized" from an ACL) and announces its maximum packet size at connect.
+    #[default]
+    #[serde(rename = "5")]
+    V5,
+    /// MQTT 3.1.1: a broker acknowledges a message its ACL drops, and shows a size limit only
+    /// by closing the connection.
+    #[serde(rename = "3.1.1")]
+    V311,
+}
+
+impl MqttProtocol {
+    /// As written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MqttProtocol::V5 => "5",
+            MqttProtocol::V311 => "3.1.1",
+        }
+    }
 }
 
 /// TLS settings of the broker connection.
@@ -277,6 +303,7 @@ impl Default for Mqtt {
             password_file: None,
             tls: None,
             max_message_bytes: ByteSize(256 << 10),
+            protocol: MqttProtocol::V5,
         }
     }
 }

@@ -100,6 +100,8 @@ district = "demo"
 [mqtt]
 host = "127.0.0.1"
 port = {broker_port}
+# The demo's embedded broker speaks MQTT 3.1.1; a real broker gets the default, 5.
+protocol = "3.1.1"
 
 [storage]
 # Relative to this file's folder.

@@ -400,6 +400,24 @@ impl Durable {
         true
     }
 
+    /// The broker refused packet `pkid` with `reason` (MQTT 5): set the row aside as a dead
+    /// letter when the refusal is `lasting` or came the third time, else send it again.
+    pub fn refused(&mut self, pkid: u16, reason: &str, lasting: bool) {
+        match self.state.refused(pkid, lasting) {
+            Some(Blame::SetAside(row)) => {
+                let topic = match self.store.message(row.id) {
+                    Ok(Some(m)) => m.topic,
+                    _ => String::new(),
+                };
+                self.set_aside(row, &topic, reason);
+            }
+            Some(Blame::Strike(id)) => {
+                tracing::warn!(row = id, "{reason}; sending it again");
+            }
+            Some(Blame::None) | None => {}
+        }
+    }
+
     /// The connection dropped: whatever was handed goes again, except a row the broker
     /// closed the connection on every time it went alone: that one is set aside, and its size
     /// is remembered as one the broker refuses. True when a row was blamed for the drop (the

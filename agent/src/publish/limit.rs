@@ -1,5 +1,6 @@
-//! How large a message may be: the configured `mqtt.max_message_bytes`, and what the broker
-//! showed by closing the connection on a message (the set-aside [`super::outbox`] rows).
+//! How large a message may be: the configured `mqtt.max_message_bytes`, the maximum packet
+//! size the broker announced at connect (MQTT 5), and what the broker showed by closing the
+//! connection on a message (the set-aside [`super::outbox`] rows).
 //! Shared by the session, which sets aside what cannot fit, and the evidence makers, which
 //! encode pictures to fit.
 //!
@@ -11,10 +12,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// Room kept for a snapshot's topic and packet header below the limit.
 pub const TOPIC_ROOM: usize = 512;
 
-/// The size of the QoS 1 PUBLISH packet carrying `payload` bytes on `topic`.
+/// The size of the QoS 1 PUBLISH packet carrying `payload` bytes on `topic`, as MQTT 5 sends
+/// it (one byte more than 3.1.1, for its empty property list: a safe overestimate there).
 pub fn packet_bytes(topic: &str, payload: usize) -> usize {
-    // Topic length prefix, topic, packet id, payload.
-    let remaining = 2 + topic.len() + 2 + payload;
+    // Topic length prefix, topic, packet id, property length, payload.
+    let remaining = 2 + topic.len() + 2 + 1 + payload;
     let length_bytes = match remaining {
         0..=127 => 1,
         128..=16_383 => 2,
@@ -30,6 +32,8 @@ pub struct MessageLimit {
     configured: usize,
     /// The smallest packet the broker closed the connection on (`usize::MAX`: none).
     refused: AtomicUsize,
+    /// The largest packet the broker said it takes, at the last connect (`usize::MAX`: none).
+    announced: AtomicUsize,
 }
 
 impl MessageLimit {
@@ -38,6 +42,7 @@ impl MessageLimit {
         MessageLimit {
             configured,
             refused: AtomicUsize::new(usize::MAX),
+            announced: AtomicUsize::new(usize::MAX),
         }
     }
 
@@ -65,6 +70,18 @@ impl MessageLimit {
         self.refused.fetch_min(packet, Ordering::Relaxed);
     }
 
+    /// The broker announced its maximum packet size at connect (MQTT 5), or did not.
+    pub fn announced(&self, max_packet: Option<usize>) {
+        self.announced
+            .store(max_packet.unwrap_or(usize::MAX), Ordering::Relaxed);
+    }
+
+    /// The maximum packet size the broker announced at the last connect, if it did.
+    pub fn announced_at(&self) -> Option<usize> {
+        let a = self.announced.load(Ordering::Relaxed);
+        (a != usize::MAX).then_some(a)
+    }
+
     /// The smallest packet the broker refused, if any.
     pub fn refused_at(&self) -> Option<usize> {
         let r = self.refused.load(Ordering::Relaxed);
@@ -79,16 +96,25 @@ impl MessageLimit {
                 self.configured
             ));
         }
+        if let Some(a) = self.announced_at().filter(|&a| packet > a) {
+            return Some(format!(
+                "{packet} bytes, above the broker's maximum packet size ({a}, announced when it accepted the connection)"
+            ));
+        }
         self.refused_at()
             .filter(|&r| packet >= r)
             .map(|r| format!("{packet} bytes, not below a {r}-byte message the broker refused"))
     }
 
-    /// The largest evidence JPEG to make: under the configured limit less room for its topic,
-    /// and, once the broker refused a message, under half of that message (pictures then stay
-    /// small enough to pass on the first try, whatever the broker's real limit).
+    /// The largest evidence JPEG to make: under the configured limit and the broker's announced
+    /// one, less room for its topic, and, once the broker refused a message, under half of that
+    /// message (pictures then stay small enough to pass on the first try, whatever the broker's
+    /// real limit).
     pub fn picture_bytes(&self) -> usize {
-        let configured = self.configured.saturating_sub(TOPIC_ROOM);
+        let limit = self
+            .configured
+            .min(self.announced_at().unwrap_or(usize::MAX));
+        let configured = limit.saturating_sub(TOPIC_ROOM);
         match self.refused_at() {
             Some(r) => configured.min(r / 2),
             None => configured,
@@ -103,10 +129,10 @@ mod tests {
     #[test]
     fn packet_sizes_count_the_header_like_the_mqtt_encoder() {
         // rumqttc's encoder test: an 11-byte topic and 265 bytes make 281 bytes without a
-        // packet id; QoS 1 adds its 2.
-        assert_eq!(packet_bytes("hello/world", 265), 283);
-        assert_eq!(packet_bytes("t", 0), 1 + 1 + 5);
-        assert_eq!(packet_bytes("t", 200), 1 + 2 + 205);
+        // packet id; QoS 1 adds its 2 and MQTT 5 its empty property list's length byte.
+        assert_eq!(packet_bytes("hello/world", 265), 284);
+        assert_eq!(packet_bytes("t", 0), 1 + 1 + 6);
+        assert_eq!(packet_bytes("t", 200), 1 + 2 + 206);
     }
 
     #[test]
@@ -124,5 +150,17 @@ mod tests {
         assert_eq!(l.picture_bytes(), 30_000);
         assert!(l.check(59_999).is_none());
         assert!(l.check(60_000).is_some_and(|m| m.contains("refused")));
+    }
+
+    #[test]
+    fn an_announced_maximum_bounds_pictures_and_messages_until_the_next_connect() {
+        let l = MessageLimit::new(256 * 1024);
+        l.announced(Some(30_000));
+        assert_eq!(l.picture_bytes(), 30_000 - TOPIC_ROOM);
+        assert!(l.check(30_000).is_none());
+        assert!(l.check(30_001).is_some_and(|m| m.contains("announced")));
+        l.announced(None);
+        assert_eq!(l.picture_bytes(), 256 * 1024 - TOPIC_ROOM);
+        assert!(l.check(30_001).is_none());
     }
 }

@@ -37,11 +37,11 @@ pub mod spill;
 pub mod store;
 pub mod store_error;
 pub mod tls;
+pub mod wire;
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, ClientError, Event, LastWill, MqttOptions, Packet, QoS};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -50,6 +50,7 @@ use crate::ingest::Backoff;
 pub use durable::{Durable, OutboxGauge, OutboxStats};
 pub use outbox::Lane;
 use payload::{DeviceState, Identity, Inventory};
+use wire::{HandError, Link, Wire};
 
 /// A message ready to publish.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,108 +125,6 @@ pub struct SessionStats {
     pub left: usize,
 }
 
-/// One connection: its client, and the events of its event loop (polled in its own task, so
-/// that a poll is never cancelled half-way through a handshake).
-struct Link {
-    client: AsyncClient,
-    events: mpsc::Receiver<Result<Event, String>>,
-    poller: tokio::task::JoinHandle<()>,
-}
-
-impl Link {
-    fn start(opts: &MqttOptions, cap: usize) -> Link {
-        let (client, mut eventloop) = AsyncClient::new(opts.clone(), cap);
-        let (tx, events) = mpsc::channel(256);
-        let poller = tokio::spawn(async move {
-            loop {
-                match eventloop.poll().await {
-                    Ok(ev) => {
-                        if tx.send(Ok(ev)).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(explain(&e))).await;
-                        return; // this connection is over; the session starts a new one
-                    }
-                }
-            }
-        });
-        Link {
-            client,
-            events,
-            poller,
-        }
-    }
-
-    /// Say `stopped`, disconnect, and wait (briefly) until the connection is closed, so that
-    /// the broker sees a clean DISCONNECT and does not publish the last will.
-    async fn close(mut self, stopped: Vec<u8>, topic: &str) {
-        let _ = self
-            .client
-            .try_publish(topic, QoS::AtLeastOnce, true, stopped);
-        let _ = self.client.try_disconnect();
-        let drain = async { while self.events.recv().await.is_some() {} };
-        let _ = tokio::time::timeout(Duration::from_secs(3), drain).await;
-    }
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        self.poller.abort();
-    }
-}
-
-/// The MQTT options of every connection.
-fn options(cfg: &SessionConfig, will: Vec<u8>) -> MqttOptions {
-    let id = &cfg.identity;
-    let mut opts = MqttOptions::new(id.device.clone(), cfg.mqtt.host.clone(), cfg.mqtt.port);
-    opts.set_keep_alive(Duration::from_secs(cfg.mqtt.keep_alive_s));
-    opts.set_clean_session(cfg.mqtt.clean_session);
-    // Larger messages never reach the client (the outbox sets them aside): for rumqttc, an
-    // oversize publish is an error that ends the connection.
-    opts.set_max_packet_size(cfg.max_packet_bytes, cfg.limit.configured());
-    // Room above the outbox's window for the birth and `stopped` messages.
-    opts.set_inflight(u16::try_from(MAX_IN_FLIGHT + 8).unwrap_or(u16::MAX));
-    if let Some(tls) = &cfg.security.tls {
-        opts.set_transport(rumqttc::Transport::tls_with_config(
-            rumqttc::TlsConfiguration::Rustls(std::sync::Arc::clone(tls)),
-        ));
-    }
-    if let Some((user, password)) = &cfg.security.credentials {
-        opts.set_credentials(user.clone(), password.clone());
-    }
-    opts.set_last_will(LastWill::new(
-        id.status_topic(),
-        will,
-        QoS::AtLeastOnce,
-        true,
-    ));
-    opts
-}
-
-/// A connection error in plain words, with the config keys to check.
-pub(crate) fn explain(e: &rumqttc::ConnectionError) -> String {
-    use rumqttc::{ConnectReturnCode as Code, ConnectionError as E};
-    match e {
-        E::ConnectionRefused(Code::BadUserNamePassword) => {
-            "the broker refused the username or password (check mqtt.username and mqtt.password_file)".into()
-        }
-        E::ConnectionRefused(Code::NotAuthorized) => {
-            "the broker refused this client as not authorized: a wrong username or password, or the broker does not admit this device id (check mqtt.username and mqtt.password_file)".into()
-        }
-        E::ConnectionRefused(code) => format!("the broker refused the connection ({code:?})"),
-        other => {
-            let text = other.to_string();
-            if text.contains("certificate") || text.contains("Tls") || text.contains("TLS") {
-                format!("TLS handshake failed: {text} (check mqtt.tls: ca_file must sign the broker's certificate, whose name must match mqtt.host)")
-            } else {
-                text
-            }
-        }
-    }
-}
-
 /// Run `f`, which reads or commits the outbox (SQLite, with an fsync per commit), off the async
 /// runtime's worker threads: on the multi-threaded runtime the current worker hands its other
 /// tasks to another thread first (`block_in_place`), so a slow disk never stalls the
@@ -252,7 +151,7 @@ fn restart_backoff(blamed: bool, up_for: Option<Duration>) -> bool {
 /// Unacknowledged messages at a time (the outbox's window).
 pub const MAX_IN_FLIGHT: usize = 32;
 
-async fn next_event(link: &mut Option<Link>) -> Option<Result<Event, String>> {
+async fn next_event(link: &mut Option<Link>) -> Option<Result<Wire, String>> {
     match link {
         Some(l) => l.events.recv().await,
         None => std::future::pending().await,
@@ -281,7 +180,7 @@ pub async fn run(
             .to_string()
             .into_bytes()
     };
-    let opts = options(&cfg, json(DeviceState::Offline));
+    let opts = wire::options(&cfg, json(DeviceState::Offline));
     let broker = format!("{}:{}", cfg.mqtt.host, cfg.mqtt.port);
     let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
     let mut stats = SessionStats::default();
@@ -320,28 +219,32 @@ pub async fn run(
                 }
             }
             ev = next_event(&mut link) => match ev {
-                Some(Ok(Event::Incoming(Packet::ConnAck(ack)))) => {
-                    tracing::info!(broker = %broker, code = ?ack.code, session_present = ack.session_present, waiting = outbox.len(), "connected to the MQTT broker");
+                Some(Ok(Wire::Connected { session_present, max_packet })) => {
+                    tracing::info!(broker = %broker, protocol = cfg.mqtt.protocol.as_str(), session_present, max_packet, waiting = outbox.len(), "connected to the MQTT broker");
                     connected = true;
                     connected_at = Instant::now();
+                    cfg.limit.announced(max_packet);
                     outbox.link_changed(true, None);
                     stats.connects += 1;
                     if let Some(l) = &link {
                         // Birth first, ahead of anything stored.
-                        if l.client.try_publish(&status_topic, QoS::AtLeastOnce, true, json(DeviceState::Online)).is_ok() {
+                        if l.publish(&status_topic, true, json(DeviceState::Online)).is_ok() {
                             handed.push_back(None);
                         }
                     }
                 }
-                Some(Ok(Event::Outgoing(rumqttc::Outgoing::Publish(pkid)))) => {
+                Some(Ok(Wire::Sent(pkid))) => {
                     if let Some(Some(row)) = handed.pop_front() {
                         outbox.sent(row, pkid);
                     }
                 }
-                Some(Ok(Event::Incoming(Packet::PubAck(ack)))) => {
-                    if off_runtime(|| outbox.acked(ack.pkid)) {
+                Some(Ok(Wire::Acked(pkid))) => {
+                    if off_runtime(|| outbox.acked(pkid)) {
                         stats.acked += 1;
                     }
+                }
+                Some(Ok(Wire::Refused { pkid, reason, lasting })) => {
+                    off_runtime(|| outbox.refused(pkid, &reason, lasting));
                 }
                 Some(Ok(_)) => {}
                 // An error, or the event loop's task ended: this connection is over.
@@ -378,7 +281,7 @@ pub async fn run(
             _ = sleep_until(deadline) => {}
         }
         if connected && let Some(l) = &link {
-            off_runtime(|| pump(&l.client, &mut outbox, &mut handed, &mut stats));
+            off_runtime(|| pump(l, &mut outbox, &mut handed, &mut stats));
         }
         if outbox.in_memory() && Instant::now() >= next_file_try {
             next_file_try = Instant::now() + memory::RETRY;
@@ -422,7 +325,7 @@ fn enqueue(outbox: &mut Durable, out: Outgoing, stats: &mut SessionStats) {
 
 /// Hand what the window allows to the client.
 fn pump(
-    client: &AsyncClient,
+    link: &Link,
     outbox: &mut Durable,
     handed: &mut VecDeque<Option<u64>>,
     stats: &mut SessionStats,
@@ -433,31 +336,31 @@ fn pump(
             outbox.pop_spilled();
             continue;
         }
-        match client.try_publish(&m.topic, QoS::AtLeastOnce, m.retain, m.payload.clone()) {
-            Ok(()) => {
-                outbox.pop_spilled();
-                handed.push_back(None);
-                stats.handed_over += 1;
-            }
-            Err(ClientError::TryRequest(_)) => return,
-            Err(e) => {
-                tracing::error!(topic = %m.topic, "cannot publish: {e}");
-                return;
-            }
+        if !hand(link, &m.topic, m.retain, m.payload.clone()) {
+            return;
         }
+        outbox.pop_spilled();
+        handed.push_back(None);
+        stats.handed_over += 1;
     }
     while let Some((row, m)) = outbox.next_message() {
-        match client.try_publish(&m.topic, QoS::AtLeastOnce, m.retain, m.payload) {
-            Ok(()) => {
-                outbox.handed(row);
-                handed.push_back(Some(row));
-                stats.handed_over += 1;
-            }
-            Err(ClientError::TryRequest(_)) => return,
-            Err(e) => {
-                tracing::error!(topic = %m.topic, "cannot publish: {e}");
-                return;
-            }
+        if !hand(link, &m.topic, m.retain, m.payload) {
+            return;
+        }
+        outbox.handed(row);
+        handed.push_back(Some(row));
+        stats.handed_over += 1;
+    }
+}
+
+/// Hand one message to the client; false when it cannot take more now.
+fn hand(link: &Link, topic: &str, retain: bool, payload: Vec<u8>) -> bool {
+    match link.publish(topic, retain, payload) {
+        Ok(()) => true,
+        Err(HandError::Full) => false,
+        Err(HandError::Closed(e)) => {
+            tracing::error!(topic, "cannot publish: {e}");
+            false
         }
     }
 }

@@ -277,6 +277,25 @@ impl Outbox {
         None
     }
 
+    /// The broker refused packet `pkid` (an MQTT 5 reason code). A `lasting` refusal (not
+    /// authorized, an invalid topic) or the [`MAX_STRIKES`]th removes the row and returns it,
+    /// for the store to set aside as a dead letter; otherwise the row is pending again, with a
+    /// strike, and goes next. `None` for an unknown packet id.
+    pub fn refused(&mut self, pkid: u16, lasting: bool) -> Option<Blame> {
+        let id = self
+            .entries()
+            .find(|e| matches!(e.slot, Slot::InFlight { pkid: p, .. } if p == pkid))
+            .map(|e| e.row.id)?;
+        self.in_flight -= 1;
+        let e = self.entry(id)?;
+        e.slot = Slot::Pending;
+        e.strikes = e.strikes.saturating_add(1);
+        if lasting || e.strikes >= MAX_STRIKES {
+            return self.remove(id).map(Blame::SetAside);
+        }
+        Some(Blame::Strike(id))
+    }
+
     /// The connection dropped at `now_ms`: everything handed or in flight is pending again, in
     /// its place, and will be sent again (the broker's session is never relied upon).
     ///
@@ -420,6 +439,33 @@ mod tests {
         assert_eq!(o.in_flight(), 0);
         // The broker came back without a session: rows 2 and 3 go again, in order.
         assert_eq!(drain(&mut o, &mut pkid), vec![2, 3]);
+    }
+
+    #[test]
+    fn a_refused_row_is_set_aside_at_once_when_lasting_else_at_the_third_refusal() {
+        let mut o = Outbox::new(10_000, 10);
+        for id in 1..=3 {
+            o.insert(row(id, Lane::Security));
+        }
+        let mut pkid = 0;
+        drain(&mut o, &mut pkid);
+        // Row 2 (packet 2) is not authorized: set aside, the others go on.
+        assert!(matches!(o.refused(2, true), Some(Blame::SetAside(r)) if r.id == 2));
+        assert_eq!((o.in_flight(), o.len()), (2, 2));
+        assert_eq!(o.refused(2, true), None, "an unknown packet id");
+        // Row 3 meets a passing refusal (quota): it goes again, twice, then is set aside.
+        assert_eq!(o.refused(3, false), Some(Blame::Strike(3)));
+        assert_eq!(o.acked(1).map(|r| r.id), Some(1));
+        for strike in 2..=3 {
+            assert_eq!(drain(&mut o, &mut pkid), vec![3]);
+            let blame = o.refused(pkid, false);
+            if strike < MAX_STRIKES {
+                assert_eq!(blame, Some(Blame::Strike(3)));
+            } else {
+                assert!(matches!(blame, Some(Blame::SetAside(r)) if r.id == 3));
+            }
+        }
+        assert_eq!((o.in_flight(), o.len(), o.bytes()), (0, 0, 0));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! resolve the host, open TCP, connect (TLS, credentials), subscribe to the device's own test
 //! topic, publish on it at QoS 1 and read it back. Each stage fails with its own error, so an
 //! installer knows whether to look at DNS, the network, certificates, credentials or the ACL.
+//! With `mqtt.protocol = "5"` it then connects once more over MQTT 5, as the agent will, and
+//! reports the largest message the broker announces.
 
 use std::net::ToSocketAddrs;
 use std::time::{Duration, Instant};
@@ -25,6 +27,10 @@ pub struct RoundTrip {
     pub round_trip: Duration,
     /// The topic used.
     pub topic: String,
+    /// The MQTT version checked last (`mqtt.protocol`).
+    pub protocol: &'static str,
+    /// The largest packet the broker announced over MQTT 5, if it did.
+    pub max_packet: Option<usize>,
 }
 
 /// The stage that failed.
@@ -62,6 +68,9 @@ pub enum RoundTripError {
         "ACL: the broker acknowledged the test message on {0} but never delivered it back; its ACL probably does not let this device publish or read there (mosquitto grants every subscription and filters on delivery)"
     )]
     NotDelivered(String),
+    /// The round trip worked over MQTT 3.1.1, but an MQTT 5 connection did not.
+    #[error("MQTT 5: {0}")]
+    Protocol(String),
     /// Anything else.
     #[error("{0}")]
     Other(String),
@@ -176,10 +185,62 @@ pub async fn round_trip(
                     connect,
                     round_trip: at.elapsed(),
                     topic: topic.clone(),
+                    protocol: "3.1.1",
+                    max_packet: None,
                 });
             }
             Ok(_) => {}
             Err(e) => break Err(classify(&e)),
+        }
+    };
+    let _ = client.try_disconnect();
+    let _ = tokio::time::timeout(Duration::from_millis(300), events.poll()).await;
+    let mut done = result?;
+    if mqtt.protocol == crate::config::MqttProtocol::V5 {
+        done.max_packet = handshake5(mqtt, security, identity, timeout).await?;
+        done.protocol = "5";
+    }
+    Ok(done)
+}
+
+/// Connect over MQTT 5 as the agent will and read the broker's announced maximum packet size.
+async fn handshake5(
+    mqtt: &Mqtt,
+    security: &Security,
+    identity: &Identity,
+    timeout: Duration,
+) -> Result<Option<usize>, RoundTripError> {
+    use rumqttc::v5::mqttbytes::v5::Packet as P5;
+    let id = format!("{}-mqtt-test", identity.device);
+    let mut opts = rumqttc::v5::MqttOptions::new(id, mqtt.host.clone(), mqtt.port);
+    opts.set_keep_alive(Duration::from_secs(mqtt.keep_alive_s.max(5)));
+    if let Some(tls) = &security.tls {
+        opts.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(std::sync::Arc::clone(tls)),
+        ));
+    }
+    if let Some((user, password)) = &security.credentials {
+        opts.set_credentials(user.clone(), password.clone());
+    }
+    let (client, mut events) = rumqttc::v5::AsyncClient::new(opts, 10);
+    let deadline = tokio::time::Instant::now() + timeout * 3;
+    let result = loop {
+        match tokio::time::timeout_at(deadline, events.poll()).await {
+            Err(_) => {
+                break Err(RoundTripError::Protocol(format!(
+                    "no CONNACK within {} s; {}",
+                    (timeout * 3).as_secs(),
+                    super::wire::OLD_BROKER
+                )));
+            }
+            Ok(Ok(rumqttc::v5::Event::Incoming(P5::ConnAck(ack)))) => {
+                break Ok(ack
+                    .properties
+                    .and_then(|p| p.max_packet_size)
+                    .and_then(|n| usize::try_from(n).ok()));
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => break Err(RoundTripError::Protocol(super::wire::explain5(&e))),
         }
     };
     let _ = client.try_disconnect();
@@ -189,7 +250,7 @@ pub async fn round_trip(
 
 fn classify(e: &rumqttc::ConnectionError) -> RoundTripError {
     use rumqttc::ConnectionError as E;
-    let text = super::explain(e);
+    let text = super::wire::explain(e);
     match e {
         E::ConnectionRefused(_) => RoundTripError::Auth(text),
         _ if text.starts_with("TLS handshake failed") => RoundTripError::Tls(text),
