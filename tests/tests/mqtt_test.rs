@@ -39,6 +39,38 @@ fn a_round_trip_through_the_broker_is_timed() -> anyhow::Result<()> {
     assert_eq!(v["topic"], "vigil/v1/t1/test-box-001/test");
     assert!(v["round_trip_ms"].as_f64() > Some(0.0), "{v}");
     assert_eq!(v["tls"], false);
+    // The agent's own protocol was checked too.
+    assert_eq!(v["protocol"], "5", "{v}");
+    Ok(())
+}
+
+#[test]
+fn a_broker_without_mqtt_5_is_named_and_3_1_1_works_with_it() -> anyhow::Result<()> {
+    // The demo's embedded broker (rumqttd) speaks MQTT 3.1.1 only.
+    let port = free_port()?;
+    vigil::demo::start_broker(port).map_err(anyhow::Error::msg)?;
+    let dir = TempDir::new("mqtt-test-311")?;
+    let (code, v) = mqtt_test(&dir, "127.0.0.1", port)?;
+    eprintln!("MQTT 5 against a 3.1.1 broker: {v}");
+    assert_eq!(code, 1, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("MQTT 5:") && e.contains("mqtt.protocol = \"3.1.1\"")),
+        "{v}"
+    );
+    let cfg = dir.join("vigil.toml");
+    let text = std::fs::read_to_string(&cfg)?;
+    std::fs::write(
+        &cfg,
+        text.replacen("[mqtt]\n", "[mqtt]\nprotocol = \"3.1.1\"\n", 1),
+    )?;
+    let (code, out, err) = run_cli(
+        vigil_bin!(),
+        &["mqtt-test", "--json", "--config", &cfg.to_string_lossy()],
+    )?;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("\"protocol\":\"3.1.1\""), "{out}");
     Ok(())
 }
 

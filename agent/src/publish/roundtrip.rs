@@ -240,7 +240,15 @@ async fn handshake5(
                     .and_then(|n| usize::try_from(n).ok()));
             }
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => break Err(RoundTripError::Protocol(super::wire::explain5(&e))),
+            // The 3.1.1 round trip just worked: an MQTT 5 failure is most likely the protocol.
+            Ok(Err(e)) => {
+                let why = super::wire::explain5(&e);
+                break Err(RoundTripError::Protocol(if why.contains("mqtt.protocol") {
+                    why
+                } else {
+                    format!("{why}; {}", super::wire::OLD_BROKER)
+                }));
+            }
         }
     };
     let _ = client.try_disconnect();

@@ -102,12 +102,11 @@ impl Link {
                 let (client, mut eventloop) =
                     rumqttc::v5::AsyncClient::new(o.as_ref().clone(), cap);
                 let poller = tokio::spawn(async move {
+                    let mut accepted = false;
                     loop {
-                        let ev = eventloop
-                            .poll()
-                            .await
-                            .map(from_v5)
-                            .map_err(|e| explain5(&e));
+                        let ev = eventloop.poll().await.map(from_v5);
+                        accepted |= matches!(ev, Ok(Wire::Connected { .. }));
+                        let ev = ev.map_err(|e| before_connack(explain5(&e), &e, accepted));
                         if forward(&tx, ev).await {
                             return;
                         }
@@ -272,6 +271,19 @@ pub fn options(cfg: &SessionConfig, will: Vec<u8>) -> Options {
     }
 }
 
+/// `why` a connection ended, with the MQTT 5 hint when a broker closed it before accepting
+/// it: what a broker that only speaks 3.1.1 does with an MQTT 5 CONNECT.
+fn before_connack(why: String, e: &rumqttc::v5::ConnectionError, accepted: bool) -> String {
+    use rumqttc::v5::{ConnectionError as E, StateError as S};
+    let closed = matches!(e, E::MqttState(S::ConnectionAborted))
+        || matches!(e, E::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof);
+    if closed && !accepted && !why.contains("mqtt.protocol") {
+        format!("{why}; {OLD_BROKER}")
+    } else {
+        why
+    }
+}
+
 /// A 3.1.1 connection error in plain words, with the config keys to check.
 pub fn explain(e: &rumqttc::ConnectionError) -> String {
     use rumqttc::{ConnectReturnCode as Code, ConnectionError as E};
@@ -333,6 +345,20 @@ fn tls_hint(text: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connection_closed_before_its_connack_names_the_protocol_setting() {
+        use rumqttc::v5::{ConnectionError as E, StateError as S};
+        let aborted = E::MqttState(S::ConnectionAborted);
+        let why = before_connack(explain5(&aborted), &aborted, false);
+        assert!(why.contains("mqtt.protocol = \"3.1.1\""), "{why}");
+        // Once accepted, a closed connection is just that.
+        let why = before_connack(explain5(&aborted), &aborted, true);
+        assert!(!why.contains("mqtt.protocol"), "{why}");
+        let refused = E::ConnectionRefused(v5p::ConnectReturnCode::BadUserNamePassword);
+        let why = before_connack(explain5(&refused), &refused, false);
+        assert!(why.contains("mqtt.password_file") && !why.contains("mqtt.protocol"));
+    }
 
     #[test]
     fn puback_reason_codes_say_what_the_broker_refused() {
