@@ -192,6 +192,7 @@ pub async fn run(
     let mut handed: VecDeque<Option<u64>> = VecDeque::new();
     let mut next_file_try = Instant::now() + memory::RETRY;
     let mut deadline: Option<Instant> = None;
+    let mut unstored = spill::Unstored::default();
 
     loop {
         if link.is_none() && retry_at.is_some_and(|t| t <= Instant::now()) {
@@ -210,7 +211,7 @@ pub async fn run(
                 if changed.is_err() || *shutdown.borrow() {
                     // Everything the agent handed over is stored before the flush starts.
                     while let Ok(out) = rx.try_recv() {
-                        off_runtime(|| enqueue(&mut outbox, out, &mut stats));
+                        off_runtime(|| enqueue(&mut outbox, out, &mut stats, &mut unstored));
                     }
                     deadline = Some(Instant::now() + cfg.flush);
                     if !outbox.is_empty() {
@@ -275,7 +276,7 @@ pub async fn run(
                 }
             },
             Some(out) = rx.recv(), if deadline.is_none() => {
-                off_runtime(|| enqueue(&mut outbox, out, &mut stats));
+                off_runtime(|| enqueue(&mut outbox, out, &mut stats, &mut unstored));
             }
             _ = sleep_until(retry_at), if link.is_none() => {}
             _ = sleep_until(deadline) => {}
@@ -310,13 +311,29 @@ pub async fn run(
     stats
 }
 
-/// Store one hand-over; if the store fails, its messages wait in memory (and it says so).
-fn enqueue(outbox: &mut Durable, out: Outgoing, stats: &mut SessionStats) {
+/// Store one hand-over; if the store fails, its messages wait in memory (and it says so, once
+/// a minute while it lasts: see [`spill::Unstored`]).
+fn enqueue(
+    outbox: &mut Durable,
+    out: Outgoing,
+    stats: &mut SessionStats,
+    unstored: &mut spill::Unstored,
+) {
     let incident = matches!(out, Outgoing::Incident { .. });
-    if let Err(e) = outbox.enqueue(out) {
-        tracing::error!(
-            "cannot store in the outbox ({e}); publishing without durability: a restart before delivery loses it"
-        );
+    match outbox.enqueue(out) {
+        Err(e) => {
+            if let Some(n) = unstored.failed(std::time::Instant::now()) {
+                tracing::error!(
+                    messages = n,
+                    "cannot store in the outbox ({e}); publishing without durability: a restart before delivery loses it"
+                );
+            }
+        }
+        Ok(_) => {
+            if let Some(n) = unstored.stored() {
+                tracing::info!(messages = n, "storing in the outbox again");
+            }
+        }
     }
     if incident {
         stats.events += 1;

@@ -95,6 +95,43 @@ impl Spill {
     }
 }
 
+/// How often a run of store failures is reported while it lasts.
+pub const REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Reports of messages the store refused: the first of a run at once, then one line a
+/// [`REPORT_EVERY`] with how many more, and one when storing works again, instead of a line per
+/// message (health every second on a full disk made one ERROR a second).
+#[derive(Debug, Default)]
+pub struct Unstored {
+    run: u64,
+    unreported: u64,
+    last_report: Option<std::time::Instant>,
+}
+
+impl Unstored {
+    /// The store refused a message at `now`: how many to report now (with this one), if due.
+    pub fn failed(&mut self, now: std::time::Instant) -> Option<u64> {
+        self.run += 1;
+        self.unreported += 1;
+        let due = self
+            .last_report
+            .is_none_or(|t| now.saturating_duration_since(t) >= REPORT_EVERY);
+        if !due {
+            return None;
+        }
+        self.last_report = Some(now);
+        Some(std::mem::take(&mut self.unreported))
+    }
+
+    /// The store took a message: the length of the run of failures it ends, if one did.
+    pub fn stored(&mut self) -> Option<u64> {
+        let run = std::mem::take(&mut self.run);
+        self.unreported = 0;
+        self.last_report = None;
+        (run > 0).then_some(run)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +172,24 @@ mod tests {
             s.push(Lane::Fire, vec![msg(1000)]),
             1,
             "larger than the bound"
+        );
+    }
+
+    #[test]
+    fn a_run_of_store_failures_is_reported_once_a_minute_and_when_it_ends() {
+        let t0 = std::time::Instant::now();
+        let mut u = Unstored::default();
+        assert_eq!(u.failed(t0), Some(1), "the first at once");
+        for s in 1..60 {
+            assert_eq!(u.failed(t0 + std::time::Duration::from_secs(s)), None);
+        }
+        assert_eq!(u.failed(t0 + REPORT_EVERY), Some(60));
+        assert_eq!(u.stored(), Some(61));
+        assert_eq!(u.stored(), None);
+        assert_eq!(
+            u.failed(t0 + REPORT_EVERY),
+            Some(1),
+            "a new run reports at once"
         );
     }
 }
