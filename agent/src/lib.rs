@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod clock;
 pub mod cmd;
+pub mod command;
 pub mod config;
 pub mod demo;
 pub mod detect;

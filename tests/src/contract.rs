@@ -13,6 +13,8 @@ pub struct Contract {
     status: jsonschema::Validator,
     camera_status: jsonschema::Validator,
     health: jsonschema::Validator,
+    command_request: jsonschema::Validator,
+    command_result: jsonschema::Validator,
 }
 
 fn compile(name: &str) -> anyhow::Result<jsonschema::Validator> {
@@ -32,7 +34,14 @@ impl Contract {
             status: compile("status.schema.json")?,
             camera_status: compile("camera-status.schema.json")?,
             health: compile("health.schema.json")?,
+            command_request: compile("command-request.schema.json")?,
+            command_result: compile("command-result.schema.json")?,
         })
+    }
+
+    /// The validator of command requests (they carry no `schema` id: the centre writes them).
+    pub fn command_request(&self) -> &jsonschema::Validator {
+        &self.command_request
     }
 
     /// The validator of a payload's `schema` id.
@@ -42,6 +51,7 @@ impl Contract {
             "vigil.status/1" => Some(&self.status),
             "vigil.camera-status/1" => Some(&self.camera_status),
             "vigil.health/1" => Some(&self.health),
+            "vigil.command-result/1" => Some(&self.command_result),
             _ => None,
         }
     }
@@ -70,6 +80,8 @@ impl Contract {
             ["health"] => &self.health,
             ["cameras", _, "status"] => &self.camera_status,
             ["incidents", _] => &self.incident,
+            ["cmd", _] => &self.command_request,
+            ["cmd", _, "result"] => &self.command_result,
             ["incidents", _, _, "snapshot"] => {
                 if !payload.starts_with(&[0xFF, 0xD8]) || !payload.ends_with(&[0xFF, 0xD9]) {
                     bail!("{topic}: the snapshot is not a JPEG");

@@ -34,10 +34,15 @@ fn every_example_in_the_mqtt_guide_validates() -> anyhow::Result<()> {
     for (i, block) in json_blocks(&md).iter().enumerate() {
         let v: serde_json::Value = serde_json::from_str(block)
             .map_err(|e| anyhow::anyhow!("docs/mqtt.md example {i}: {e}\n{block}"))?;
-        let id = v["schema"].as_str().unwrap_or_default().to_string();
-        let validator = contract
-            .by_id(&id)
-            .ok_or_else(|| anyhow::anyhow!("example {i} names no known schema: {block}"))?;
+        let mut id = v["schema"].as_str().unwrap_or_default().to_string();
+        let validator = if id.is_empty() && v.get("sent_at").is_some() {
+            id = "command request".into();
+            contract.command_request()
+        } else {
+            contract
+                .by_id(&id)
+                .ok_or_else(|| anyhow::anyhow!("example {i} names no known schema: {block}"))?
+        };
         Contract::check(validator, &v).map_err(|e| anyhow::anyhow!("example {i}: {e}\n{block}"))?;
         ids.insert(id);
     }
@@ -46,10 +51,46 @@ fn every_example_in_the_mqtt_guide_validates() -> anyhow::Result<()> {
         "vigil.camera-status/1",
         "vigil.incident/1",
         "vigil.health/1",
+        "vigil.command-result/1",
+        "command request",
     ]
     .map(String::from)
     .into();
     assert_eq!(ids, want, "every payload has an example");
+    Ok(())
+}
+
+#[test]
+fn a_command_result_is_either_an_answer_or_an_error() -> anyhow::Result<()> {
+    let c = Contract::load()?;
+    let v = c
+        .by_id("vigil.command-result/1")
+        .ok_or_else(|| anyhow::anyhow!("no schema"))?;
+    let refused = json!({"schema": "vigil.command-result/1", "device": "b", "district": "d",
+        "command": "ping", "id": null, "time": "2026-12-06T10:00:00.000Z", "ok": false,
+        "error": {"code": "bad_request", "message": "the request is not a JSON object"}});
+    assert!(Contract::check(v, &refused).is_ok());
+    let with = |k: &str, val: serde_json::Value| {
+        let mut x = refused.clone();
+        x[k] = val;
+        Contract::check(v, &x).is_err()
+    };
+    assert!(with("ok", json!(true)), "ok without an answer");
+    assert!(
+        with("error", json!({"code": "oops", "message": "x"})),
+        "unknown code"
+    );
+    assert!(with("answer", json!({})), "an answer beside an error");
+    let mut pong = refused.clone();
+    if let Some(o) = pong.as_object_mut() {
+        o.remove("error");
+        o.insert("ok".into(), json!(true));
+        o.insert("answer".into(), json!({"version": "1"}));
+    }
+    assert!(
+        Contract::check(v, &pong).is_err(),
+        "a ping answer names all it has"
+    );
     Ok(())
 }
 

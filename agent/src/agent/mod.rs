@@ -260,6 +260,14 @@ pub async fn run(
     let gauge = outbox.gauge();
     let (incident_tap, _) = tokio::sync::broadcast::channel(256);
     outbox.tap_incidents(incident_tap.clone());
+    // Commands from the centre: the session hands them over, the main loop below answers.
+    let (command_tx, mut command_rx) = mpsc::channel::<publish::Received>(64);
+    let inbound = config.commands.enabled.then(|| publish::Inbound {
+        filter: identity.command_filter(),
+        tx: command_tx,
+    });
+    let mut commands =
+        crate::command::Commands::new(config.commands.clone(), identity.clone(), &state_dir);
     let session = tokio::spawn(publish::run(
         SessionConfig {
             mqtt: config.mqtt.clone(),
@@ -269,6 +277,7 @@ pub async fn run(
             limit: Arc::clone(&limit),
             flush: crate::config::duration(config.outbox.flush_s),
             security,
+            inbound,
         },
         outbox,
         rx,
@@ -421,7 +430,7 @@ pub async fn run(
             }
         }
     }
-    // Kept for the `close` events of a clean stop.
+    // Kept for command results and the `close` events of a clean stop.
     let closer = tx.clone();
     drop(tx);
     let mut cameras = live::Cameras::new(config.cameras.len(), Arc::clone(&board));
@@ -461,6 +470,18 @@ pub async fn run(
                     tracing::warn!("configuration reload refused: {e}");
                 }
                 let _ = reply.send(result);
+            }
+            Some(request) = command_rx.recv() => {
+                let ctx = crate::command::Context {
+                    version: env!("CARGO_PKG_VERSION"),
+                    uptime: started.elapsed(),
+                    config_source: &reloader.plan.loaded.source,
+                };
+                let answer = publish::off_runtime(|| {
+                    commands.handle(&request.topic, &request.payload, &ctx, SystemTime::now())
+                });
+                let lane = publish::Lane::Health;
+                let _ = closer.send(Outgoing::Plain { lane, messages: vec![answer] }).await;
             }
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod check;
+pub mod command;
 pub mod completions;
 pub mod demo;
 pub mod detect;
@@ -73,6 +74,8 @@ pub enum Command {
     /// Connect to the configured broker (TLS, credentials), publish on the device's test
     /// topic and read it back; print the latency or which stage failed.
     MqttTest(mqtt_test::Args),
+    /// Send a command to a box over MQTT, as the operations centre does, and print its result.
+    Command(command::Args),
     /// Check everything an installation needs (config, models, cameras, broker, disk, clock,
     /// secrets, service user) and print the fix for each problem.
     Doctor(doctor::Args),
@@ -100,6 +103,7 @@ pub fn main() -> ExitCode {
         | Command::Outbox(_)
         | Command::Probe(_)
         | Command::MqttTest(_)
+        | Command::Command(_)
         | Command::Doctor(_)
         | Command::Provision(_)
         | Command::Completions(_)
@@ -120,6 +124,7 @@ pub fn main() -> ExitCode {
         Command::Outbox(a) => outbox::run(a),
         Command::Probe(a) => probe::run(a),
         Command::MqttTest(a) => mqtt_test::run(a),
+        Command::Command(a) => command::run(a),
         Command::Doctor(a) => doctor::run(a),
         Command::Provision(a) => provision::run(a),
         Command::Completions(a) => completions::run(a),

@@ -39,6 +39,36 @@ pub struct Config {
     pub metrics: MetricsSettings,
     /// The inference threads.
     pub inference: InferenceSettings,
+    /// Commands from the operations centre over MQTT (off unless enabled).
+    pub commands: CommandSettings,
+}
+
+/// The commands this agent knows (`…/cmd/{command}`).
+pub const COMMANDS: &[&str] = &["ping"];
+
+/// Commands from the operations centre (`[commands]`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CommandSettings {
+    /// Subscribe to `…/cmd/+` and answer. Default false: a box takes no command unless its
+    /// configuration says so (the broker's ACL decides who may send them).
+    pub enabled: bool,
+    /// A request sent longer ago than this (by its `sent_at`), or this far in the future, is
+    /// refused (`expired`): a captured request cannot be replayed later. Default 300, from 5 to
+    /// 86400.
+    pub max_age_s: u64,
+    /// The commands allowed, from [`COMMANDS`]. Default: all of them.
+    pub allow: Vec<String>,
+}
+
+impl Default for CommandSettings {
+    fn default() -> Self {
+        CommandSettings {
+            enabled: false,
+            max_age_s: 300,
+            allow: COMMANDS.iter().map(|c| (*c).to_string()).collect(),
+        }
+    }
 }
 
 /// The inference threads (`[inference]`).

@@ -197,6 +197,23 @@ pub fn validate(config: &Config, spans: &Spans) -> Vec<Problem> {
             ),
         );
     }
+    if !(5..=86_400).contains(&config.commands.max_age_s) {
+        c.err(
+            "commands.max_age_s",
+            format!(
+                "{} is outside 5 to 86400 seconds",
+                config.commands.max_age_s
+            ),
+        );
+    }
+    for name in &config.commands.allow {
+        if !COMMANDS.contains(&name.as_str()) {
+            c.err(
+                "commands.allow",
+                format!("unknown command {name:?}; known: {}", COMMANDS.join(", ")),
+            );
+        }
+    }
     let most = config.mqtt.max_message_bytes.0;
     if !(16 << 10..=256 << 20).contains(&most) {
         c.err(
@@ -734,6 +751,28 @@ classes = ["person"]
             p[3]
         );
         assert!(p[3].contains("crosses itself"), "{}", p[3]);
+    }
+
+    #[test]
+    fn commands_are_off_by_default_and_their_settings_are_checked() {
+        let loaded = parse(Path::new("vigil.toml"), GOOD.to_string()).expect("valid");
+        assert!(!loaded.config.commands.enabled);
+        assert_eq!(loaded.config.commands.allow, vec!["ping".to_string()]);
+        let src = format!(
+            "{GOOD}\n[commands]\nenabled = true\nmax_age_s = 1\nallow = [\"ping\", \"reboot\"]\n"
+        );
+        let p = problems(&src);
+        assert_eq!(p.len(), 2, "{p:#?}");
+        assert!(
+            p.iter()
+                .any(|m| m.contains("commands.max_age_s: 1 is outside 5 to 86400")),
+            "{p:#?}"
+        );
+        assert!(
+            p.iter()
+                .any(|m| m.contains("commands.allow: unknown command \"reboot\"; known: ping")),
+            "{p:#?}"
+        );
     }
 
     #[test]

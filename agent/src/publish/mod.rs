@@ -108,6 +108,26 @@ pub struct SessionConfig {
     pub flush: Duration,
     /// TLS and credentials, read at start.
     pub security: tls::Security,
+    /// Messages to receive (the centre's commands), if any.
+    pub inbound: Option<Inbound>,
+}
+
+/// A subscription of the session: what arrives on `filter` goes to `tx`.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    /// The topic filter, subscribed at QoS 1 on every connection.
+    pub filter: String,
+    /// Where the messages go (bounded: when it is full, a message is dropped and logged).
+    pub tx: mpsc::Sender<Received>,
+}
+
+/// A message received on a subscription.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Received {
+    /// Its topic.
+    pub topic: String,
+    /// Its payload.
+    pub payload: Vec<u8>,
 }
 
 /// Counters of the session, for tests and reports.
@@ -130,7 +150,7 @@ pub struct SessionStats {
 /// tasks to another thread first (`block_in_place`), so a slow disk never stalls the
 /// diagnostics socket, the camera monitor or the MQTT event loop. Elsewhere (a current-thread
 /// runtime in tests) it simply runs.
-fn off_runtime<R>(f: impl FnOnce() -> R) -> R {
+pub fn off_runtime<R>(f: impl FnOnce() -> R) -> R {
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
         _ => f(),
@@ -232,6 +252,11 @@ pub async fn run(
                         if l.publish(&status_topic, true, json(DeviceState::Online)).is_ok() {
                             handed.push_back(None);
                         }
+                        if let Some(inbound) = &cfg.inbound
+                            && let Err(e) = l.subscribe(&inbound.filter)
+                        {
+                            tracing::error!(filter = %inbound.filter, "cannot subscribe: {e:?}");
+                        }
                     }
                 }
                 Some(Ok(Wire::Sent(pkid))) => {
@@ -247,6 +272,7 @@ pub async fn run(
                 Some(Ok(Wire::Refused { pkid, reason, lasting })) => {
                     off_runtime(|| outbox.refused(pkid, &reason, lasting));
                 }
+                Some(Ok(Wire::Message { topic, payload })) => receive(cfg.inbound.as_ref(), topic, payload),
                 Some(Ok(_)) => {}
                 // An error, or the event loop's task ended: this connection is over.
                 lost @ (Some(Err(_)) | None) => {
@@ -337,6 +363,24 @@ fn enqueue(
     }
     if incident {
         stats.events += 1;
+    }
+}
+
+/// Pass a message received on the subscription on; never wait for its reader.
+fn receive(inbound: Option<&Inbound>, topic: String, payload: Vec<u8>) {
+    let Some(inbound) = inbound else {
+        return;
+    };
+    if let Err(e) = inbound.tx.try_send(Received { topic, payload }) {
+        let topic = match &e {
+            mpsc::error::TrySendError::Full(r) | mpsc::error::TrySendError::Closed(r) => {
+                r.topic.clone()
+            }
+        };
+        tracing::warn!(
+            topic,
+            "a received message was dropped: its reader is busy or gone"
+        );
     }
 }
 

@@ -57,6 +57,17 @@ impl Identity {
     pub fn test_topic(&self) -> String {
         format!("{}/test", self.root())
     }
+
+    /// The filter of the commands addressed to this box: `…/cmd/+` (one level: the results
+    /// on `…/cmd/{command}/result` are not matched).
+    pub fn command_filter(&self) -> String {
+        format!("{}/cmd/+", self.root())
+    }
+
+    /// Where the result of `command` goes.
+    pub fn command_result_topic(&self, command: &str) -> String {
+        format!("{}/cmd/{command}/result", self.root())
+    }
 }
 
 /// Camera status schema id.

@@ -40,6 +40,13 @@ pub enum Wire {
         /// Whether sending it again cannot help (not authorized, invalid topic or payload).
         lasting: bool,
     },
+    /// A message on a subscribed topic.
+    Message {
+        /// Its topic.
+        topic: String,
+        /// Its payload.
+        payload: Vec<u8>,
+    },
     /// Anything else (pings, …).
     Other,
 }
@@ -140,6 +147,19 @@ impl Link {
         }
     }
 
+    /// Subscribe to `filter` at QoS 1.
+    pub fn subscribe(&self, filter: &str) -> Result<(), HandError> {
+        let closed = |e: String| HandError::Closed(e);
+        match &self.client {
+            Client::V311(c) => c
+                .try_subscribe(filter, rumqttc::QoS::AtLeastOnce)
+                .map_err(|e| closed(e.to_string())),
+            Client::V5(c) => c
+                .try_subscribe(filter, QoS5::AtLeastOnce)
+                .map_err(|e| closed(e.to_string())),
+        }
+    }
+
     /// Say `stopped`, disconnect, and wait (briefly) until the connection is closed, so that
     /// the broker sees a clean DISCONNECT and does not publish the last will.
     pub async fn close(mut self, stopped: Vec<u8>, topic: &str) {
@@ -173,6 +193,10 @@ fn from_v311(ev: rumqttc::Event) -> Wire {
             max_packet: None,
         },
         Event::Incoming(Packet::PubAck(ack)) => Wire::Acked(ack.pkid),
+        Event::Incoming(Packet::Publish(p)) => Wire::Message {
+            topic: p.topic,
+            payload: p.payload.to_vec(),
+        },
         Event::Outgoing(Outgoing::Publish(pkid)) => Wire::Sent(pkid),
         _ => Wire::Other,
     }
@@ -190,6 +214,10 @@ fn from_v5(ev: rumqttc::v5::Event) -> Wire {
                 .and_then(|n| usize::try_from(n).ok()),
         },
         Event::Incoming(v5p::Packet::PubAck(ack)) => puback(ack.pkid, ack.reason),
+        Event::Incoming(v5p::Packet::Publish(p)) => Wire::Message {
+            topic: String::from_utf8_lossy(&p.topic).into_owned(),
+            payload: p.payload.to_vec(),
+        },
         Event::Outgoing(Outgoing::Publish(pkid)) => Wire::Sent(pkid),
         _ => Wire::Other,
     }

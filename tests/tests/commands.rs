@@ -1,0 +1,132 @@
+//! Commands from the centre, end to end: the real agent with `[commands]` enabled on a real
+//! mosquitto, requests sent by `vigil command` and by `mosquitto_pub` (repeated ids, old,
+//! unknown and malformed requests), results validated against docs/schemas/.
+
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest, Sha256};
+use vigil::publish::payload::rfc3339_ms;
+use vigil_tests::contract::Contract;
+use vigil_tests::scene::Scene;
+use vigil_tests::{Received, run_cli, vigil_bin};
+
+const CMD: &str = "vigil/v1/t1/test-box-001/cmd";
+
+/// Publish `body` on `topic` with mosquitto_pub (QoS 1).
+fn publish(port: u16, topic: &str, body: &str) -> anyhow::Result<()> {
+    let status = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
+        .args(["-t", topic, "-m", body])
+        .status()?;
+    anyhow::ensure!(status.success(), "mosquitto_pub failed");
+    Ok(())
+}
+
+/// Results received so far for request `id` (`None`: those without an id).
+fn results<'a>(m: &'a [Received], id: Option<&str>) -> Vec<&'a Received> {
+    m.iter()
+        .filter(|x| x.topic.ends_with("/result"))
+        .filter(|x| x.json()["id"].as_str() == id)
+        .collect()
+}
+
+#[test]
+fn commands_are_answered_once_each_and_refusals_say_why() -> anyhow::Result<()> {
+    let extra = "\n[commands]\nenabled = true\nmax_age_s = 60\n";
+    let mut scene = Scene::start(vigil_bin!(), "commands", "plaza_25s.mp4", extra)?;
+    scene.wait("the agent's first health message", |m| {
+        m.iter().any(|x| x.topic.ends_with("/health"))
+    })?;
+    // `vigil command ping`, as the centre would send it.
+    let cfg = scene.cfg.to_string_lossy().to_string();
+    let (code, out, err) = run_cli(
+        vigil_bin!(),
+        &["command", "ping", "--config", &cfg, "--json"],
+    )?;
+    assert_eq!(code, 0, "{out}{err}");
+    let pong: serde_json::Value = serde_json::from_str(&out)?;
+    let source = std::fs::read(&scene.cfg)?;
+    let sha: String = Sha256::digest(&source)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(pong["ok"], true, "{pong}");
+    assert_eq!(pong["answer"]["config_sha256"], sha.as_str(), "{pong}");
+    assert_eq!(pong["answer"]["version"], env!("CARGO_PKG_VERSION"));
+
+    // The same id twice: one result, sent again unchanged.
+    let port = scene.broker.port;
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = rfc3339_ms(SystemTime::now());
+    let fresh = format!(r#"{{"id":"{id}","sent_at":"{now}"}}"#);
+    publish(port, &format!("{CMD}/ping"), &fresh)?;
+    publish(port, &format!("{CMD}/ping"), &fresh)?;
+    // Refusals: an hour old, a command it does not know, not JSON.
+    let old = rfc3339_ms(SystemTime::now() - Duration::from_secs(3600));
+    let (old_id, unknown_id) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    publish(
+        port,
+        &format!("{CMD}/ping"),
+        &format!(r#"{{"id":"{old_id}","sent_at":"{old}"}}"#),
+    )?;
+    publish(
+        port,
+        &format!("{CMD}/reboot"),
+        &format!(r#"{{"id":"{unknown_id}","sent_at":"{now}"}}"#),
+    )?;
+    publish(port, &format!("{CMD}/ping"), "not json")?;
+    let (old_id, unknown_id) = (old_id.to_string(), unknown_id.to_string());
+    let got = scene.wait("every result", |m| {
+        results(m, Some(&id)).len() >= 2
+            && !results(m, Some(&old_id)).is_empty()
+            && !results(m, Some(&unknown_id)).is_empty()
+            && !results(m, None).is_empty()
+    })?;
+    let twice = results(&got, Some(&id));
+    assert_eq!(
+        twice[0].payload, twice[1].payload,
+        "the stored result, unchanged"
+    );
+    let code_of = |id: Option<&str>| results(&got, id)[0].json()["error"]["code"].clone();
+    assert_eq!(code_of(Some(&old_id)), "expired");
+    assert_eq!(code_of(Some(&unknown_id)), "unknown_command");
+    assert_eq!(code_of(None), "bad_request");
+    assert!(
+        results(&got, Some(&unknown_id))[0]
+            .topic
+            .ends_with("/cmd/reboot/result")
+    );
+    let contract = Contract::load()?;
+    for r in got.iter().filter(|x| x.topic.ends_with("/result")) {
+        contract.check_message(&r.topic, &r.payload)?;
+    }
+
+    // After a kill and a restart the ledger still holds the result: a redelivered request is
+    // not acted on again.
+    scene.restart_after_kill()?;
+    scene.wait("the agent online again", |m| {
+        m.iter()
+            .filter(|x| x.topic == "vigil/v1/t1/test-box-001/status")
+            .filter(|x| x.json()["state"] == "online")
+            .count()
+            >= 2
+    })?;
+    // Sent until answered: the agent subscribes right after its birth message.
+    let mut got = Vec::new();
+    for _ in 0..30 {
+        publish(port, &format!("{CMD}/ping"), &fresh)?;
+        if let Ok(m) = scene.wait_for(Duration::from_secs(1), "the result again", |m| {
+            results(m, Some(&id)).len() >= 3
+        }) {
+            got = m;
+            break;
+        }
+    }
+    let thrice = results(&got, Some(&id));
+    assert!(thrice.len() >= 3, "no result after the restart");
+    assert!(thrice.iter().all(|r| r.payload == thrice[0].payload));
+    let log = scene.log();
+    assert!(log.contains("repeated request"), "{log}");
+    Ok(())
+}
