@@ -172,12 +172,33 @@ async fn subscribe(
     let mut opts = MqttOptions::new("vigil-demo-viewer", "127.0.0.1", port);
     opts.set_max_packet_size(8 << 20, 8 << 20);
     let (client, mut events) = AsyncClient::new(opts, 16);
+    let mut pinged = false;
     loop {
         match events.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 let _ = client.subscribe("vigil/v1/#", QoS::AtLeastOnce).await;
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
+                if p.topic.ends_with("/status")
+                    && !p.topic.contains("/cameras/")
+                    && !pinged
+                    && p.payload.windows(8).any(|w| w == b"\"online\"")
+                {
+                    // Once the box is online, command it as the centre would.
+                    pinged = true;
+                    let topic = p.topic.replace("/status", "/cmd/ping");
+                    let body = serde_json::json!({
+                        "id": uuid::Uuid::now_v7().to_string(),
+                        "sent_at": crate::publish::payload::rfc3339_ms(std::time::SystemTime::now()),
+                    });
+                    println!("[command] ping sent to {topic}");
+                    let _ = client
+                        .publish(topic, QoS::AtLeastOnce, false, body.to_string())
+                        .await;
+                }
+                if p.topic.contains("/cmd/") && !p.topic.ends_with("/result") {
+                    continue; // our own request, echoed by the subscription
+                }
                 if p.topic.ends_with("/snapshot") {
                     let id = p.topic.rsplit('/').nth(1).unwrap_or("incident");
                     let path = out.join(format!("{id}.jpg"));
@@ -220,6 +241,23 @@ pub fn describe(topic: &str, v: &serde_json::Value) -> String {
     }
     if topic.ends_with("/status") {
         return format!("[status]  {} is {}", s("device"), s("state").to_uppercase());
+    }
+    if topic.ends_with("/result") {
+        let a = &v["answer"];
+        return match v["ok"].as_bool() {
+            Some(true) => format!(
+                "[command] {} answered: version {}, up {} s, config sha256 {:.12}…",
+                s("command"),
+                a["version"].as_str().unwrap_or("?"),
+                a["uptime_s"].as_u64().unwrap_or(0),
+                a["config_sha256"].as_str().unwrap_or("?")
+            ),
+            _ => format!(
+                "[command] {} refused: {}",
+                s("command"),
+                v["error"]["message"].as_str().unwrap_or("?")
+            ),
+        };
     }
     if topic.ends_with("/health") {
         let cams: Vec<String> = v["cameras"]

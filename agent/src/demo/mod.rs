@@ -112,6 +112,11 @@ state_dir = "state"
 # talk to it through this socket.
 socket = "diag.sock"
 
+[commands]
+# The demo sends a `ping` once the box is online (docs/mqtt.md, "Commands"); try
+# `vigil command ping --config <this file>` while it runs.
+enabled = true
+
 [[models]]
 name = "coco"
 card = "{card}"
