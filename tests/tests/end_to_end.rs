@@ -256,13 +256,15 @@ threads = 1
     };
     let delta = |k: &str| count(last, k).saturating_sub(count(first, k));
     let (received, analysed, dropped) = (delta("received"), delta("analysed"), delta("dropped"));
-    // No frame was dropped for its time (the test server's loop point once repeated two) or
-    // lost on the way. The encoded clip itself has a hole (no frame at 15.1 s), which
-    // `missing` counts each time the clip comes round.
+    // On loopback nothing is lost on the way and no frame comes out of order; `missing` may
+    // count a hole the clip itself has, once per pass (150 to 250 frames).
     for k in ["misordered", "packets_lost"] {
         assert_eq!(count(last, k), 0, "{k}: {last}");
     }
-    assert!(count(last, "missing") <= 2, "{last}");
+    assert!(
+        count(last, "missing") <= count(last, "decoded") / 150 + 1,
+        "{last}"
+    );
     // Frames may be dropped only when this camera's own inference fills the one thread (a slow
     // or loaded machine): the share of the window spent on its frames must then be near all.
     let secs = t1.duration_since(*t0).as_secs_f64().max(1e-3);
@@ -491,7 +493,9 @@ fn an_h265_camera_with_b_frames_reaches_its_analysis_rate() -> anyhow::Result<()
     for k in ["misordered", "packets_lost"] {
         assert_eq!(count(last, k), 0, "{k}: {last}");
     }
-    assert!(count(last, "missing") <= 2, "{last}");
+    // One hole per pass of the 16 s clip.
+    let passes = count(last, "decoded") / 150 + 1;
+    assert!(count(last, "missing") <= passes, "{last}");
     let (rate, delivered) = (analysed as f64 / secs, received as f64 / secs);
     // Share of the window the one inference thread spent on this camera's frames.
     let busy = rate * last["inference_ms_p50"].as_f64().unwrap_or(0.0) / 1000.0;
@@ -558,7 +562,8 @@ fn frames_lost_on_the_way_are_counted_where_they_are_lost() -> anyhow::Result<()
     }
     let handed = count(&plaza, "thinned") + count(&plaza, "received");
     assert!(
-        handed <= count(&plaza, "decoded") && handed + 2 >= count(&plaza, "decoded"),
+        // (Counters are read one after the other: a frame or two may move in between.)
+        handed <= count(&plaza, "decoded") + 2 && handed + 2 >= count(&plaza, "decoded"),
         "decoded = thinned + received: {plaza}"
     );
     // A 10 fps camera analysed at 5: half its frames are thinned, none lost.

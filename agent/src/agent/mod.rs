@@ -480,8 +480,11 @@ pub async fn run(
                 let answer = publish::off_runtime(|| {
                     commands.handle(&request.topic, &request.payload, &ctx, SystemTime::now())
                 });
+                // Never wait here: a session that is backed up must not hold the main loop.
                 let lane = publish::Lane::Health;
-                let _ = closer.send(Outgoing::Plain { lane, messages: vec![answer] }).await;
+                if closer.try_send(Outgoing::Plain { lane, messages: vec![answer] }).is_err() {
+                    tracing::warn!("a command result was dropped: the session is backed up");
+                }
             }
         }
     }

@@ -39,7 +39,7 @@ pub struct Args {
     /// The command's arguments, a JSON object.
     #[arg(long, value_name = "JSON", default_value = "{}")]
     args: String,
-    /// Seconds to wait for the result.
+    /// Seconds to wait for the result (1–3600).
     #[arg(long, default_value_t = 10, value_name = "S")]
     timeout: u64,
     /// Print the result as it came (JSON).
@@ -93,7 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let timeout = Duration::from_secs(args.timeout.max(1));
+    let timeout = Duration::from_secs(args.timeout.clamp(1, 3600));
     let request = build_request(extra);
     let result = rt.block_on(exchange(opts, &target, &args.command, request, timeout));
     Ok(report(result, args.json, &args.command))

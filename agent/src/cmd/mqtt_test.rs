@@ -53,7 +53,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let timeout = Duration::from_secs(args.timeout.max(1));
+    let timeout = Duration::from_secs(args.timeout.clamp(1, 600));
     let result = rt.block_on(round_trip(&mqtt, &security, &identity, timeout));
     let ms = |d: Duration| (d.as_secs_f64() * 1_000_000.0).round() / 1000.0;
     match result {

@@ -84,8 +84,11 @@ impl Commands {
             payload,
             retain: false,
         };
+        // Results are kept per command and id: an id reused on another command's topic is
+        // another request.
+        let key = |id: &str| format!("{command}/{id}");
         if let Some(id) = request_id(payload)
-            && let Some(stored) = self.ledger.get(&id)
+            && let Some(stored) = self.ledger.get(&key(&id))
         {
             tracing::info!(
                 command,
@@ -114,7 +117,7 @@ impl Commands {
             .to_string()
             .into_bytes();
         if let Some(id) = &id {
-            self.ledger.put(id, &body, unix_ms(now), max_age * 2);
+            self.ledger.put(&key(id), &body, unix_ms(now), max_age * 2);
         }
         message(body)
     }

@@ -327,26 +327,24 @@ fn run(
     if let Err(e) = pipeline.set_state(gst::State::Playing) {
         return Outcome::Failed(format!("cannot start: {e}"));
     }
-    let mut rtp = RtpTally::new(counters);
+    let mut rtp = RtpTally::new();
     let outcome = watch(pipeline, &bus, stop, counters, stall, &mut rtp);
     rtp.update(pipeline, counters);
     outcome
 }
 
-/// The jitter buffers' RTP losses added to the camera's lifetime counts: a pipeline's own
-/// counts start at zero, so they go on top of what earlier pipelines counted.
+/// The jitter buffers' RTP losses added to the camera's lifetime counts, as the differences
+/// between readings: a pipeline's (or a rebuilt jitter buffer's) own counts start at zero
+/// again, and the lifetime counts never go back.
 struct RtpTally {
-    base: (u64, u64),
+    last: (u64, u64),
     next: std::time::Instant,
 }
 
 impl RtpTally {
-    fn new(counters: &super::slot::Counters) -> RtpTally {
+    fn new() -> RtpTally {
         RtpTally {
-            base: (
-                counters.packets_lost.load(Ordering::Relaxed),
-                counters.packets_late.load(Ordering::Relaxed),
-            ),
+            last: (0, 0),
             next: std::time::Instant::now(),
         }
     }
@@ -359,15 +357,16 @@ impl RtpTally {
         }
     }
 
-    fn update(&self, pipeline: &gst::Pipeline, counters: &super::slot::Counters) {
-        let (lost, late) = rtp_losses(pipeline.upcast_ref());
-        let (base_lost, base_late) = self.base;
+    fn update(&mut self, pipeline: &gst::Pipeline, counters: &super::slot::Counters) {
+        let now = rtp_losses(pipeline.upcast_ref());
+        let grew = |now: u64, last: u64| if now >= last { now - last } else { now };
         counters
             .packets_lost
-            .store(base_lost.saturating_add(lost), Ordering::Relaxed);
+            .fetch_add(grew(now.0, self.last.0), Ordering::Relaxed);
         counters
             .packets_late
-            .store(base_late.saturating_add(late), Ordering::Relaxed);
+            .fetch_add(grew(now.1, self.last.1), Ordering::Relaxed);
+        self.last = now;
     }
 }
 

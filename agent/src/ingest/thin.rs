@@ -42,9 +42,18 @@ pub struct Thinner {
     interval: u64,
     last_slot: Option<u64>,
     last_pts: Option<u64>,
-    /// The smallest gap seen between two frames: the camera's frame interval.
+    /// The camera's frame interval, learnt from the gaps between frames.
     spacing: Option<u64>,
+    /// The last gap that counted frames missing.
+    last_wide: Option<u64>,
+    /// Frames dropped as misordered in a row.
+    misordered_run: u32,
 }
+
+/// After this many frames in a row with a time at or before the last kept one (a camera whose
+/// clock stepped back or froze), the timeline starts again from the current frame: analysis
+/// pauses for at most this many frames, never for good.
+pub const MISORDERED_RESTART: u32 = 25;
 
 impl Thinner {
     /// Thinning to `analysis_fps` frames a second (a rate that is not positive and finite
@@ -60,6 +69,8 @@ impl Thinner {
             last_slot: None,
             last_pts: None,
             spacing: None,
+            last_wide: None,
+            misordered_run: 0,
         }
     }
 
@@ -67,20 +78,28 @@ impl Thinner {
     pub fn offer(&mut self, pts: u64) -> Seen {
         let slot = pts / self.interval;
         let missing = match self.last_pts {
-            Some(last) if pts <= last && last - pts <= MAX_GAP_NS => {
+            Some(last)
+                if pts <= last
+                    && last - pts <= MAX_GAP_NS
+                    && self.misordered_run + 1 < MISORDERED_RESTART =>
+            {
+                self.misordered_run += 1;
                 return Seen {
                     verdict: Verdict::Misordered,
                     missing: 0,
                 };
             }
             Some(last) if pts > last && pts - last <= MAX_GAP_NS => self.gap(pts - last),
-            // The first frame, or a break in the timeline: start again from here.
+            // The first frame, a break in the timeline, or a clock that went back for good:
+            // start again from here.
             _ => {
                 self.spacing = None;
+                self.last_wide = None;
                 self.last_slot = None;
                 0
             }
         };
+        self.misordered_run = 0;
         self.last_pts = Some(pts);
         let verdict = match self.last_slot {
             Some(s) if slot <= s => Verdict::Thin,
@@ -94,25 +113,35 @@ impl Thinner {
 
     /// Frames missing in a gap of `gap` ns, learning the frame interval from the gaps.
     ///
-    /// The interval is a moving average of the gaps: a gap of one and a half intervals or more
-    /// is frames missing (whole intervals, rounded, less the frame that ends it), shorter is
-    /// timing jitter. A gap much shorter than the average resets it (the first gaps may have
-    /// been losses), and missing-frame gaps pull it up slowly, so a camera that lowers its
-    /// frame rate for good counts a handful of "missing" frames, not one per frame forever.
+    /// The interval is a moving average of the shorter gaps (one stray short gap moves it by
+    /// an eighth, so it cannot make every later gap look like a loss). A gap of one and a half
+    /// intervals or more is frames missing (whole intervals, rounded, less the frame that ends
+    /// it), shorter is timing jitter. Two such gaps in a row within a tenth of each other are
+    /// a camera that lowered its frame rate: the second becomes the interval and counts
+    /// nothing, so a rate change costs the frames of one gap (24 from 25 fps to 1), not one
+    /// per frame forever.
     fn gap(&mut self, gap: u64) -> u64 {
-        let Some(spacing) = self.spacing.filter(|&s| gap.saturating_mul(2) >= s) else {
+        let Some(spacing) = self.spacing else {
             self.spacing = Some(gap);
             return 0;
         };
         let wide = gap.saturating_mul(2) >= spacing.saturating_mul(3);
-        let weight = if wide { 16 } else { 8 };
-        let averaged = (u128::from(spacing) * (weight - 1) + u128::from(gap)) / weight;
-        self.spacing = Some(u64::try_from(averaged).unwrap_or(u64::MAX).max(1));
-        if wide {
-            (gap.saturating_add(spacing / 2) / spacing).saturating_sub(1)
-        } else {
-            0
+        if !wide {
+            self.last_wide = None;
+            let averaged = (u128::from(spacing) * 7 + u128::from(gap)) / 8;
+            self.spacing = Some(u64::try_from(averaged).unwrap_or(u64::MAX).max(1));
+            return 0;
         }
+        let steady = self
+            .last_wide
+            .is_some_and(|w| w.abs_diff(gap).saturating_mul(10) <= gap);
+        if steady {
+            self.spacing = Some(gap);
+            self.last_wide = None;
+            return 0;
+        }
+        self.last_wide = Some(gap);
+        (gap.saturating_add(spacing / 2) / spacing).saturating_sub(1)
     }
 }
 
@@ -193,6 +222,38 @@ mod tests {
             .chain((0..200).map(|i| 4000 + i * 80));
         let (_, _, _, missing) = run(&mut t, times);
         assert!((1..=10).contains(&missing), "{missing}");
+    }
+
+    #[test]
+    fn one_stray_short_gap_or_a_big_rate_drop_counts_little() {
+        // 25 fps with one pair 10 µs apart.
+        let mut t = Thinner::new(5.0);
+        let mut times: Vec<u64> = (0..100).map(|i| i * 40 * MS).collect();
+        times.insert(50, 50 * 40 * MS - 10_000);
+        let missing: u64 = times.iter().map(|&p| t.offer(p).missing).sum();
+        assert_eq!(missing, 0);
+        // 25 fps, then 1 fps for good: the frames of one gap.
+        let mut t = Thinner::new(5.0);
+        let (_, _, _, missing) = run(
+            &mut t,
+            (0..100)
+                .map(|i| i * 40)
+                .chain((1..60).map(|i| 4000 + i * 1000)),
+        );
+        assert!((1..=25).contains(&missing), "{missing}");
+    }
+
+    #[test]
+    fn a_clock_that_steps_back_or_freezes_pauses_analysis_only_briefly() {
+        let mut t = Thinner::new(5.0);
+        run(&mut t, (0..50).map(|i| 5000 + i * 40));
+        // The camera's clock goes back 5 s and carries on from there.
+        let (keep, _, mis, _) = run(&mut t, (0..100).map(|i| 2000 + i * 40));
+        assert_eq!(mis, u64::from(MISORDERED_RESTART) - 1);
+        assert!(keep >= 12, "analysis resumed: {keep}");
+        // A frozen clock: every frame has the same time.
+        let (keep, _, mis, _) = run(&mut t, std::iter::repeat_n(9000, 100));
+        assert!(keep >= 3 && mis < 100, "{keep} kept, {mis} misordered");
     }
 
     #[test]

@@ -401,8 +401,14 @@ impl Durable {
     }
 
     /// The broker refused packet `pkid` with `reason` (MQTT 5): set the row aside as a dead
-    /// letter when the refusal is `lasting` or came the third time, else send it again.
-    pub fn refused(&mut self, pkid: u16, reason: &str, lasting: bool) {
+    /// letter when the refusal is `lasting` or came the fifth time in a row, else send it
+    /// again after the returned pause (1, 2, 4, 8 s: a broker short of quota is not hammered).
+    pub fn refused(
+        &mut self,
+        pkid: u16,
+        reason: &str,
+        lasting: bool,
+    ) -> Option<std::time::Duration> {
         match self.state.refused(pkid, lasting) {
             Some(Blame::SetAside(row)) => {
                 let topic = match self.store.message(row.id) {
@@ -410,11 +416,24 @@ impl Durable {
                     _ => String::new(),
                 };
                 self.set_aside(row, &topic, reason);
+                None
             }
             Some(Blame::Strike(id)) => {
-                tracing::warn!(row = id, "{reason}; sending it again");
+                let n = self.state.refusals(id).clamp(1, 7);
+                let pause = std::time::Duration::from_secs(1 << (n - 1));
+                tracing::warn!(
+                    row = id,
+                    pause_s = pause.as_secs(),
+                    "{reason}; sending it again"
+                );
+                Some(pause)
             }
-            Some(Blame::None) | None => {}
+            Some(Blame::None) => None,
+            None => {
+                // The birth message, or one kept only in memory: no row to set aside.
+                tracing::warn!(pkid, "{reason} (a message the outbox does not hold)");
+                None
+            }
         }
     }
 

@@ -213,6 +213,8 @@ pub async fn run(
     let mut next_file_try = Instant::now() + memory::RETRY;
     let mut deadline: Option<Instant> = None;
     let mut unstored = spill::Unstored::default();
+    // After a passing refusal, nothing new is handed over until then.
+    let mut paused_until: Option<Instant> = None;
 
     loop {
         if link.is_none() && retry_at.is_some_and(|t| t <= Instant::now()) {
@@ -270,7 +272,9 @@ pub async fn run(
                     }
                 }
                 Some(Ok(Wire::Refused { pkid, reason, lasting })) => {
-                    off_runtime(|| outbox.refused(pkid, &reason, lasting));
+                    if let Some(pause) = off_runtime(|| outbox.refused(pkid, &reason, lasting)) {
+                        paused_until = Some(Instant::now() + pause);
+                    }
                 }
                 Some(Ok(Wire::Message { topic, payload })) => receive(cfg.inbound.as_ref(), topic, payload),
                 Some(Ok(_)) => {}
@@ -305,9 +309,13 @@ pub async fn run(
                 off_runtime(|| enqueue(&mut outbox, out, &mut stats, &mut unstored));
             }
             _ = sleep_until(retry_at), if link.is_none() => {}
+            _ = sleep_until(paused_until), if paused_until.is_some() => paused_until = None,
             _ = sleep_until(deadline) => {}
         }
-        if connected && let Some(l) = &link {
+        if connected
+            && paused_until.is_none()
+            && let Some(l) = &link
+        {
             off_runtime(|| pump(l, &mut outbox, &mut handed, &mut stats));
         }
         if outbox.in_memory() && Instant::now() >= next_file_try {

@@ -63,7 +63,13 @@ struct Entry {
     /// Connections that ended soon after this row was sent, while it was the oldest
     /// unacknowledged one. A row with a strike is a suspect: it goes alone.
     strikes: u8,
+    /// Passing refusals (MQTT 5 reason codes such as quota exceeded) in a row.
+    refusals: u8,
 }
+
+/// Passing refusals after which a row is set aside; the session waits longer after each
+/// (1, 2, 4, 8 s: about a quarter of a minute of a broker refusing it).
+pub const MAX_REFUSALS: u8 = 5;
 
 /// A connection that ends within this long of a row's send counts against that row.
 pub const STRIKE_WINDOW_MS: u64 = 5_000;
@@ -178,6 +184,7 @@ impl Outbox {
             row,
             slot: Slot::Pending,
             strikes: 0,
+            refusals: 0,
         });
         self.bytes += row.bytes;
         let mut evicted = Vec::new();
@@ -263,6 +270,7 @@ impl Outbox {
     /// The broker acknowledged packet `pkid`: the row it carried, which the store may now
     /// delete. `None` for an unknown packet id (a row already evicted, or a stale ack).
     pub fn acked(&mut self, pkid: u16) -> Option<Row> {
+        // (A later acknowledgement ends a run of refusals by removing the row.)
         for lane in &mut self.lanes {
             let found = lane
                 .iter()
@@ -278,9 +286,10 @@ impl Outbox {
     }
 
     /// The broker refused packet `pkid` (an MQTT 5 reason code). A `lasting` refusal (not
-    /// authorized, an invalid topic) or the [`MAX_STRIKES`]th removes the row and returns it,
-    /// for the store to set aside as a dead letter; otherwise the row is pending again, with a
-    /// strike, and goes next. `None` for an unknown packet id.
+    /// authorized, an invalid topic) or the [`MAX_REFUSALS`]th in a row removes the row and
+    /// returns it, for the store to set aside as a dead letter; otherwise the row is pending
+    /// again and goes next (the session waits first: [`Outbox::refusals`]). `None` for an
+    /// unknown packet id.
     pub fn refused(&mut self, pkid: u16, lasting: bool) -> Option<Blame> {
         let id = self
             .entries()
@@ -289,11 +298,18 @@ impl Outbox {
         self.in_flight -= 1;
         let e = self.entry(id)?;
         e.slot = Slot::Pending;
-        e.strikes = e.strikes.saturating_add(1);
-        if lasting || e.strikes >= MAX_STRIKES {
+        e.refusals = e.refusals.saturating_add(1);
+        if lasting || e.refusals >= MAX_REFUSALS {
             return self.remove(id).map(Blame::SetAside);
         }
         Some(Blame::Strike(id))
+    }
+
+    /// Passing refusals in a row of row `id` so far.
+    pub fn refusals(&self, id: u64) -> u8 {
+        self.entries()
+            .find(|e| e.row.id == id)
+            .map_or(0, |e| e.refusals)
     }
 
     /// The connection dropped at `now_ms`: everything handed or in flight is pending again, in
@@ -442,7 +458,7 @@ mod tests {
     }
 
     #[test]
-    fn a_refused_row_is_set_aside_at_once_when_lasting_else_at_the_third_refusal() {
+    fn a_refused_row_is_set_aside_at_once_when_lasting_else_at_the_fifth_refusal() {
         let mut o = Outbox::new(10_000, 10);
         for id in 1..=3 {
             o.insert(row(id, Lane::Security));
@@ -453,13 +469,14 @@ mod tests {
         assert!(matches!(o.refused(2, true), Some(Blame::SetAside(r)) if r.id == 2));
         assert_eq!((o.in_flight(), o.len()), (2, 2));
         assert_eq!(o.refused(2, true), None, "an unknown packet id");
-        // Row 3 meets a passing refusal (quota): it goes again, twice, then is set aside.
+        // Row 3 meets passing refusals (quota): it goes again until the fifth.
         assert_eq!(o.refused(3, false), Some(Blame::Strike(3)));
+        assert_eq!(o.refusals(3), 1);
         assert_eq!(o.acked(1).map(|r| r.id), Some(1));
-        for strike in 2..=3 {
+        for n in 2..=MAX_REFUSALS {
             assert_eq!(drain(&mut o, &mut pkid), vec![3]);
             let blame = o.refused(pkid, false);
-            if strike < MAX_STRIKES {
+            if n < MAX_REFUSALS {
                 assert_eq!(blame, Some(Blame::Strike(3)));
             } else {
                 assert!(matches!(blame, Some(Blame::SetAside(r)) if r.id == 3));

@@ -104,6 +104,7 @@ pub const REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(60)
 #[derive(Debug, Default)]
 pub struct Unstored {
     run: u64,
+    run_reported: bool,
     unreported: u64,
     last_report: Option<std::time::Instant>,
 }
@@ -120,15 +121,17 @@ impl Unstored {
             return None;
         }
         self.last_report = Some(now);
+        self.run_reported = true;
         Some(std::mem::take(&mut self.unreported))
     }
 
-    /// The store took a message: the length of the run of failures it ends, if one did.
+    /// The store took a message: the length of the run of failures it ends, if one did and
+    /// was reported (a store failing every other message still logs once a minute; failures
+    /// not reported yet are counted into the next report).
     pub fn stored(&mut self) -> Option<u64> {
         let run = std::mem::take(&mut self.run);
-        self.unreported = 0;
-        self.last_report = None;
-        (run > 0).then_some(run)
+        let reported = std::mem::take(&mut self.run_reported);
+        (run > 0 && reported).then_some(run)
     }
 }
 
@@ -186,10 +189,22 @@ mod tests {
         assert_eq!(u.failed(t0 + REPORT_EVERY), Some(60));
         assert_eq!(u.stored(), Some(61));
         assert_eq!(u.stored(), None);
+        // Failing every other message: one report a minute with the count, no line per
+        // recovery in between.
+        let mut lines = 0;
+        let mut counted = 0;
+        for k in 1..=120 {
+            let at = t0 + REPORT_EVERY + std::time::Duration::from_secs(k);
+            if let Some(n) = u.failed(at) {
+                lines += 1;
+                counted += n;
+            }
+            lines += usize::from(u.stored().is_some());
+        }
         assert_eq!(
-            u.failed(t0 + REPORT_EVERY),
-            Some(1),
-            "a new run reports at once"
+            (lines, counted),
+            (4, 120),
+            "two reports, two recoveries, every failure counted once"
         );
     }
 }
