@@ -13,7 +13,6 @@ use std::time::{Duration, SystemTime};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{Map, Value, json};
 
-use crate::agent::StartError;
 use crate::publish::payload::{Identity, rfc3339_ms};
 
 /// Arguments of `vigil command`.
@@ -49,22 +48,15 @@ pub struct Args {
 
 /// Send the command and wait for its result.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let loaded = match crate::config::load(&args.config) {
-        Ok(l) => l,
-        Err(e) => return Ok(super::report_start_error(&StartError::Config(e))),
-    };
     let Ok(Value::Object(extra)) = serde_json::from_str::<Value>(&args.args) else {
         eprintln!("vigil command: --args must be a JSON object, e.g. '{{\"camera\":\"gate\"}}'");
         return Ok(ExitCode::from(64));
     };
-    let mqtt = loaded.config.mqtt.clone();
-    let security = match crate::publish::tls::load(&mqtt, |p| loaded.resolve(p)) {
-        Ok(s) => s,
-        Err(e) => {
-            let e = StartError::Security(e.to_string());
-            return Ok(super::report_start_error(&e));
-        }
+    let (loaded, security) = match super::broker_settings(&args.config) {
+        Ok(both) => both,
+        Err(code) => return Ok(code),
     };
+    let mqtt = loaded.config.mqtt.clone();
     let target = Identity {
         device: args.device.unwrap_or(loaded.config.device.id.clone()),
         district: args
@@ -82,14 +74,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     opts.set_keep_alive(Duration::from_secs(mqtt.keep_alive_s.max(5)));
     opts.set_max_packet_size(64 << 20, 64 << 20);
-    if let Some(tls) = &security.tls {
-        opts.set_transport(rumqttc::Transport::tls_with_config(
-            rumqttc::TlsConfiguration::Rustls(std::sync::Arc::clone(tls)),
-        ));
-    }
-    if let Some((user, password)) = &security.credentials {
-        opts.set_credentials(user.clone(), password.clone());
-    }
+    security.apply(&mut opts);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

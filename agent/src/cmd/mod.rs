@@ -139,6 +139,18 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The configuration at `path` and its broker security (TLS, credentials), for the commands
+/// that talk to the broker; on a problem, the exit code after the problem was reported.
+pub fn broker_settings(
+    path: &std::path::Path,
+) -> Result<(crate::config::Loaded, crate::publish::tls::Security), ExitCode> {
+    let loaded =
+        crate::config::load(path).map_err(|e| report_start_error(&StartError::Config(e)))?;
+    let security = crate::publish::tls::load(&loaded.config.mqtt, |p| loaded.resolve(p))
+        .map_err(|e| report_start_error(&StartError::Security(e.to_string())))?;
+    Ok((loaded, security))
+}
+
 /// Print a start error the way an installer needs to read it and choose the exit code.
 pub fn report_start_error(e: &StartError) -> ExitCode {
     eprintln!("vigil: {e}");

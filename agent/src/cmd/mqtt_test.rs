@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::agent::StartError;
 use crate::publish::roundtrip::round_trip;
 
 /// Arguments of `vigil mqtt-test`.
@@ -33,19 +32,11 @@ pub struct Args {
 
 /// Connect, publish, read back.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let loaded = match crate::config::load(&args.config) {
-        Ok(l) => l,
-        Err(e) => return Ok(super::report_start_error(&StartError::Config(e))),
+    let (loaded, security) = match super::broker_settings(&args.config) {
+        Ok(both) => both,
+        Err(code) => return Ok(code),
     };
     let mqtt = loaded.config.mqtt.clone();
-    let security = match crate::publish::tls::load(&mqtt, |p| loaded.resolve(p)) {
-        Ok(s) => s,
-        Err(e) => {
-            return Ok(super::report_start_error(&StartError::Security(
-                e.to_string(),
-            )));
-        }
-    };
     let identity = crate::publish::payload::Identity {
         device: loaded.config.device.id.clone(),
         district: loaded.config.device.district.clone(),

@@ -121,14 +121,7 @@ pub async fn round_trip(
     );
     opts.set_keep_alive(Duration::from_secs(mqtt.keep_alive_s.max(5)));
     opts.set_clean_session(true);
-    if let Some(tls) = &security.tls {
-        opts.set_transport(rumqttc::Transport::tls_with_config(
-            rumqttc::TlsConfiguration::Rustls(std::sync::Arc::clone(tls)),
-        ));
-    }
-    if let Some((user, password)) = &security.credentials {
-        opts.set_credentials(user.clone(), password.clone());
-    }
+    security.apply(&mut opts);
     let (client, mut events) = AsyncClient::new(opts, 10);
     let topic = identity.test_topic();
     let nonce = uuid::Uuid::now_v7().to_string();
@@ -214,14 +207,7 @@ async fn handshake5(
     let id = format!("{}-mqtt-test", identity.device);
     let mut opts = rumqttc::v5::MqttOptions::new(id, mqtt.host.clone(), mqtt.port);
     opts.set_keep_alive(Duration::from_secs(mqtt.keep_alive_s.max(5)));
-    if let Some(tls) = &security.tls {
-        opts.set_transport(rumqttc::Transport::tls_with_config(
-            rumqttc::TlsConfiguration::Rustls(std::sync::Arc::clone(tls)),
-        ));
-    }
-    if let Some((user, password)) = &security.credentials {
-        opts.set_credentials(user.clone(), password.clone());
-    }
+    security.apply5(&mut opts);
     let (client, mut events) = rumqttc::v5::AsyncClient::new(opts, 10);
     let deadline = tokio::time::Instant::now() + timeout * 3;
     let result = loop {

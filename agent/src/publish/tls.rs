@@ -63,6 +63,34 @@ pub struct Security {
     pub credentials: Option<(String, String)>,
 }
 
+impl Security {
+    /// TLS (when configured) and credentials on MQTT 3.1.1 connection options.
+    pub fn apply(&self, o: &mut rumqttc::MqttOptions) {
+        if let Some(t) = self.transport() {
+            o.set_transport(t);
+        }
+        if let Some((user, password)) = &self.credentials {
+            o.set_credentials(user.clone(), password.clone());
+        }
+    }
+
+    /// TLS (when configured) and credentials on MQTT 5 connection options.
+    pub fn apply5(&self, o: &mut rumqttc::v5::MqttOptions) {
+        if let Some(t) = self.transport() {
+            o.set_transport(t);
+        }
+        if let Some((user, password)) = &self.credentials {
+            o.set_credentials(user.clone(), password.clone());
+        }
+    }
+
+    fn transport(&self) -> Option<rumqttc::Transport> {
+        self.tls.as_ref().map(|tls| {
+            rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(Arc::clone(tls)))
+        })
+    }
+}
+
 impl std::fmt::Debug for Security {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the password.

@@ -7,7 +7,6 @@
 //! it unseen), a CONNACK announces the broker's maximum packet size, and a broker's DISCONNECT
 //! says why. The session and the outbox see the same events either way.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttc::v5::mqttbytes::QoS as QoS5;
@@ -254,9 +253,6 @@ pub fn options(cfg: &SessionConfig, will: Vec<u8>) -> Options {
     let keep_alive = Duration::from_secs(cfg.mqtt.keep_alive_s);
     // Room above the outbox's window for the birth and `stopped` messages.
     let inflight = u16::try_from(super::MAX_IN_FLIGHT + 8).unwrap_or(u16::MAX);
-    let transport = cfg.security.tls.as_ref().map(|tls| {
-        rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(Arc::clone(tls)))
-    });
     match cfg.mqtt.protocol {
         MqttProtocol::V311 => {
             let mut o = rumqttc::MqttOptions::new(id.device.clone(), host, port);
@@ -266,12 +262,7 @@ pub fn options(cfg: &SessionConfig, will: Vec<u8>) -> Options {
             // rumqttc, an oversize publish is an error that ends the connection.
             o.set_max_packet_size(cfg.max_packet_bytes, cfg.limit.configured());
             o.set_inflight(inflight);
-            if let Some(t) = transport {
-                o.set_transport(t);
-            }
-            if let Some((user, password)) = &cfg.security.credentials {
-                o.set_credentials(user.clone(), password.clone());
-            }
+            cfg.security.apply(&mut o);
             let qos = rumqttc::QoS::AtLeastOnce;
             o.set_last_will(rumqttc::LastWill::new(id.status_topic(), will, qos, true));
             Options::V311(Box::new(o))
@@ -286,12 +277,7 @@ pub fn options(cfg: &SessionConfig, will: Vec<u8>) -> Options {
             }
             o.set_max_packet_size(u32::try_from(cfg.max_packet_bytes).ok());
             o.set_outgoing_inflight_upper_limit(inflight);
-            if let Some(t) = transport {
-                o.set_transport(t);
-            }
-            if let Some((user, password)) = &cfg.security.credentials {
-                o.set_credentials(user.clone(), password.clone());
-            }
+            cfg.security.apply5(&mut o);
             let will = v5p::LastWill::new(id.status_topic(), will, QoS5::AtLeastOnce, true, None);
             o.set_last_will(will);
             Options::V5(Box::new(o))
