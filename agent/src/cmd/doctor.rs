@@ -26,7 +26,8 @@ pub struct Args {
         default_value = "/etc/vigil/vigil.toml"
     )]
     config: PathBuf,
-    /// Seconds to wait for each camera's first frame and for the broker.
+    /// Seconds to wait for each camera's first frame and for each stage of the broker check
+    /// (at most 600 there).
     #[arg(long, default_value_t = 10, value_name = "S")]
     timeout: u64,
     /// Warn when less than this many GiB are free for the state folder (beyond the outbox's
@@ -304,7 +305,7 @@ fn secrets_and_broker(
             return out;
         }
     };
-    let wait = Duration::from_secs(timeout.max(1));
+    let wait = Duration::from_secs(timeout);
     out.push(
         match rt.block_on(crate::publish::roundtrip::round_trip(
             &config.mqtt,

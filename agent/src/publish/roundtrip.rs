@@ -76,13 +76,18 @@ pub enum RoundTripError {
     Other(String),
 }
 
-/// Run the round trip; gives up on each stage after `timeout`.
+/// The longest wait for one stage: a larger `timeout` is lowered to it (the CONNACK wait is
+/// three stages long, and a wait past a clock's range would panic).
+pub const MAX_STAGE_WAIT: Duration = Duration::from_secs(600);
+
+/// Run the round trip; gives up on each stage after `timeout` (1 s to [`MAX_STAGE_WAIT`]).
 pub async fn round_trip(
     mqtt: &Mqtt,
     security: &Security,
     identity: &Identity,
     timeout: Duration,
 ) -> Result<RoundTrip, RoundTripError> {
+    let timeout = timeout.clamp(Duration::from_secs(1), MAX_STAGE_WAIT);
     let broker = format!("{}:{}", mqtt.host, mqtt.port);
     let addrs: Vec<std::net::SocketAddr> = (mqtt.host.as_str(), mqtt.port)
         .to_socket_addrs()
