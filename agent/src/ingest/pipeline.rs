@@ -163,8 +163,9 @@ fn build(index: usize, camera: &Camera, board: &Arc<FrameBoard>) -> Result<gst::
             return;
         }
         let (board, thinner) = (Arc::clone(&board_for_pads), Arc::clone(&thinner));
+        let counters = board.counters(index);
         pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| match &info.data {
-            Some(gst::PadProbeData::Buffer(b)) => decoded(&board, index, &thinner, b),
+            Some(gst::PadProbeData::Buffer(b)) => decoded(&board, &counters, index, &thinner, b),
             _ => gst::PadProbeReturn::Ok,
         });
     });
@@ -204,16 +205,16 @@ fn link_first_video_stream(src: &gst::Element, decode: &gst::Element) {
 /// camera is alive, and let it on only if the analysis rate needs it.
 fn decoded(
     board: &FrameBoard,
+    counters: &super::slot::Counters,
     index: usize,
     thinner: &Mutex<Thinner>,
     buffer: &gst::Buffer,
 ) -> gst::PadProbeReturn {
-    let counters = board.counters(index);
     counters.decoded.fetch_add(1, Ordering::Relaxed);
     // Frames the decoder produced from damaged data (it concealed the damage) are flagged
     // corrupted: count them with the decoder's reported errors.
     if buffer.flags().contains(gst::BufferFlags::CORRUPTED) {
-        decode_errors::count(&counters);
+        decode_errors::count(counters);
     }
     // Alive, even when this frame is thinned out (slow analysis rates must not trip the stall
     // watchdog or the camera status).
