@@ -403,15 +403,8 @@ impl Drop for RtspServer {
 /// the decode time is the running time and each unit is presented its offset later.
 fn feed(src: &gst_app::AppSrc, clip: &Clip) {
     let reorders = clip.reorders();
-    if reorders {
-        // Timestamps are running times: wait (a minute at most) for the media to play.
-        let give_up = Instant::now() + Duration::from_secs(60);
-        while src.current_running_time().is_none() {
-            if Instant::now() > give_up {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+    if !wait_playing(src) {
+        return;
     }
     let base = src
         .current_running_time()
@@ -436,6 +429,20 @@ fn feed(src: &gst_app::AppSrc, clip: &Clip) {
             pace(&mut next, pause);
         }
     }
+}
+
+/// Wait (a minute at most) until `src` plays. A unit pushed earlier is stamped from a clock
+/// that has no base time yet, i.e. hours ahead of the stream, and rtsp-server's RTP sink,
+/// which syncs to the clock, would hold it (and every unit behind it) for those hours.
+fn wait_playing(src: &gst_app::AppSrc) -> bool {
+    let give_up = Instant::now() + Duration::from_secs(60);
+    while src.current_state() != gst::State::Playing || src.current_running_time().is_none() {
+        if Instant::now() > give_up {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
 }
 
 /// Sleep until `next` moved on by `step` (or not at all when late).
