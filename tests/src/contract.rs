@@ -82,7 +82,7 @@ impl Contract {
             ["incidents", _] => &self.incident,
             ["cmd", _] => &self.command_request,
             ["cmd", _, "result"] => &self.command_result,
-            ["incidents", _, _, "snapshot"] => {
+            ["incidents", _, _, "snapshot"] | ["cameras", _, "snapshot", _] => {
                 if !payload.starts_with(&[0xFF, 0xD8]) || !payload.ends_with(&[0xFF, 0xD9]) {
                     bail!("{topic}: the snapshot is not a JPEG");
                 }

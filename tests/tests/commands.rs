@@ -130,3 +130,86 @@ fn commands_are_answered_once_each_and_refusals_say_why() -> anyhow::Result<()> 
     assert!(log.contains("repeated request"), "{log}");
     Ok(())
 }
+
+#[test]
+fn a_snapshot_command_publishes_the_next_analysed_frame_and_names_it_in_the_result()
+-> anyhow::Result<()> {
+    let extra = "\n[commands]\nenabled = true\n";
+    let scene = Scene::start(vigil_bin!(), "cmd-snapshot", "plaza_25s.mp4", extra)?;
+    scene.wait("the agent's first health message", |m| {
+        m.iter().any(|x| x.topic.ends_with("/health"))
+    })?;
+    let cfg = scene.cfg.to_string_lossy().to_string();
+    let out = scene.state.join("plaza.jpg");
+    let (code, stdout, err) = run_cli(
+        vigil_bin!(),
+        &[
+            "command",
+            "snapshot",
+            "--config",
+            &cfg,
+            "--args",
+            r#"{"camera":"plaza"}"#,
+            "--out",
+            &out.to_string_lossy(),
+            "--json",
+        ],
+    )?;
+    assert_eq!(code, 0, "{stdout}{err}");
+    let result: serde_json::Value = serde_json::from_str(&stdout)?;
+    let answer = &result["answer"];
+    let jpeg = std::fs::read(&out)?;
+    let sha: String = Sha256::digest(&jpeg)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(answer["sha256"], sha.as_str(), "{result}");
+    assert_eq!(answer["bytes"], jpeg.len(), "{result}");
+    let picture = image::load_from_memory(&jpeg)?;
+    assert_eq!(
+        (u64::from(picture.width()), u64::from(picture.height())),
+        (
+            answer["width"].as_u64().unwrap_or(0),
+            answer["height"].as_u64().unwrap_or(0)
+        ),
+        "{result}"
+    );
+    // The centre's own subscriber saw the picture on the topic the result names, before it.
+    let topic = answer["topic"].as_str().unwrap_or_default().to_string();
+    let id = result["id"].as_str().unwrap_or_default().to_string();
+    assert!(
+        topic.ends_with(&format!("/cameras/plaza/snapshot/{id}")),
+        "{topic}"
+    );
+    let got = scene.wait("the picture and the result", |m| {
+        m.iter().any(|x| x.topic == topic) && !results(m, Some(&id)).is_empty()
+    })?;
+    let at = |t: &str| got.iter().position(|x| x.topic == t);
+    let result_topic = format!("{CMD}/snapshot/result");
+    assert!(at(&topic) < at(&result_topic), "the picture goes first");
+    let contract = Contract::load()?;
+    for r in got
+        .iter()
+        .filter(|x| x.topic == topic || x.topic.contains("/cmd/"))
+    {
+        contract.check_message(&r.topic, &r.payload)?;
+    }
+    // A camera the box does not have: refused with its code, the known cameras named.
+    let (code, _, err) = run_cli(
+        vigil_bin!(),
+        &[
+            "command",
+            "snapshot",
+            "--config",
+            &cfg,
+            "--args",
+            r#"{"camera":"nowhere"}"#,
+        ],
+    )?;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("unknown_camera") && err.contains("plaza"),
+        "{err}"
+    );
+    Ok(())
+}

@@ -29,6 +29,7 @@ use crate::publish::{self, Durable, Outgoing, SessionConfig, SessionStats};
 use crate::rules::{CameraRules, RuleSet};
 use crate::telemetry;
 
+mod desk;
 mod live;
 mod models;
 mod workers;
@@ -266,7 +267,7 @@ pub async fn run(
         filter: identity.command_filter(),
         tx: command_tx,
     });
-    let mut commands =
+    let commands =
         crate::command::Commands::new(config.commands.clone(), identity.clone(), &state_dir);
     let session = tokio::spawn(publish::run(
         SessionConfig {
@@ -433,6 +434,8 @@ pub async fn run(
     // Kept for command results and the `close` events of a clean stop.
     let closer = tx.clone();
     drop(tx);
+    let (mut desk, mut snapshots_taken) =
+        desk::Desk::new(commands, closer.clone(), Arc::clone(&diag));
     let mut cameras = live::Cameras::new(config.cameras.len(), Arc::clone(&board));
     for &i in &enabled {
         if let Err(e) = cameras.start(i, &config.cameras[i]) {
@@ -477,18 +480,14 @@ pub async fn run(
                     uptime: started.elapsed(),
                     config_source: &reloader.plan.loaded.source,
                 };
-                let answer = publish::off_runtime(|| {
-                    commands.handle(&request.topic, &request.payload, &ctx, SystemTime::now())
-                });
-                // Never wait here: a session that is backed up must not hold the main loop.
-                let lane = publish::Lane::Health;
-                if closer.try_send(Outgoing::Plain { lane, messages: vec![answer] }).is_err() {
-                    tracing::warn!("a command result was dropped: the session is backed up");
-                }
+                desk.request(&request, &ctx);
             }
+            Some(shot) = snapshots_taken.recv() => desk.finished(shot),
         }
     }
     tracing::info!("shutting down");
+    // The desk's handle on the session must go, or the session would wait for it forever.
+    drop(desk);
     let bye = crate::notify::Notifier::from_env();
     bye.send("STOPPING=1\nSTATUS=stopping: finishing analysis, delivering the outbox");
     stop.store(true, Ordering::Relaxed);

@@ -416,7 +416,9 @@ fn analyse(
     let info = det.info();
     if ctx.snapshots.wanted(frame.camera) {
         ctx.snapshots.fulfil(frame.camera, || {
-            crate::incident::overview(cam.rules.set(), &info.labels, view, &st.dets, ctx.evidence)
+            // Within the message limit: a snapshot command publishes it.
+            let evidence = ctx.evidence();
+            crate::incident::overview(cam.rules.set(), &info.labels, view, &st.dets, &evidence)
                 .map_err(|e| e.to_string())
         });
     }

@@ -3,14 +3,15 @@
 //! the configuration's `[mqtt]` settings as client `{device}-command-{random}` (never the
 //! device id, so a running agent is not pushed off), subscribes to the result topic, publishes
 //! the request with a fresh `id` and `sent_at`, and waits for the result with that `id`.
-//! Exit 0 when the box answered `ok`, 1 when it refused (its error code and message printed),
-//! 2 when no result came in time.
+//! With `--out FILE` it also waits for the picture a `snapshot` result names, checks its
+//! sha256 and writes it to FILE. Exit 0 when the box answered `ok`, 1 when it refused (its
+//! error code and message printed), 2 when no result (or no picture) came in time.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeFilter};
 use serde_json::{Map, Value, json};
 
 use crate::publish::payload::{Identity, rfc3339_ms};
@@ -18,7 +19,7 @@ use crate::publish::payload::{Identity, rfc3339_ms};
 /// Arguments of `vigil command`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The command (`ping`).
+    /// The command (`ping`, `snapshot`).
     #[arg(value_name = "COMMAND")]
     command: String,
     /// Configuration file: its [mqtt] section reaches the broker, its [device] names the box.
@@ -44,6 +45,9 @@ pub struct Args {
     /// Print the result as it came (JSON).
     #[arg(long)]
     json: bool,
+    /// Write the picture a `snapshot` answers with to this file (JPEG).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
 }
 
 /// Send the command and wait for its result.
@@ -80,7 +84,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()?;
     let timeout = Duration::from_secs(args.timeout.clamp(1, 3600));
     let request = build_request(extra);
-    let result = rt.block_on(exchange(opts, &target, &args.command, request, timeout));
+    let want_picture = args.out.is_some();
+    let result = rt.block_on(exchange(
+        opts,
+        &target,
+        &args.command,
+        request,
+        timeout,
+        want_picture,
+    ));
+    let result = match (result, &args.out) {
+        (Ok((v, Some(jpeg))), Some(out)) => match std::fs::write(out, &jpeg) {
+            Ok(()) => {
+                eprintln!(
+                    "picture written to {} ({} bytes)",
+                    out.display(),
+                    jpeg.len()
+                );
+                Ok(v)
+            }
+            Err(e) => Err(format!("cannot write {}: {e}", out.display())),
+        },
+        (r, _) => r.map(|(v, _)| v),
+    };
     Ok(report(result, args.json, &args.command))
 }
 
@@ -91,32 +117,41 @@ fn build_request(mut body: Map<String, Value>) -> Map<String, Value> {
     body
 }
 
-/// Subscribe to the result, send the request, wait for the result with its id.
+/// What came back: the result, and the picture it names when one was asked for.
+type Exchanged = (Value, Option<Vec<u8>>);
+
+/// Subscribe to the result (and, with `want_picture`, to the request's snapshot topic), send
+/// the request, wait for the result with its id (and the picture it names).
 async fn exchange(
     opts: MqttOptions,
     target: &Identity,
     command: &str,
     request: Map<String, Value>,
     timeout: Duration,
-) -> Result<Value, String> {
+    want_picture: bool,
+) -> Result<Exchanged, String> {
     let (client, mut events) = AsyncClient::new(opts, 10);
     let result_topic = target.command_result_topic(command);
     let topic = format!("{}/cmd/{command}", target.root());
     let id = request.get("id").cloned().unwrap_or(Value::Null);
+    let mut filters = vec![SubscribeFilter::new(result_topic.clone(), QoS::AtLeastOnce)];
+    if want_picture {
+        let picture = target.camera_snapshot_topic("+", id.as_str().unwrap_or_default());
+        filters.push(SubscribeFilter::new(picture, QoS::AtLeastOnce));
+    }
     let deadline = tokio::time::Instant::now() + timeout;
+    let mut got = Got::default();
     let outcome = loop {
+        if let Some(done) = got.complete(want_picture) {
+            break done;
+        }
         let ev = match tokio::time::timeout_at(deadline, events.poll()).await {
             Ok(ev) => ev,
-            Err(_) => {
-                break Err(format!(
-                    "no result on {result_topic} within {} s: is [commands] enabled on the box, is it connected, and may this client publish to {topic}?",
-                    timeout.as_secs()
-                ));
-            }
+            Err(_) => break Err(got.late(&result_topic, &topic, timeout)),
         };
         match ev {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                if let Err(e) = client.try_subscribe(&result_topic, QoS::AtLeastOnce) {
+                if let Err(e) = client.try_subscribe_many(filters.clone()) {
                     break Err(e.to_string());
                 }
             }
@@ -128,9 +163,12 @@ async fn exchange(
             }
             Ok(Event::Incoming(Packet::Publish(p))) if p.topic == result_topic => {
                 match serde_json::from_slice::<Value>(&p.payload) {
-                    Ok(v) if v["id"] == id => break Ok(v),
+                    Ok(v) if v["id"] == id => got.result = Some(v),
                     _ => {}
                 }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                got.pictures.push((p.topic, p.payload.to_vec()));
             }
             Ok(_) => {}
             Err(e) => break Err(crate::publish::wire::explain(&e)),
@@ -139,6 +177,48 @@ async fn exchange(
     let _ = client.try_disconnect();
     let _ = tokio::time::timeout(Duration::from_millis(300), events.poll()).await;
     outcome
+}
+
+/// What arrived so far.
+#[derive(Default)]
+struct Got {
+    result: Option<Value>,
+    pictures: Vec<(String, Vec<u8>)>,
+}
+
+impl Got {
+    /// The outcome, once everything awaited is here.
+    fn complete(&mut self, want_picture: bool) -> Option<Result<Exchanged, String>> {
+        let result = self.result.as_ref()?;
+        let answer = &result["answer"];
+        let named = answer["topic"].as_str().filter(|_| want_picture);
+        let Some(named) = named else {
+            return Some(Ok((result.clone(), None)));
+        };
+        let (_, bytes) = self.pictures.iter().find(|(t, _)| t == named)?;
+        let sha = crate::command::hex_sha256(bytes);
+        Some(if answer["sha256"].as_str() == Some(&*sha) {
+            Ok((result.clone(), Some(bytes.clone())))
+        } else {
+            Err(format!(
+                "the picture on {named} does not match the sha256 of the result"
+            ))
+        })
+    }
+
+    /// Why waiting ended without everything.
+    fn late(&self, result_topic: &str, topic: &str, timeout: Duration) -> String {
+        match &self.result {
+            Some(_) => format!(
+                "the result came but not its picture within {} s",
+                timeout.as_secs()
+            ),
+            None => format!(
+                "no result on {result_topic} within {} s: is [commands] enabled on the box, is it connected, and may this client publish to {topic}?",
+                timeout.as_secs()
+            ),
+        }
+    }
 }
 
 /// Print the result and choose the exit code.

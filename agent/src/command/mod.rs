@@ -15,6 +15,7 @@
 pub mod ledger;
 pub mod request;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -22,6 +23,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::config::CommandSettings;
+use crate::evidence::Jpeg;
 use crate::publish::Message;
 use crate::publish::payload::{Identity, rfc3339_ms, unix_ms};
 
@@ -39,6 +41,29 @@ pub struct Context<'a> {
     pub config_source: &'a str,
 }
 
+/// What the main loop does with a request.
+#[derive(Debug)]
+pub enum Reply {
+    /// Send this result.
+    Done(Message),
+    /// Take a snapshot of the camera, then hand the outcome to [`Commands::finish`].
+    Snapshot(Pending),
+    /// A repeat of a request still being carried out: its result goes out once more when
+    /// that request finishes.
+    Later,
+}
+
+/// A request being carried out outside the main loop (a snapshot waits for its camera's next
+/// analysed frame).
+#[derive(Debug)]
+pub struct Pending {
+    key: String,
+    command: String,
+    id: String,
+    /// The camera the request names.
+    pub camera: String,
+}
+
 /// The command handler of one agent.
 #[derive(Debug)]
 pub struct Commands {
@@ -46,6 +71,8 @@ pub struct Commands {
     identity: Identity,
     prefix: String,
     ledger: ledger::Ledger,
+    /// Requests being carried out, with how many repeats arrived meanwhile.
+    inflight: HashMap<String, usize>,
 }
 
 impl Commands {
@@ -63,39 +90,39 @@ impl Commands {
             identity,
             prefix,
             ledger,
+            inflight: HashMap::new(),
         }
     }
 
-    /// Answer the request `payload` that arrived on `topic` at `now`: the result message.
+    /// Answer the request `payload` that arrived on `topic` at `now`: the result, or what is
+    /// left to do.
     pub fn handle(
         &mut self,
         topic: &str,
         payload: &[u8],
         ctx: &Context<'_>,
         now: SystemTime,
-    ) -> Message {
+    ) -> Reply {
         let command = topic
             .strip_prefix(&self.prefix)
             .unwrap_or(topic)
             .to_string();
-        let result_topic = self.identity.command_result_topic(&command);
-        let message = |payload: Vec<u8>| Message {
-            topic: result_topic.clone(),
-            payload,
-            retain: false,
-        };
         // Results are kept per command and id: an id reused on another command's topic is
         // another request.
         let key = |id: &str| format!("{command}/{id}");
-        if let Some(id) = request_id(payload)
-            && let Some(stored) = self.ledger.get(&key(&id))
-        {
-            tracing::info!(
-                command,
-                id,
-                "repeated request: its stored result is sent again"
-            );
-            return message(stored);
+        if let Some(id) = request_id(payload) {
+            if let Some(stored) = self.ledger.get(&key(&id)) {
+                tracing::info!(
+                    command,
+                    id,
+                    "repeated request: its stored result is sent again"
+                );
+                return Reply::Done(self.result_message(&command, stored));
+            }
+            if let Some(repeats) = self.inflight.get_mut(&key(&id)) {
+                *repeats += 1;
+                return Reply::Later;
+            }
         }
         let max_age = Duration::from_secs(self.settings.max_age_s);
         let (id, outcome) = match request::parse(
@@ -106,20 +133,89 @@ impl Commands {
             max_age,
             &self.settings.allow,
         ) {
-            Ok(req) => (Some(req.id.clone()), Ok(act(&req, ctx, now))),
+            Ok(req) => match act(&req, ctx, now) {
+                Act::Now(outcome) => (Some(req.id), outcome),
+                Act::Snapshot(camera) => {
+                    self.inflight.insert(key(&req.id), 0);
+                    return Reply::Snapshot(Pending {
+                        key: key(&req.id),
+                        command,
+                        id: req.id,
+                        camera,
+                    });
+                }
+            },
             Err(r) => (r.id, Err((r.code, r.message))),
         };
+        let body = self.conclude(&command, id.as_deref(), outcome, now);
+        Reply::Done(self.result_message(&command, body))
+    }
+
+    /// The messages that end `pending`, whose snapshot came out as `shot`: the picture (when
+    /// there is one) on `…/cameras/{camera}/snapshot/{id}`, then the result, once more for
+    /// each repeat that arrived meanwhile.
+    pub fn finish(
+        &mut self,
+        pending: Pending,
+        shot: Result<Jpeg, (&'static str, String)>,
+        now: SystemTime,
+    ) -> Vec<Message> {
+        let repeats = self.inflight.remove(&pending.key).unwrap_or(0);
+        let mut messages = Vec::new();
+        let outcome = shot.map(|jpeg| {
+            let topic = self
+                .identity
+                .camera_snapshot_topic(&pending.camera, &pending.id);
+            let answer = json!({
+                "camera": pending.camera,
+                "topic": topic,
+                "bytes": jpeg.bytes.len(),
+                "sha256": jpeg.sha256(),
+                "width": jpeg.width,
+                "height": jpeg.height,
+            });
+            messages.push(Message {
+                topic,
+                payload: jpeg.bytes,
+                retain: false,
+            });
+            answer
+        });
+        let body = self.conclude(&pending.command, Some(&pending.id), outcome, now);
+        let result = self.result_message(&pending.command, body);
+        messages.extend(std::iter::repeat_n(result, repeats + 1));
+        messages
+    }
+
+    /// Log the outcome of a request, build its result and keep it in the ledger.
+    fn conclude(
+        &mut self,
+        command: &str,
+        id: Option<&str>,
+        outcome: Result<Value, (&'static str, String)>,
+        now: SystemTime,
+    ) -> Vec<u8> {
         match &outcome {
             Ok(_) => tracing::info!(command, id, "command done"),
             Err((code, why)) => tracing::warn!(command, id, code, "command refused: {why}"),
         }
-        let body = result(&self.identity, &command, id.as_deref(), outcome, now)
+        let body = result(&self.identity, command, id, outcome, now)
             .to_string()
             .into_bytes();
-        if let Some(id) = &id {
-            self.ledger.put(&key(id), &body, unix_ms(now), max_age * 2);
+        if let Some(id) = id {
+            let max_age = Duration::from_secs(self.settings.max_age_s);
+            let key = format!("{command}/{id}");
+            self.ledger.put(&key, &body, unix_ms(now), max_age * 2);
         }
-        message(body)
+        body
+    }
+
+    fn result_message(&self, command: &str, payload: Vec<u8>) -> Message {
+        Message {
+            topic: self.identity.command_result_topic(command),
+            payload,
+            retain: false,
+        }
     }
 }
 
@@ -129,16 +225,33 @@ fn request_id(payload: &[u8]) -> Option<String> {
     v.get("id")?.as_str().map(str::to_string)
 }
 
-/// Do what an accepted request asks: its answer. `ping` is the only command so far
-/// ([`crate::config::COMMANDS`]): the round trip, with what the box runs.
-fn act(req: &request::Request, ctx: &Context<'_>, now: SystemTime) -> Value {
-    json!({
-        "version": ctx.version,
-        "uptime_s": ctx.uptime.as_secs(),
-        "config_sha256": hex_sha256(ctx.config_source.as_bytes()),
-        "sent_at": rfc3339_ms(req.sent_at),
-        "received_at": rfc3339_ms(now),
-    })
+/// What an accepted request leads to.
+enum Act {
+    /// Its outcome, at once.
+    Now(Result<Value, (&'static str, String)>),
+    /// A snapshot of this camera, to be taken.
+    Snapshot(String),
+}
+
+/// Do what an accepted request asks (see [`crate::config::COMMANDS`]).
+fn act(req: &request::Request, ctx: &Context<'_>, now: SystemTime) -> Act {
+    match req.command.as_str() {
+        "snapshot" => match req.args.get("camera") {
+            Some(Value::String(camera)) if !camera.is_empty() => Act::Snapshot(camera.clone()),
+            _ => Act::Now(Err((
+                "bad_request",
+                "snapshot needs \"camera\": the id of one of this box's cameras".into(),
+            ))),
+        },
+        // ping: the round trip, with what the box runs.
+        _ => Act::Now(Ok(json!({
+            "version": ctx.version,
+            "uptime_s": ctx.uptime.as_secs(),
+            "config_sha256": hex_sha256(ctx.config_source.as_bytes()),
+            "sent_at": rfc3339_ms(req.sent_at),
+            "received_at": rfc3339_ms(now),
+        }))),
+    }
 }
 
 /// A result payload.
@@ -169,7 +282,8 @@ pub fn result(
     v
 }
 
-fn hex_sha256(bytes: &[u8]) -> String {
+/// sha256 of `bytes`, lower-case hex.
+pub fn hex_sha256(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -179,6 +293,100 @@ fn hex_sha256(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn done(reply: Reply) -> Message {
+        match reply {
+            Reply::Done(m) => m,
+            other => panic!("expected a result, got {other:?}"),
+        }
+    }
+
+    fn temp_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("vigil-cmd-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+
+    const CTX: Context<'static> = Context {
+        version: "9.9.9",
+        uptime: Duration::from_secs(42),
+        config_source: "x",
+    };
+
+    #[test]
+    fn a_snapshot_is_pictured_then_answered_once_even_when_repeated_meanwhile() {
+        let dir = temp_dir("snap");
+        let mut c = commands(&dir);
+        let now = SystemTime::now();
+        let topic = "vigil/v1/d1/box/cmd/snapshot";
+        let id = uuid::Uuid::now_v7().to_string();
+        let body = format!(
+            r#"{{"id":"{id}","sent_at":"{}","camera":"gate"}}"#,
+            rfc3339_ms(now)
+        );
+        let Reply::Snapshot(pending) = c.handle(topic, body.as_bytes(), &CTX, now) else {
+            panic!("a snapshot to take");
+        };
+        assert_eq!(pending.camera, "gate");
+        assert!(matches!(
+            c.handle(topic, body.as_bytes(), &CTX, now),
+            Reply::Later
+        ));
+        let jpeg = Jpeg {
+            bytes: vec![0xFF, 0xD8, 0xFF, 0xD9],
+            width: 4,
+            height: 3,
+        };
+        let out = c.finish(pending, Ok(jpeg), now);
+        assert_eq!(
+            out.len(),
+            3,
+            "the picture, then the result for each of two requests"
+        );
+        let picture = format!("vigil/v1/d1/box/cameras/gate/snapshot/{id}");
+        assert_eq!(
+            (out[0].topic.as_str(), out[0].payload.len()),
+            (&*picture, 4)
+        );
+        assert_eq!(out[1].payload, out[2].payload);
+        let v: Value = serde_json::from_slice(&out[1].payload).expect("json");
+        assert_eq!(v["ok"], true);
+        assert_eq!(v["answer"]["topic"], picture);
+        assert_eq!(
+            (v["answer"]["bytes"].as_u64(), v["answer"]["width"].as_u64()),
+            (Some(4), Some(4))
+        );
+        // Once done, a repeat gets the stored result and no second picture.
+        assert_eq!(
+            done(c.handle(topic, body.as_bytes(), &CTX, now)).payload,
+            out[1].payload
+        );
+        // A failed snapshot carries its code; a request without a camera is refused.
+        let other = uuid::Uuid::now_v7().to_string();
+        let body = format!(
+            r#"{{"id":"{other}","sent_at":"{}","camera":"x"}}"#,
+            rfc3339_ms(now)
+        );
+        let Reply::Snapshot(pending) = c.handle(topic, body.as_bytes(), &CTX, now) else {
+            panic!("a snapshot to take");
+        };
+        let out = c.finish(pending, Err(("unknown_camera", "no camera x".into())), now);
+        let v: Value = serde_json::from_slice(&out[0].payload).expect("json");
+        assert_eq!(
+            (out.len(), v["error"]["code"].as_str()),
+            (1, Some("unknown_camera"))
+        );
+        let body = format!(
+            r#"{{"id":"{}","sent_at":"{}"}}"#,
+            uuid::Uuid::now_v7(),
+            rfc3339_ms(now)
+        );
+        let v: Value =
+            serde_json::from_slice(&done(c.handle(topic, body.as_bytes(), &CTX, now)).payload)
+                .expect("json");
+        assert_eq!(v["error"]["code"], "bad_request");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     fn commands(dir: &Path) -> Commands {
         let identity = Identity {
@@ -205,7 +413,7 @@ mod tests {
         };
         let id = uuid::Uuid::now_v7().to_string();
         let body = format!(r#"{{"id":"{id}","sent_at":"{}"}}"#, rfc3339_ms(now));
-        let first = c.handle("vigil/v1/d1/box/cmd/ping", body.as_bytes(), &ctx, now);
+        let first = done(c.handle("vigil/v1/d1/box/cmd/ping", body.as_bytes(), &ctx, now));
         assert_eq!(first.topic, "vigil/v1/d1/box/cmd/ping/result");
         let v: Value = serde_json::from_slice(&first.payload).expect("json");
         assert_eq!(
@@ -222,10 +430,10 @@ mod tests {
             uptime: Duration::from_secs(99),
             ..ctx
         };
-        let again = c.handle("vigil/v1/d1/box/cmd/ping", body.as_bytes(), &later, now);
+        let again = done(c.handle("vigil/v1/d1/box/cmd/ping", body.as_bytes(), &later, now));
         assert_eq!(again.payload, first.payload);
         // A refusal carries its code; one without an id still gets a result.
-        let bad = c.handle("vigil/v1/d1/box/cmd/ping", b"{}", &ctx, now);
+        let bad = done(c.handle("vigil/v1/d1/box/cmd/ping", b"{}", &ctx, now));
         let v: Value = serde_json::from_slice(&bad.payload).expect("json");
         assert_eq!(
             (v["ok"].as_bool(), v["error"]["code"].as_str()),

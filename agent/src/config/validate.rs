@@ -757,7 +757,10 @@ classes = ["person"]
     fn commands_are_off_by_default_and_their_settings_are_checked() {
         let loaded = parse(Path::new("vigil.toml"), GOOD.to_string()).expect("valid");
         assert!(!loaded.config.commands.enabled);
-        assert_eq!(loaded.config.commands.allow, vec!["ping".to_string()]);
+        assert_eq!(
+            loaded.config.commands.allow,
+            vec!["ping".to_string(), "snapshot".to_string()]
+        );
         let src = format!(
             "{GOOD}\n[commands]\nenabled = true\nmax_age_s = 1\nallow = [\"ping\", \"reboot\"]\n"
         );
@@ -770,7 +773,7 @@ classes = ["person"]
         );
         assert!(
             p.iter()
-                .any(|m| m.contains("commands.allow: unknown command \"reboot\"; known: ping")),
+                .any(|m| m.contains("commands.allow: unknown command \"reboot\"; known: ping, snapshot")),
             "{p:#?}"
         );
     }

@@ -21,6 +21,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
 use tokio::sync::{Semaphore, broadcast, watch};
 
+use crate::evidence::Jpeg;
 use crate::ingest::slot::FrameBoard;
 use crate::publish::OutboxGauge;
 use crate::publish::payload::Identity;
@@ -275,29 +276,8 @@ async fn reload(shared: &Shared) -> Value {
 }
 
 async fn snapshot(shared: &Shared, camera: &str) -> Value {
-    let cameras = shared
-        .cameras
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
-    let Some(index) = cameras.iter().position(|c| c.id == camera) else {
-        let known: Vec<&str> = cameras.iter().map(|c| c.id.as_str()).collect();
-        return protocol::error(format!(
-            "no camera \"{camera}\"; cameras: {}",
-            known.join(", ")
-        ));
-    };
-    let info = &cameras[index];
-    if !info.enabled {
-        return protocol::error(format!(
-            "camera \"{camera}\" is disabled in the configuration"
-        ));
-    }
-    // Long enough for the next analysed frame at the configured rate, plus a busy detector.
-    let wait = Duration::from_secs_f64((2.0 / info.analysis_fps).max(5.0));
-    let rx = shared.snapshots.request(index);
-    match tokio::time::timeout(wait, rx).await {
-        Ok(Ok(Ok(jpeg))) => {
+    match take_snapshot(shared, camera).await {
+        Ok(jpeg) => {
             use base64::Engine;
             protocol::ok(
                 "snapshot",
@@ -309,15 +289,100 @@ async fn snapshot(shared: &Shared, camera: &str) -> Value {
                 }),
             )
         }
-        Ok(Ok(Err(e))) => protocol::error(format!("cannot render camera \"{camera}\": {e}")),
-        Ok(Err(_)) => protocol::error("the agent is stopping"),
-        Err(_) => {
-            let state = status::camera_state(shared, index);
-            protocol::error(format!(
-                "no analysed frame of camera \"{camera}\" within {} s (camera {state})",
-                wait.as_secs()
-            ))
+        Err(e) => protocol::error(e.to_string()),
+    }
+}
+
+/// The longest a snapshot waits for a camera's next analysed frame.
+const MAX_SNAPSHOT_WAIT: Duration = Duration::from_secs(60);
+
+/// Why no snapshot of a camera can be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    /// No camera of that id.
+    #[error("no camera \"{camera}\"; cameras: {known}")]
+    UnknownCamera {
+        /// The id asked for.
+        camera: String,
+        /// The configured ids, comma-separated.
+        known: String,
+    },
+    /// The camera is switched off in the configuration.
+    #[error("camera \"{0}\" is disabled in the configuration")]
+    Disabled(String),
+    /// No frame of the camera was analysed in time.
+    #[error("no analysed frame of camera \"{camera}\" within {wait_s} s (camera {state})")]
+    NoFrame {
+        /// The camera.
+        camera: String,
+        /// How long was waited.
+        wait_s: u64,
+        /// The camera's published state and reason.
+        state: String,
+    },
+    /// The frame could not be rendered.
+    #[error("cannot render camera \"{camera}\": {why}")]
+    Render {
+        /// The camera.
+        camera: String,
+        /// The encoder's error.
+        why: String,
+    },
+    /// The agent stops.
+    #[error("the agent is stopping")]
+    Stopping,
+}
+
+impl SnapshotError {
+    /// A short machine-readable code (command results).
+    pub fn code(&self) -> &'static str {
+        match self {
+            SnapshotError::UnknownCamera { .. } => "unknown_camera",
+            SnapshotError::Disabled(_) => "camera_disabled",
+            SnapshotError::NoFrame { .. } => "no_frame",
+            SnapshotError::Render { .. } => "render_failed",
+            SnapshotError::Stopping => "stopping",
         }
+    }
+}
+
+/// The next analysed frame of `camera` as an evidence JPEG (zones, lines and detections
+/// drawn), waiting long enough for the next frame at the camera's analysis rate plus a busy
+/// detector (5 to 60 s).
+pub async fn take_snapshot(shared: &Shared, camera: &str) -> Result<Jpeg, SnapshotError> {
+    let (index, info) = {
+        let cameras = shared
+            .cameras
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(index) = cameras.iter().position(|c| c.id == camera) else {
+            let known: Vec<&str> = cameras.iter().map(|c| c.id.as_str()).collect();
+            return Err(SnapshotError::UnknownCamera {
+                camera: camera.to_string(),
+                known: known.join(", "),
+            });
+        };
+        (index, cameras[index].clone())
+    };
+    if !info.enabled {
+        return Err(SnapshotError::Disabled(camera.to_string()));
+    }
+    let wait = Duration::try_from_secs_f64(2.0 / info.analysis_fps)
+        .unwrap_or(MAX_SNAPSHOT_WAIT)
+        .clamp(Duration::from_secs(5), MAX_SNAPSHOT_WAIT);
+    let rx = shared.snapshots.request(index);
+    match tokio::time::timeout(wait, rx).await {
+        Ok(Ok(Ok(jpeg))) => Ok(jpeg),
+        Ok(Ok(Err(why))) => Err(SnapshotError::Render {
+            camera: camera.to_string(),
+            why,
+        }),
+        Ok(Err(_)) => Err(SnapshotError::Stopping),
+        Err(_) => Err(SnapshotError::NoFrame {
+            camera: camera.to_string(),
+            wait_s: wait.as_secs(),
+            state: status::camera_state(shared, index),
+        }),
     }
 }
 

@@ -43,6 +43,11 @@ impl Identity {
         format!("{}/incidents/{camera}/{id}/snapshot", self.root())
     }
 
+    /// Where the picture a `snapshot` command (request `id`) asked of a camera goes.
+    pub fn camera_snapshot_topic(&self, camera: &str, id: &str) -> String {
+        format!("{}/cameras/{camera}/snapshot/{id}", self.root())
+    }
+
     /// Retained status topic of a camera.
     pub fn camera_status_topic(&self, camera: &str) -> String {
         format!("{}/cameras/{camera}/status", self.root())

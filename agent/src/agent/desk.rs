@@ -1,0 +1,88 @@
+//! The agent's command desk: requests the session hands over are answered through the outbox
+//! without ever holding the main loop. A `snapshot` waits for its camera's next analysed frame
+//! in a task of its own and comes back to [`Desk::finished`] with the picture.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::mpsc;
+
+use crate::command::{Commands, Context, Pending, Reply};
+use crate::diag;
+use crate::evidence::Jpeg;
+use crate::publish::{self, Lane, Message, Outgoing};
+
+/// A snapshot taken for a command: the request, and the picture or why there is none.
+pub type Shot = (Pending, Result<Jpeg, (&'static str, String)>);
+
+/// Answers commands.
+pub struct Desk {
+    commands: Commands,
+    /// Into the session (results, pictures).
+    out: mpsc::Sender<Outgoing>,
+    /// Snapshots taken, back to the main loop.
+    done: mpsc::Sender<Shot>,
+    diag: Arc<diag::Shared>,
+}
+
+impl Desk {
+    /// A desk answering with `commands`, sending through `out`, taking snapshots from `diag`;
+    /// finished snapshots arrive on the receiver returned with it.
+    pub fn new(
+        commands: Commands,
+        out: mpsc::Sender<Outgoing>,
+        diag: Arc<diag::Shared>,
+    ) -> (Desk, mpsc::Receiver<Shot>) {
+        let (done, finished) = mpsc::channel(64);
+        let desk = Desk {
+            commands,
+            out,
+            done,
+            diag,
+        };
+        (desk, finished)
+    }
+
+    /// Answer one request (or start what it asks).
+    pub fn request(&mut self, request: &publish::Received, ctx: &Context<'_>) {
+        let reply = publish::off_runtime(|| {
+            self.commands
+                .handle(&request.topic, &request.payload, ctx, SystemTime::now())
+        });
+        match reply {
+            Reply::Done(result) => self.send(vec![result]),
+            Reply::Later => {}
+            Reply::Snapshot(pending) => {
+                let diag = Arc::clone(&self.diag);
+                let done = self.done.clone();
+                tokio::spawn(async move {
+                    let shot = diag::take_snapshot(&diag, &pending.camera)
+                        .await
+                        .map_err(|e| (e.code(), e.to_string()));
+                    let _ = done.send((pending, shot)).await;
+                });
+            }
+        }
+    }
+
+    /// Send what ends a snapshot request.
+    pub fn finished(&mut self, (pending, shot): Shot) {
+        let messages =
+            publish::off_runtime(|| self.commands.finish(pending, shot, SystemTime::now()));
+        self.send(messages);
+    }
+
+    /// Into the health lane (behind incidents, ahead of telemetry), picture before result.
+    /// Never waits: a session that is backed up must not hold the main loop; the centre's
+    /// retry gets the stored result.
+    fn send(&self, messages: Vec<Message>) {
+        let lane = Lane::Health;
+        if self
+            .out
+            .try_send(Outgoing::Plain { lane, messages })
+            .is_err()
+        {
+            tracing::warn!("a command result was dropped: the session is backed up");
+        }
+    }
+}
