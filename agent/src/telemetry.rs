@@ -373,6 +373,16 @@ impl Health {
                     "arrival"
                 },
                 fire_cues: *fire_cues,
+                disarmed: rules
+                    .standing()
+                    .holding(SystemTime::now())
+                    .map(|d| payload::Disarmed {
+                        target: d.target.label(),
+                        until: d.until.map(payload::rfc3339_ms),
+                        fire: d.fire,
+                        by: d.by.clone(),
+                    })
+                    .collect(),
             });
         }
         self.latest.set(&lines);

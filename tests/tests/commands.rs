@@ -213,3 +213,98 @@ fn a_snapshot_command_publishes_the_next_analysed_frame_and_names_it_in_the_resu
     );
     Ok(())
 }
+
+/// `vigil command COMMAND --args ARGS --json` against the scene's box: exit code, result.
+fn command(scene: &Scene, name: &str, args: &str) -> anyhow::Result<(i32, serde_json::Value)> {
+    let cfg = scene.cfg.to_string_lossy().to_string();
+    let (code, out, err) = run_cli(
+        vigil_bin!(),
+        &["command", name, "--config", &cfg, "--args", args, "--json"],
+    )?;
+    let v = serde_json::from_str(&out).map_err(|e| anyhow::anyhow!("{e}: {out}{err}"))?;
+    Ok((code, v))
+}
+
+/// Intrusion opens of the walkway whose frame was taken after `after` (RFC 3339).
+fn opens_after(m: &[Received], after: &str) -> usize {
+    m.iter()
+        .filter(|x| x.topic.ends_with("/incidents/plaza"))
+        .map(Received::json)
+        .filter(|v| v["type"] == "intrusion" && v["state"] == "open")
+        .filter(|v| v["frame_time"].as_str().is_some_and(|t| t > after))
+        .count()
+}
+
+/// The walkway's disarms in the latest health message.
+fn disarmed_in_health(m: &[Received]) -> Option<serde_json::Value> {
+    m.iter()
+        .rev()
+        .find(|x| x.topic.ends_with("/health"))
+        .map(|h| h.json()["cameras"][0]["disarmed"].clone())
+}
+
+#[test]
+fn a_disarmed_zone_opens_nothing_across_a_restart_until_it_is_armed_again() -> anyhow::Result<()> {
+    let extra = "\n[commands]\nenabled = true\n";
+    let mut scene = Scene::start(vigil_bin!(), "cmd-disarm", "plaza_25s.mp4", extra)?;
+    scene.wait("an intrusion on the walkway", |m| opens_after(m, "") > 0)?;
+    // Fire never stands down without a bound; a zone the camera lacks is named.
+    let (code, refused) = command(&scene, "disarm", r#"{"camera":"plaza","fire":true}"#)?;
+    assert_eq!(
+        (code, &refused["error"]["code"]),
+        (1, &"fire_unbounded".into())
+    );
+    let (code, refused) = command(&scene, "disarm", r#"{"camera":"plaza","zone":"lawn"}"#)?;
+    assert_eq!(code, 1, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("walkway")),
+        "{refused}"
+    );
+    let args = r#"{"camera":"plaza","zone":"walkway","by":"op7","reason":"festival"}"#;
+    let (code, done) = command(&scene, "disarm", args)?;
+    assert_eq!(code, 0, "{done}");
+    assert_eq!(done["answer"]["disarmed"][0]["target"], "zone:walkway");
+    // A frame in analysis when the result left may still open one: count from a second later.
+    let from = rfc3339_ms(SystemTime::now() + Duration::from_secs(1));
+    let got = scene.wait("health saying what stands down", |m| {
+        disarmed_in_health(m).is_some_and(|d| d[0]["by"] == "op7")
+    })?;
+    std::thread::sleep(Duration::from_secs(10));
+    let got_later = scene.recorder.snapshot();
+    assert_eq!(opens_after(&got_later, &from), 0, "stood down");
+    assert!(got_later.len() > got.len(), "the agent went on publishing");
+
+    // Killed and started again: still stood down, from the file.
+    scene.restart_after_kill()?;
+    let restarted = rfc3339_ms(SystemTime::now());
+    scene.wait("health after the restart saying so", |m| {
+        m.iter()
+            .filter(|x| x.topic.ends_with("/health"))
+            .filter(|x| x.json()["time"].as_str().is_some_and(|t| t > &*restarted))
+            .any(|x| x.json()["cameras"][0]["disarmed"][0]["target"] == "zone:walkway")
+    })?;
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(
+        opens_after(&scene.recorder.snapshot(), &from),
+        0,
+        "still stood down"
+    );
+    assert!(
+        scene
+            .log()
+            .contains("stood down by the centre before the restart")
+    );
+
+    // Armed again: intrusions open as before.
+    let (code, armed) = command(&scene, "arm", r#"{"camera":"plaza"}"#)?;
+    assert_eq!(code, 0, "{armed}");
+    assert_eq!(armed["answer"]["disarmed"], serde_json::json!([]));
+    let rearmed = rfc3339_ms(SystemTime::now());
+    scene.wait("an intrusion once armed again", |m| {
+        opens_after(m, &rearmed) > 0
+    })?;
+    scene.check_contract()?;
+    Ok(())
+}

@@ -1,6 +1,7 @@
 //! The agent's command desk: requests the session hands over are answered through the outbox
 //! without ever holding the main loop. A `snapshot` waits for its camera's next analysed frame
-//! in a task of its own and comes back to [`Desk::finished`] with the picture.
+//! in a task of its own and comes back to [`Desk::finished`] with the picture. What `arm` and
+//! `disarm` change reaches the inference threads through the [`Board`].
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -11,6 +12,7 @@ use crate::command::{Commands, Context, Pending, Reply};
 use crate::diag;
 use crate::evidence::Jpeg;
 use crate::publish::{self, Lane, Message, Outgoing};
+use crate::rules::standdown::Board;
 
 /// A snapshot taken for a command: the request, and the picture or why there is none.
 pub type Shot = (Pending, Result<Jpeg, (&'static str, String)>);
@@ -23,22 +25,28 @@ pub struct Desk {
     /// Snapshots taken, back to the main loop.
     done: mpsc::Sender<Shot>,
     diag: Arc<diag::Shared>,
+    standing: Arc<Board>,
 }
 
 impl Desk {
-    /// A desk answering with `commands`, sending through `out`, taking snapshots from `diag`;
-    /// finished snapshots arrive on the receiver returned with it.
+    /// A desk answering with `commands`, sending through `out`, taking snapshots from `diag`
+    /// and telling `standing` what stands down; finished snapshots arrive on the receiver
+    /// returned with it.
     pub fn new(
         commands: Commands,
         out: mpsc::Sender<Outgoing>,
         diag: Arc<diag::Shared>,
+        standing: Arc<Board>,
     ) -> (Desk, mpsc::Receiver<Shot>) {
         let (done, finished) = mpsc::channel(64);
+        let (version, disarms) = commands.disarms();
+        standing.set(version, disarms);
         let desk = Desk {
             commands,
             out,
             done,
             diag,
+            standing,
         };
         (desk, finished)
     }
@@ -49,6 +57,10 @@ impl Desk {
             self.commands
                 .handle(&request.topic, &request.payload, ctx, SystemTime::now())
         });
+        let (version, disarms) = self.commands.disarms();
+        if self.standing.version() != version {
+            self.standing.set(version, disarms);
+        }
         match reply {
             Reply::Done(result) => self.send(vec![result]),
             Reply::Later => {}

@@ -160,6 +160,8 @@ pub struct CameraWork {
     /// What the camera's detector remembers of it between frames (see
     /// [`Detector::swap_memory`]).
     memory: detect::firecue::CameraMemory,
+    /// The [`crate::rules::standdown::Board`] version its rules last took their disarms from.
+    standing_seen: u64,
 }
 
 impl CameraWork {
@@ -187,6 +189,7 @@ impl CameraWork {
             restarts: 0,
             timers: crate::prometheus::CameraTimers::new(&c.id),
             memory: None,
+            standing_seen: 0,
         }
     }
 }
@@ -328,6 +331,8 @@ pub async fn run(
         Arc::clone(&gauge),
         state_dir.clone(),
     );
+    // What the centre stands down: the desk fills it before the first frame is analysed.
+    let standing = Arc::new(crate::rules::standdown::Board::default());
     let diag = Arc::new(diag::Shared {
         identity: identity.clone(),
         started_at: SystemTime::now(),
@@ -342,6 +347,7 @@ pub async fn run(
         health: health.latest(),
         incidents: incident_tap,
         snapshots: diag::Snapshots::default(),
+        standing: Arc::clone(&standing),
     });
     let diag_task = config.diag.enabled.then(|| {
         let path = plan.loaded.resolve(&config.diag.socket);
@@ -406,6 +412,7 @@ pub async fn run(
         let identity = identity.clone();
         let tx = tx.clone();
         let limit = Arc::clone(&limit);
+        let standing = Arc::clone(&standing);
         let detectors = first.take().unwrap_or_default();
         let handle = std::thread::Builder::new()
             .name(format!("detect-{n}"))
@@ -418,6 +425,7 @@ pub async fn run(
                     evidence: &evidence,
                     limit: &limit,
                     snapshots: &diag.snapshots,
+                    standing: &standing,
                 };
                 workers::detect_loop(&board, &pool, n, detectors, &ctx);
             });
@@ -434,8 +442,12 @@ pub async fn run(
     // Kept for command results and the `close` events of a clean stop.
     let closer = tx.clone();
     drop(tx);
-    let (mut desk, mut snapshots_taken) =
-        desk::Desk::new(commands, closer.clone(), Arc::clone(&diag));
+    let (mut desk, mut snapshots_taken) = desk::Desk::new(
+        commands,
+        closer.clone(),
+        Arc::clone(&diag),
+        Arc::clone(&standing),
+    );
     let mut cameras = live::Cameras::new(config.cameras.len(), Arc::clone(&board));
     for &i in &enabled {
         if let Err(e) = cameras.start(i, &config.cameras[i]) {
@@ -479,6 +491,7 @@ pub async fn run(
                     version: env!("CARGO_PKG_VERSION"),
                     uptime: started.elapsed(),
                     config_source: &reloader.plan.loaded.source,
+                    cameras: &reloader.plan.loaded.config.cameras,
                 };
                 desk.request(&request, &ctx);
             }

@@ -189,6 +189,8 @@ pub struct LoopContext<'a> {
     /// The session's message limit: evidence pictures are made to fit it.
     pub limit: &'a crate::publish::limit::MessageLimit,
     pub snapshots: &'a diag::Snapshots,
+    /// What the centre stands down.
+    pub standing: &'a crate::rules::standdown::Board,
 }
 
 impl LoopContext<'_> {
@@ -424,6 +426,10 @@ fn analyse(
     }
     let aspect = f64::from(frame.width) / f64::from(frame.height.max(1));
     let now = ctx.clock.monotonic();
+    let cam = &mut *cam;
+    if let Some(disarms) = ctx.standing.changed(&cam.id, &mut cam.standing_seen) {
+        cam.rules.stand_down(disarms);
+    }
     cam.rules
         .evaluate(now, frame.captured, aspect, &st.dets, &mut st.events);
     board
@@ -435,7 +441,7 @@ fn analyse(
         if opened {
             crate::prometheus::incident_opened(&cam.id, event.kind.as_str());
         }
-        let out = outgoing(ctx.identity, &cam, info, frame, event, &ctx.evidence());
+        let out = outgoing(ctx.identity, cam, info, frame, event, &ctx.evidence());
         if ctx.tx.blocking_send(out).is_err() {
             return Err(SessionGone);
         }

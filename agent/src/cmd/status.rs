@@ -172,6 +172,7 @@ pub fn render(s: &Value) -> String {
     ];
     let mut rows: Vec<[String; 10]> = vec![header.map(String::from)];
     let mut reasons = Vec::new();
+    let mut stood_down = Vec::new();
     for c in s["cameras"].as_array().into_iter().flatten() {
         let id = c["camera"].as_str().unwrap_or("?").to_string();
         let r = &c["rates"];
@@ -197,6 +198,9 @@ pub fn render(s: &Value) -> String {
             .map_or("never".into(), |a| format!("{a:.1}s ago"));
         if let Some(reason) = c["reason"].as_str() {
             reasons.push(format!("  {id}: {reason}"));
+        }
+        for d in c["disarmed"].as_array().into_iter().flatten() {
+            stood_down.push(stood_down_line(&id, d));
         }
         rows.push([
             id,
@@ -225,7 +229,33 @@ pub fn render(s: &Value) -> String {
     if !reasons.is_empty() {
         let _ = writeln!(out, "\nwhy:\n{}", reasons.join("\n"));
     }
+    if !stood_down.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nstood down by the centre (no incident opens):\n{}",
+            stood_down.join("\n")
+        );
+    }
     out
+}
+
+/// `  CAMERA TARGET[ and fire] until T|until armed again[, by WHO][: REASON]`.
+fn stood_down_line(camera: &str, d: &Value) -> String {
+    let mut line = format!("  {camera} {}", d["target"].as_str().unwrap_or("?"));
+    if d["fire"] == true {
+        line.push_str(" and FIRE");
+    }
+    match d["until"].as_str() {
+        Some(t) => line.push_str(&format!(" until {t}")),
+        None => line.push_str(" until armed again"),
+    }
+    if let Some(by) = d["by"].as_str() {
+        line.push_str(&format!(", by {by}"));
+    }
+    if let Some(r) = d["reason"].as_str() {
+        line.push_str(&format!(": {r}"));
+    }
+    line
 }
 
 #[cfg(test)]
@@ -260,6 +290,8 @@ mod tests {
                 {"camera": "gate", "state": "streaming", "received": 10, "dropped": 0,
                  "missing": 3, "packets_lost": 41,
                  "reconnects": 1, "decode_errors": 0, "open_incidents": 2, "last_frame_age_s": 0.2,
+                 "disarmed": [{"target": "zone:door", "fire": false, "since": "2026-12-06T10:00:00.000Z",
+                               "until": "2026-12-06T22:00:00.000Z", "by": "op7", "reason": "festival"}],
                  "rates": {"decoded_fps": 25.0, "received_fps": 5.0, "analysed_fps": 4.9, "inference_ms_p50": 52.4, "inference_ms_p99": 61.0}},
                 {"camera": "yard", "state": "offline", "reason": "connection refused", "dropped": 0,
                  "reconnects": 7, "decode_errors": 0, "open_incidents": 0}
@@ -267,6 +299,10 @@ mod tests {
         });
         let text = render(&s);
         assert!(text.contains("up 2h 02m"), "{text}");
+        assert!(
+            text.contains("  gate zone:door until 2026-12-06T22:00:00.000Z, by op7: festival"),
+            "{text}"
+        );
         assert!(
             text.contains("NOT CONNECTED (connection refused) · no PUBACK yet"),
             "{text}"

@@ -12,6 +12,7 @@
 //! [`Commands::handle`] (off the async workers: the ledger commits to SQLite) and sends the
 //! result through the outbox like any other message.
 
+pub mod disarm;
 pub mod ledger;
 pub mod request;
 
@@ -39,6 +40,8 @@ pub struct Context<'a> {
     pub uptime: Duration,
     /// The text of the configuration running now.
     pub config_source: &'a str,
+    /// Its cameras (what `arm` and `disarm` may name).
+    pub cameras: &'a [crate::config::Camera],
 }
 
 /// What the main loop does with a request.
@@ -73,6 +76,11 @@ pub struct Commands {
     ledger: ledger::Ledger,
     /// Requests being carried out, with how many repeats arrived meanwhile.
     inflight: HashMap<String, usize>,
+    /// What stands down, by camera, and where it is kept.
+    disarms: disarm::Disarms,
+    store: disarm::Store,
+    /// Counts changes of `disarms`.
+    disarms_version: u64,
 }
 
 impl Commands {
@@ -80,18 +88,85 @@ impl Commands {
     /// commands are enabled).
     pub fn new(settings: CommandSettings, identity: Identity, state_dir: &Path) -> Commands {
         let prefix = format!("{}/cmd/", identity.root());
-        let ledger = if settings.enabled {
-            ledger::Ledger::open(&state_dir.join("commands.db"))
+        let path = state_dir.join("commands.db");
+        let (ledger, store) = if settings.enabled {
+            (ledger::Ledger::open(&path), disarm::Store::open(&path))
         } else {
-            ledger::Ledger::Memory(Default::default())
+            // Off: nothing can arm again, so nothing stored stands down either.
+            (
+                ledger::Ledger::Memory(Default::default()),
+                disarm::Store::none(),
+            )
         };
+        let disarms = store.load(SystemTime::now());
+        for (camera, list) in &disarms {
+            for d in list {
+                tracing::warn!(
+                    camera,
+                    target = d.target.label(),
+                    until = d.until.map(rfc3339_ms),
+                    fire = d.fire,
+                    "stood down by the centre before the restart, and still is"
+                );
+            }
+        }
         Commands {
             settings,
             identity,
             prefix,
             ledger,
             inflight: HashMap::new(),
+            disarms,
+            store,
+            disarms_version: 1,
         }
+    }
+
+    /// What stands down, by camera, and a number that changes whenever that does.
+    pub fn disarms(&self) -> (u64, &disarm::Disarms) {
+        (self.disarms_version, &self.disarms)
+    }
+
+    /// `disarm` or `arm`: change what stands down, keep it, answer with the camera's list.
+    fn stand(
+        &mut self,
+        req: &request::Request,
+        ctx: &Context<'_>,
+        now: SystemTime,
+    ) -> Result<Value, disarm::Refused> {
+        let camera = if req.command == "disarm" {
+            let (camera, d) = disarm::parse_disarm(&req.args, ctx.cameras, now)?;
+            tracing::warn!(
+                camera,
+                target = d.target.label(),
+                until = d.until.map(rfc3339_ms),
+                fire = d.fire,
+                by = d.by,
+                "the centre stands rules down"
+            );
+            self.store.put(&camera, &d);
+            let list = self.disarms.entry(camera.clone()).or_default();
+            list.retain(|x| x.target != d.target);
+            list.push(d);
+            camera
+        } else {
+            let (camera, target) = disarm::parse_arm(&req.args, ctx.cameras)?;
+            tracing::info!(
+                camera,
+                target = target.label(),
+                "the centre arms rules again"
+            );
+            self.store.remove(&camera, &target);
+            if let Some(list) = self.disarms.get_mut(&camera) {
+                list.retain(|x| {
+                    target != crate::rules::standdown::Target::Camera && x.target != target
+                });
+            }
+            camera
+        };
+        self.disarms_version += 1;
+        let list = self.disarms.get(&camera).map_or(&[][..], Vec::as_slice);
+        Ok(json!({"camera": camera, "disarmed": disarm::describe(list, now)}))
     }
 
     /// Answer the request `payload` that arrived on `topic` at `now`: the result, or what is
@@ -133,6 +208,9 @@ impl Commands {
             max_age,
             &self.settings.allow,
         ) {
+            Ok(req) if matches!(req.command.as_str(), "arm" | "disarm") => {
+                (Some(req.id.clone()), self.stand(&req, ctx, now))
+            }
             Ok(req) => match act(&req, ctx, now) {
                 Act::Now(outcome) => (Some(req.id), outcome),
                 Act::Snapshot(camera) => {
@@ -311,6 +389,7 @@ mod tests {
         version: "9.9.9",
         uptime: Duration::from_secs(42),
         config_source: "x",
+        cameras: &[],
     };
 
     #[test]
@@ -406,11 +485,7 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let mut c = commands(&dir);
         let now = SystemTime::now();
-        let ctx = Context {
-            version: "9.9.9",
-            uptime: Duration::from_secs(42),
-            config_source: "x",
-        };
+        let ctx = CTX;
         let id = uuid::Uuid::now_v7().to_string();
         let body = format!(r#"{{"id":"{id}","sent_at":"{}"}}"#, rfc3339_ms(now));
         let first = done(c.handle("vigil/v1/d1/box/cmd/ping", body.as_bytes(), &ctx, now));

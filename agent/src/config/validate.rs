@@ -759,7 +759,9 @@ classes = ["person"]
         assert!(!loaded.config.commands.enabled);
         assert_eq!(
             loaded.config.commands.allow,
-            vec!["ping".to_string(), "snapshot".to_string()]
+            ["ping", "snapshot", "arm", "disarm"]
+                .map(String::from)
+                .to_vec()
         );
         let src = format!(
             "{GOOD}\n[commands]\nenabled = true\nmax_age_s = 1\nallow = [\"ping\", \"reboot\"]\n"
@@ -772,8 +774,9 @@ classes = ["person"]
             "{p:#?}"
         );
         assert!(
-            p.iter()
-                .any(|m| m.contains("commands.allow: unknown command \"reboot\"; known: ping, snapshot")),
+            p.iter().any(|m| m.contains(
+                "commands.allow: unknown command \"reboot\"; known: ping, snapshot, arm, disarm"
+            )),
             "{p:#?}"
         );
     }

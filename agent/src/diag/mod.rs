@@ -122,6 +122,8 @@ pub struct Shared {
     pub incidents: broadcast::Sender<Arc<str>>,
     /// Snapshot requests for the inference thread.
     pub snapshots: Snapshots,
+    /// What the centre stands down (`disarm` commands).
+    pub standing: Arc<crate::rules::standdown::Board>,
 }
 
 /// Open the socket at `path`: make its folder, replace a stale socket file (one nobody

@@ -127,6 +127,16 @@ pub fn cameras(shared: &Shared) -> Value {
             if let Some(s) = since {
                 o.insert("since".into(), json!(rfc3339_ms(s)));
             }
+            let disarmed: Vec<Value> = shared
+                .standing
+                .of(&c.id)
+                .iter()
+                .filter(|d| d.holds(SystemTime::now()))
+                .map(|d| d.to_json())
+                .collect();
+            if !disarmed.is_empty() {
+                o.insert("disarmed".into(), Value::Array(disarmed));
+            }
             if let Some(t) = last_frame {
                 let age = now.saturating_duration_since(t).as_secs_f64();
                 o.insert("last_frame_age_s".into(), json!(round1(age)));

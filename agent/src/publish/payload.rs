@@ -152,6 +152,25 @@ pub struct CameraHealth {
     /// its veil); absent for other models and before the first analysed frame.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fire_cues: Option<&'static str>,
+    /// What the centre stood down on this camera (`disarm` commands) and still stands down;
+    /// absent when nothing does.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub disarmed: Vec<Disarmed>,
+}
+
+/// One rule (or a camera's rules) standing down, as health shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Disarmed {
+    /// `camera`, `zone:NAME` or `line:NAME`.
+    pub target: String,
+    /// Until when (RFC 3339); absent: until armed again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// Fire and smoke stand down too.
+    pub fire: bool,
+    /// Who asked, as the request said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 /// Objects in one zone.

@@ -14,6 +14,7 @@ pub mod geometry;
 pub mod lifecycle;
 pub mod line;
 pub mod resolve;
+pub mod standdown;
 pub mod track;
 pub mod zone;
 
@@ -28,6 +29,7 @@ use fire::{FireRule, Window};
 use geometry::Point;
 use lifecycle::{Facts, Key, Lifecycle, Policy};
 use line::{LineRule, Sides};
+use standdown::{Disarm, Standing};
 use track::{Tracker, TrackerConfig};
 
 /// Incident types.
@@ -230,6 +232,8 @@ pub struct CameraRules {
     counts: Vec<usize>,
     /// Which tracks count as inside which zone (with hysteresis).
     membership: zone::Membership,
+    /// What the centre has stood down.
+    standing: Standing,
 }
 
 /// What this frame shows of object `o` against zone `z`.
@@ -265,8 +269,19 @@ impl CameraRules {
             objs: Vec::with_capacity(64),
             counts: vec![0; set.zones.len()],
             membership: zone::Membership::default(),
+            standing: Standing::resolve(&set, Vec::new()),
             set,
         }
+    }
+
+    /// Stand down what `disarms` name (replacing the previous list).
+    pub fn stand_down(&mut self, disarms: Vec<Disarm>) {
+        self.standing = Standing::resolve(&self.set, disarms);
+    }
+
+    /// What stands down.
+    pub fn standing(&self) -> &Standing {
+        &self.standing
     }
 
     /// The rules.
@@ -328,7 +343,9 @@ impl CameraRules {
             })
         };
 
+        let standing = &self.standing;
         for (zi, z) in set.zones.iter().enumerate() {
+            let down = |kind| standing.covers(Scope::Zone(zi), kind, frame_time);
             self.objs.clear();
             let membership = &mut self.membership;
             self.objs.extend(visible().filter(|o| {
@@ -341,7 +358,7 @@ impl CameraRules {
             self.counts[zi] = self.objs.len();
             for o in &self.objs {
                 let track = o.track;
-                if let Some(policy) = z.intrusion {
+                if let Some(policy) = z.intrusion.filter(|_| !down(IncidentType::Intrusion)) {
                     let key = Key {
                         kind: IncidentType::Intrusion,
                         scope: Scope::Zone(zi),
@@ -369,7 +386,7 @@ impl CameraRules {
                         }
                     };
                     let stayed = now.saturating_sub(entered);
-                    if stayed >= dwell {
+                    if stayed >= dwell && !down(IncidentType::Loitering) {
                         let key = Key {
                             kind: IncidentType::Loitering,
                             scope: Scope::Zone(zi),
@@ -395,7 +412,7 @@ impl CameraRules {
                 let n = self.objs.len() as u32;
                 if n >= c.min_count {
                     let since = *self.crowd_since[zi].get_or_insert(now);
-                    if now.saturating_sub(since) >= c.hold {
+                    if now.saturating_sub(since) >= c.hold && !down(IncidentType::Crowding) {
                         let key = Key {
                             kind: IncidentType::Crowding,
                             scope: Scope::Zone(zi),
@@ -425,13 +442,14 @@ impl CameraRules {
         self.membership.forget_old(now);
 
         for (li, l) in set.lines.iter().enumerate() {
+            let down = standing.covers(Scope::Line(li), IncidentType::LineCrossing, frame_time);
             for o in visible() {
                 let Some(id) = o.track else { continue };
                 if !l.classes.contains(&o.det.class) || o.det.score < l.min_score {
                     continue;
                 }
                 let foot = geometry::bottom_centre(o.det.bbox);
-                if let Some(dir) = self.sides[li].step(l, id, foot) {
+                if let Some(dir) = self.sides[li].step(l, id, foot).filter(|_| !down) {
                     let key = Key {
                         kind: IncidentType::LineCrossing,
                         scope: Scope::Line(li),
@@ -472,7 +490,8 @@ impl CameraRules {
                     scope: Scope::Camera,
                     track: None,
                 };
-                if confirmed || (best.is_some() && self.life.is_open(&key)) {
+                let active = confirmed || (best.is_some() && self.life.is_open(&key));
+                if active && !standing.covers(Scope::Camera, kind, frame_time) {
                     self.objs.clear();
                     self.objs.extend(
                         self.kept

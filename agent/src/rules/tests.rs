@@ -432,3 +432,50 @@ fn a_person_walking_along_a_zone_edge_is_one_intrusion_with_hysteresis() {
     assert!(s.frame(&[person(0.3, 0.52)]).is_empty());
     assert_eq!(s.frame(&[person(0.3, 0.52)]), vec![("intrusion", "open")]);
 }
+
+fn disarm(target: standdown::Target, until: Option<SystemTime>, fire: bool) -> Disarm {
+    Disarm {
+        target,
+        until,
+        fire,
+        by: None,
+        reason: None,
+        since: SystemTime::UNIX_EPOCH,
+    }
+}
+
+#[test]
+fn a_disarmed_zone_opens_nothing_until_its_time_and_then_opens_as_usual() {
+    let mut s = Sim::new(set(vec![lawn()]), 5.0);
+    let until = SystemTime::UNIX_EPOCH + Duration::from_secs(20);
+    let lawn = standdown::Target::Zone("lawn".into());
+    s.rules.stand_down(vec![disarm(lawn, Some(until), false)]);
+    s.frames(99, &[person(0.3, 0.8)]);
+    assert_eq!(s.count("intrusion", "open"), 0, "stood down for 20 s");
+    assert_eq!(s.rules.zone_counts(), &[1], "the zone still counts");
+    s.frames(2, &[person(0.3, 0.8)]);
+    assert_eq!(s.count("intrusion", "open"), 1, "armed again at its time");
+}
+
+#[test]
+fn a_camera_wide_disarm_leaves_fire_armed_unless_it_says_fire() {
+    let burning = [flame()];
+    let mut s = Sim::new(fire_set(), 5.0);
+    s.rules
+        .stand_down(vec![disarm(standdown::Target::Camera, None, false)]);
+    s.frames(20, &burning);
+    assert_eq!(
+        s.count("fire", "open"),
+        1,
+        "fire is never stood down silently"
+    );
+    let mut s = Sim::new(fire_set(), 5.0);
+    s.rules
+        .stand_down(vec![disarm(standdown::Target::Camera, None, true)]);
+    s.frames(20, &burning);
+    assert_eq!(s.count("fire", "open"), 0);
+    // Armed again (an empty list): the next confirmation opens it.
+    s.rules.stand_down(Vec::new());
+    s.frames(5, &burning);
+    assert_eq!(s.count("fire", "open"), 1);
+}
