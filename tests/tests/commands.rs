@@ -308,3 +308,123 @@ fn a_disarmed_zone_opens_nothing_across_a_restart_until_it_is_armed_again() -> a
     scene.check_contract()?;
     Ok(())
 }
+
+/// A password file for mosquitto with `users` (`mosquitto_passwd`).
+fn mosquitto_users(path: &std::path::Path, users: &[(&str, &str)]) -> anyhow::Result<()> {
+    for (i, (user, password)) in users.iter().enumerate() {
+        let mut c = Command::new("mosquitto_passwd");
+        c.arg("-b");
+        if i == 0 {
+            c.arg("-c");
+        }
+        let status = c.arg(path).args([user, password]).status()?;
+        anyhow::ensure!(status.success(), "mosquitto_passwd failed");
+    }
+    Ok(())
+}
+
+/// `config` logging in as `user` with the password in a private file next to it.
+fn as_user(
+    config: &str,
+    dir: &std::path::Path,
+    user: &str,
+    password: &str,
+) -> anyhow::Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let file = dir.join(format!("{user}.password"));
+    std::fs::write(&file, password)?;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+    Ok(config.replace(
+        "keep_alive_s = 5\n",
+        &format!(
+            "keep_alive_s = 5\nusername = \"{user}\"\npassword_file = \"{}\"\n",
+            file.display()
+        ),
+    ))
+}
+
+#[test]
+fn the_district_acl_lets_its_centre_command_a_box_and_keeps_other_boxes_out() -> anyhow::Result<()>
+{
+    // deploy/broker's ACL for district q1, used for this box's district t1, on a listener of
+    // its own; the recorder watches from the open one.
+    let acl = std::fs::read_to_string(vigil_tests::repo().join("deploy/broker/district-q1.acl"))?
+        .replace("/q1/", "/t1/")
+        .replace("centre-q1", "centre-t1");
+    let dir = vigil_tests::TempDir::new("acl-district")?;
+    let (acl_file, passwords) = (dir.join("district.acl"), dir.join("passwd"));
+    std::fs::write(&acl_file, acl)?;
+    mosquitto_users(
+        &passwords,
+        &[
+            ("test-box-001", "box-pw-1"),
+            ("other-box", "box-pw-2"),
+            ("centre-t1", "centre-pw"),
+        ],
+    )?;
+    let secured = vigil_tests::free_port()?;
+    let broker = vigil_tests::Mosquitto::start_with(&format!(
+        "listener {secured} 127.0.0.1\nallow_anonymous false\npassword_file {}\nacl_file {}\n",
+        passwords.display(),
+        acl_file.display()
+    ))?;
+    let extra = "\n[commands]\nenabled = true\n";
+    let config = |_: u16, url: &str| {
+        let plain = vigil_tests::scene::config_with(secured, url, "", extra);
+        as_user(&plain, &dir.0, "test-box-001", "box-pw-1").unwrap_or(plain)
+    };
+    let scene = Scene::start_custom(
+        vigil_bin!(),
+        "acl-district",
+        std::path::Path::new("plaza_25s.mp4"),
+        broker,
+        false,
+        config,
+    )?;
+    scene.wait("the box's health through the ACL", |m| {
+        m.iter().any(|x| x.topic.ends_with("/health"))
+    })?;
+    // The box's configuration without its login: the others log in as themselves.
+    let base: String = std::fs::read_to_string(&scene.cfg)?
+        .lines()
+        .filter(|l| !l.starts_with("username =") && !l.starts_with("password_file ="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let send = |user: &str, password: &str| -> anyhow::Result<(i32, String)> {
+        let cfg = dir.join(&format!("{user}.toml"));
+        std::fs::write(&cfg, as_user(&base, &dir.0, user, password)?)?;
+        let cfg = cfg.to_string_lossy().to_string();
+        let args = [
+            "command",
+            "ping",
+            "--config",
+            &cfg,
+            "--device",
+            "test-box-001",
+            "--timeout",
+            "4",
+        ];
+        let (code, out, err) = run_cli(vigil_bin!(), &args)?;
+        Ok((code, format!("{out}{err}")))
+    };
+    // The district's centre commands the box.
+    let (code, out) = send("centre-t1", "centre-pw")?;
+    assert_eq!(code, 0, "{out}");
+    // Another box may not: its request never reaches the box, so no result comes.
+    let (code, out) = send("other-box", "box-pw-2")?;
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("no result"), "{out}");
+    let requests = scene
+        .recorder
+        .snapshot()
+        .iter()
+        .filter(|x| x.topic == format!("{CMD}/ping"))
+        .count();
+    assert_eq!(
+        requests, 1,
+        "only the centre's request reached the broker's topic"
+    );
+    let log = scene.log();
+    assert_eq!(log.matches("command done").count(), 1, "{log}");
+    Ok(())
+}
