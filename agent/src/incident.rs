@@ -162,6 +162,7 @@ mod tests {
             frame_time: SystemTime::now(),
             opened_at: SystemTime::now(),
             facts: Facts::default(),
+            ack: None,
         };
         let set = RuleSet::default();
         let mut settings = EvidenceSettings::default();

@@ -235,6 +235,25 @@ fn opens_after(m: &[Received], after: &str) -> usize {
         .count()
 }
 
+/// The newest intrusion opened and not closed yet.
+fn still_open(m: &[Received]) -> Option<String> {
+    let events: Vec<serde_json::Value> = m
+        .iter()
+        .filter(|x| x.topic.ends_with("/incidents/plaza"))
+        .map(Received::json)
+        .collect();
+    let closed = |id: &serde_json::Value| {
+        events
+            .iter()
+            .any(|v| v["id"] == *id && v["state"] == "close")
+    };
+    events
+        .iter()
+        .rev()
+        .find(|v| v["state"] == "open" && !closed(&v["id"]))
+        .and_then(|v| v["id"].as_str().map(str::to_string))
+}
+
 /// The walkway's disarms in the latest health message.
 fn disarmed_in_health(m: &[Received]) -> Option<serde_json::Value> {
     m.iter()
@@ -426,5 +445,58 @@ fn the_district_acl_lets_its_centre_command_a_box_and_keeps_other_boxes_out() ->
     );
     let log = scene.log();
     assert_eq!(log.matches("command done").count(), 1, "{log}");
+    Ok(())
+}
+
+#[test]
+fn an_acknowledged_incident_carries_who_and_when_on_its_next_event() -> anyhow::Result<()> {
+    let extra = "\n[commands]\nenabled = true\n";
+    let scene = Scene::start(vigil_bin!(), "cmd-ack", "plaza_25s.mp4", extra)?;
+    // An incident still open: one opened and not closed yet (they close 3 s after the person
+    // leaves the walkway, so one may close before the ack arrives: then the next is taken).
+    let mut attempt = None;
+    for _ in 0..10 {
+        let got = scene.wait("an open intrusion", |m| still_open(m).is_some())?;
+        let incident = still_open(&got).unwrap_or_default();
+        let args = format!(r#"{{"incident":"{incident}","by":"op7","note":"guard sent"}}"#);
+        let (code, acked) = command(&scene, "ack", &args)?;
+        if code == 0 {
+            attempt = Some((incident, acked));
+            break;
+        }
+        assert_eq!(acked["error"]["code"], "unknown_incident", "{acked}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let Some((incident, acked)) = attempt else {
+        anyhow::bail!("no incident stayed open long enough to be acknowledged, in 10 tries");
+    };
+    assert_eq!(
+        (&acked["answer"]["incident"], &acked["answer"]["type"]),
+        (&incident.as_str().into(), &"intrusion".into()),
+        "{acked}"
+    );
+    // Its next event (an update or its close) says who acknowledged it and when.
+    let got = scene.wait("the incident's next event, acknowledged", |m| {
+        m.iter()
+            .filter(|x| x.topic.ends_with("/incidents/plaza"))
+            .map(Received::json)
+            .any(|v| v["id"] == incident.as_str() && v["acked_by"] == "op7")
+    })?;
+    let later = got
+        .iter()
+        .filter(|x| x.topic.ends_with("/incidents/plaza"))
+        .map(Received::json)
+        .find(|v| v["id"] == incident.as_str() && v["acked_by"] == "op7")
+        .unwrap_or_default();
+    assert_eq!(later["acked_at"], acked["answer"]["acked_at"]);
+    assert_eq!(later["ack_note"], "guard sent");
+    // An incident this box never had.
+    let unknown = format!(r#"{{"incident":"{}"}}"#, uuid::Uuid::now_v7());
+    let (code, refused) = command(&scene, "ack", &unknown)?;
+    assert_eq!(
+        (code, &refused["error"]["code"]),
+        (1, &"unknown_incident".into())
+    );
+    scene.check_contract()?;
     Ok(())
 }

@@ -8,14 +8,13 @@ use std::time::SystemTime;
 
 use tokio::sync::mpsc;
 
-use crate::command::{Commands, Context, Pending, Reply};
+use crate::command::{Commands, Context, Finished, Job, Pending, Reply};
 use crate::diag;
-use crate::evidence::Jpeg;
 use crate::publish::{self, Lane, Message, Outgoing};
 use crate::rules::standdown::Board;
 
 /// A snapshot taken for a command: the request, and the picture or why there is none.
-pub type Shot = (Pending, Result<Jpeg, (&'static str, String)>);
+pub type Shot = (Pending, Result<Finished, (&'static str, String)>);
 
 /// Answers commands.
 pub struct Desk {
@@ -26,6 +25,8 @@ pub struct Desk {
     done: mpsc::Sender<Shot>,
     diag: Arc<diag::Shared>,
     standing: Arc<Board>,
+    /// The cameras' rules (to find an incident to acknowledge).
+    pool: Arc<super::workers::Pool>,
 }
 
 impl Desk {
@@ -37,6 +38,7 @@ impl Desk {
         out: mpsc::Sender<Outgoing>,
         diag: Arc<diag::Shared>,
         standing: Arc<Board>,
+        pool: Arc<super::workers::Pool>,
     ) -> (Desk, mpsc::Receiver<Shot>) {
         let (done, finished) = mpsc::channel(64);
         let (version, disarms) = commands.disarms();
@@ -47,6 +49,7 @@ impl Desk {
             done,
             diag,
             standing,
+            pool,
         };
         (desk, finished)
     }
@@ -64,16 +67,36 @@ impl Desk {
         match reply {
             Reply::Done(result) => self.send(vec![result]),
             Reply::Later => {}
-            Reply::Snapshot(pending) => {
-                let diag = Arc::clone(&self.diag);
-                let done = self.done.clone();
-                tokio::spawn(async move {
-                    let shot = diag::take_snapshot(&diag, &pending.camera)
-                        .await
-                        .map_err(|e| (e.code(), e.to_string()));
-                    let _ = done.send((pending, shot)).await;
-                });
-            }
+            Reply::Job(pending) => match pending.job.clone() {
+                Job::Snapshot { camera } => {
+                    let diag = Arc::clone(&self.diag);
+                    let done = self.done.clone();
+                    tokio::spawn(async move {
+                        let shot = diag::take_snapshot(&diag, &camera)
+                            .await
+                            .map(|jpeg| Finished::Picture { camera, jpeg })
+                            .map_err(|e| (e.code(), e.to_string()));
+                        let _ = done.send((pending, shot)).await;
+                    });
+                }
+                Job::Ack { incident, ack } => {
+                    let found = publish::off_runtime(|| self.pool.ack(incident, &ack));
+                    let outcome = found
+                        .map(|(camera, kind)| Finished::Acked {
+                            incident,
+                            camera,
+                            kind: kind.as_str(),
+                            ack,
+                        })
+                        .ok_or((
+                            "unknown_incident",
+                            format!(
+                                "no incident {incident} is open on this box: it closed, or it is another box's"
+                            ),
+                        ));
+                    self.finished((pending, outcome));
+                }
+            },
         }
     }
 

@@ -447,6 +447,7 @@ pub async fn run(
         closer.clone(),
         Arc::clone(&diag),
         Arc::clone(&standing),
+        Arc::clone(&pool),
     );
     let mut cameras = live::Cameras::new(config.cameras.len(), Arc::clone(&board));
     for &i in &enabled {

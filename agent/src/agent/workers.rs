@@ -172,6 +172,19 @@ impl Pool {
         out
     }
 
+    /// Acknowledge open incident `id`, wherever it is open: its camera and type.
+    pub fn ack(
+        &self,
+        id: uuid::Uuid,
+        ack: &Arc<crate::rules::Ack>,
+    ) -> Option<(String, IncidentType)> {
+        (0..self.work.len()).find_map(|i| {
+            let mut cam = self.camera(i)?;
+            let kind = cam.rules.ack(id, Arc::clone(ack))?;
+            Some((cam.id.clone(), kind))
+        })
+    }
+
     fn camera(&self, i: usize) -> Option<MutexGuard<'_, CameraWork>> {
         self.work
             .get(i)

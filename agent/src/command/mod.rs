@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::config::CommandSettings;
@@ -49,22 +49,63 @@ pub struct Context<'a> {
 pub enum Reply {
     /// Send this result.
     Done(Message),
-    /// Take a snapshot of the camera, then hand the outcome to [`Commands::finish`].
-    Snapshot(Pending),
+    /// Do the request's [`Job`] where the running agent is, then hand the outcome to
+    /// [`Commands::finish`].
+    Job(Pending),
     /// A repeat of a request still being carried out: its result goes out once more when
     /// that request finishes.
     Later,
 }
 
 /// A request being carried out outside the main loop (a snapshot waits for its camera's next
-/// analysed frame).
+/// analysed frame; an ack looks for its incident among the cameras' rules).
 #[derive(Debug)]
 pub struct Pending {
     key: String,
     command: String,
     id: String,
-    /// The camera the request names.
-    pub camera: String,
+    /// What is to be done.
+    pub job: Job,
+}
+
+/// What only the running agent can do.
+#[derive(Debug, Clone)]
+pub enum Job {
+    /// Picture the camera's next analysed frame.
+    Snapshot {
+        /// The camera.
+        camera: String,
+    },
+    /// Acknowledge an open incident.
+    Ack {
+        /// The incident's id.
+        incident: uuid::Uuid,
+        /// Who, when, why.
+        ack: std::sync::Arc<crate::rules::Ack>,
+    },
+}
+
+/// How a [`Job`] came out.
+#[derive(Debug)]
+pub enum Finished {
+    /// The snapshot's picture.
+    Picture {
+        /// The camera.
+        camera: String,
+        /// Its picture.
+        jpeg: Jpeg,
+    },
+    /// The incident was acknowledged.
+    Acked {
+        /// The incident.
+        incident: uuid::Uuid,
+        /// The camera it is open on.
+        camera: String,
+        /// Its type.
+        kind: &'static str,
+        /// The acknowledgement.
+        ack: std::sync::Arc<crate::rules::Ack>,
+    },
 }
 
 /// The command handler of one agent.
@@ -213,13 +254,13 @@ impl Commands {
             }
             Ok(req) => match act(&req, ctx, now) {
                 Act::Now(outcome) => (Some(req.id), outcome),
-                Act::Snapshot(camera) => {
+                Act::Job(job) => {
                     self.inflight.insert(key(&req.id), 0);
-                    return Reply::Snapshot(Pending {
+                    return Reply::Job(Pending {
                         key: key(&req.id),
                         command,
                         id: req.id,
-                        camera,
+                        job,
                     });
                 }
             },
@@ -229,35 +270,49 @@ impl Commands {
         Reply::Done(self.result_message(&command, body))
     }
 
-    /// The messages that end `pending`, whose snapshot came out as `shot`: the picture (when
-    /// there is one) on `…/cameras/{camera}/snapshot/{id}`, then the result, once more for
-    /// each repeat that arrived meanwhile.
+    /// The messages that end `pending`, whose job came out as `finished`: a snapshot's
+    /// picture on `…/cameras/{camera}/snapshot/{id}`, then the result, once more for each
+    /// repeat that arrived meanwhile.
     pub fn finish(
         &mut self,
         pending: Pending,
-        shot: Result<Jpeg, (&'static str, String)>,
+        finished: Result<Finished, (&'static str, String)>,
         now: SystemTime,
     ) -> Vec<Message> {
         let repeats = self.inflight.remove(&pending.key).unwrap_or(0);
         let mut messages = Vec::new();
-        let outcome = shot.map(|jpeg| {
-            let topic = self
-                .identity
-                .camera_snapshot_topic(&pending.camera, &pending.id);
-            let answer = json!({
-                "camera": pending.camera,
-                "topic": topic,
-                "bytes": jpeg.bytes.len(),
-                "sha256": jpeg.sha256(),
-                "width": jpeg.width,
-                "height": jpeg.height,
-            });
-            messages.push(Message {
-                topic,
-                payload: jpeg.bytes,
-                retain: false,
-            });
-            answer
+        let outcome = finished.map(|f| match f {
+            Finished::Picture { camera, jpeg } => {
+                let topic = self.identity.camera_snapshot_topic(&camera, &pending.id);
+                let answer = json!({
+                    "camera": camera,
+                    "topic": topic,
+                    "bytes": jpeg.bytes.len(),
+                    "sha256": jpeg.sha256(),
+                    "width": jpeg.width,
+                    "height": jpeg.height,
+                });
+                messages.push(Message {
+                    topic,
+                    payload: jpeg.bytes,
+                    retain: false,
+                });
+                answer
+            }
+            Finished::Acked {
+                incident,
+                camera,
+                kind,
+                ack,
+            } => {
+                tracing::info!(camera, incident = %incident, by = ack.by, "incident acknowledged");
+                json!({
+                    "incident": incident.to_string(),
+                    "camera": camera,
+                    "type": kind,
+                    "acked_at": rfc3339_ms(ack.at),
+                })
+            }
         });
         let body = self.conclude(&pending.command, Some(&pending.id), outcome, now);
         let result = self.result_message(&pending.command, body);
@@ -307,19 +362,25 @@ fn request_id(payload: &[u8]) -> Option<String> {
 enum Act {
     /// Its outcome, at once.
     Now(Result<Value, (&'static str, String)>),
-    /// A snapshot of this camera, to be taken.
-    Snapshot(String),
+    /// Something only the running agent can do.
+    Job(Job),
 }
 
 /// Do what an accepted request asks (see [`crate::config::COMMANDS`]).
 fn act(req: &request::Request, ctx: &Context<'_>, now: SystemTime) -> Act {
     match req.command.as_str() {
         "snapshot" => match req.args.get("camera") {
-            Some(Value::String(camera)) if !camera.is_empty() => Act::Snapshot(camera.clone()),
+            Some(Value::String(camera)) if !camera.is_empty() => Act::Job(Job::Snapshot {
+                camera: camera.clone(),
+            }),
             _ => Act::Now(Err((
                 "bad_request",
                 "snapshot needs \"camera\": the id of one of this box's cameras".into(),
             ))),
+        },
+        "ack" => match ack_job(&req.args, now) {
+            Ok(job) => Act::Job(job),
+            Err(refused) => Act::Now(Err(refused)),
         },
         // ping: the round trip, with what the box runs.
         _ => Act::Now(Ok(json!({
@@ -330,6 +391,32 @@ fn act(req: &request::Request, ctx: &Context<'_>, now: SystemTime) -> Act {
             "received_at": rfc3339_ms(now),
         }))),
     }
+}
+
+/// The incident an `ack` names, and who acknowledges it why, at `now`.
+fn ack_job(args: &Map<String, Value>, now: SystemTime) -> Result<Job, (&'static str, String)> {
+    let incident = args
+        .get("incident")
+        .and_then(Value::as_str)
+        .and_then(|s| uuid::Uuid::parse_str(s).ok())
+        .ok_or((
+            "bad_request",
+            "ack needs \"incident\": the id of an open incident".to_string(),
+        ))?;
+    let text = |key: &str| {
+        args.get(key)
+            .and_then(Value::as_str)
+            .map(|s| s.chars().take(200).collect::<String>())
+    };
+    let ack = crate::rules::Ack {
+        by: text("by"),
+        note: text("note"),
+        at: now,
+    };
+    Ok(Job::Ack {
+        incident,
+        ack: std::sync::Arc::new(ack),
+    })
 }
 
 /// A result payload.
@@ -403,10 +490,10 @@ mod tests {
             r#"{{"id":"{id}","sent_at":"{}","camera":"gate"}}"#,
             rfc3339_ms(now)
         );
-        let Reply::Snapshot(pending) = c.handle(topic, body.as_bytes(), &CTX, now) else {
+        let Reply::Job(pending) = c.handle(topic, body.as_bytes(), &CTX, now) else {
             panic!("a snapshot to take");
         };
-        assert_eq!(pending.camera, "gate");
+        assert!(matches!(&pending.job, Job::Snapshot { camera } if camera == "gate"));
         assert!(matches!(
             c.handle(topic, body.as_bytes(), &CTX, now),
             Reply::Later
@@ -416,7 +503,8 @@ mod tests {
             width: 4,
             height: 3,
         };
-        let out = c.finish(pending, Ok(jpeg), now);
+        let camera = "gate".to_string();
+        let out = c.finish(pending, Ok(Finished::Picture { camera, jpeg }), now);
         assert_eq!(
             out.len(),
             3,
@@ -446,7 +534,7 @@ mod tests {
             r#"{{"id":"{other}","sent_at":"{}","camera":"x"}}"#,
             rfc3339_ms(now)
         );
-        let Reply::Snapshot(pending) = c.handle(topic, body.as_bytes(), &CTX, now) else {
+        let Reply::Job(pending) = c.handle(topic, body.as_bytes(), &CTX, now) else {
             panic!("a snapshot to take");
         };
         let out = c.finish(pending, Err(("unknown_camera", "no camera x".into())), now);

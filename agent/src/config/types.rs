@@ -44,7 +44,7 @@ pub struct Config {
 }
 
 /// The commands this agent knows (`…/cmd/{command}`).
-pub const COMMANDS: &[&str] = &["ping", "snapshot", "arm", "disarm"];
+pub const COMMANDS: &[&str] = &["ping", "snapshot", "ack", "arm", "disarm"];
 
 /// Commands from the operations centre (`[commands]`).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

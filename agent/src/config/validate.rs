@@ -759,7 +759,7 @@ classes = ["person"]
         assert!(!loaded.config.commands.enabled);
         assert_eq!(
             loaded.config.commands.allow,
-            ["ping", "snapshot", "arm", "disarm"]
+            ["ping", "snapshot", "ack", "arm", "disarm"]
                 .map(String::from)
                 .to_vec()
         );
@@ -775,7 +775,7 @@ classes = ["person"]
         );
         assert!(
             p.iter().any(|m| m.contains(
-                "commands.allow: unknown command \"reboot\"; known: ping, snapshot, arm, disarm"
+                "commands.allow: unknown command \"reboot\"; known: ping, snapshot, ack, arm, disarm"
             )),
             "{p:#?}"
         );

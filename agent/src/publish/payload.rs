@@ -396,6 +396,15 @@ pub fn incident(
         if let Some(d) = e.facts.dwell {
             put("dwell_s", json!((d.as_secs_f64() * 10.0).round() / 10.0));
         }
+        if let Some(a) = &e.ack {
+            put("acked_at", json!(rfc3339_ms(a.at)));
+            if let Some(by) = &a.by {
+                put("acked_by", json!(by));
+            }
+            if let Some(note) = &a.note {
+                put("ack_note", json!(note));
+            }
+        }
         match snapshot {
             Snapshot::None => {}
             Snapshot::Sent(s) => put("snapshot", json!(s)),
@@ -504,6 +513,7 @@ mod tests {
                 direction: Some("a_to_b"),
                 ..Facts::default()
             },
+            ack: None,
         };
         let ctx = IncidentContext {
             identity: &id,

@@ -6,11 +6,12 @@
 //! Rules report, each frame, which keys are active and with which objects ([`Lifecycle::seen`]);
 //! [`Lifecycle::sweep`] then closes what went quiet. Pure: time is passed in.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use uuid::Uuid;
 
-use super::{EventState, IncidentEvent, IncidentType, Object, Scope, Severity};
+use super::{Ack, EventState, IncidentEvent, IncidentType, Object, Scope, Severity};
 
 /// What makes an incident one: its rule, where, and (for object rules) which track.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +61,7 @@ struct Open {
     reported_count: usize,
     reported_best: f32,
     reported_facts: Facts,
+    ack: Option<Arc<Ack>>,
 }
 
 impl Open {
@@ -76,9 +78,14 @@ impl Open {
             frame_time,
             opened_at: self.opened_at,
             facts: Facts::default(),
+            ack: self.ack.clone(),
         }
     }
 }
+
+/// An acknowledged security incident's heartbeat updates come this many times less often.
+/// Fire and smoke keep theirs: an ack never quietens them.
+pub const ACKED_HEARTBEAT_FACTOR: u32 = 4;
 
 /// A better score than this much over the last reported one counts as a change.
 const SCORE_STEP: f32 = 0.05;
@@ -115,7 +122,7 @@ impl Lifecycle {
         out: &mut Vec<IncidentEvent>,
     ) {
         let best = objects.iter().map(|o| o.det.score).fold(0.0f32, f32::max);
-        let event = |state, id, opened_at| IncidentEvent {
+        let event = |state, id, opened_at, ack| IncidentEvent {
             id,
             kind: key.kind,
             state,
@@ -126,6 +133,7 @@ impl Lifecycle {
             frame_time,
             opened_at,
             facts,
+            ack,
         };
         if let Some(o) = self.open.iter_mut().find(|o| o.key == key) {
             o.last_seen = now;
@@ -134,12 +142,13 @@ impl Lifecycle {
                 || best > o.reported_best + SCORE_STEP
                 || facts.count != o.reported_facts.count
                 || (facts.direction.is_some() && facts.direction != o.reported_facts.direction);
-            if (changed && since >= policy.update_min_interval) || since >= policy.heartbeat {
+            // `o.policy`: an acknowledgement may have slowed its heartbeat.
+            if (changed && since >= policy.update_min_interval) || since >= o.policy.heartbeat {
                 o.last_event = now;
                 o.reported_count = objects.len();
                 o.reported_best = best;
                 o.reported_facts = facts;
-                out.push(event(EventState::Update, o.id, o.opened_at));
+                out.push(event(EventState::Update, o.id, o.opened_at, o.ack.clone()));
             }
             return;
         }
@@ -158,8 +167,22 @@ impl Lifecycle {
             reported_count: objects.len(),
             reported_best: best,
             reported_facts: facts,
+            ack: None,
         });
-        out.push(event(EventState::Open, id, frame_time));
+        out.push(event(EventState::Open, id, frame_time, None));
+    }
+
+    /// Acknowledge open incident `id` (again: the newer one counts): every later event of it
+    /// carries `ack`, and a security incident's heartbeat slows down
+    /// [`ACKED_HEARTBEAT_FACTOR`] times. Its type, or `None` when it is not open.
+    pub fn ack(&mut self, id: Uuid, ack: Arc<Ack>) -> Option<IncidentType> {
+        let o = self.open.iter_mut().find(|o| o.id == id)?;
+        let fire = matches!(o.key.kind, IncidentType::Fire | IncidentType::Smoke);
+        if o.ack.is_none() && !fire {
+            o.policy.heartbeat = o.policy.heartbeat.saturating_mul(ACKED_HEARTBEAT_FACTOR);
+        }
+        o.ack = Some(ack);
+        Some(o.key.kind)
     }
 
     /// Close every open incident now (its rules are being replaced), at `frame_time`.

@@ -155,6 +155,19 @@ pub struct IncidentEvent {
     pub opened_at: SystemTime,
     /// Count, direction or dwell, by rule.
     pub facts: Facts,
+    /// The operator's acknowledgement (`ack` command), on every event after it.
+    pub ack: Option<std::sync::Arc<Ack>>,
+}
+
+/// An operator's acknowledgement of an open incident.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ack {
+    /// Who, as the request said.
+    pub by: Option<String>,
+    /// A note, as the request said.
+    pub note: Option<String>,
+    /// When the box took it.
+    pub at: SystemTime,
 }
 
 /// Crowding settings of a zone.
@@ -282,6 +295,12 @@ impl CameraRules {
     /// What stands down.
     pub fn standing(&self) -> &Standing {
         &self.standing
+    }
+
+    /// Acknowledge open incident `id`: its type, or `None` when no incident of that id is
+    /// open here.
+    pub fn ack(&mut self, id: Uuid, ack: std::sync::Arc<Ack>) -> Option<IncidentType> {
+        self.life.ack(id, ack)
     }
 
     /// The rules.

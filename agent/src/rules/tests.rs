@@ -479,3 +479,36 @@ fn a_camera_wide_disarm_leaves_fire_armed_unless_it_says_fire() {
     s.frames(5, &burning);
     assert_eq!(s.count("fire", "open"), 1);
 }
+
+#[test]
+fn an_ack_is_carried_by_later_events_and_slows_only_a_security_heartbeat() {
+    let mut s = Sim::new(set(vec![lawn()]), 5.0);
+    s.frames(2, &[person(0.3, 0.8)]);
+    let id = s.log[0].id;
+    let ack = std::sync::Arc::new(Ack {
+        by: Some("op7".into()),
+        note: None,
+        at: SystemTime::UNIX_EPOCH,
+    });
+    assert_eq!(
+        s.rules.ack(uuid::Uuid::now_v7(), ack.clone()),
+        None,
+        "not open"
+    );
+    assert_eq!(s.rules.ack(id, ack.clone()), Some(IncidentType::Intrusion));
+    // Heartbeat 30 s, 4 times slower once acknowledged: no update within 119 s of standing still.
+    s.frames(5 * 119, &[person(0.3, 0.8)]);
+    assert_eq!(s.count("intrusion", "update"), 0);
+    s.frames(10, &[person(0.3, 0.8)]);
+    assert_eq!(s.count("intrusion", "update"), 1);
+    let update = s.log.iter().find(|e| e.state == EventState::Update);
+    assert_eq!(update.and_then(|e| e.ack.as_ref()), Some(&ack));
+    // Fire: annotated, never quietened.
+    let mut f = Sim::new(fire_set(), 5.0);
+    f.frames(5, &[flame()]);
+    let fire = f.log[0].id;
+    assert_eq!(f.rules.ack(fire, ack), Some(IncidentType::Fire));
+    f.frames(5 * 31, &[flame()]);
+    assert_eq!(f.count("fire", "update"), 1, "its 30 s heartbeat");
+    assert!(f.log.iter().skip(1).all(|e| e.ack.is_some()));
+}
