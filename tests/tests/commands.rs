@@ -500,3 +500,94 @@ fn an_acknowledged_incident_carries_who_and_when_on_its_next_event() -> anyhow::
     scene.check_contract()?;
     Ok(())
 }
+
+/// `vigil keygen --out FILE`: the public key it prints.
+fn keygen(path: &std::path::Path) -> anyhow::Result<String> {
+    let (code, out, err) = run_cli(vigil_bin!(), &["keygen", "--out", &path.to_string_lossy()])?;
+    anyhow::ensure!(code == 0, "{out}{err}");
+    out.lines()
+        .find_map(|l| l.strip_prefix("public key: "))
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("no public key in {out}"))
+}
+
+#[test]
+fn with_public_keys_a_disarm_is_taken_only_signed_by_one_of_them() -> anyhow::Result<()> {
+    let keys = vigil_tests::TempDir::new("cmd-keys")?;
+    let (centre, stranger) = (keys.join("centre.key"), keys.join("stranger.key"));
+    let public = keygen(&centre)?;
+    keygen(&stranger)?;
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&centre)?.permissions().mode() & 0o777,
+        0o600
+    );
+    let (code, _, err) = run_cli(
+        vigil_bin!(),
+        &["keygen", "--out", &centre.to_string_lossy()],
+    )?;
+    assert_ne!(code, 0, "an existing key is never replaced");
+    assert!(err.contains("cannot create"), "{err}");
+
+    let extra = format!("\n[commands]\nenabled = true\npublic_keys = [\"{public}\"]\n");
+    let scene = Scene::start(vigil_bin!(), "cmd-signed", "plaza_25s.mp4", &extra)?;
+    scene.wait("the agent's first health message", |m| {
+        m.iter().any(|x| x.topic.ends_with("/health"))
+    })?;
+    let cfg = scene.cfg.to_string_lossy().to_string();
+    let disarm = |key: Option<&std::path::Path>| -> anyhow::Result<serde_json::Value> {
+        let mut args = vec!["command", "disarm", "--config", &cfg, "--json"];
+        args.extend(["--args", r#"{"camera":"plaza","zone":"walkway"}"#]);
+        let key = key.map(|k| k.to_string_lossy().to_string());
+        if let Some(k) = &key {
+            args.extend(["--key", k]);
+        }
+        let (_, out, err) = run_cli(vigil_bin!(), &args)?;
+        serde_json::from_str(&out).map_err(|e| anyhow::anyhow!("{e}: {out}{err}"))
+    };
+    let code = |v: &serde_json::Value| v["error"]["code"].as_str().unwrap_or("ok").to_string();
+    assert_eq!(code(&disarm(None)?), "unsigned");
+    assert_eq!(code(&disarm(Some(&stranger))?), "bad_signature");
+    let done = disarm(Some(&centre))?;
+    assert_eq!(done["ok"], true, "{done}");
+    // A signature over one request does not carry over to another: tamper with a signed one.
+    let port = scene.broker.port;
+    let signed = {
+        let id = uuid::Uuid::now_v7();
+        let now = rfc3339_ms(SystemTime::now());
+        let body = format!(r#"{{"id":"{id}","sent_at":"{now}","camera":"plaza"}}"#);
+        let sig_of = |b: &str| -> anyhow::Result<String> {
+            // Sign through vigil itself: the box's own rule for what is signed.
+            let v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(b)?;
+            let key = vigil::config::keys::private_key(&std::fs::read_to_string(&centre)?)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(vigil::command::signature::sign(
+                &key,
+                &format!("{CMD}/arm"),
+                &v,
+            ))
+        };
+        let sig = sig_of(&body)?;
+        (
+            id,
+            body.replace(
+                "\"plaza\"}",
+                &format!("\"plaza\",\"zone\":\"walkway\",\"sig\":\"{sig}\"}}"),
+            ),
+        )
+    };
+    publish(port, &format!("{CMD}/arm"), &signed.1)?;
+    let id = signed.0.to_string();
+    let got = scene.wait("the tampered request's result", |m| {
+        !results(m, Some(&id)).is_empty()
+    })?;
+    assert_eq!(
+        results(&got, Some(&id))[0].json()["error"]["code"],
+        "bad_signature"
+    );
+    // Commands outside the signed set need none.
+    let (code, pong) = command(&scene, "ping", "{}")?;
+    assert_eq!(code, 0, "{pong}");
+    scene.check_contract()?;
+    Ok(())
+}

@@ -3,6 +3,7 @@
 //! the configuration's `[mqtt]` settings as client `{device}-command-{random}` (never the
 //! device id, so a running agent is not pushed off), subscribes to the result topic, publishes
 //! the request with a fresh `id` and `sent_at`, and waits for the result with that `id`.
+//! With `--key FILE` the request is signed (docs/mqtt.md, "Signed commands").
 //! With `--out FILE` it also waits for the picture a `snapshot` result names, checks its
 //! sha256 and writes it to FILE. Exit 0 when the box answered `ok`, 1 when it refused (its
 //! error code and message printed), 2 when no result (or no picture) came in time.
@@ -48,6 +49,10 @@ pub struct Args {
     /// Write the picture a `snapshot` answers with to this file (JPEG).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Sign the request with this private key (from `vigil keygen`): boxes with
+    /// `[commands] public_keys` take arm, disarm, config and clip only signed.
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
 }
 
 /// Send the command and wait for its result.
@@ -83,7 +88,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let timeout = Duration::from_secs(args.timeout.clamp(1, 3600));
-    let request = build_request(extra);
+    let mut request = build_request(extra);
+    if let Some(path) = &args.key {
+        let key = std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| crate::config::keys::private_key(&t).map_err(|e| e.to_string()));
+        match key {
+            Ok(key) => {
+                let topic = format!("{}/cmd/{}", target.root(), args.command);
+                let sig = crate::command::signature::sign(&key, &topic, &request);
+                request.insert("sig".into(), json!(sig));
+            }
+            Err(e) => {
+                eprintln!("vigil command: --key {}: {e}", path.display());
+                return Ok(ExitCode::from(64));
+            }
+        }
+    }
     let want_picture = args.out.is_some();
     let result = rt.block_on(exchange(
         opts,

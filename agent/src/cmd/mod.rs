@@ -9,6 +9,7 @@ pub mod completions;
 pub mod demo;
 pub mod detect;
 pub mod doctor;
+pub mod keygen;
 pub mod logging;
 pub mod mqtt_test;
 pub mod outbox;
@@ -76,6 +77,8 @@ pub enum Command {
     MqttTest(mqtt_test::Args),
     /// Send a command to a box over MQTT, as the operations centre does, and print its result.
     Command(command::Args),
+    /// Make an Ed25519 key pair for signing commands (private key to a file, public key shown).
+    Keygen(keygen::Args),
     /// Check everything an installation needs (config, models, cameras, broker, disk, clock,
     /// secrets, service user) and print the fix for each problem.
     Doctor(doctor::Args),
@@ -104,6 +107,7 @@ pub fn main() -> ExitCode {
         | Command::Probe(_)
         | Command::MqttTest(_)
         | Command::Command(_)
+        | Command::Keygen(_)
         | Command::Doctor(_)
         | Command::Provision(_)
         | Command::Completions(_)
@@ -125,6 +129,7 @@ pub fn main() -> ExitCode {
         Command::Probe(a) => probe::run(a),
         Command::MqttTest(a) => mqtt_test::run(a),
         Command::Command(a) => command::run(a),
+        Command::Keygen(a) => keygen::run(a),
         Command::Doctor(a) => doctor::run(a),
         Command::Provision(a) => provision::run(a),
         Command::Completions(a) => completions::run(a),

@@ -15,6 +15,7 @@
 pub mod disarm;
 pub mod ledger;
 pub mod request;
+pub mod signature;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -122,6 +123,8 @@ pub struct Commands {
     store: disarm::Store,
     /// Counts changes of `disarms`.
     disarms_version: u64,
+    /// Who may sign [`signature::SIGNED`] commands (none: they need no signature).
+    keys: Vec<ed25519_dalek::VerifyingKey>,
 }
 
 impl Commands {
@@ -151,6 +154,12 @@ impl Commands {
                 );
             }
         }
+        // Checked with the configuration: a key that does not read is skipped.
+        let keys = settings
+            .public_keys
+            .iter()
+            .filter_map(|k| signature::public_key(k).ok())
+            .collect();
         Commands {
             settings,
             identity,
@@ -160,7 +169,16 @@ impl Commands {
             disarms,
             store,
             disarms_version: 1,
+            keys,
         }
+    }
+
+    /// Why `req` (on `topic`) may not be acted on for want of a valid signature, if so.
+    fn unsigned(&self, topic: &str, req: &request::Request) -> Option<(&'static str, String)> {
+        let needs = !self.keys.is_empty() && signature::SIGNED.contains(&req.command.as_str());
+        needs
+            .then(|| signature::verify(&self.keys, topic, &req.raw).err())
+            .flatten()
     }
 
     /// What stands down, by camera, and a number that changes whenever that does.
@@ -241,30 +259,34 @@ impl Commands {
             }
         }
         let max_age = Duration::from_secs(self.settings.max_age_s);
-        let (id, outcome) = match request::parse(
+        let req = request::parse(
             &self.prefix,
             topic,
             payload,
             now,
             max_age,
             &self.settings.allow,
-        ) {
-            Ok(req) if matches!(req.command.as_str(), "arm" | "disarm") => {
-                (Some(req.id.clone()), self.stand(&req, ctx, now))
-            }
-            Ok(req) => match act(&req, ctx, now) {
-                Act::Now(outcome) => (Some(req.id), outcome),
-                Act::Job(job) => {
-                    self.inflight.insert(key(&req.id), 0);
-                    return Reply::Job(Pending {
-                        key: key(&req.id),
-                        command,
-                        id: req.id,
-                        job,
-                    });
-                }
-            },
+        );
+        let (id, outcome) = match req {
             Err(r) => (r.id, Err((r.code, r.message))),
+            Ok(req) => match self.unsigned(topic, &req) {
+                Some(refusal) => (Some(req.id), Err(refusal)),
+                None if matches!(req.command.as_str(), "arm" | "disarm") => {
+                    (Some(req.id.clone()), self.stand(&req, ctx, now))
+                }
+                None => match act(&req, ctx, now) {
+                    Act::Now(outcome) => (Some(req.id), outcome),
+                    Act::Job(job) => {
+                        self.inflight.insert(key(&req.id), 0);
+                        return Reply::Job(Pending {
+                            key: key(&req.id),
+                            command,
+                            id: req.id,
+                            job,
+                        });
+                    }
+                },
+            },
         };
         let body = self.conclude(&command, id.as_deref(), outcome, now);
         Reply::Done(self.result_message(&command, body))

@@ -16,6 +16,8 @@ pub struct Request {
     pub sent_at: SystemTime,
     /// The other fields of the request: the command's arguments.
     pub args: Map<String, Value>,
+    /// The whole request as it came (for its signature).
+    pub raw: Map<String, Value>,
 }
 
 /// Why a request is refused: an error code and a message a person can act on.
@@ -50,13 +52,15 @@ pub fn parse(
         code,
         message,
     };
-    let Ok(Value::Object(mut args)) = serde_json::from_slice::<Value>(payload) else {
+    let Ok(Value::Object(raw)) = serde_json::from_slice::<Value>(payload) else {
         return Err(refuse(
             None,
             "bad_request",
             "the request is not a JSON object".into(),
         ));
     };
+    let mut args = raw.clone();
+    args.remove("sig");
     let id = match args.remove("id") {
         Some(Value::String(s)) if uuid::Uuid::parse_str(&s).is_ok() => s,
         _ => {
@@ -101,6 +105,7 @@ pub fn parse(
         id,
         sent_at,
         args,
+        raw,
     })
 }
 

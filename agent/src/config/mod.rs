@@ -10,6 +10,7 @@
 //! Paths inside the config (model cards) are relative to the config file's folder.
 
 mod diag;
+pub mod keys;
 pub mod spanned;
 mod types;
 mod validate;

@@ -59,6 +59,9 @@ pub struct CommandSettings {
     pub max_age_s: u64,
     /// The commands allowed, from [`COMMANDS`]. Default: all of them.
     pub allow: Vec<String>,
+    /// Ed25519 public keys (base64 of 32 bytes). When any is given, `arm`, `disarm`, `config`
+    /// and `clip` are taken only signed by one of them. Default: none.
+    pub public_keys: Vec<String>,
 }
 
 impl Default for CommandSettings {
@@ -67,6 +70,7 @@ impl Default for CommandSettings {
             enabled: false,
             max_age_s: 300,
             allow: COMMANDS.iter().map(|c| (*c).to_string()).collect(),
+            public_keys: Vec::new(),
         }
     }
 }

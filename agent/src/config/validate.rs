@@ -214,6 +214,14 @@ pub fn validate(config: &Config, spans: &Spans) -> Vec<Problem> {
             );
         }
     }
+    for (i, key) in config.commands.public_keys.iter().enumerate() {
+        if let Err(e) = super::keys::public_key(key) {
+            c.err(
+                &format!("commands.public_keys[{i}]"),
+                format!("{e} (vigil keygen prints one)"),
+            );
+        }
+    }
     let most = config.mqtt.max_message_bytes.0;
     if !(16 << 10..=256 << 20).contains(&most) {
         c.err(
