@@ -254,6 +254,15 @@ fn still_open(m: &[Received]) -> Option<String> {
         .and_then(|v| v["id"].as_str().map(str::to_string))
 }
 
+/// Whether a health message sent after `after` counted someone on the walkway.
+fn walkway_counted_after(m: &[Received], after: &str) -> bool {
+    m.iter()
+        .filter(|x| x.topic.ends_with("/health"))
+        .map(Received::json)
+        .filter(|h| h["time"].as_str().is_some_and(|t| t > after))
+        .any(|h| h["cameras"][0]["zones"][0]["count"].as_u64() > Some(0))
+}
+
 /// The walkway's disarms in the latest health message.
 fn disarmed_in_health(m: &[Received]) -> Option<serde_json::Value> {
     m.iter()
@@ -293,6 +302,10 @@ fn a_disarmed_zone_opens_nothing_across_a_restart_until_it_is_armed_again() -> a
     std::thread::sleep(Duration::from_secs(10));
     let got_later = scene.recorder.snapshot();
     assert_eq!(opens_after(&got_later, &from), 0, "stood down");
+    assert!(
+        walkway_counted_after(&got_later, &from),
+        "nobody on the walkway in the window: the test proved nothing"
+    );
     assert!(got_later.len() > got.len(), "the agent went on publishing");
 
     // Killed and started again: still stood down, from the file.
@@ -305,11 +318,9 @@ fn a_disarmed_zone_opens_nothing_across_a_restart_until_it_is_armed_again() -> a
             .any(|x| x.json()["cameras"][0]["disarmed"][0]["target"] == "zone:walkway")
     })?;
     std::thread::sleep(Duration::from_secs(8));
-    assert_eq!(
-        opens_after(&scene.recorder.snapshot(), &from),
-        0,
-        "still stood down"
-    );
+    let after_restart = scene.recorder.snapshot();
+    assert_eq!(opens_after(&after_restart, &from), 0, "still stood down");
+    assert!(walkway_counted_after(&after_restart, &restarted));
     assert!(
         scene
             .log()
@@ -320,6 +331,7 @@ fn a_disarmed_zone_opens_nothing_across_a_restart_until_it_is_armed_again() -> a
     let (code, armed) = command(&scene, "arm", r#"{"camera":"plaza"}"#)?;
     assert_eq!(code, 0, "{armed}");
     assert_eq!(armed["answer"]["disarmed"], serde_json::json!([]));
+    assert_eq!(armed["answer"]["armed"], true);
     let rearmed = rfc3339_ms(SystemTime::now());
     scene.wait("an intrusion once armed again", |m| {
         opens_after(m, &rearmed) > 0

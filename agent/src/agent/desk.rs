@@ -60,12 +60,11 @@ impl Desk {
             self.commands
                 .handle(&request.topic, &request.payload, ctx, SystemTime::now())
         });
-        let (version, disarms) = self.commands.disarms();
-        if self.standing.version() != version {
-            self.standing.set(version, disarms);
-        }
+        self.sync();
         match reply {
-            Reply::Done(result) => self.send(vec![result]),
+            Reply::Done(result) => {
+                self.send(vec![result]);
+            }
             Reply::Later => {}
             Reply::Job(pending) => match pending.job.clone() {
                 Job::Snapshot { camera } => {
@@ -91,7 +90,7 @@ impl Desk {
                         .ok_or((
                             "unknown_incident",
                             format!(
-                                "no incident {incident} is open on this box: it closed, or it is another box's"
+                                "no incident {incident} is open among this box's camera rules: it closed, it is another box's, or it is a camera fault (camera_offline, camera_frozen, camera_tamper), which closes by itself when the camera recovers"
                             ),
                         ));
                     self.finished((pending, outcome));
@@ -100,24 +99,44 @@ impl Desk {
         }
     }
 
-    /// Send what ends a snapshot request.
+    /// Forget what the centre stood down that `cameras` (a reloaded configuration) no longer
+    /// has.
+    pub fn prune(&mut self, cameras: &[crate::config::Camera]) {
+        self.commands.prune(cameras);
+        self.sync();
+    }
+
+    /// Tell the inference threads when what stands down changed.
+    fn sync(&self) {
+        let (version, disarms) = self.commands.disarms();
+        if self.standing.version() != version {
+            self.standing.set(version, disarms);
+        }
+    }
+
+    /// Send what ends a request carried out elsewhere (its result is forgotten when the
+    /// session cannot take it, so a retry carries it out again).
     pub fn finished(&mut self, (pending, shot): Shot) {
+        let key = pending.key().to_string();
         let messages =
             publish::off_runtime(|| self.commands.finish(pending, shot, SystemTime::now()));
-        self.send(messages);
+        if !self.send(messages) {
+            self.commands.forget(&key);
+        }
     }
 
     /// Into the health lane (behind incidents, ahead of telemetry), picture before result.
     /// Never waits: a session that is backed up must not hold the main loop; the centre's
     /// retry gets the stored result.
-    fn send(&self, messages: Vec<Message>) {
+    fn send(&self, messages: Vec<Message>) -> bool {
         let lane = Lane::Health;
-        if self
+        let sent = self
             .out
             .try_send(Outgoing::Plain { lane, messages })
-            .is_err()
-        {
+            .is_ok();
+        if !sent {
             tracing::warn!("a command result was dropped: the session is backed up");
         }
+        sent
     }
 }

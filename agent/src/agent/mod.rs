@@ -270,8 +270,9 @@ pub async fn run(
         filter: identity.command_filter(),
         tx: command_tx,
     });
-    let commands =
+    let mut commands =
         crate::command::Commands::new(config.commands.clone(), identity.clone(), &state_dir);
+    commands.prune(&config.cameras);
     let session = tokio::spawn(publish::run(
         SessionConfig {
             mqtt: config.mqtt.clone(),
@@ -482,8 +483,9 @@ pub async fn run(
             () = &mut shutdown => break,
             Some(reply) = reload_rx.recv() => {
                 let result = reloader.reload().await;
-                if let Err(e) = &result {
-                    tracing::warn!("configuration reload refused: {e}");
+                match &result {
+                    Ok(_) => desk.prune(&reloader.plan.loaded.config.cameras),
+                    Err(e) => tracing::warn!("configuration reload refused: {e}"),
                 }
                 let _ = reply.send(result);
             }

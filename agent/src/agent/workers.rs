@@ -364,9 +364,16 @@ fn send_health(board: &FrameBoard, pool: &Pool, ctx: &LoopContext<'_>) -> Result
     if !due {
         return Ok(());
     }
-    let guards: Vec<_> = (0..pool.work.len())
+    let mut guards: Vec<_> = (0..pool.work.len())
         .filter_map(|i| pool.camera(i))
         .collect();
+    // What stands down, as the centre set it, also for a camera with no frame to analyse.
+    for w in &mut guards {
+        let w = &mut **w;
+        if let Some(disarms) = ctx.standing.changed(&w.id, &mut w.standing_seen) {
+            w.rules.stand_down(disarms);
+        }
+    }
     let cams: Vec<(String, &CameraRules, Option<&'static str>)> = guards
         .iter()
         .map(|w| (w.id.clone(), &w.rules, w.fire_cues()))

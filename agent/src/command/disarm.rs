@@ -18,8 +18,36 @@ use crate::rules::standdown::{Disarm, Target};
 
 /// The longest fire and smoke may stand down.
 pub const MAX_FIRE_DISARM: Duration = Duration::from_secs(12 * 3600);
-/// The longest `by` and `reason` kept.
-const MAX_TEXT: usize = 200;
+/// The longest `by`, `reason` (and an `ack`'s `note`) kept, in characters.
+pub const MAX_TEXT: usize = 200;
+/// The longest name (camera, zone, line) or time a request may give, in bytes.
+pub const MAX_NAME: usize = 256;
+
+/// A request's free text as kept and shown: control characters dropped (no terminal escapes
+/// in `vigil status` or logs), at most [`MAX_TEXT`] characters.
+pub fn note(args: &Map<String, Value>, key: &str) -> Option<String> {
+    let text: String = args
+        .get(key)?
+        .as_str()?
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_TEXT)
+        .collect();
+    (!text.is_empty()).then_some(text)
+}
+
+/// A request's name or time argument: absent, or a non-empty string of at most [`MAX_NAME`]
+/// bytes.
+pub fn name(args: &Map<String, Value>, key: &str) -> Result<Option<String>, Refused> {
+    match args.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_NAME => Ok(Some(s.clone())),
+        Some(_) => Err((
+            "bad_request",
+            format!("\"{key}\" must be a non-empty string of at most {MAX_NAME} bytes"),
+        )),
+    }
+}
 
 /// A refusal: code and message.
 pub type Refused = (&'static str, String);
@@ -29,14 +57,7 @@ pub type Disarms = HashMap<String, Vec<Disarm>>;
 
 /// What an `arm` or `disarm` request names: its camera and target.
 fn target(args: &Map<String, Value>, cameras: &[Camera]) -> Result<(String, Target), Refused> {
-    let text = |key: &str| match args.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
-        Some(_) => Err((
-            "bad_request",
-            format!("\"{key}\" must be a non-empty string"),
-        )),
-    };
+    let text = |key: &str| name(args, key);
     let Some(camera) = text("camera")? else {
         return Err((
             "bad_request",
@@ -86,9 +107,9 @@ pub fn parse_disarm(
     now: SystemTime,
 ) -> Result<(String, Disarm), Refused> {
     let (camera, target) = target(args, cameras)?;
-    let until = match args.get("until") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => match humantime::parse_rfc3339_weak(s) {
+    let until = match name(args, "until")? {
+        None => None,
+        Some(s) => match humantime::parse_rfc3339_weak(&s) {
             Ok(t) if t > now => Some(t),
             Ok(_) => return Err(("bad_request", format!("until {s} has passed"))),
             Err(_) => {
@@ -96,7 +117,6 @@ pub fn parse_disarm(
                 return Err(("bad_request", message));
             }
         },
-        Some(_) => return Err(("bad_request", "\"until\" must be an RFC 3339 time".into())),
     };
     let fire = match args.get("fire") {
         None | Some(Value::Null) => false,
@@ -118,17 +138,12 @@ pub fn parse_disarm(
             return Err(("fire_unbounded", message));
         }
     }
-    let note = |key: &str| {
-        args.get(key)
-            .and_then(Value::as_str)
-            .map(|s| s.chars().take(MAX_TEXT).collect::<String>())
-    };
     let disarm = Disarm {
         target,
         until,
         fire,
-        by: note("by"),
-        reason: note("reason"),
+        by: note(args, "by"),
+        reason: note(args, "reason"),
         since: now,
     };
     Ok((camera, disarm))
@@ -140,6 +155,18 @@ pub fn parse_arm(
     cameras: &[Camera],
 ) -> Result<(String, Target), Refused> {
     target(args, cameras)
+}
+
+/// Whether `target` of `camera` exists in `cameras`.
+pub fn exists(cameras: &[Camera], camera: &str, target: &Target) -> bool {
+    cameras.iter().any(|c| {
+        c.id == camera
+            && match target {
+                Target::Camera => true,
+                Target::Zone(n) => c.zones.iter().any(|z| &z.name == n),
+                Target::Line(n) => c.lines.iter().any(|l| &l.name == n),
+            }
+    })
 }
 
 /// `disarms` of a camera that still hold at `now`, as payloads show them.
@@ -253,6 +280,24 @@ impl Store {
         out
     }
 
+    /// Forget every stored disarm (commands are off: nothing could arm them again), each
+    /// named in a WARN.
+    pub fn clear(&self, now: SystemTime) {
+        let Some(c) = &self.conn else { return };
+        for (camera, list) in self.load(now) {
+            for d in list {
+                tracing::warn!(
+                    camera,
+                    target = d.target.label(),
+                    "commands are off: the centre's disarm is dropped, the rules are armed"
+                );
+            }
+        }
+        if let Err(e) = c.execute("DELETE FROM disarms", []) {
+            tracing::error!("cannot forget the stored disarms: {e}");
+        }
+    }
+
     /// Keep `d` for `camera` (replacing one of the same target).
     pub fn put(&self, camera: &str, d: &Disarm) {
         let Some(c) = &self.conn else { return };
@@ -291,10 +336,11 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn cameras() -> Vec<Camera> {
+    /// Camera `gate` with zone `door` and line `kerb`.
+    pub(crate) fn cameras() -> Vec<Camera> {
         let toml = r#"
             [device]
             id = "b"
@@ -366,6 +412,20 @@ mod tests {
             Err("bad_request")
         );
         assert!(code(r#"{"camera":"gate","fire":true,"until":"2026-12-06T21:59:00Z"}"#).is_ok());
+    }
+
+    #[test]
+    fn free_text_loses_control_characters_and_long_names_are_refused() {
+        let a = args(r#"{"by":"op\u001b[31m7\n","camera":"x"}"#);
+        assert_eq!(note(&a, "by").as_deref(), Some("op[31m7"));
+        let long = format!(r#"{{"camera":"{}"}}"#, "c".repeat(MAX_NAME + 1));
+        assert_eq!(
+            name(&args(&long), "camera").map_err(|e| e.0),
+            Err("bad_request")
+        );
+        assert!(exists(&cameras(), "gate", &Target::Line("kerb".into())));
+        assert!(!exists(&cameras(), "gate", &Target::Zone("kerb".into())));
+        assert!(!exists(&cameras(), "yard", &Target::Camera));
     }
 
     #[test]

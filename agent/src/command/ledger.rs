@@ -64,6 +64,18 @@ impl Ledger {
         }
     }
 
+    /// Forget the result of request `id`.
+    pub fn forget(&mut self, id: &str) {
+        match self {
+            Ledger::File(c) => {
+                if let Err(e) = c.execute("DELETE FROM results WHERE id = ?1", [id]) {
+                    tracing::error!("cannot forget a command result: {e}");
+                }
+            }
+            Ledger::Memory(rows) => rows.retain(|(i, _, _)| i != id),
+        }
+    }
+
     /// Keep `result` for request `id` at `now_ms`, and forget results older than `keep`.
     pub fn put(&mut self, id: &str, result: &[u8], now_ms: u64, keep: Duration) {
         let oldest = now_ms.saturating_sub(u64::try_from(keep.as_millis()).unwrap_or(u64::MAX));

@@ -28,6 +28,11 @@ use crate::config::CommandSettings;
 use crate::evidence::Jpeg;
 use crate::publish::Message;
 use crate::publish::payload::{Identity, rfc3339_ms, unix_ms};
+use crate::rules::standdown::Target;
+
+/// Requests carried out at the same time (snapshots waiting for a frame); more are refused
+/// as `busy`.
+pub const MAX_JOBS: usize = 8;
 
 /// Result payload schema id.
 pub const RESULT_SCHEMA: &str = "vigil.command-result/1";
@@ -67,6 +72,13 @@ pub struct Pending {
     id: String,
     /// What is to be done.
     pub job: Job,
+}
+
+impl Pending {
+    /// The request's key in the ledger (`command/id`).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
 }
 
 /// What only the running agent can do.
@@ -136,7 +148,10 @@ impl Commands {
         let (ledger, store) = if settings.enabled {
             (ledger::Ledger::open(&path), disarm::Store::open(&path))
         } else {
-            // Off: nothing can arm again, so nothing stored stands down either.
+            // Off: nothing could arm again, so nothing stored stands down, now or later.
+            if path.exists() {
+                disarm::Store::open(&path).clear(SystemTime::now());
+            }
             (
                 ledger::Ledger::Memory(Default::default()),
                 disarm::Store::none(),
@@ -181,6 +196,34 @@ impl Commands {
             .flatten()
     }
 
+    /// Forget the disarms of cameras, zones and lines `cameras` no longer has (at start and
+    /// after a reload), each with a WARN: a zone added again later under the same name starts
+    /// armed.
+    pub fn prune(&mut self, cameras: &[crate::config::Camera]) {
+        let mut gone = Vec::new();
+        for (camera, list) in &mut self.disarms {
+            list.retain(|d| {
+                let keep = disarm::exists(cameras, camera, &d.target);
+                if !keep {
+                    gone.push((camera.clone(), d.target.clone()));
+                }
+                keep
+            });
+        }
+        self.disarms.retain(|_, list| !list.is_empty());
+        for (camera, target) in &gone {
+            tracing::warn!(
+                camera,
+                target = target.label(),
+                "the configuration no longer has what the centre stood down: the disarm is dropped"
+            );
+            self.store.remove(camera, target);
+        }
+        if !gone.is_empty() {
+            self.disarms_version += 1;
+        }
+    }
+
     /// What stands down, by camera, and a number that changes whenever that does.
     pub fn disarms(&self) -> (u64, &disarm::Disarms) {
         (self.disarms_version, &self.disarms)
@@ -193,6 +236,7 @@ impl Commands {
         ctx: &Context<'_>,
         now: SystemTime,
     ) -> Result<Value, disarm::Refused> {
+        let mut armed = None;
         let camera = if req.command == "disarm" {
             let (camera, d) = disarm::parse_disarm(&req.args, ctx.cameras, now)?;
             tracing::warn!(
@@ -210,6 +254,7 @@ impl Commands {
             camera
         } else {
             let (camera, target) = disarm::parse_arm(&req.args, ctx.cameras)?;
+            armed = Some(target.clone());
             tracing::info!(
                 camera,
                 target = target.label(),
@@ -217,15 +262,21 @@ impl Commands {
             );
             self.store.remove(&camera, &target);
             if let Some(list) = self.disarms.get_mut(&camera) {
-                list.retain(|x| {
-                    target != crate::rules::standdown::Target::Camera && x.target != target
-                });
+                list.retain(|x| target != Target::Camera && x.target != target);
             }
             camera
         };
         self.disarms_version += 1;
         let list = self.disarms.get(&camera).map_or(&[][..], Vec::as_slice);
-        Ok(json!({"camera": camera, "disarmed": disarm::describe(list, now)}))
+        let mut answer = json!({"camera": camera, "disarmed": disarm::describe(list, now)});
+        if let Some(target) = armed {
+            // A zone or line stays down while a camera-wide disarm holds.
+            let covered = list
+                .iter()
+                .any(|d| d.holds(now) && (d.target == target || d.target == Target::Camera));
+            answer["armed"] = json!(!covered);
+        }
+        Ok(answer)
     }
 
     /// Answer the request `payload` that arrived on `topic` at `now`: the result, or what is
@@ -276,6 +327,12 @@ impl Commands {
                 }
                 None => match act(&req, ctx, now) {
                     Act::Now(outcome) => (Some(req.id), outcome),
+                    Act::Job(_) if self.inflight.len() >= MAX_JOBS => {
+                        let message = format!(
+                            "{MAX_JOBS} requests are being carried out on this box; send this one again in a few seconds"
+                        );
+                        (Some(req.id), Err(("busy", message)))
+                    }
                     Act::Job(job) => {
                         self.inflight.insert(key(&req.id), 0);
                         return Reply::Job(Pending {
@@ -301,7 +358,8 @@ impl Commands {
         finished: Result<Finished, (&'static str, String)>,
         now: SystemTime,
     ) -> Vec<Message> {
-        let repeats = self.inflight.remove(&pending.key).unwrap_or(0);
+        // Every copy goes to the same topic: one more answers any number of repeats.
+        let repeats = self.inflight.remove(&pending.key).unwrap_or(0).min(1);
         let mut messages = Vec::new();
         let outcome = finished.map(|f| match f {
             Finished::Picture { camera, jpeg } => {
@@ -340,6 +398,13 @@ impl Commands {
         let result = self.result_message(&pending.command, body);
         messages.extend(std::iter::repeat_n(result, repeats + 1));
         messages
+    }
+
+    /// Forget the result kept for request `key` ([`Pending::key`]; its messages could not be
+    /// handed to the session): a retry carries it out again instead of naming a picture never
+    /// sent.
+    pub fn forget(&mut self, key: &str) {
+        self.ledger.forget(key);
     }
 
     /// Log the outcome of a request, build its result and keep it in the ledger.
@@ -391,14 +456,13 @@ enum Act {
 /// Do what an accepted request asks (see [`crate::config::COMMANDS`]).
 fn act(req: &request::Request, ctx: &Context<'_>, now: SystemTime) -> Act {
     match req.command.as_str() {
-        "snapshot" => match req.args.get("camera") {
-            Some(Value::String(camera)) if !camera.is_empty() => Act::Job(Job::Snapshot {
-                camera: camera.clone(),
-            }),
-            _ => Act::Now(Err((
+        "snapshot" => match disarm::name(&req.args, "camera") {
+            Ok(Some(camera)) => Act::Job(Job::Snapshot { camera }),
+            Ok(None) => Act::Now(Err((
                 "bad_request",
                 "snapshot needs \"camera\": the id of one of this box's cameras".into(),
             ))),
+            Err(refused) => Act::Now(Err(refused)),
         },
         "ack" => match ack_job(&req.args, now) {
             Ok(job) => Act::Job(job),
@@ -425,14 +489,9 @@ fn ack_job(args: &Map<String, Value>, now: SystemTime) -> Result<Job, (&'static 
             "bad_request",
             "ack needs \"incident\": the id of an open incident".to_string(),
         ))?;
-    let text = |key: &str| {
-        args.get(key)
-            .and_then(Value::as_str)
-            .map(|s| s.chars().take(200).collect::<String>())
-    };
     let ack = crate::rules::Ack {
-        by: text("by"),
-        note: text("note"),
+        by: disarm::note(args, "by"),
+        note: disarm::note(args, "note"),
         at: now,
     };
     Ok(Job::Ack {
@@ -574,6 +633,39 @@ mod tests {
             serde_json::from_slice(&done(c.handle(topic, body.as_bytes(), &CTX, now)).payload)
                 .expect("json");
         assert_eq!(v["error"]["code"], "bad_request");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn arming_a_zone_under_a_camera_wide_disarm_says_it_is_still_down_and_prune_drops_the_gone() {
+        let dir = temp_dir("arm");
+        let mut c = commands(&dir);
+        let cameras = disarm::tests::cameras();
+        let ctx = Context {
+            cameras: &cameras,
+            ..CTX
+        };
+        let now = SystemTime::now();
+        let mut send = |command: &str, args: &str| -> Value {
+            let body = format!(
+                r#"{{"id":"{}","sent_at":"{}",{args}}}"#,
+                uuid::Uuid::now_v7(),
+                rfc3339_ms(now)
+            );
+            let topic = format!("vigil/v1/d1/box/cmd/{command}");
+            let m = done(c.handle(&topic, body.as_bytes(), &ctx, now));
+            serde_json::from_slice(&m.payload).expect("json")
+        };
+        send("disarm", r#""camera":"gate","zone":"door""#);
+        send("disarm", r#""camera":"gate""#);
+        let v = send("arm", r#""camera":"gate","zone":"door""#);
+        assert_eq!(v["answer"]["armed"], false, "{v}");
+        assert_eq!(v["answer"]["disarmed"][0]["target"], "camera");
+        let (before, _) = c.disarms();
+        // A reload without camera gate: its disarm goes.
+        c.prune(&[]);
+        let (after, all) = c.disarms();
+        assert!(all.is_empty() && after > before);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
