@@ -172,7 +172,7 @@ async fn subscribe(
     let mut opts = MqttOptions::new("vigil-demo-viewer", "127.0.0.1", port);
     opts.set_max_packet_size(8 << 20, 8 << 20);
     let (client, mut events) = AsyncClient::new(opts, 16);
-    let mut pinged = false;
+    let (mut pinged, mut snapped) = (false, false);
     loop {
         match events.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
@@ -196,10 +196,31 @@ async fn subscribe(
                         .publish(topic, QoS::AtLeastOnce, false, body.to_string())
                         .await;
                 }
+                if p.topic.ends_with("/cmd/ping/result") && !snapped {
+                    // Then ask for a fresh picture of the camera, as an operator would.
+                    snapped = true;
+                    let topic = p.topic.replace("/cmd/ping/result", "/cmd/snapshot");
+                    let body = serde_json::json!({
+                        "id": uuid::Uuid::now_v7().to_string(),
+                        "sent_at": crate::publish::payload::rfc3339_ms(std::time::SystemTime::now()),
+                        "camera": "plaza",
+                    });
+                    println!("[command] snapshot of camera plaza asked on {topic}");
+                    let _ = client
+                        .publish(topic, QoS::AtLeastOnce, false, body.to_string())
+                        .await;
+                }
                 if p.topic.contains("/cmd/") && !p.topic.ends_with("/result") {
                     continue; // our own request, echoed by the subscription
                 }
-                if p.topic.ends_with("/snapshot") {
+                if p.topic.contains("/cameras/") && p.topic.contains("/snapshot/") {
+                    let camera = p.topic.split('/').nth(5).unwrap_or("camera");
+                    let path = out.join(format!("snapshot-{camera}.jpg"));
+                    match std::fs::write(&path, &p.payload) {
+                        Ok(()) => println!("          picture → {}", path.display()),
+                        Err(e) => eprintln!("cannot write {}: {e}", path.display()),
+                    }
+                } else if p.topic.ends_with("/snapshot") {
                     let id = p.topic.rsplit('/').nth(1).unwrap_or("incident");
                     let path = out.join(format!("{id}.jpg"));
                     match std::fs::write(&path, &p.payload) {
@@ -245,6 +266,17 @@ pub fn describe(topic: &str, v: &serde_json::Value) -> String {
     if topic.ends_with("/result") {
         let a = &v["answer"];
         return match v["ok"].as_bool() {
+            Some(true) if s("command") == "snapshot" => format!(
+                "[command] snapshot answered: camera {}, {}×{}, {} bytes on {}",
+                a["camera"].as_str().unwrap_or("?"),
+                a["width"].as_u64().unwrap_or(0),
+                a["height"].as_u64().unwrap_or(0),
+                a["bytes"].as_u64().unwrap_or(0),
+                a["topic"].as_str().unwrap_or("?")
+            ),
+            Some(true) if s("command") != "ping" => {
+                format!("[command] {} answered: {a}", s("command"))
+            }
             Some(true) => format!(
                 "[command] {} answered: version {}, up {} s, config sha256 {:.12}…",
                 s("command"),
@@ -314,4 +346,27 @@ pub fn describe(topic: &str, v: &serde_json::Value) -> String {
         v.get("seq").and_then(|x| x.as_u64()).unwrap_or(0),
         s("id")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_results_read_as_one_line_each() {
+        let topic = "vigil/v1/demo/b/cmd/snapshot/result";
+        let snap = serde_json::json!({"command": "snapshot", "ok": true, "answer": {
+            "camera": "plaza", "width": 768, "height": 576, "bytes": 73659,
+            "topic": "vigil/v1/demo/b/cameras/plaza/snapshot/x"}});
+        assert_eq!(
+            describe(topic, &snap),
+            "[command] snapshot answered: camera plaza, 768×576, 73659 bytes on vigil/v1/demo/b/cameras/plaza/snapshot/x"
+        );
+        let refused = serde_json::json!({"command": "snapshot", "ok": false,
+            "error": {"code": "no_frame", "message": "no analysed frame"}});
+        assert_eq!(
+            describe(topic, &refused),
+            "[command] snapshot refused: no analysed frame"
+        );
+    }
 }

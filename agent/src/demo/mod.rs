@@ -113,8 +113,8 @@ state_dir = "state"
 socket = "diag.sock"
 
 [commands]
-# The demo sends a `ping` once the box is online (docs/mqtt.md, "Commands"); try
-# `vigil command ping --config <this file>` while it runs.
+# The demo sends a `ping` once the box is online, then asks for a `snapshot` of the camera
+# (docs/mqtt.md, "Commands"); try `vigil command ping --config <this file>` while it runs.
 enabled = true
 
 [[models]]
