@@ -195,21 +195,16 @@ fn a_snapshot_command_publishes_the_next_analysed_frame_and_names_it_in_the_resu
         contract.check_message(&r.topic, &r.payload)?;
     }
     // A camera the box does not have: refused with its code, the known cameras named.
-    let (code, _, err) = run_cli(
-        vigil_bin!(),
-        &[
-            "command",
-            "snapshot",
-            "--config",
-            &cfg,
-            "--args",
-            r#"{"camera":"nowhere"}"#,
-        ],
-    )?;
-    assert_eq!(code, 1, "{err}");
+    let (code, refused) = command(&scene, "snapshot", r#"{"camera":"nowhere"}"#)?;
+    assert_eq!(
+        (code, &refused["error"]["code"]),
+        (1, &"unknown_camera".into())
+    );
     assert!(
-        err.contains("unknown_camera") && err.contains("plaza"),
-        "{err}"
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("plaza")),
+        "{refused}"
     );
     Ok(())
 }

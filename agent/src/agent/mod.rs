@@ -270,9 +270,12 @@ pub async fn run(
         filter: identity.command_filter(),
         tx: command_tx,
     });
-    let mut commands =
-        crate::command::Commands::new(config.commands.clone(), identity.clone(), &state_dir);
-    commands.prune(&config.cameras);
+    let commands = crate::command::Commands::new(
+        config.commands.clone(),
+        identity.clone(),
+        &state_dir,
+        &config.cameras,
+    );
     let session = tokio::spawn(publish::run(
         SessionConfig {
             mqtt: config.mqtt.clone(),

@@ -50,7 +50,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
     /// Sign the request with this private key (from `vigil keygen`): boxes with
-    /// `[commands] public_keys` take arm, disarm, config and clip only signed.
+    /// `[commands] public_keys` take arm and disarm only signed.
     #[arg(long, value_name = "FILE")]
     key: Option<PathBuf>,
 }

@@ -34,6 +34,9 @@ use crate::rules::standdown::Target;
 /// as `busy`.
 pub const MAX_JOBS: usize = 8;
 
+/// A job not finished after this long is forgotten (a snapshot waits 60 s at most).
+const JOB_EXPIRY: Duration = Duration::from_secs(120);
+
 /// Result payload schema id.
 pub const RESULT_SCHEMA: &str = "vigil.command-result/1";
 
@@ -128,8 +131,8 @@ pub struct Commands {
     identity: Identity,
     prefix: String,
     ledger: ledger::Ledger,
-    /// Requests being carried out, with how many repeats arrived meanwhile.
-    inflight: HashMap<String, usize>,
+    /// Requests being carried out: how many repeats arrived meanwhile, and since when.
+    inflight: HashMap<String, (usize, std::time::Instant)>,
     /// What stands down, by camera, and where it is kept.
     disarms: disarm::Disarms,
     store: disarm::Store,
@@ -141,8 +144,13 @@ pub struct Commands {
 
 impl Commands {
     /// Commands for `identity` with `settings`, their ledger in `state_dir` (no file unless
-    /// commands are enabled).
-    pub fn new(settings: CommandSettings, identity: Identity, state_dir: &Path) -> Commands {
+    /// commands are enabled); stored disarms of what `cameras` no longer have are dropped.
+    pub fn new(
+        settings: CommandSettings,
+        identity: Identity,
+        state_dir: &Path,
+        cameras: &[crate::config::Camera],
+    ) -> Commands {
         let prefix = format!("{}/cmd/", identity.root());
         let path = state_dir.join("commands.db");
         let (ledger, store) = if settings.enabled {
@@ -158,7 +166,25 @@ impl Commands {
             )
         };
         let disarms = store.load(SystemTime::now());
-        for (camera, list) in &disarms {
+        // Checked with the configuration: a key that does not read is skipped.
+        let keys = settings
+            .public_keys
+            .iter()
+            .filter_map(|k| signature::public_key(k).ok())
+            .collect();
+        let mut commands = Commands {
+            settings,
+            identity,
+            prefix,
+            ledger,
+            inflight: HashMap::new(),
+            disarms,
+            store,
+            disarms_version: 1,
+            keys,
+        };
+        commands.prune(cameras);
+        for (camera, list) in &commands.disarms {
             for d in list {
                 tracing::warn!(
                     camera,
@@ -169,28 +195,15 @@ impl Commands {
                 );
             }
         }
-        // Checked with the configuration: a key that does not read is skipped.
-        let keys = settings
-            .public_keys
-            .iter()
-            .filter_map(|k| signature::public_key(k).ok())
-            .collect();
-        Commands {
-            settings,
-            identity,
-            prefix,
-            ledger,
-            inflight: HashMap::new(),
-            disarms,
-            store,
-            disarms_version: 1,
-            keys,
-        }
+        commands
     }
 
     /// Why `req` (on `topic`) may not be acted on for want of a valid signature, if so.
     fn unsigned(&self, topic: &str, req: &request::Request) -> Option<(&'static str, String)> {
-        let needs = !self.keys.is_empty() && signature::SIGNED.contains(&req.command.as_str());
+        // Configured keys that do not read (the check refuses them) leave nothing to verify
+        // with: every signed command is then refused, never let through.
+        let needs = !self.settings.public_keys.is_empty()
+            && signature::SIGNED.contains(&req.command.as_str());
         needs
             .then(|| signature::verify(&self.keys, topic, &req.raw).err())
             .flatten()
@@ -304,7 +317,11 @@ impl Commands {
                 );
                 return Reply::Done(self.result_message(&command, stored));
             }
-            if let Some(repeats) = self.inflight.get_mut(&key(&id)) {
+            // A job that never reported back (it cannot take longer than a snapshot's longest
+            // wait) no longer holds its id or a place among the MAX_JOBS.
+            self.inflight
+                .retain(|_, (_, since)| since.elapsed() < JOB_EXPIRY);
+            if let Some((repeats, _)) = self.inflight.get_mut(&key(&id)) {
                 *repeats += 1;
                 return Reply::Later;
             }
@@ -334,7 +351,8 @@ impl Commands {
                         (Some(req.id), Err(("busy", message)))
                     }
                     Act::Job(job) => {
-                        self.inflight.insert(key(&req.id), 0);
+                        let started = std::time::Instant::now();
+                        self.inflight.insert(key(&req.id), (0, started));
                         return Reply::Job(Pending {
                             key: key(&req.id),
                             command,
@@ -359,7 +377,11 @@ impl Commands {
         now: SystemTime,
     ) -> Vec<Message> {
         // Every copy goes to the same topic: one more answers any number of repeats.
-        let repeats = self.inflight.remove(&pending.key).unwrap_or(0).min(1);
+        let repeats = self
+            .inflight
+            .remove(&pending.key)
+            .map_or(0, |(n, _)| n)
+            .min(1);
         let mut messages = Vec::new();
         let outcome = finished.map(|f| match f {
             Finished::Picture { camera, jpeg } => {
@@ -415,6 +437,7 @@ impl Commands {
         outcome: Result<Value, (&'static str, String)>,
         now: SystemTime,
     ) -> Vec<u8> {
+        let outcome_code = outcome.as_ref().err().map(|(code, _)| *code);
         match &outcome {
             Ok(_) => tracing::info!(command, id, "command done"),
             Err((code, why)) => tracing::warn!(command, id, code, "command refused: {why}"),
@@ -422,7 +445,10 @@ impl Commands {
         let body = result(&self.identity, command, id, outcome, now)
             .to_string()
             .into_bytes();
-        if let Some(id) = id {
+        // A refusal that says "not now" or "not from you" is not the request's answer: the
+        // same id sent again (later, or properly signed) is taken afresh.
+        let passing = matches!(&outcome_code, Some("busy" | "unsigned" | "bad_signature"));
+        if let Some(id) = id.filter(|_| !passing) {
             let max_age = Duration::from_secs(self.settings.max_age_s);
             let key = format!("{command}/{id}");
             self.ledger.put(&key, &body, unix_ms(now), max_age * 2);
@@ -560,6 +586,11 @@ mod tests {
         cameras: &[],
     };
 
+    fn snapshot_request(id: &str, camera: &str, now: SystemTime) -> String {
+        let sent_at = rfc3339_ms(now);
+        format!(r#"{{"id":"{id}","sent_at":"{sent_at}","camera":"{camera}"}}"#)
+    }
+
     #[test]
     fn a_snapshot_is_pictured_then_answered_once_even_when_repeated_meanwhile() {
         let dir = temp_dir("snap");
@@ -567,10 +598,7 @@ mod tests {
         let now = SystemTime::now();
         let topic = "vigil/v1/d1/box/cmd/snapshot";
         let id = uuid::Uuid::now_v7().to_string();
-        let body = format!(
-            r#"{{"id":"{id}","sent_at":"{}","camera":"gate"}}"#,
-            rfc3339_ms(now)
-        );
+        let body = snapshot_request(&id, "gate", now);
         let Reply::Job(pending) = c.handle(topic, body.as_bytes(), &CTX, now) else {
             panic!("a snapshot to take");
         };
@@ -611,10 +639,7 @@ mod tests {
         );
         // A failed snapshot carries its code; a request without a camera is refused.
         let other = uuid::Uuid::now_v7().to_string();
-        let body = format!(
-            r#"{{"id":"{other}","sent_at":"{}","camera":"x"}}"#,
-            rfc3339_ms(now)
-        );
+        let body = snapshot_request(&other, "x", now);
         let Reply::Job(pending) = c.handle(topic, body.as_bytes(), &CTX, now) else {
             panic!("a snapshot to take");
         };
@@ -669,6 +694,48 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    #[test]
+    fn an_unsigned_refusal_is_not_the_answer_a_signed_retry_of_the_same_id_gets() {
+        let dir = temp_dir("signed");
+        let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+        let settings = CommandSettings {
+            enabled: true,
+            public_keys: vec![signature::encode_key(key.verifying_key().as_bytes())],
+            ..CommandSettings::default()
+        };
+        let identity = Identity {
+            device: "box".into(),
+            district: "d1".into(),
+        };
+        let cameras = disarm::tests::cameras();
+        let mut c = Commands::new(settings, identity, &dir, &cameras);
+        let ctx = Context {
+            cameras: &cameras,
+            ..CTX
+        };
+        let now = SystemTime::now();
+        let topic = "vigil/v1/d1/box/cmd/disarm";
+        let mut request: Map<String, Value> = serde_json::from_value(json!({
+            "id": uuid::Uuid::now_v7().to_string(),
+            "sent_at": rfc3339_ms(now),
+            "camera": "gate",
+        }))
+        .expect("object");
+        let code = |m: Message| {
+            let v: Value = serde_json::from_slice(&m.payload).expect("json");
+            v["error"]["code"].as_str().unwrap_or("ok").to_string()
+        };
+        let unsigned = serde_json::to_vec(&request).expect("json");
+        assert_eq!(
+            code(done(c.handle(topic, &unsigned, &ctx, now))),
+            "unsigned"
+        );
+        request.insert("sig".into(), signature::sign(&key, topic, &request).into());
+        let signed = serde_json::to_vec(&request).expect("json");
+        assert_eq!(code(done(c.handle(topic, &signed, &ctx, now))), "ok");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     fn commands(dir: &Path) -> Commands {
         let identity = Identity {
             device: "box".into(),
@@ -678,7 +745,7 @@ mod tests {
             enabled: true,
             ..CommandSettings::default()
         };
-        Commands::new(settings, identity, dir)
+        Commands::new(settings, identity, dir, &[])
     }
 
     #[test]

@@ -59,8 +59,8 @@ pub struct CommandSettings {
     pub max_age_s: u64,
     /// The commands allowed, from [`COMMANDS`]. Default: all of them.
     pub allow: Vec<String>,
-    /// Ed25519 public keys (base64 of 32 bytes). When any is given, `arm`, `disarm`, `config`
-    /// and `clip` are taken only signed by one of them. Default: none.
+    /// Ed25519 public keys (base64 of 32 bytes). When any is given, `arm` and `disarm` are
+    /// taken only signed by one of them. Default: none.
     pub public_keys: Vec<String>,
 }
 

@@ -202,13 +202,14 @@ impl Board {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::rules::lifecycle::Policy;
     use crate::rules::line::LineRule;
     use std::time::Duration;
 
-    fn disarm(target: Target, until: Option<SystemTime>, fire: bool) -> Disarm {
+    /// A disarm of `target` with no `by` or `reason`, since the epoch.
+    pub(crate) fn disarm(target: Target, until: Option<SystemTime>, fire: bool) -> Disarm {
         Disarm {
             target,
             until,

@@ -433,16 +433,7 @@ fn a_person_walking_along_a_zone_edge_is_one_intrusion_with_hysteresis() {
     assert_eq!(s.frame(&[person(0.3, 0.52)]), vec![("intrusion", "open")]);
 }
 
-fn disarm(target: standdown::Target, until: Option<SystemTime>, fire: bool) -> Disarm {
-    Disarm {
-        target,
-        until,
-        fire,
-        by: None,
-        reason: None,
-        since: SystemTime::UNIX_EPOCH,
-    }
-}
+use standdown::tests::disarm;
 
 #[test]
 fn a_disarmed_zone_opens_nothing_until_its_time_and_then_opens_as_usual() {
