@@ -90,6 +90,33 @@ impl Check {
     }
 }
 
+/// With commands on: who may stand rules down.
+fn commands(config: &crate::config::Config) -> Option<Check> {
+    let c = &config.commands;
+    if !c.enabled {
+        return None;
+    }
+    let allowed = |name: &str| c.allow.iter().any(|a| a == name);
+    Some(
+        if c.public_keys.is_empty() && (allowed("arm") || allowed("disarm")) {
+            Check::warn(
+                "commands: arm and disarm are taken unsigned: whoever may publish to this box's cmd topic can stand its rules down",
+                "add [commands] public_keys (vigil keygen) so that only signed arm and disarm are taken, or leave them out of commands.allow",
+            )
+        } else {
+            Check::ok(format!(
+                "commands: {} allowed{}",
+                c.allow.join(", "),
+                if c.public_keys.is_empty() {
+                    String::new()
+                } else {
+                    format!(", arm and disarm signed ({} key(s))", c.public_keys.len())
+                }
+            ))
+        },
+    )
+}
+
 /// The readable report.
 pub fn render(checks: &[Check]) -> String {
     let mut out = String::new();
@@ -162,6 +189,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     checks.extend(cameras(&config, &args, &args.config));
+    checks.extend(commands(&config));
     checks.extend(secrets_and_broker(&config, &resolve, args.timeout));
     checks.extend(storage(&config, &resolve, args.min_free_gib));
     checks.push(clock());
@@ -504,5 +532,23 @@ mod tests {
         assert!(text.contains("✗ camera gate"), "{text}");
         assert!(text.ends_with("1 failure(s), 1 warning(s)\n"), "{text}");
         assert!(render(&checks[..1]).ends_with("all checks passed\n"));
+    }
+
+    #[test]
+    fn unsigned_arm_and_disarm_are_warned_about() {
+        let mut config: crate::config::Config =
+            toml::from_str("[device]\nid = \"b\"\ndistrict = \"d\"\n[mqtt]\nhost = \"h\"\n")
+                .expect("config");
+        assert!(commands(&config).is_none(), "commands off: nothing to say");
+        config.commands.enabled = true;
+        let unsigned = commands(&config).expect("a check");
+        assert_eq!(unsigned.status, Status::Warn);
+        config.commands.public_keys = vec!["k".into()];
+        let signed = commands(&config).expect("a check");
+        assert_eq!(signed.status, Status::Ok);
+        assert!(signed.what.contains("signed (1 key(s))"), "{}", signed.what);
+        config.commands.public_keys.clear();
+        config.commands.allow = vec!["ping".into()];
+        assert_eq!(commands(&config).map(|c| c.status), Some(Status::Ok));
     }
 }
