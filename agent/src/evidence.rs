@@ -73,11 +73,16 @@ pub struct Jpeg {
 impl Jpeg {
     /// sha256 of the bytes, lower-case hex.
     pub fn sha256(&self) -> String {
-        Sha256::digest(&self.bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        sha256_hex(&self.bytes)
     }
+}
+
+/// sha256 of `bytes`, lower-case hex (pictures, command results).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// What to outline: the incident's zone or line.

@@ -13,16 +13,16 @@ use crate::diag;
 use crate::publish::{self, Lane, Message, Outgoing};
 use crate::rules::standdown::Board;
 
-/// A snapshot taken for a command: the request, and the picture or why there is none.
-pub type Shot = (Pending, Result<Finished, (&'static str, String)>);
+/// A job carried out for a command: the request, and how it came out or why it could not.
+pub type JobDone = (Pending, Result<Finished, (&'static str, String)>);
 
 /// Answers commands.
 pub struct Desk {
     commands: Commands,
     /// Into the session (results, pictures).
     out: mpsc::Sender<Outgoing>,
-    /// Snapshots taken, back to the main loop.
-    done: mpsc::Sender<Shot>,
+    /// Jobs done elsewhere (snapshots), back to the main loop.
+    done: mpsc::Sender<JobDone>,
     diag: Arc<diag::Shared>,
     standing: Arc<Board>,
     /// The cameras' rules (to find an incident to acknowledge).
@@ -39,7 +39,7 @@ impl Desk {
         diag: Arc<diag::Shared>,
         standing: Arc<Board>,
         pool: Arc<super::workers::Pool>,
-    ) -> (Desk, mpsc::Receiver<Shot>) {
+    ) -> (Desk, mpsc::Receiver<JobDone>) {
         let (done, finished) = mpsc::channel(64);
         let (version, disarms) = commands.disarms();
         standing.set(version, disarms);
@@ -116,10 +116,10 @@ impl Desk {
 
     /// Send what ends a request carried out elsewhere (its result is forgotten when the
     /// session cannot take it, so a retry carries it out again).
-    pub fn finished(&mut self, (pending, shot): Shot) {
+    pub fn finished(&mut self, (pending, outcome): JobDone) {
         let key = pending.key().to_string();
         let messages =
-            publish::off_runtime(|| self.commands.finish(pending, shot, SystemTime::now()));
+            publish::off_runtime(|| self.commands.finish(pending, outcome, SystemTime::now()));
         if !self.send(messages) {
             self.commands.forget(&key);
         }

@@ -176,6 +176,14 @@ impl CameraWork {
         })
     }
 
+    /// Take what the centre stands down on this camera from `board`, when it changed since
+    /// last time (one atomic load otherwise).
+    fn refresh_standing(&mut self, board: &crate::rules::standdown::Board) {
+        if let Some(disarms) = board.changed(&self.id, &mut self.standing_seen) {
+            self.rules.stand_down(disarms);
+        }
+    }
+
     fn new(c: &crate::config::Camera, r: &RuleSet) -> Self {
         CameraWork {
             id: c.id.clone(),
@@ -446,7 +454,7 @@ pub async fn run(
     // Kept for command results and the `close` events of a clean stop.
     let closer = tx.clone();
     drop(tx);
-    let (mut desk, mut snapshots_taken) = desk::Desk::new(
+    let (mut desk, mut jobs_done) = desk::Desk::new(
         commands,
         closer.clone(),
         Arc::clone(&diag),
@@ -501,7 +509,7 @@ pub async fn run(
                 };
                 desk.request(&request, &ctx);
             }
-            Some(shot) = snapshots_taken.recv() => desk.finished(shot),
+            Some(done) = jobs_done.recv() => desk.finished(done),
         }
     }
     tracing::info!("shutting down");

@@ -369,10 +369,7 @@ fn send_health(board: &FrameBoard, pool: &Pool, ctx: &LoopContext<'_>) -> Result
         .collect();
     // What stands down, as the centre set it, also for a camera with no frame to analyse.
     for w in &mut guards {
-        let w = &mut **w;
-        if let Some(disarms) = ctx.standing.changed(&w.id, &mut w.standing_seen) {
-            w.rules.stand_down(disarms);
-        }
+        w.refresh_standing(ctx.standing);
     }
     let cams: Vec<(String, &CameraRules, Option<&'static str>)> = guards
         .iter()
@@ -446,10 +443,7 @@ fn analyse(
     }
     let aspect = f64::from(frame.width) / f64::from(frame.height.max(1));
     let now = ctx.clock.monotonic();
-    let cam = &mut *cam;
-    if let Some(disarms) = ctx.standing.changed(&cam.id, &mut cam.standing_seen) {
-        cam.rules.stand_down(disarms);
-    }
+    cam.refresh_standing(ctx.standing);
     cam.rules
         .evaluate(now, frame.captured, aspect, &st.dets, &mut st.events);
     board
@@ -461,7 +455,7 @@ fn analyse(
         if opened {
             crate::prometheus::incident_opened(&cam.id, event.kind.as_str());
         }
-        let out = outgoing(ctx.identity, cam, info, frame, event, &ctx.evidence());
+        let out = outgoing(ctx.identity, &cam, info, frame, event, &ctx.evidence());
         if ctx.tx.blocking_send(out).is_err() {
             return Err(SessionGone);
         }

@@ -217,7 +217,7 @@ impl Got {
             return Some(Ok((result.clone(), None)));
         };
         let (_, bytes) = self.pictures.iter().find(|(t, _)| t == named)?;
-        let sha = crate::command::hex_sha256(bytes);
+        let sha = crate::evidence::sha256_hex(bytes);
         Some(if answer["sha256"].as_str() == Some(&*sha) {
             Ok((result.clone(), Some(bytes.clone())))
         } else {

@@ -73,31 +73,30 @@ fn target(args: &Map<String, Value>, cameras: &[Camera]) -> Result<(String, Targ
         (Some(_), Some(_)) => {
             return Err(("bad_request", "name a zone or a line, not both".into()));
         }
-        (Some(zone), None) => {
-            if !cam.zones.iter().any(|z| z.name == zone) {
-                let known: Vec<&str> = cam.zones.iter().map(|z| z.name.as_str()).collect();
-                let message = format!(
-                    "camera {camera} has no zone {zone:?}; its zones: {}",
-                    known.join(", ")
-                );
-                return Err(("unknown_zone", message));
-            }
-            Target::Zone(zone)
-        }
-        (None, Some(line)) => {
-            if !cam.lines.iter().any(|l| l.name == line) {
-                let known: Vec<&str> = cam.lines.iter().map(|l| l.name.as_str()).collect();
-                let message = format!(
-                    "camera {camera} has no line {line:?}; its lines: {}",
-                    known.join(", ")
-                );
-                return Err(("unknown_line", message));
-            }
-            Target::Line(line)
-        }
+        (Some(zone), None) => Target::Zone(zone),
+        (None, Some(line)) => Target::Line(line),
         (None, None) => Target::Camera,
     };
-    Ok((camera, target))
+    if exists(cameras, &camera, &target) {
+        return Ok((camera, target));
+    }
+    let (code, kind, missing, known): (_, _, _, Vec<&str>) = match &target {
+        Target::Line(line) => {
+            let known = cam.lines.iter().map(|l| l.name.as_str()).collect();
+            ("unknown_line", "line", line, known)
+        }
+        Target::Zone(zone) => {
+            let known = cam.zones.iter().map(|z| z.name.as_str()).collect();
+            ("unknown_zone", "zone", zone, known)
+        }
+        // The camera was found above: it exists.
+        Target::Camera => return Ok((camera, Target::Camera)),
+    };
+    let message = format!(
+        "camera {camera} has no {kind} {missing:?}; its {kind}s: {}",
+        known.join(", ")
+    );
+    Err((code, message))
 }
 
 /// Read a `disarm` request's arguments at `now`: the camera and what stands down.

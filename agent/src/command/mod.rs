@@ -22,7 +22,6 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::config::CommandSettings;
 use crate::evidence::Jpeg;
@@ -498,7 +497,7 @@ fn act(req: &request::Request, ctx: &Context<'_>, now: SystemTime) -> Act {
         _ => Act::Now(Ok(json!({
             "version": ctx.version,
             "uptime_s": ctx.uptime.as_secs(),
-            "config_sha256": hex_sha256(ctx.config_source.as_bytes()),
+            "config_sha256": crate::evidence::sha256_hex(ctx.config_source.as_bytes()),
             "sent_at": rfc3339_ms(req.sent_at),
             "received_at": rfc3339_ms(now),
         }))),
@@ -552,14 +551,6 @@ pub fn result(
         };
     }
     v
-}
-
-/// sha256 of `bytes`, lower-case hex.
-pub fn hex_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 #[cfg(test)]

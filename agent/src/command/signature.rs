@@ -26,18 +26,9 @@ pub fn signed_bytes(topic: &str, request: &Map<String, Value>) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(topic.as_bytes());
     out.push(b'\n');
-    let mut keys: Vec<&String> = request.keys().filter(|k| *k != "sig").collect();
-    keys.sort();
-    out.push(b'{');
-    for (i, k) in keys.into_iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        canonical(&Value::String(k.clone()), &mut out);
-        out.push(b':');
-        canonical(&request[k], &mut out);
-    }
-    out.push(b'}');
+    let mut rest = request.clone();
+    rest.remove("sig");
+    canonical(&Value::Object(rest), &mut out);
     out
 }
 
@@ -99,7 +90,7 @@ pub fn verify(
         let message = "this box takes this command only signed: add \"sig\" (vigil command --key)";
         return Err(("unsigned", message.into()));
     };
-    if has_fraction(&Value::Object(request.clone())) {
+    if request.values().any(has_fraction) {
         // Fractions print differently from one JSON library to the next: no canonical form.
         let message = "a signed request may hold only whole numbers";
         return Err(("bad_request", message.into()));
