@@ -163,6 +163,7 @@ mod tests {
             opened_at: SystemTime::now(),
             facts: Facts::default(),
             ack: None,
+            clip: None,
         };
         let set = RuleSet::default();
         let mut settings = EvidenceSettings::default();

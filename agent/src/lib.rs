@@ -5,6 +5,7 @@
 //! [`publish`], wired together by [`agent`]; [`cmd`] holds the command-line interface.
 
 pub mod agent;
+pub mod clip;
 pub mod clock;
 pub mod cmd;
 pub mod command;

@@ -45,7 +45,7 @@ fn stream_part(c: &Camera) -> StreamPart<'_> {
 /// The camera changes from `old` to `new`, or why the reload needs a restart instead.
 pub fn plan(old: &Config, new: &Config) -> Result<Vec<CameraChange>, String> {
     let mut needs_restart = Vec::new();
-    let sections: [(&str, bool); 12] = [
+    let sections: [(&str, bool); 13] = [
         ("device", old.device == new.device),
         ("mqtt", old.mqtt == new.mqtt),
         ("models", old.models == new.models),
@@ -57,6 +57,7 @@ pub fn plan(old: &Config, new: &Config) -> Result<Vec<CameraChange>, String> {
         ("metrics", old.metrics == new.metrics),
         ("inference", old.inference == new.inference),
         ("commands", old.commands == new.commands),
+        ("clips", old.clips == new.clips),
         (
             "the list of cameras (added, removed or reordered)",
             old.cameras

@@ -15,6 +15,7 @@ pub struct Contract {
     health: jsonschema::Validator,
     command_request: jsonschema::Validator,
     command_result: jsonschema::Validator,
+    clip: jsonschema::Validator,
 }
 
 fn compile(name: &str) -> anyhow::Result<jsonschema::Validator> {
@@ -36,6 +37,7 @@ impl Contract {
             health: compile("health.schema.json")?,
             command_request: compile("command-request.schema.json")?,
             command_result: compile("command-result.schema.json")?,
+            clip: compile("clip.schema.json")?,
         })
     }
 
@@ -52,6 +54,7 @@ impl Contract {
             "vigil.camera-status/1" => Some(&self.camera_status),
             "vigil.health/1" => Some(&self.health),
             "vigil.command-result/1" => Some(&self.command_result),
+            "vigil.clip/1" => Some(&self.clip),
             _ => None,
         }
     }
@@ -85,6 +88,14 @@ impl Contract {
             ["incidents", _, _, "snapshot"] | ["cameras", _, "snapshot", _] => {
                 if !payload.starts_with(&[0xFF, 0xD8]) || !payload.ends_with(&[0xFF, 0xD9]) {
                     bail!("{topic}: the snapshot is not a JPEG");
+                }
+                return Ok(());
+            }
+            ["incidents", _, _, "clip"] => &self.clip,
+            ["incidents", _, _, "clip", n] | ["cameras", _, "clip", _, n] => {
+                // Slices of an MP4 file: the first starts with its `ftyp` box.
+                if payload.is_empty() || (*n == "0" && payload.get(4..8) != Some(b"ftyp")) {
+                    bail!("{topic}: not a slice of an MP4 clip");
                 }
                 return Ok(());
             }

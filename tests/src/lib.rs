@@ -12,6 +12,7 @@ use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 
 pub mod contract;
 pub mod golden;
+pub mod mp4;
 pub mod npy;
 pub mod scene;
 pub use vigil::demo::{free_port, wait_for_port};

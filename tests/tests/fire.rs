@@ -140,6 +140,38 @@ fn real_flames_become_a_fire_incident_with_evidence() -> anyhow::Result<()> {
         .map(Received::json)
         .unwrap_or_default();
     assert_eq!(health["cameras"][0]["fire_cues"], "colour", "{health}");
+    // Fire opens get a clip by default: 10 s before the open to 10 s after, in chunks, then
+    // announced; put together, it plays from a key frame.
+    let clip_topic = format!(
+        "vigil/v1/t1/fire-box-001/incidents/hill/{}/clip",
+        open["id"].as_str().unwrap_or_default()
+    );
+    let got = scene
+        .recorder
+        .wait_for(Duration::from_secs(60), "the fire's clip", |m| {
+            m.iter().any(|x| x.topic == clip_topic)
+        })
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", scene.log()))?;
+    let announced = got
+        .iter()
+        .find(|x| x.topic == clip_topic)
+        .map(Received::json)
+        .unwrap_or_default();
+    assert_eq!(announced["type"], "fire", "{announced}");
+    let file = vigil_tests::mp4::assemble(&got, &announced)?;
+    let dir = TempDir::new("fire-clip")?;
+    std::fs::write(dir.join("fire.mp4"), &file)?;
+    let played = vigil_tests::mp4::play(&dir.join("fire.mp4"))?;
+    assert!(played.starts_with_key && played.frames > 0, "{played:?}");
+    // The incident's next event names it.
+    let got =
+        scene
+            .recorder
+            .wait_for(Duration::from_secs(30), "an event naming the clip", |m| {
+                fire_events(m)
+                    .iter()
+                    .any(|v| v["id"] == open["id"] && v["clip"]["sha256"] == announced["sha256"])
+            })?;
     let n = vigil_tests::contract::Contract::load()?.check_all(&got)?;
     assert!(n > 0);
     Ok(())

@@ -8,7 +8,8 @@ use std::time::SystemTime;
 
 use tokio::sync::mpsc;
 
-use crate::command::{Commands, Context, Finished, Job, Pending, Reply};
+use super::clipper::{self, Clipper, Span};
+use crate::command::{ClipOf, Commands, Context, Finished, Job, Pending, Reply};
 use crate::diag;
 use crate::publish::{self, Lane, Message, Outgoing};
 use crate::rules::standdown::Board;
@@ -27,7 +28,15 @@ pub struct Desk {
     standing: Arc<Board>,
     /// The cameras' rules (to find an incident to acknowledge).
     pool: Arc<super::workers::Pool>,
+    /// Cuts clips.
+    clipper: Arc<Clipper>,
+    /// The session's message limit (clip chunks fit it).
+    limit: Arc<publish::limit::MessageLimit>,
 }
+
+/// How far ahead a `clip` request's `to` may be: its job must end well within the 120 s a job
+/// may take.
+const MAX_CLIP_AHEAD: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Desk {
     /// A desk answering with `commands`, sending through `out`, taking snapshots from `diag`
@@ -39,6 +48,8 @@ impl Desk {
         diag: Arc<diag::Shared>,
         standing: Arc<Board>,
         pool: Arc<super::workers::Pool>,
+        clipper: Arc<Clipper>,
+        limit: Arc<publish::limit::MessageLimit>,
     ) -> (Desk, mpsc::Receiver<JobDone>) {
         let (done, finished) = mpsc::channel(64);
         let (version, disarms) = commands.disarms();
@@ -50,12 +61,20 @@ impl Desk {
             diag,
             standing,
             pool,
+            clipper,
+            limit,
         };
         (desk, finished)
     }
 
-    /// Answer one request (or start what it asks).
-    pub fn request(&mut self, request: &publish::Received, ctx: &Context<'_>) {
+    /// Answer one request (or start what it asks). A pushed configuration is for the main
+    /// loop, which runs the configuration: it comes back with its text, to be ended with
+    /// [`Desk::finished`].
+    pub fn request(
+        &mut self,
+        request: &publish::Received,
+        ctx: &Context<'_>,
+    ) -> Option<(Pending, Arc<str>)> {
         let reply = publish::off_runtime(|| {
             self.commands
                 .handle(&request.topic, &request.payload, ctx, SystemTime::now())
@@ -66,37 +85,122 @@ impl Desk {
                 self.send(vec![result]);
             }
             Reply::Later => {}
-            Reply::Job(pending) => match pending.job.clone() {
-                Job::Snapshot { camera } => {
-                    let diag = Arc::clone(&self.diag);
-                    let done = self.done.clone();
-                    tokio::spawn(async move {
-                        let shot = diag::take_snapshot(&diag, &camera)
-                            .await
-                            .map(|jpeg| Finished::Picture { camera, jpeg })
-                            .map_err(|e| (e.code(), e.to_string()));
-                        let _ = done.send((pending, shot)).await;
-                    });
+            Reply::Job(pending) => {
+                if let Job::Config { text } = &pending.job {
+                    let text = Arc::clone(text);
+                    return Some((pending, text));
                 }
-                Job::Ack { incident, ack } => {
-                    let found = publish::off_runtime(|| self.pool.ack(incident, &ack));
-                    let outcome = found
-                        .map(|(camera, kind)| Finished::Acked {
-                            incident,
-                            camera,
-                            kind: kind.as_str(),
-                            ack,
-                        })
-                        .ok_or((
-                            "unknown_incident",
-                            format!(
-                                "no incident {incident} is open among this box's camera rules: it closed, it is another box's, or it is a camera fault (camera_offline, camera_frozen, camera_tamper), which closes by itself when the camera recovers"
-                            ),
-                        ));
-                    self.finished((pending, outcome));
-                }
-            },
+                self.start(pending);
+            }
         }
+        None
+    }
+
+    /// Carry out a snapshot (in a task of its own) or an ack.
+    fn start(&mut self, pending: Pending) {
+        match pending.job.clone() {
+            Job::Snapshot { camera } => {
+                let diag = Arc::clone(&self.diag);
+                let done = self.done.clone();
+                tokio::spawn(async move {
+                    let shot = diag::take_snapshot(&diag, &camera)
+                        .await
+                        .map(|jpeg| Finished::Picture { camera, jpeg })
+                        .map_err(|e| (e.code(), e.to_string()));
+                    let _ = done.send((pending, shot)).await;
+                });
+            }
+            Job::Ack { incident, ack } => {
+                let found = publish::off_runtime(|| self.pool.ack(incident, &ack));
+                let outcome = found
+                    .map(|(camera, kind)| Finished::Acked {
+                        incident,
+                        camera,
+                        kind: kind.as_str(),
+                        ack,
+                    })
+                    .ok_or((
+                        "unknown_incident",
+                        format!(
+                            "no incident {incident} is open among this box's camera rules: it closed, it is another box's, or it is a camera fault (camera_offline, camera_frozen, camera_tamper), which closes by itself when the camera recovers"
+                        ),
+                    ));
+                self.finished((pending, outcome));
+            }
+            Job::Clip(of) => match self.span(&of, &pending) {
+                Ok(span) => self.clip(pending, span, of),
+                Err(refused) => self.finished((pending, Err(refused))),
+            },
+            Job::Config { .. } => {}
+        }
+    }
+
+    /// What stream a clip request covers.
+    fn span(&self, of: &ClipOf, pending: &Pending) -> Result<Span, clipper::Refusal> {
+        match of {
+            ClipOf::Incident(id) => {
+                let (index, camera, at) = publish::off_runtime(|| self.pool.opened(*id)).ok_or((
+                    "unknown_incident",
+                    format!("no incident {id} is open among this box's camera rules: for one that closed, ask for its camera from a time to a time"),
+                ))?;
+                self.clipper.camera(&camera)?;
+                Ok(self
+                    .clipper
+                    .around(index, &camera, at, format!("{camera}-{id}")))
+            }
+            ClipOf::Span { camera, from, to } => {
+                let index = self.clipper.camera(camera)?;
+                if *to > SystemTime::now() + MAX_CLIP_AHEAD {
+                    let message =
+                        format!("\"to\" may be at most {} s ahead", MAX_CLIP_AHEAD.as_secs());
+                    return Err(("bad_request", message));
+                }
+                let name = format!("{camera}-{}", pending.id());
+                Ok(Span {
+                    index,
+                    camera: camera.clone(),
+                    from: *from,
+                    to: *to,
+                    name,
+                    clamp: false,
+                })
+            }
+        }
+    }
+
+    /// Cut the clip of `span` once its end has come, send its chunks in the lowest lane, and
+    /// come back with what the result says of it.
+    fn clip(&self, pending: Pending, span: Span, of: ClipOf) {
+        let incident = match of {
+            ClipOf::Incident(id) => Some(id),
+            ClipOf::Span { .. } => None,
+        };
+        let (clipper, done, out) = (
+            Arc::clone(&self.clipper),
+            self.done.clone(),
+            self.out.clone(),
+        );
+        let identity = self.diag.identity.clone();
+        let chunk = self.limit.picture_bytes();
+        tokio::spawn(async move {
+            let camera = span.camera.clone();
+            let outcome = clipper.make(span).await.and_then(|written| {
+                let (chunks, answer) = clipper::publishable(
+                    &identity,
+                    &camera,
+                    incident.as_ref(),
+                    pending.id(),
+                    &written,
+                    chunk,
+                );
+                let messages = Outgoing::Plain { lane: Lane::Telemetry, messages: chunks };
+                out.try_send(messages).map(|()| Finished::Clip(answer)).map_err(|_| {
+                    let message = "the session is backed up: the clip was written but not sent; send the request again in a few seconds";
+                    ("busy", message.to_string())
+                })
+            });
+            let _ = done.send((pending, outcome)).await;
+        });
     }
 
     /// Forget what the centre stood down that `cameras` (a reloaded configuration) no longer

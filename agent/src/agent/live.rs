@@ -85,24 +85,61 @@ pub struct Reloader {
     pub watched: Arc<Mutex<Vec<Watched>>>,
     /// The diagnostics socket's view.
     pub diag: Arc<diag::Shared>,
+    /// A configuration the centre pushed, running on trial ([`super::push`]).
+    pub trial: Option<super::push::Trial>,
+}
+
+/// What applying a configuration did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// One line per change, for people.
+    pub done: Vec<String>,
+    /// Cameras whose pipeline was rebuilt and that should deliver frames again.
+    pub started: Vec<usize>,
+    /// Cameras whose pipeline could not be started, and why.
+    pub failed: Vec<String>,
 }
 
 impl Reloader {
-    /// Re-read the configuration file and apply it; the reply says what was done, or why
+    /// Re-read the configuration (the installed file, or what the centre pushed while that is
+    /// unchanged: [`crate::config::pushed`]) and apply it; the reply says what was done, or why
     /// nothing was.
     pub async fn reload(&mut self) -> Result<String, String> {
-        let path = self.plan.loaded.path.clone();
+        if self.trial.is_some() {
+            return Err(
+                "a configuration the centre pushed is being tried; reload again in a minute".into(),
+            );
+        }
+        let installed = self.plan.loaded.installed.clone();
         let loaded = tokio::task::spawn_blocking(move || {
-            crate::config::load(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|l| Plan::build(l).map_err(|e| e.to_string()))
+            let effective =
+                crate::config::pushed::effective(&installed, true).map_err(|e| e.to_string())?;
+            if let Some(why) = &effective.set_aside {
+                tracing::warn!("the configuration the centre pushed is not used: {why}");
+            }
+            Plan::build(effective.loaded).map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| e.to_string())?;
         let new = loaded
             .map_err(|e| format!("the new configuration is invalid; nothing was applied:\n{e}"))?;
+        let applied = self.apply(new).await?;
+        if !applied.failed.is_empty() {
+            return Err(applied.failed.join("; "));
+        }
+        if applied.done.is_empty() {
+            Ok("the configuration is unchanged".into())
+        } else {
+            Ok(applied.done.join("; "))
+        }
+    }
+
+    /// Apply `new` (checked) live, camera by camera, or say why it needs a restart (then
+    /// nothing is applied). A camera whose pipeline cannot start is named in
+    /// [`Applied::failed`]; `new` is what runs either way.
+    pub async fn apply(&mut self, new: Plan) -> Result<Applied, String> {
         let changes = crate::reload::plan(&self.plan.loaded.config, &new.loaded.config)?;
-        let mut done = Vec::new();
+        let mut applied = Applied::default();
         for ch in &changes {
             let cam = &new.loaded.config.cameras[ch.index];
             let Some(rules) = new.rules.get(ch.index) else {
@@ -117,50 +154,53 @@ impl Reloader {
                 if self.work.send(update).is_err() {
                     return Err("the inference thread is stopping".into());
                 }
-                done.push(format!(
+                applied.done.push(format!(
                     "camera {}: rules replaced (its open incidents closed)",
                     cam.id
                 ));
             }
             if ch.stream {
                 self.cameras.stop(ch.index).await;
-                self.cameras
-                    .start(ch.index, cam)
-                    .map_err(|e| format!("camera {}: {e}", cam.id))?;
-                done.push(format!(
-                    "camera {}: {}",
-                    cam.id,
-                    if cam.enabled {
-                        "pipeline rebuilt"
-                    } else {
-                        "stopped (disabled)"
+                match self.cameras.start(ch.index, cam) {
+                    Err(e) => applied.failed.push(format!("camera {}: {e}", cam.id)),
+                    Ok(()) if cam.enabled => {
+                        applied.started.push(ch.index);
+                        applied
+                            .done
+                            .push(format!("camera {}: pipeline rebuilt", cam.id));
                     }
-                ));
+                    Ok(()) => applied
+                        .done
+                        .push(format!("camera {}: stopped (disabled)", cam.id)),
+                }
             }
-            if let Some(w) = self
-                .watched
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get_mut(ch.index)
-            {
-                *w = Watched::of(ch.index, cam);
-            }
-            if let Some(c) = self
-                .diag
-                .cameras
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get_mut(ch.index)
-            {
-                *c = diag::CameraInfo::of(cam);
-            }
+            self.show(ch.index, cam);
         }
         self.plan = new;
-        if done.is_empty() {
-            Ok("the configuration is unchanged".into())
-        } else {
-            tracing::info!(changes = %done.join("; "), "configuration reloaded");
-            Ok(done.join("; "))
+        if !applied.done.is_empty() {
+            tracing::info!(changes = %applied.done.join("; "), "configuration applied");
+        }
+        Ok(applied)
+    }
+
+    /// The camera monitor's and the diagnostics socket's view of camera `index`.
+    fn show(&self, index: usize, cam: &Camera) {
+        if let Some(w) = self
+            .watched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(index)
+        {
+            *w = Watched::of(index, cam);
+        }
+        if let Some(c) = self
+            .diag
+            .cameras
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(index)
+        {
+            *c = diag::CameraInfo::of(cam);
         }
     }
 }

@@ -29,9 +29,11 @@ use crate::publish::{self, Durable, Outgoing, SessionConfig, SessionStats};
 use crate::rules::{CameraRules, RuleSet};
 use crate::telemetry;
 
+mod clipper;
 mod desk;
 mod live;
 mod models;
+mod push;
 mod workers;
 
 /// Why the agent cannot start.
@@ -243,7 +245,16 @@ pub async fn run(
     let enabled: Vec<usize> = (0..config.cameras.len())
         .filter(|&i| config.cameras[i].enabled)
         .collect();
-    let board = FrameBoard::new(config.cameras.len());
+    let clips = &config.clips;
+    let board = FrameBoard::recording(
+        config.cameras.len(),
+        clips.enabled.then(|| {
+            (
+                clips.keep(),
+                usize::try_from(clips.buffer_bytes).unwrap_or(usize::MAX),
+            )
+        }),
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::channel::<Outgoing>(1024);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -415,7 +426,24 @@ pub async fn run(
             let _ = t.join();
         }
     };
+    let clipper = Arc::new(clipper::Clipper::new(
+        Arc::clone(&board),
+        Arc::clone(&diag),
+        config.clips.clone(),
+        state_dir.join("clips"),
+    ));
+    let (order_tx, order_rx) = mpsc::channel(16);
+    let orders = Arc::new(clipper::Orders::new(&config.clips, order_tx));
+    let clip_task = tokio::spawn(clipper::serve(
+        Arc::clone(&clipper),
+        order_rx,
+        tx.clone(),
+        identity.clone(),
+        Arc::clone(&limit),
+        Arc::clone(&pool),
+    ));
     for n in 0..threads {
+        let orders = Arc::clone(&orders);
         let board = Arc::clone(&board);
         let stop = Arc::clone(&stop);
         let evidence = config.evidence;
@@ -438,6 +466,7 @@ pub async fn run(
                     limit: &limit,
                     snapshots: &diag.snapshots,
                     standing: &standing,
+                    clips: &orders,
                 };
                 workers::detect_loop(&board, &pool, n, detectors, &ctx);
             });
@@ -460,6 +489,8 @@ pub async fn run(
         Arc::clone(&diag),
         Arc::clone(&standing),
         Arc::clone(&pool),
+        clipper,
+        Arc::clone(&limit),
     );
     let mut cameras = live::Cameras::new(config.cameras.len(), Arc::clone(&board));
     for &i in &enabled {
@@ -487,7 +518,9 @@ pub async fn run(
         work: work_tx,
         watched,
         diag: Arc::clone(&diag),
+        trial: None,
     };
+    let (tried_tx, mut tried_rx) = mpsc::channel::<push::Tried>(1);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -507,9 +540,12 @@ pub async fn run(
                     config_source: &reloader.plan.loaded.source,
                     cameras: &reloader.plan.loaded.config.cameras,
                 };
-                desk.request(&request, &ctx);
+                if let Some((pending, text)) = desk.request(&request, &ctx) {
+                    push::take(&mut reloader, &mut desk, &tried_tx, pending, text).await;
+                }
             }
             Some(done) = jobs_done.recv() => desk.finished(done),
+            Some(tried) = tried_rx.recv() => push::settled(&mut reloader, &mut desk, tried).await,
         }
     }
     tracing::info!("shutting down");
@@ -523,6 +559,10 @@ pub async fn run(
     for t in detect_threads {
         let _ = t.join();
     }
+    // Clips still waiting for their end are not made: their handles on the session go.
+    drop(orders);
+    clip_task.abort();
+    let _ = clip_task.await;
     // Every incident still open gets its `close` before the session flushes the outbox.
     let closing = pool.close_all(&identity);
     if !closing.is_empty() {

@@ -185,6 +185,27 @@ impl Pool {
         })
     }
 
+    /// Name `clip` on the next event of open incident `id` (on camera `index`); false when it
+    /// is no longer open.
+    pub fn attach_clip(
+        &self,
+        index: usize,
+        id: uuid::Uuid,
+        clip: Arc<crate::rules::ClipRef>,
+    ) -> bool {
+        self.camera(index)
+            .is_some_and(|mut cam| cam.rules.attach_clip(id, clip))
+    }
+
+    /// Open incident `id`, wherever it is open: its camera's index and id, and when it opened.
+    pub fn opened(&self, id: uuid::Uuid) -> Option<(usize, String, std::time::SystemTime)> {
+        (0..self.work.len()).find_map(|i| {
+            let cam = self.camera(i)?;
+            let at = cam.rules.opened_at(id)?;
+            Some((i, cam.id.clone(), at))
+        })
+    }
+
     fn camera(&self, i: usize) -> Option<MutexGuard<'_, CameraWork>> {
         self.work
             .get(i)
@@ -204,6 +225,8 @@ pub struct LoopContext<'a> {
     pub snapshots: &'a diag::Snapshots,
     /// What the centre stands down.
     pub standing: &'a crate::rules::standdown::Board,
+    /// Where clips of opening incidents are ordered.
+    pub clips: &'a super::clipper::Orders,
 }
 
 impl LoopContext<'_> {
@@ -454,6 +477,15 @@ fn analyse(
         let opened = event.state == crate::rules::EventState::Open;
         if opened {
             crate::prometheus::incident_opened(&cam.id, event.kind.as_str());
+            if ctx.clips.wants(event.kind.as_str()) {
+                ctx.clips.order(super::clipper::Order {
+                    index: frame.camera,
+                    camera: cam.id.clone(),
+                    incident: event.id,
+                    kind: event.kind.as_str(),
+                    at: event.frame_time,
+                });
+            }
         }
         let out = outgoing(ctx.identity, &cam, info, frame, event, &ctx.evidence());
         if ctx.tx.blocking_send(out).is_err() {

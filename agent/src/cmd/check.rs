@@ -1,5 +1,7 @@
 //! `vigil check --config FILE`: validate the configuration and the model cards it names
 //! (checksums, labels, zone classes) without connecting to anything. Exit 78 on any problem.
+//! Where the centre pushed a configuration that `vigil run` would use instead, that one is
+//! checked too and named.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,15 +21,29 @@ pub struct Args {
 
 /// Run the check.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let plan = match super::load_plan(&args.config) {
-        Ok(p) => p,
+    // The installed file first: a technician's edit is checked even while a pushed
+    // configuration runs.
+    if let Err(code) = super::load_plan(&args.config) {
+        return Ok(code);
+    }
+    let (plan, pushed) = match super::load_effective_plan(&args.config, false) {
+        Ok(both) => both,
         Err(code) => return Ok(code),
     };
+    if let Some(meta) = &pushed {
+        println!(
+            "note: vigil run uses {}, the configuration the centre pushed at {} (request {}), while {} is unchanged",
+            plan.loaded.path.display(),
+            meta.pushed_at,
+            meta.request,
+            args.config.display()
+        );
+    }
     let c = &plan.loaded.config;
     let zones: usize = c.cameras.iter().map(|c| c.zones.len()).sum();
     println!(
         "{}: OK — device {} in district {}, {} camera(s), {} zone(s), {} model(s)",
-        args.config.display(),
+        plan.loaded.path.display(),
         c.device.id,
         c.device.district,
         c.cameras.len(),

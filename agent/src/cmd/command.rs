@@ -20,7 +20,7 @@ use crate::publish::payload::{Identity, rfc3339_ms};
 /// Arguments of `vigil command`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The command (`ping`, `snapshot`).
+    /// The command (ping, snapshot, clip, ack, arm, disarm, config).
     #[arg(value_name = "COMMAND")]
     command: String,
     /// Configuration file: its [mqtt] section reaches the broker, its [device] names the box.
@@ -49,18 +49,35 @@ pub struct Args {
     /// Write the picture a `snapshot` answers with to this file (JPEG).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// For `config`: the configuration file to push (its text and sha256 become the request's
+    /// `toml` and `sha256`).
+    #[arg(long, value_name = "FILE")]
+    file: Option<PathBuf>,
     /// Sign the request with this private key (from `vigil keygen`): boxes with
-    /// `[commands] public_keys` take arm and disarm only signed.
+    /// `[commands] public_keys` take clip, arm, disarm and config only signed.
     #[arg(long, value_name = "FILE")]
     key: Option<PathBuf>,
 }
 
 /// Send the command and wait for its result.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let Ok(Value::Object(extra)) = serde_json::from_str::<Value>(&args.args) else {
+    let Ok(Value::Object(mut extra)) = serde_json::from_str::<Value>(&args.args) else {
         eprintln!("vigil command: --args must be a JSON object, e.g. '{{\"camera\":\"gate\"}}'");
         return Ok(ExitCode::from(64));
     };
+    if let Some(path) = &args.file {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let sha = crate::evidence::sha256_hex(text.as_bytes());
+                extra.insert("toml".into(), json!(text));
+                extra.insert("sha256".into(), json!(sha));
+            }
+            Err(e) => {
+                eprintln!("vigil command: --file {}: {e}", path.display());
+                return Ok(ExitCode::from(66));
+            }
+        }
+    }
     let (loaded, security) = match super::broker_settings(&args.config) {
         Ok(both) => both,
         Err(code) => return Ok(code),

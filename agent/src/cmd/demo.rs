@@ -172,7 +172,10 @@ async fn subscribe(
     let mut opts = MqttOptions::new("vigil-demo-viewer", "127.0.0.1", port);
     opts.set_max_packet_size(8 << 20, 8 << 20);
     let (client, mut events) = AsyncClient::new(opts, 16);
-    let (mut pinged, mut snapped) = (false, false);
+    let (mut pinged, mut snapped, mut clipped) = (false, false, false);
+    // The clip the centre asked for: its answer, and the chunks received so far.
+    let mut clip: Option<serde_json::Value> = None;
+    let mut chunks: std::collections::HashMap<String, Vec<u8>> = Default::default();
     loop {
         match events.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
@@ -210,8 +213,58 @@ async fn subscribe(
                         .publish(topic, QoS::AtLeastOnce, false, body.to_string())
                         .await;
                 }
+                if p.topic.contains("/incidents/") && !clipped {
+                    // And for a clip of the first incident: from before it opened to after.
+                    let open = serde_json::from_slice::<serde_json::Value>(&p.payload)
+                        .ok()
+                        .filter(|v| v["state"] == "open");
+                    if let Some(v) = open {
+                        clipped = true;
+                        let root = p.topic.split("/incidents/").next().unwrap_or_default();
+                        let topic = format!("{root}/cmd/clip");
+                        let body = serde_json::json!({
+                            "id": uuid::Uuid::now_v7().to_string(),
+                            "sent_at": crate::publish::payload::rfc3339_ms(std::time::SystemTime::now()),
+                            "incident": v["id"],
+                        });
+                        println!(
+                            "[command] clip of incident {} asked on {topic}",
+                            v["id"].as_str().unwrap_or("?")
+                        );
+                        let _ = client
+                            .publish(topic, QoS::AtLeastOnce, false, body.to_string())
+                            .await;
+                    }
+                }
                 if p.topic.contains("/cmd/") && !p.topic.ends_with("/result") {
                     continue; // our own request, echoed by the subscription
+                }
+                if p.topic.contains("/clip/") && !p.topic.contains("/cmd/") {
+                    chunks.insert(p.topic.clone(), p.payload.to_vec());
+                    save_clip(&out, clip.as_ref(), &mut chunks);
+                    continue;
+                }
+                if p.topic.ends_with("/cmd/clip/result") {
+                    clip = serde_json::from_slice::<serde_json::Value>(&p.payload)
+                        .ok()
+                        .map(|v| v["answer"].clone())
+                        .filter(|a| a.is_object());
+                    save_clip(&out, clip.as_ref(), &mut chunks);
+                }
+                if p.topic.ends_with("/clip") {
+                    // An incident's clip, announced after its chunks (fire opens get one).
+                    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&p.payload) {
+                        println!(
+                            "[clip]    {} on {}: {:.1} s, {} frames, {} bytes",
+                            v["type"].as_str().unwrap_or("?"),
+                            v["camera"].as_str().unwrap_or("?"),
+                            v["duration_s"].as_f64().unwrap_or(0.0),
+                            v["frames"].as_u64().unwrap_or(0),
+                            v["bytes"].as_u64().unwrap_or(0)
+                        );
+                        save_clip(&out, Some(&v), &mut chunks);
+                    }
+                    continue;
                 }
                 if p.topic.contains("/cameras/") && p.topic.contains("/snapshot/") {
                     let camera = p.topic.split('/').nth(5).unwrap_or("camera");
@@ -245,6 +298,47 @@ async fn subscribe(
     }
 }
 
+/// Once every chunk of the clip `answer` describes is in `chunks`, put them together, check
+/// the sha256 and save the file as `clip-{incident}.mp4` (or `clip-{camera}.mp4`) in `out`.
+fn save_clip(
+    out: &std::path::Path,
+    answer: Option<&serde_json::Value>,
+    chunks: &mut std::collections::HashMap<String, Vec<u8>>,
+) {
+    let Some(a) = answer else {
+        return;
+    };
+    let (Some(topic), Some(n)) = (a["topic"].as_str(), a["chunks"].as_array().map(Vec::len)) else {
+        return;
+    };
+    let names: Vec<String> = (0..n).map(|i| format!("{topic}/{i}")).collect();
+    if !names.iter().all(|t| chunks.contains_key(t)) {
+        return;
+    }
+    let file: Vec<u8> = names
+        .iter()
+        .filter_map(|t| chunks.remove(t))
+        .flatten()
+        .collect();
+    if a["sha256"].as_str() != Some(crate::evidence::sha256_hex(&file).as_str()) {
+        eprintln!("the clip's chunks do not match its sha256");
+        return;
+    }
+    let name = a["incident"]
+        .as_str()
+        .or(a["camera"].as_str())
+        .unwrap_or("clip");
+    let path = out.join(format!("clip-{name}.mp4"));
+    match std::fs::write(&path, &file) {
+        Ok(()) => println!(
+            "          clip → {} ({} bytes, sha256 checked)",
+            path.display(),
+            file.len()
+        ),
+        Err(e) => eprintln!("cannot write {}: {e}", path.display()),
+    }
+}
+
 /// One readable line for a message of the contract.
 pub fn describe(topic: &str, v: &serde_json::Value) -> String {
     let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("?").to_string();
@@ -272,6 +366,15 @@ pub fn describe(topic: &str, v: &serde_json::Value) -> String {
                 a["width"].as_u64().unwrap_or(0),
                 a["height"].as_u64().unwrap_or(0),
                 a["bytes"].as_u64().unwrap_or(0),
+                a["topic"].as_str().unwrap_or("?")
+            ),
+            Some(true) if s("command") == "clip" => format!(
+                "[command] clip answered: camera {}, {:.1} s, {} frames, {} bytes in {} chunk(s) on {}/…",
+                a["camera"].as_str().unwrap_or("?"),
+                a["duration_s"].as_f64().unwrap_or(0.0),
+                a["frames"].as_u64().unwrap_or(0),
+                a["bytes"].as_u64().unwrap_or(0),
+                a["chunks"].as_array().map_or(0, Vec::len),
                 a["topic"].as_str().unwrap_or("?")
             ),
             Some(true) if s("command") != "ping" => {

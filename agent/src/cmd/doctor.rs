@@ -90,31 +90,39 @@ impl Check {
     }
 }
 
-/// With commands on: who may stand rules down.
+/// With commands on: who may stand rules down or replace the configuration.
 fn commands(config: &crate::config::Config) -> Option<Check> {
     let c = &config.commands;
     if !c.enabled {
         return None;
     }
-    let allowed = |name: &str| c.allow.iter().any(|a| a == name);
-    Some(
-        if c.public_keys.is_empty() && (allowed("arm") || allowed("disarm")) {
-            Check::warn(
-                "commands: arm and disarm are taken unsigned: whoever may publish to this box's cmd topic can stand its rules down",
-                "add [commands] public_keys (vigil keygen) so that only signed arm and disarm are taken, or leave them out of commands.allow",
-            )
+    let signed: Vec<&str> = crate::command::signature::SIGNED
+        .iter()
+        .copied()
+        .filter(|name| c.allow.iter().any(|a| a == name))
+        .collect();
+    Some(if c.public_keys.is_empty() && !signed.is_empty() {
+        let names = signed.join(", ");
+        Check::warn(
+            format!(
+                "commands: {names} are taken unsigned: whoever may publish to this box's cmd topic can stand its rules down or replace its configuration"
+            ),
+            format!(
+                "add [commands] public_keys (vigil keygen) so that only signed {names} are taken, or leave them out of commands.allow"
+            ),
+        )
+    } else {
+        let keys = if signed.is_empty() || c.public_keys.is_empty() {
+            String::new()
         } else {
-            Check::ok(format!(
-                "commands: {} allowed{}",
-                c.allow.join(", "),
-                if c.public_keys.is_empty() {
-                    String::new()
-                } else {
-                    format!(", arm and disarm signed ({} key(s))", c.public_keys.len())
-                }
-            ))
-        },
-    )
+            format!(
+                ", {} signed ({} key(s))",
+                signed.join(", "),
+                c.public_keys.len()
+            )
+        };
+        Check::ok(format!("commands: {} allowed{keys}", c.allow.join(", ")))
+    })
 }
 
 /// The readable report.
@@ -535,7 +543,7 @@ mod tests {
     }
 
     #[test]
-    fn unsigned_arm_and_disarm_are_warned_about() {
+    fn unsigned_arm_disarm_and_config_are_warned_about() {
         let mut config: crate::config::Config =
             toml::from_str("[device]\nid = \"b\"\ndistrict = \"d\"\n[mqtt]\nhost = \"h\"\n")
                 .expect("config");
@@ -543,6 +551,11 @@ mod tests {
         config.commands.enabled = true;
         let unsigned = commands(&config).expect("a check");
         assert_eq!(unsigned.status, Status::Warn);
+        assert!(
+            unsigned.what.contains("clip, arm, disarm, config"),
+            "{}",
+            unsigned.what
+        );
         config.commands.public_keys = vec!["k".into()];
         let signed = commands(&config).expect("a check");
         assert_eq!(signed.status, Status::Ok);

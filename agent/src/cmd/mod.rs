@@ -182,6 +182,42 @@ pub fn load_plan(config: &std::path::Path) -> Result<crate::agent::Plan, ExitCod
     crate::agent::Plan::build(loaded).map_err(|e| report_start_error(&e))
 }
 
+/// What `vigil run` (with `retire`) or `vigil check` runs for the installed file `config`:
+/// that file, or the configuration the centre pushed while that file is unchanged since
+/// ([`crate::config::pushed`]), with its record; a pushed configuration that does not build
+/// (a model card changed since) gives way to the installed file. Problems are printed as by
+/// [`load_plan`].
+pub fn load_effective_plan(
+    config: &std::path::Path,
+    retire: bool,
+) -> Result<(crate::agent::Plan, Option<crate::config::pushed::Meta>), ExitCode> {
+    let effective = crate::config::pushed::effective(config, retire)
+        .map_err(|e| report_start_error(&StartError::Config(e)))?;
+    if let Some(why) = &effective.set_aside {
+        tracing::warn!("the configuration the centre pushed is not used: {why}");
+    }
+    let Some(meta) = effective.pushed else {
+        return crate::agent::Plan::build(effective.loaded)
+            .map(|p| (p, None))
+            .map_err(|e| report_start_error(&e));
+    };
+    match crate::agent::Plan::build(effective.loaded) {
+        Ok(plan) => {
+            tracing::info!(
+                file = %plan.loaded.path.display(),
+                pushed_at = meta.pushed_at,
+                request = meta.request,
+                "running the configuration the centre pushed (the installed file is unchanged since)"
+            );
+            Ok((plan, Some(meta)))
+        }
+        Err(e) => {
+            tracing::warn!("the configuration the centre pushed is not used: {e}");
+            load_plan(config).map(|p| (p, None))
+        }
+    }
+}
+
 /// Where the running agent's diagnostics socket is: `--socket`, else `diag.socket` of
 /// `--config`, else the default path.
 #[derive(Debug, Clone, clap::Args)]

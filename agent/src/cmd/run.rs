@@ -23,8 +23,8 @@ pub struct Args {
 /// Run the agent.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     limit_malloc_arenas();
-    let plan = match super::load_plan(&args.config) {
-        Ok(p) => p,
+    let plan = match super::load_effective_plan(&args.config, true) {
+        Ok((p, _)) => p,
         Err(code) => return Ok(code),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

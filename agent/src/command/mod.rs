@@ -36,6 +36,9 @@ pub const MAX_JOBS: usize = 8;
 /// A job not finished after this long is forgotten (a snapshot waits 60 s at most).
 const JOB_EXPIRY: Duration = Duration::from_secs(120);
 
+/// The longest configuration text a `config` request may carry.
+pub const MAX_CONFIG_BYTES: usize = 256 * 1024;
+
 /// Result payload schema id.
 pub const RESULT_SCHEMA: &str = "vigil.command-result/1";
 
@@ -81,6 +84,11 @@ impl Pending {
     pub fn key(&self) -> &str {
         &self.key
     }
+
+    /// The request's `id`.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
 }
 
 /// What only the running agent can do.
@@ -97,6 +105,29 @@ pub enum Job {
         incident: uuid::Uuid,
         /// Who, when, why.
         ack: std::sync::Arc<crate::rules::Ack>,
+    },
+    /// Check, apply, try and keep a configuration.
+    Config {
+        /// Its text (its sha256 checked).
+        text: std::sync::Arc<str>,
+    },
+    /// Cut a clip from a camera's pre-event buffer.
+    Clip(ClipOf),
+}
+
+/// What a `clip` request covers.
+#[derive(Debug, Clone)]
+pub enum ClipOf {
+    /// An open incident: `clips.pre_s` before its first frame to `clips.post_s` after.
+    Incident(uuid::Uuid),
+    /// A camera from one time to another.
+    Span {
+        /// The camera.
+        camera: String,
+        /// From.
+        from: SystemTime,
+        /// To.
+        to: SystemTime,
     },
 }
 
@@ -121,6 +152,10 @@ pub enum Finished {
         /// The acknowledgement.
         ack: std::sync::Arc<crate::rules::Ack>,
     },
+    /// The pushed configuration runs and is kept: what was applied.
+    Configured(Value),
+    /// A clip was written and its chunks sent: what the result says of it.
+    Clip(Value),
 }
 
 /// The command handler of one agent.
@@ -414,6 +449,7 @@ impl Commands {
                     "acked_at": rfc3339_ms(ack.at),
                 })
             }
+            Finished::Configured(answer) | Finished::Clip(answer) => answer,
         });
         let body = self.conclude(&pending.command, Some(&pending.id), outcome, now);
         let result = self.result_message(&pending.command, body);
@@ -493,6 +529,14 @@ fn act(req: &request::Request, ctx: &Context<'_>, now: SystemTime) -> Act {
             Ok(job) => Act::Job(job),
             Err(refused) => Act::Now(Err(refused)),
         },
+        "clip" => match clip_job(&req.args) {
+            Ok(job) => Act::Job(job),
+            Err(refused) => Act::Now(Err(refused)),
+        },
+        "config" => match config_job(&req.args) {
+            Ok(job) => Act::Job(job),
+            Err(refused) => Act::Now(Err(refused)),
+        },
         // ping: the round trip, with what the box runs.
         _ => Act::Now(Ok(json!({
             "version": ctx.version,
@@ -522,6 +566,84 @@ fn ack_job(args: &Map<String, Value>, now: SystemTime) -> Result<Job, (&'static 
     Ok(Job::Ack {
         incident,
         ack: std::sync::Arc::new(ack),
+    })
+}
+
+/// The longest span a `clip` request may ask for.
+pub const MAX_CLIP_SPAN: Duration = Duration::from_secs(120);
+
+/// What a `clip` request asks for: an open incident, or a camera from one time to another.
+fn clip_job(args: &Map<String, Value>) -> Result<Job, (&'static str, String)> {
+    if let Some(v) = args.get("incident") {
+        return v
+            .as_str()
+            .and_then(|s| uuid::Uuid::parse_str(s).ok())
+            .map(|id| Job::Clip(ClipOf::Incident(id)))
+            .ok_or((
+                "bad_request",
+                "\"incident\" must be the id of an open incident".to_string(),
+            ));
+    }
+    let needs = || {
+        (
+            "bad_request",
+            "clip needs \"incident\" (an open incident's id), or \"camera\" with \"from\" and \"to\" (RFC 3339 UTC times)".to_string(),
+        )
+    };
+    let camera = disarm::name(args, "camera")?.ok_or_else(needs)?;
+    let time = |key: &str| -> Result<SystemTime, (&'static str, String)> {
+        let s = disarm::name(args, key)?.ok_or_else(needs)?;
+        humantime::parse_rfc3339_weak(&s).map_err(|_| {
+            (
+                "bad_request",
+                format!("{key} {s:?} is not an RFC 3339 UTC time"),
+            )
+        })
+    };
+    let (from, to) = (time("from")?, time("to")?);
+    match to.duration_since(from) {
+        Ok(d) if d > Duration::ZERO && d <= MAX_CLIP_SPAN => {
+            Ok(Job::Clip(ClipOf::Span { camera, from, to }))
+        }
+        _ => Err((
+            "bad_request",
+            format!(
+                "\"to\" must come after \"from\", by at most {} s",
+                MAX_CLIP_SPAN.as_secs()
+            ),
+        )),
+    }
+}
+
+/// The configuration a `config` request carries, its sha256 checked.
+fn config_job(args: &Map<String, Value>) -> Result<Job, (&'static str, String)> {
+    let needs = || {
+        (
+            "bad_request",
+            "config needs \"toml\": the complete configuration's text, and \"sha256\": the sha256 of that text (hex)".to_string(),
+        )
+    };
+    let text = args.get("toml").and_then(Value::as_str).ok_or_else(needs)?;
+    let sha = args
+        .get("sha256")
+        .and_then(Value::as_str)
+        .ok_or_else(needs)?;
+    if text.len() > MAX_CONFIG_BYTES {
+        let message = format!(
+            "the configuration is {} bytes; a box takes at most {MAX_CONFIG_BYTES}",
+            text.len()
+        );
+        return Err(("bad_request", message));
+    }
+    let actual = crate::evidence::sha256_hex(text.as_bytes());
+    if !actual.eq_ignore_ascii_case(sha) {
+        let message = format!(
+            "the text of \"toml\" has sha256 {actual}, not the {sha} the request names: it was changed or cut on the way; nothing changed"
+        );
+        return Err(("sha256_mismatch", message));
+    }
+    Ok(Job::Config {
+        text: std::sync::Arc::from(text),
     })
 }
 

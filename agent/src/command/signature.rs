@@ -19,7 +19,7 @@ pub use crate::config::keys::{KeyError, encode_key, private_key, public_key};
 use serde_json::{Map, Value};
 
 /// The commands that need a signature when keys are configured.
-pub const SIGNED: &[&str] = &["arm", "disarm"];
+pub const SIGNED: &[&str] = &["clip", "arm", "disarm", "config"];
 
 /// What is signed: `topic`, a newline, and `request` without `sig` as canonical JSON.
 pub fn signed_bytes(topic: &str, request: &Map<String, Value>) -> Vec<u8> {

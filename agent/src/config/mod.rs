@@ -11,6 +11,7 @@
 
 mod diag;
 pub mod keys;
+pub mod pushed;
 pub mod spanned;
 mod types;
 mod validate;
@@ -18,6 +19,7 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use diag::{ConfigError, Diagnostic, Diagnostics};
+pub use pushed::write_atomic;
 pub use types::*;
 
 /// A configuration that passed file-level validation, with what is needed to point back into it.
@@ -27,6 +29,9 @@ pub struct Loaded {
     pub config: Config,
     /// The file it came from.
     pub path: PathBuf,
+    /// The installed file it stands for: `path` itself, or the installed file a configuration
+    /// pushed by the centre replaces ([`pushed`]).
+    pub installed: PathBuf,
     /// The folder relative paths are resolved against.
     pub base_dir: PathBuf,
     /// The source text (kept to locate problems found later, e.g. against model labels).
@@ -99,6 +104,7 @@ pub fn parse(path: &Path, source: String) -> Result<Loaded, ConfigError> {
     Ok(Loaded {
         config,
         path: path.to_path_buf(),
+        installed: path.to_path_buf(),
         base_dir,
         source,
         spans,

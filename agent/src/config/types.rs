@@ -41,10 +41,62 @@ pub struct Config {
     pub inference: InferenceSettings,
     /// Commands from the operations centre over MQTT (off unless enabled).
     pub commands: CommandSettings,
+    /// Evidence clips from each camera's pre-event buffer.
+    pub clips: ClipSettings,
+}
+
+/// The incident types a clip may be made for when they open (`clips.on_open`).
+pub const CLIP_TYPES: &[&str] = &[
+    "intrusion",
+    "line_crossing",
+    "loitering",
+    "crowding",
+    "fire",
+    "smoke",
+];
+
+/// Evidence clips (`[clips]`): each camera keeps the last seconds of its stream as the camera
+/// encoded it, and an MP4 clip of an incident is cut from that.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClipSettings {
+    /// Keep a pre-event buffer per camera. Default true.
+    pub enabled: bool,
+    /// Seconds of stream before an incident's frame a clip starts. Default 10, 1 to 60.
+    pub pre_s: f64,
+    /// Seconds after it a clip ends. Default 10, 1 to 60.
+    pub post_s: f64,
+    /// Bytes each camera's buffer may hold. Default 16 MiB, 1 MiB to 512 MiB.
+    pub buffer_bytes: u64,
+    /// Bytes the clips folder (`clips` in `storage.state_dir`) may hold: the oldest clips are
+    /// removed first. Default 256 MiB, at least 16 MiB.
+    pub quota_bytes: u64,
+    /// Incident types whose `open` gets a clip, from [`CLIP_TYPES`]. Default fire and smoke.
+    pub on_open: Vec<String>,
+}
+
+impl Default for ClipSettings {
+    fn default() -> Self {
+        ClipSettings {
+            enabled: true,
+            pre_s: 10.0,
+            post_s: 10.0,
+            buffer_bytes: 16 << 20,
+            quota_bytes: 256 << 20,
+            on_open: vec!["fire".into(), "smoke".into()],
+        }
+    }
+}
+
+impl ClipSettings {
+    /// How much stream each camera keeps: the clip's span and a group of pictures' margin.
+    pub fn keep(&self) -> std::time::Duration {
+        super::duration(self.pre_s + self.post_s + 5.0)
+    }
 }
 
 /// The commands this agent knows (`…/cmd/{command}`).
-pub const COMMANDS: &[&str] = &["ping", "snapshot", "ack", "arm", "disarm"];
+pub const COMMANDS: &[&str] = &["ping", "snapshot", "clip", "ack", "arm", "disarm", "config"];
 
 /// Commands from the operations centre (`[commands]`).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -59,9 +111,12 @@ pub struct CommandSettings {
     pub max_age_s: u64,
     /// The commands allowed, from [`COMMANDS`]. Default: all of them.
     pub allow: Vec<String>,
-    /// Ed25519 public keys (base64 of 32 bytes). When any is given, `arm` and `disarm` are
-    /// taken only signed by one of them. Default: none.
+    /// Ed25519 public keys (base64 of 32 bytes). When any is given, `clip`, `arm`, `disarm`
+    /// and `config` are taken only signed by one of them. Default: none.
     pub public_keys: Vec<String>,
+    /// Seconds a pushed configuration's rebuilt cameras have to deliver a frame before it is
+    /// rolled back (`config` command). Default 30, from 5 to 600.
+    pub config_trial_s: u64,
 }
 
 impl Default for CommandSettings {
@@ -71,6 +126,7 @@ impl Default for CommandSettings {
             max_age_s: 300,
             allow: COMMANDS.iter().map(|c| (*c).to_string()).collect(),
             public_keys: Vec::new(),
+            config_trial_s: 30,
         }
     }
 }

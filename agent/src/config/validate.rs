@@ -206,6 +206,16 @@ pub fn validate(config: &Config, spans: &Spans) -> Vec<Problem> {
             ),
         );
     }
+    clips(config, &mut c);
+    if !(5..=600).contains(&config.commands.config_trial_s) {
+        c.err(
+            "commands.config_trial_s",
+            format!(
+                "{} is outside 5 to 600 seconds",
+                config.commands.config_trial_s
+            ),
+        );
+    }
     for name in &config.commands.allow {
         if !COMMANDS.contains(&name.as_str()) {
             c.err(
@@ -573,6 +583,39 @@ pub fn validate(config: &Config, spans: &Spans) -> Vec<Problem> {
 }
 
 /// Concrete paths of a `REQUIRED` table pattern (`cameras[].zones[]` → `cameras[0].zones[0]`, …).
+/// `[clips]`: spans and sizes in range, known incident types.
+fn clips(config: &Config, c: &mut Checker<'_>) {
+    let k = &config.clips;
+    for (path, v) in [("clips.pre_s", k.pre_s), ("clips.post_s", k.post_s)] {
+        if !(1.0..=60.0).contains(&v) {
+            c.err(path, format!("{v} is outside 1 to 60 seconds"));
+        }
+    }
+    if !((1 << 20)..=(512 << 20)).contains(&k.buffer_bytes) {
+        let message = format!(
+            "{} is outside 1 MiB to 512 MiB (1048576 to 536870912)",
+            k.buffer_bytes
+        );
+        c.err("clips.buffer_bytes", message);
+    }
+    if k.quota_bytes < 16 << 20 {
+        let message = format!(
+            "{} is below 16 MiB (16777216): no clip would fit",
+            k.quota_bytes
+        );
+        c.err("clips.quota_bytes", message);
+    }
+    for name in &k.on_open {
+        if !CLIP_TYPES.contains(&name.as_str()) {
+            let message = format!(
+                "unknown incident type {name:?}; known: {}",
+                CLIP_TYPES.join(", ")
+            );
+            c.err("clips.on_open", message);
+        }
+    }
+}
+
 fn expand(pattern: &str, config: &Config) -> Vec<String> {
     match pattern {
         "models[]" => (0..config.models.len())
@@ -767,15 +810,20 @@ classes = ["person"]
         assert!(!loaded.config.commands.enabled);
         assert_eq!(
             loaded.config.commands.allow,
-            ["ping", "snapshot", "ack", "arm", "disarm"]
+            ["ping", "snapshot", "clip", "ack", "arm", "disarm", "config"]
                 .map(String::from)
                 .to_vec()
         );
         let src = format!(
-            "{GOOD}\n[commands]\nenabled = true\nmax_age_s = 1\nallow = [\"ping\", \"reboot\"]\n"
+            "{GOOD}\n[commands]\nenabled = true\nmax_age_s = 1\nconfig_trial_s = 601\nallow = [\"ping\", \"reboot\"]\n"
         );
         let p = problems(&src);
-        assert_eq!(p.len(), 2, "{p:#?}");
+        assert_eq!(p.len(), 3, "{p:#?}");
+        assert!(
+            p.iter()
+                .any(|m| m.contains("commands.config_trial_s: 601 is outside 5 to 600")),
+            "{p:#?}"
+        );
         assert!(
             p.iter()
                 .any(|m| m.contains("commands.max_age_s: 1 is outside 5 to 86400")),
@@ -783,7 +831,7 @@ classes = ["person"]
         );
         assert!(
             p.iter().any(|m| m.contains(
-                "commands.allow: unknown command \"reboot\"; known: ping, snapshot, ack, arm, disarm"
+                "commands.allow: unknown command \"reboot\"; known: ping, snapshot, clip, ack, arm, disarm, config"
             )),
             "{p:#?}"
         );

@@ -114,7 +114,8 @@ socket = "diag.sock"
 
 [commands]
 # The demo sends a `ping` once the box is online, then asks for a `snapshot` of the camera
-# (docs/mqtt.md, "Commands"); try `vigil command ping --config <this file>` while it runs.
+# and a `clip` of the first incident (docs/mqtt.md, "Commands"); try
+# `vigil command ping --config <this file>` while it runs.
 enabled = true
 
 [[models]]

@@ -24,6 +24,8 @@ pub mod file;
 pub mod picture;
 pub mod pipeline;
 pub mod probe;
+pub mod recorder;
+pub mod ring;
 pub mod slot;
 pub mod status;
 pub mod thin;

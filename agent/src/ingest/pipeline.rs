@@ -101,11 +101,19 @@ fn build(index: usize, camera: &Camera, board: &Arc<FrameBoard>) -> Result<gst::
     src.set_property("latency", camera.latency_ms);
     let decode = make("decodebin")?;
     let counters = board.counters(index);
+    // A new connection's stream times start again: a clip holds one connection's units.
+    let recorder = board.recorder(index);
+    if let Some(r) = &recorder {
+        r.reset();
+    }
     if let Some(bin) = decode.downcast_ref::<gst::Bin>() {
         let counters = Arc::clone(&counters);
         bin.connect_deep_element_added(move |_, _, element| {
             if decode_errors::is_decoder(element) {
                 decode_errors::watch_decoder(element, &counters);
+                if let Some(r) = &recorder {
+                    super::recorder::watch_decoder(element, r);
+                }
             }
         });
     }

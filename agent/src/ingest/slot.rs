@@ -172,12 +172,27 @@ pub struct FrameBoard {
     counters: Vec<Arc<Counters>>,
     ready: Mutex<u64>,
     cv: Condvar,
+    /// Each camera's pre-event buffer (none: clips are off).
+    recorders: Vec<Arc<super::recorder::Recorder>>,
 }
 
 impl FrameBoard {
-    /// A board for `cameras` cameras.
+    /// A board for `cameras` cameras, no pre-event buffers.
     pub fn new(cameras: usize) -> Arc<Self> {
+        Self::recording(cameras, None)
+    }
+
+    /// A board for `cameras` cameras, each with a pre-event buffer of `clips` (time kept,
+    /// bytes) unless that is `None`.
+    pub fn recording(cameras: usize, clips: Option<(std::time::Duration, usize)>) -> Arc<Self> {
+        let recorders = match clips {
+            Some((keep, bytes)) => (0..cameras)
+                .map(|_| super::recorder::Recorder::new(keep, bytes))
+                .collect(),
+            None => Vec::new(),
+        };
         Arc::new(FrameBoard {
+            recorders,
             slots: (0..cameras).map(|_| Mutex::new(None)).collect(),
             busy: (0..cameras).map(|_| AtomicBool::new(false)).collect(),
             counters: (0..cameras)
@@ -186,6 +201,11 @@ impl FrameBoard {
             ready: Mutex::new(0),
             cv: Condvar::new(),
         })
+    }
+
+    /// The pre-event buffer of camera `i`, when clips are on.
+    pub fn recorder(&self, i: usize) -> Option<Arc<super::recorder::Recorder>> {
+        self.recorders.get(i).cloned()
     }
 
     /// Counters of camera `i`.

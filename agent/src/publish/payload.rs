@@ -48,6 +48,15 @@ impl Identity {
         format!("{}/cameras/{camera}/snapshot/{id}", self.root())
     }
 
+    /// Where the chunks of a clip go (`{topic}/{n}`): an incident's, or the clip a `clip`
+    /// command (request `request`) asked of a camera.
+    pub fn clip_topic(&self, camera: &str, incident: Option<&uuid::Uuid>, request: &str) -> String {
+        match incident {
+            Some(id) => format!("{}/incidents/{camera}/{id}/clip", self.root()),
+            None => format!("{}/cameras/{camera}/clip/{request}", self.root()),
+        }
+    }
+
     /// Retained status topic of a camera.
     pub fn camera_status_topic(&self, camera: &str) -> String {
         format!("{}/cameras/{camera}/status", self.root())
@@ -405,6 +414,19 @@ pub fn incident(
                 put("ack_note", json!(note));
             }
         }
+        if let Some(c) = &e.clip {
+            put(
+                "clip",
+                json!({
+                    "topic": c.topic,
+                    "start": rfc3339_ms(c.start),
+                    "duration_s": c.duration_s,
+                    "bytes": c.bytes,
+                    "sha256": c.sha256,
+                    "chunks": c.chunks,
+                }),
+            );
+        }
         match snapshot {
             Snapshot::None => {}
             Snapshot::Sent(s) => put("snapshot", json!(s)),
@@ -514,6 +536,7 @@ mod tests {
                 ..Facts::default()
             },
             ack: None,
+            clip: None,
         };
         let ctx = IncidentContext {
             identity: &id,

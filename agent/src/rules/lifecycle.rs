@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use uuid::Uuid;
 
-use super::{Ack, EventState, IncidentEvent, IncidentType, Object, Scope, Severity};
+use super::{Ack, ClipRef, EventState, IncidentEvent, IncidentType, Object, Scope, Severity};
 
 /// What makes an incident one: its rule, where, and (for object rules) which track.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +62,9 @@ struct Open {
     reported_best: f32,
     reported_facts: Facts,
     ack: Option<Arc<Ack>>,
+    clip: Option<Arc<ClipRef>>,
+    /// The clip is not named on an event yet: the next time the incident is seen, it is.
+    clip_due: bool,
 }
 
 impl Open {
@@ -79,6 +82,7 @@ impl Open {
             opened_at: self.opened_at,
             facts: Facts::default(),
             ack: self.ack.clone(),
+            clip: self.clip.clone(),
         }
     }
 }
@@ -122,7 +126,7 @@ impl Lifecycle {
         out: &mut Vec<IncidentEvent>,
     ) {
         let best = objects.iter().map(|o| o.det.score).fold(0.0f32, f32::max);
-        let event = |state, id, opened_at, ack| IncidentEvent {
+        let event = |state, id, opened_at, ack, clip| IncidentEvent {
             id,
             kind: key.kind,
             state,
@@ -134,6 +138,7 @@ impl Lifecycle {
             opened_at,
             facts,
             ack,
+            clip,
         };
         if let Some(o) = self.open.iter_mut().find(|o| o.key == key) {
             o.last_seen = now;
@@ -143,12 +148,17 @@ impl Lifecycle {
                 || facts.count != o.reported_facts.count
                 || (facts.direction.is_some() && facts.direction != o.reported_facts.direction);
             // `o.policy`: an acknowledgement may have slowed its heartbeat.
-            if (changed && since >= policy.update_min_interval) || since >= o.policy.heartbeat {
+            if (changed && since >= policy.update_min_interval)
+                || since >= o.policy.heartbeat
+                || o.clip_due
+            {
                 o.last_event = now;
                 o.reported_count = objects.len();
                 o.reported_best = best;
                 o.reported_facts = facts;
-                out.push(event(EventState::Update, o.id, o.opened_at, o.ack.clone()));
+                o.clip_due = false;
+                let (ack, clip) = (o.ack.clone(), o.clip.clone());
+                out.push(event(EventState::Update, o.id, o.opened_at, ack, clip));
             }
             return;
         }
@@ -168,8 +178,10 @@ impl Lifecycle {
             reported_best: best,
             reported_facts: facts,
             ack: None,
+            clip: None,
+            clip_due: false,
         });
-        out.push(event(EventState::Open, id, frame_time, None));
+        out.push(event(EventState::Open, id, frame_time, None, None));
     }
 
     /// Acknowledge open incident `id` (again: the newer one counts): every later event of it
@@ -183,6 +195,22 @@ impl Lifecycle {
         }
         o.ack = Some(ack);
         Some(o.key.kind)
+    }
+
+    /// Name `clip` on the next event of open incident `id`, and on every later one; false when
+    /// it is not open.
+    pub fn attach_clip(&mut self, id: Uuid, clip: Arc<ClipRef>) -> bool {
+        let Some(o) = self.open.iter_mut().find(|o| o.id == id) else {
+            return false;
+        };
+        o.clip = Some(clip);
+        o.clip_due = true;
+        true
+    }
+
+    /// When open incident `id` opened.
+    pub fn opened_at(&self, id: Uuid) -> Option<SystemTime> {
+        self.open.iter().find(|o| o.id == id).map(|o| o.opened_at)
     }
 
     /// Close every open incident now (its rules are being replaced), at `frame_time`.

@@ -157,6 +157,25 @@ pub struct IncidentEvent {
     pub facts: Facts,
     /// The operator's acknowledgement (`ack` command), on every event after it.
     pub ack: Option<std::sync::Arc<Ack>>,
+    /// The incident's evidence clip, once written and sent: on every event after it.
+    pub clip: Option<std::sync::Arc<ClipRef>>,
+}
+
+/// An incident's evidence clip, as its events name it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClipRef {
+    /// Where it was announced (its chunks are on `{topic}/{n}`).
+    pub topic: String,
+    /// When its first frame arrived.
+    pub start: std::time::SystemTime,
+    /// From its first frame to its last, in seconds.
+    pub duration_s: f64,
+    /// The file's size.
+    pub bytes: u64,
+    /// The file's sha256 (hex).
+    pub sha256: String,
+    /// How many chunks.
+    pub chunks: usize,
 }
 
 /// An operator's acknowledgement of an open incident.
@@ -301,6 +320,17 @@ impl CameraRules {
     /// open here.
     pub fn ack(&mut self, id: Uuid, ack: std::sync::Arc<Ack>) -> Option<IncidentType> {
         self.life.ack(id, ack)
+    }
+
+    /// Name `clip` on the next event of open incident `id` (and every later one); false when it
+    /// is no longer open.
+    pub fn attach_clip(&mut self, id: Uuid, clip: std::sync::Arc<ClipRef>) -> bool {
+        self.life.attach_clip(id, clip)
+    }
+
+    /// When open incident `id` opened (the time of its first frame).
+    pub fn opened_at(&self, id: Uuid) -> Option<std::time::SystemTime> {
+        self.life.opened_at(id)
     }
 
     /// The rules.
