@@ -63,6 +63,9 @@ fn parser_for(caps: &gst::Caps) -> Result<&'static str, ClipError> {
 /// Mux `cut` into an MP4 file at `path` (written beside it first, then renamed).
 pub fn write(cut: &Cut, path: &Path) -> Result<Written, ClipError> {
     let parser = parser_for(&cut.caps)?;
+    if cut.units.is_empty() {
+        return Err(ClipError::Mux("nothing to put in the clip".into()));
+    }
     let mux_err = |e: &dyn std::fmt::Display| ClipError::Mux(e.to_string());
     let write_err = |source| ClipError::Write {
         path: path.to_path_buf(),
@@ -111,31 +114,67 @@ pub fn write(cut: &Cut, path: &Path) -> Result<Written, ClipError> {
     })
 }
 
-/// Push the cut's units with their times moved to start at zero; the frames pushed and the
-/// span of their presentation times.
+/// Decode times for units in decode order with presentation times `pts` (nanoseconds): RTP
+/// carries no decode time, and without one `mp4mux` takes each presentation time as its decode
+/// time, which reorders the frames of a stream with B-frames. The i-th smallest presentation
+/// time, less the largest reordering delay, rises with i and never passes the unit's own.
+pub fn decode_times(pts: &[u64]) -> Vec<i128> {
+    let mut sorted = pts.to_vec();
+    sorted.sort_unstable();
+    let delay = sorted
+        .iter()
+        .zip(pts)
+        .map(|(s, p)| i128::from(*s) - i128::from(*p))
+        .max()
+        .unwrap_or(0)
+        .max(0);
+    sorted.iter().map(|s| i128::from(*s) - delay).collect()
+}
+
+/// Push the cut's units with their times moved to start at zero (decode times made up where
+/// the stream has none); the frames pushed and the span of their presentation times.
 fn push_units(src: &gst_app::AppSrc, cut: &Cut) -> (usize, Duration) {
-    let times = cut
+    let pts: Vec<u64> = cut
         .units
         .iter()
-        .flat_map(|u| [u.data.pts(), u.data.dts()])
-        .flatten();
-    let base = times.clone().min().unwrap_or(gst::ClockTime::ZERO);
-    let last = times.max().unwrap_or(base);
+        .map(|u| {
+            u.data
+                .pts()
+                .or(u.data.dts())
+                .map_or(0, gst::ClockTime::nseconds)
+        })
+        .collect();
+    let dts: Vec<i128> = if cut.units.iter().all(|u| u.data.dts().is_some()) {
+        cut.units
+            .iter()
+            .map(|u| u.data.dts().map_or(0, |t| i128::from(t.nseconds())))
+            .collect()
+    } else {
+        decode_times(&pts)
+    };
+    let base = dts
+        .iter()
+        .copied()
+        .chain(pts.iter().map(|p| i128::from(*p)))
+        .min()
+        .unwrap_or(0);
+    let at = |t: i128| gst::ClockTime::from_nseconds(u64::try_from(t - base).unwrap_or(0));
+    let first = pts.iter().min().copied().unwrap_or(0);
+    let last = pts.iter().max().copied().unwrap_or(first);
     let mut frames = 0;
-    for unit in &cut.units {
+    for (i, unit) in cut.units.iter().enumerate() {
         let mut b = unit.data.copy();
         {
             let b = b.make_mut();
-            b.set_pts(unit.data.pts().map(|t| t.saturating_sub(base)));
-            b.set_dts(unit.data.dts().map(|t| t.saturating_sub(base)));
+            b.set_pts(at(i128::from(pts[i])));
+            b.set_dts(at(dts[i]));
         }
         if src.push_buffer(b).is_err() {
             break;
         }
         frames += 1;
     }
-    let span = Duration::from_nanos(last.saturating_sub(base).nseconds());
-    (frames, span)
+    (frames, Duration::from_nanos(last - first))
 }
 
 /// Wait for the muxer to finish the file (EOS) or fail.
@@ -191,6 +230,23 @@ pub fn chunks(bytes: &[u8], size: usize) -> Vec<(&[u8], String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn made_up_decode_times_rise_and_never_pass_presentation() {
+        // I P B B in decode order, presented I B B P (100 ms apart).
+        let pts = [0, 300, 100, 200, 700, 500, 600];
+        let dts = decode_times(&pts);
+        assert!(dts.windows(2).all(|w| w[0] < w[1]), "{dts:?}");
+        assert!(
+            dts.iter().zip(pts).all(|(d, p)| *d <= i128::from(p)),
+            "{dts:?}"
+        );
+        assert_eq!(
+            decode_times(&[0, 100, 200]),
+            vec![0, 100, 200],
+            "no reordering"
+        );
+    }
 
     #[test]
     fn the_oldest_clips_make_room_first() {

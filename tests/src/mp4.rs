@@ -16,6 +16,8 @@ pub struct Played {
     pub frames: usize,
     /// Whether the first unit out of the demuxer is a key frame.
     pub starts_with_key: bool,
+    /// Whether the decoded frames' presentation times rise one after the other.
+    pub in_order: bool,
 }
 
 /// The file of the clip `answer` (a clip announcement or a clip command's answer) describes,
@@ -53,11 +55,11 @@ pub fn complete(got: &[Received], answer: &serde_json::Value) -> bool {
 pub fn play(path: &Path) -> anyhow::Result<Played> {
     gst::init()?;
     let location = path.to_string_lossy();
-    let first_key = pull(
+    let (first_key, _) = pull(
         &format!("filesrc location=\"{location}\" ! qtdemux ! appsink name=out sync=false"),
         true,
     )?;
-    let frames = pull(
+    let (frames, in_order) = pull(
         &format!(
             "filesrc location=\"{location}\" ! qtdemux ! decodebin ! videoconvert ! appsink name=out sync=false"
         ),
@@ -66,12 +68,13 @@ pub fn play(path: &Path) -> anyhow::Result<Played> {
     Ok(Played {
         frames,
         starts_with_key: first_key == 1,
+        in_order,
     })
 }
 
-/// Run `launch` to its end: the samples its appsink got, or with `first_key`, 1 when the first
-/// was a key frame and 0 when not.
-fn pull(launch: &str, first_key: bool) -> anyhow::Result<usize> {
+/// Run `launch` to its end: the samples its appsink got (or with `first_key`, 1 when the first
+/// was a key frame and 0 when not), and whether their presentation times rose.
+fn pull(launch: &str, first_key: bool) -> anyhow::Result<(usize, bool)> {
     let pipeline = gst::parse::launch(launch)?
         .downcast::<gst::Pipeline>()
         .map_err(|_| anyhow::anyhow!("not a pipeline"))?;
@@ -81,8 +84,11 @@ fn pull(launch: &str, first_key: bool) -> anyhow::Result<usize> {
         .dynamic_cast::<gstreamer_app::AppSink>()
         .map_err(|_| anyhow::anyhow!("not an appsink"))?;
     pipeline.set_state(gst::State::Playing)?;
-    let mut n = 0;
+    let (mut n, mut last, mut in_order) = (0, None, true);
     while let Ok(sample) = sink.pull_sample() {
+        let pts = sample.buffer().and_then(|b| b.pts());
+        in_order &= pts.is_some() && pts > last;
+        last = pts;
         if first_key {
             let key = sample
                 .buffer()
@@ -93,5 +99,5 @@ fn pull(launch: &str, first_key: bool) -> anyhow::Result<usize> {
         n += 1;
     }
     pipeline.set_state(gst::State::Null)?;
-    Ok(n)
+    Ok((n, in_order))
 }

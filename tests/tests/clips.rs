@@ -44,6 +44,7 @@ fn played(scene: &Scene, got: &[Received], answer: &serde_json::Value) -> anyhow
     std::fs::write(&path, &file)?;
     let played = mp4::play(&path)?;
     assert!(played.starts_with_key, "a clip starts with a key frame");
+    assert!(played.in_order, "its frames come out in their order");
     assert_eq!(
         played.frames as u64,
         answer["frames"].as_u64().unwrap_or(0),

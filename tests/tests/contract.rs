@@ -52,6 +52,7 @@ fn every_example_in_the_mqtt_guide_validates() -> anyhow::Result<()> {
         "vigil.incident/1",
         "vigil.health/1",
         "vigil.command-result/1",
+        "vigil.clip/1",
         "command request",
     ]
     .map(String::from)

@@ -459,7 +459,8 @@ fn an_h265_camera_with_b_frames_reaches_its_analysis_rate() -> anyhow::Result<()
         "videoconvert ! videorate ! video/x-raw,framerate=10/1 ! identity eos-after=150 ! \
          x265enc ! video/x-h265,profile=main ! h265parse ! mp4mux",
     )?;
-    let scene = Scene::start_full(vigil_bin!(), "h265-b", &clip, "", "", false)?;
+    let extra = "\n[commands]\nenabled = true\n";
+    let scene = Scene::start_full(vigil_bin!(), "h265-b", &clip, "", extra, false)?;
     // Each health message's own time (when its counts were taken: delivery may bunch them).
     let health = |m: &[vigil_tests::Received]| -> Vec<(f64, serde_json::Value)> {
         m.iter()
@@ -513,6 +514,36 @@ fn an_h265_camera_with_b_frames_reaches_its_analysis_rate() -> anyhow::Result<()
     assert!(
         rate >= 0.9 * delivered || busy >= 0.85,
         "analysed {rate:.2} fps of {delivered:.2} with the thread busy {busy:.2}: {first} -> {last}"
+    );
+    // A clip of this stream (units in decode order, no decode times over RTP) plays in order.
+    let now = std::time::SystemTime::now();
+    let at = |s: u64| vigil::publish::payload::rfc3339_ms(now - Duration::from_secs(s));
+    let args = format!(
+        r#"{{"camera":"plaza","from":"{}","to":"{}"}}"#,
+        at(5),
+        at(1)
+    );
+    let cfg = scene.cfg.to_string_lossy().to_string();
+    let (code, out, err) = vigil_tests::run_cli(
+        vigil_bin!(),
+        &[
+            "command", "clip", "--config", &cfg, "--args", &args, "--json",
+        ],
+    )?;
+    assert_eq!(code, 0, "{out}{err}");
+    let answer = serde_json::from_str::<serde_json::Value>(&out)?["answer"].clone();
+    let got = scene.wait("the clip's chunks", |m| {
+        vigil_tests::mp4::complete(m, &answer)
+    })?;
+    let file = vigil_tests::mp4::assemble(&got, &answer)?;
+    let path = scene.state.with_file_name("h265-b.mp4");
+    std::fs::write(&path, file)?;
+    let played = vigil_tests::mp4::play(&path)?;
+    assert!(played.starts_with_key && played.in_order, "{played:?}");
+    assert_eq!(
+        played.frames as u64,
+        answer["frames"].as_u64().unwrap_or(0),
+        "{answer}"
     );
     scene.check_contract()?;
     Ok(())

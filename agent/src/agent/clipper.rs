@@ -116,7 +116,9 @@ impl Clipper {
             "this box keeps no pre-event buffer".to_string(),
         ))?;
         let cut = match recorder.cut(span.from, span.to) {
-            Err(Gap::RolledPast { oldest, .. }) if span.clamp => recorder.cut(oldest, span.to),
+            Err(Gap::RolledPast { oldest, .. }) if span.clamp && oldest <= span.to => {
+                recorder.cut(oldest, span.to)
+            }
             cut => cut,
         }
         .map_err(|gap| refusal(&span.camera, span, &gap))?;
@@ -167,17 +169,15 @@ fn refusal(camera: &str, span: &Span, gap: &Gap) -> Refusal {
 /// The largest clip chunk, whatever the broker takes.
 pub const MAX_CHUNK: usize = 256 * 1024;
 
-/// The chunks of `written` (camera `camera`, of `incident` or of request `request`) as
-/// messages of at most `chunk` bytes, and what a result or announcement says of them.
+/// The chunks of `written` (camera `camera`, of `incident` if any) as messages of at most
+/// `chunk` bytes on `{topic}/{n}`, and what a result or announcement says of them.
 pub fn publishable(
-    identity: &Identity,
+    topic: &str,
     camera: &str,
     incident: Option<&uuid::Uuid>,
-    request: &str,
     written: &Written,
     chunk: usize,
 ) -> (Vec<Message>, serde_json::Value) {
-    let topic = identity.clip_topic(camera, incident, request);
     let parts = clip::chunks(&written.bytes, chunk.min(MAX_CHUNK));
     let messages = parts
         .iter()
@@ -208,6 +208,10 @@ pub fn publishable(
     (messages, answer)
 }
 
+/// Clips of incidents made at once (each holds its file twice in memory while it is sent);
+/// an incident opening while as many wait for their end gets none.
+const MAX_MAKING: usize = 4;
+
 /// Clip schema id (the announcement of an incident's clip).
 pub const CLIP_SCHEMA: &str = "vigil.clip/1";
 
@@ -222,8 +226,11 @@ pub struct Order {
     pub incident: uuid::Uuid,
     /// Its type.
     pub kind: &'static str,
-    /// Its first frame's time.
+    /// Its first frame's time (as its events say).
     pub at: SystemTime,
+    /// When that frame was analysed, on the box's clock (the buffer's clock: a camera's own
+    /// capture times may be seconds off).
+    pub seen: SystemTime,
 }
 
 /// Where the inference threads order clips of incidents as they open.
@@ -280,6 +287,10 @@ pub async fn serve(
             Some(_) = making.join_next() => continue,
             else => break,
         };
+        if making.len() >= MAX_MAKING {
+            tracing::warn!(camera = order.camera, incident = %order.incident, "no clip of the incident: {MAX_MAKING} clips are being made");
+            continue;
+        }
         let (clipper, out, identity, limit, pool) = (
             Arc::clone(&clipper),
             out.clone(),
@@ -289,7 +300,7 @@ pub async fn serve(
         );
         making.spawn(async move {
             let name = format!("{}-{}", order.camera, order.incident);
-            let span = clipper.around(order.index, &order.camera, order.at, name);
+            let span = clipper.around(order.index, &order.camera, order.seen, name);
             let written = match clipper.make(span).await {
                 Ok(w) => w,
                 Err((code, why)) => {
@@ -299,20 +310,21 @@ pub async fn serve(
             };
             let incident = Some(&order.incident);
             let chunk = limit.picture_bytes();
+            let topic = identity.clip_topic(&order.camera, incident, "");
             let (mut messages, mut answer) =
-                publishable(&identity, &order.camera, incident, "", &written, chunk);
+                publishable(&topic, &order.camera, incident, &written, chunk);
             answer["schema"] = serde_json::json!(CLIP_SCHEMA);
             answer["device"] = serde_json::json!(identity.device);
             answer["district"] = serde_json::json!(identity.district);
             answer["type"] = serde_json::json!(order.kind);
             answer["incident_at"] = serde_json::json!(rfc3339_ms(order.at));
             messages.push(Message {
-                topic: identity.clip_topic(&order.camera, incident, ""),
+                topic: topic.clone(),
                 payload: answer.to_string().into_bytes(),
                 retain: false,
             });
             let clip = Arc::new(crate::rules::ClipRef {
-                topic: identity.clip_topic(&order.camera, incident, ""),
+                topic,
                 start: written.start,
                 duration_s: answer["duration_s"].as_f64().unwrap_or_default(),
                 bytes: written.bytes.len() as u64,

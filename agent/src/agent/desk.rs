@@ -144,9 +144,8 @@ impl Desk {
                     format!("no incident {id} is open among this box's camera rules: for one that closed, ask for its camera from a time to a time"),
                 ))?;
                 self.clipper.camera(&camera)?;
-                Ok(self
-                    .clipper
-                    .around(index, &camera, at, format!("{camera}-{id}")))
+                let name = format!("{camera}-{}", pending.id());
+                Ok(self.clipper.around(index, &camera, at, name))
             }
             ClipOf::Span { camera, from, to } => {
                 let index = self.clipper.camera(camera)?;
@@ -185,14 +184,10 @@ impl Desk {
         tokio::spawn(async move {
             let camera = span.camera.clone();
             let outcome = clipper.make(span).await.and_then(|written| {
-                let (chunks, answer) = clipper::publishable(
-                    &identity,
-                    &camera,
-                    incident.as_ref(),
-                    pending.id(),
-                    &written,
-                    chunk,
-                );
+                // Its own topic, apart from the incident's own clip (clips.on_open).
+                let topic = identity.clip_topic(&camera, None, pending.id());
+                let (chunks, answer) =
+                    clipper::publishable(&topic, &camera, incident.as_ref(), &written, chunk);
                 let messages = Outgoing::Plain { lane: Lane::Telemetry, messages: chunks };
                 out.try_send(messages).map(|()| Finished::Clip(answer)).map_err(|_| {
                     let message = "the session is backed up: the clip was written but not sent; send the request again in a few seconds";

@@ -125,7 +125,12 @@ impl Reloader {
             .map_err(|e| format!("the new configuration is invalid; nothing was applied:\n{e}"))?;
         let applied = self.apply(new).await?;
         if !applied.failed.is_empty() {
-            return Err(applied.failed.join("; "));
+            // Applied all the same: the cameras that could not start are named.
+            let failed = applied.failed.join("; ");
+            tracing::warn!("configuration reloaded, but cameras could not start: {failed}");
+            let mut done = applied.done;
+            done.push(format!("could not start: {failed}"));
+            return Ok(done.join("; "));
         }
         if applied.done.is_empty() {
             Ok("the configuration is unchanged".into())

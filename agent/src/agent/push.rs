@@ -129,24 +129,34 @@ impl Reloader {
         }
         let running = &self.plan.loaded;
         let state = running.resolve(&running.config.storage.state_dir);
+        if state.join(pushed::FILE) == running.installed {
+            let message = format!(
+                "the installed configuration is {}, where a pushed one would be kept: move it (or storage.state_dir) on the box first",
+                running.installed.display()
+            );
+            return Err(("write_failed", message));
+        }
         let new = check(&text, &state, running).await?;
-        let installed = running.installed.clone();
-        let base = tokio::task::spawn_blocking(move || std::fs::read(&installed))
-            .await
-            .map_err(|e| ("internal", e.to_string()))?
-            .map_err(|e| {
-                let path = self.plan.loaded.installed.display();
-                ("write_failed", format!("cannot read the installed configuration {path} to record what the push replaces: {e}; nothing changed"))
-            })?;
+        // The installed text the running configuration stands for: an edit of the installed
+        // file since then (not reloaded yet) wins over this push at the next reload or start.
         let meta = Meta {
             sha256: crate::evidence::sha256_hex(text.as_bytes()),
-            base_sha256: crate::evidence::sha256_hex(&base),
+            base_sha256: running.installed_sha256.clone(),
             pushed_at: rfc3339_ms(now),
             request: id.to_string(),
         };
         let previous = self.plan.clone();
         let applied = self.apply(new).await.map_err(|why| {
-            ("needs_restart", format!("{why}; the configuration is not kept (a change beyond the cameras needs a technician on the box: it cannot be tried and put back from afar)"))
+            let Some(sections) = why
+                .strip_prefix("these changes need a restart (systemctl restart vigil): ")
+                .map(|s| s.trim_end_matches("; nothing was applied"))
+            else {
+                return ("stopping", why);
+            };
+            let message = format!(
+                "a pushed configuration may change only the cameras' sections, and this one changes {sections}: nothing was applied or kept (such a change cannot be tried and put back from afar: it needs a technician on the box)"
+            );
+            ("needs_restart", message)
         })?;
         if !applied.failed.is_empty() {
             self.back_to(previous).await;
@@ -259,15 +269,17 @@ async fn check(
     running: &crate::config::Loaded,
 ) -> Result<Plan, Refusal> {
     let path = state.join(pushed::FILE);
-    let (text, base_dir, installed) = (
+    let (text, base_dir, installed, installed_sha256) = (
         text.to_string(),
         running.base_dir.clone(),
         running.installed.clone(),
+        running.installed_sha256.clone(),
     );
     let built = tokio::task::spawn_blocking(move || {
         let mut loaded = crate::config::parse(&path, text).map_err(|e| e.to_string())?;
         loaded.base_dir = base_dir;
         loaded.installed = installed;
+        loaded.installed_sha256 = installed_sha256;
         Plan::build(loaded).map_err(|e| e.to_string())
     })
     .await

@@ -484,6 +484,7 @@ fn analyse(
                     incident: event.id,
                     kind: event.kind.as_str(),
                     at: event.frame_time,
+                    seen: SystemTime::now(),
                 });
             }
         }

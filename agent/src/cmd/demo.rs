@@ -29,9 +29,11 @@ pub struct Args {
     #[arg(
         long,
         value_name = "FILE",
-        default_value = "tests/fixtures/furg_house6_fire_smoke_cc0.mp4"
+        default_value = "tests/fixtures/furg_house6_fire_smoke_cc0.mp4",
+        // A path parser refuses an empty value, which is how the camera is left out.
+        value_parser = clap::builder::ValueParser::os_string()
     )]
-    pub fire_clip: PathBuf,
+    pub fire_clip: std::ffi::OsString,
     /// Model card to use.
     #[arg(
         long,
@@ -62,9 +64,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let clip = rtsp::Clip::load(&args.clip)
         .context("loading the demo clip (run from the repository root or pass --clip)")?;
     let mut mounts = vec![("plaza", Arc::new(clip))];
-    let with_fire = !args.fire_clip.as_os_str().is_empty();
+    let fire_clip = PathBuf::from(&args.fire_clip);
+    let with_fire = !fire_clip.as_os_str().is_empty();
     if with_fire {
-        let fire = rtsp::Clip::load(&args.fire_clip).context(
+        let fire = rtsp::Clip::load(&fire_clip).context(
             "loading the demo's fire clip (run from the repository root, pass --fire-clip, or --fire-clip '' to leave it out)",
         )?;
         mounts.push(("hillside", Arc::new(fire)));
@@ -93,7 +96,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(url) = &fire_url {
         println!(
             "  camera  {url}  (fire watch, built-in detector, looping {})",
-            args.fire_clip.display()
+            fire_clip.display()
         );
     }
     println!("  broker  mqtt://127.0.0.1:{broker_port}  (subscribe to vigil/v1/#)");

@@ -552,7 +552,7 @@ mod tests {
         let unsigned = commands(&config).expect("a check");
         assert_eq!(unsigned.status, Status::Warn);
         assert!(
-            unsigned.what.contains("clip, arm, disarm, config"),
+            unsigned.what.contains("clip, arm, disarm are taken"),
             "{}",
             unsigned.what
         );

@@ -32,6 +32,8 @@ pub struct Loaded {
     /// The installed file it stands for: `path` itself, or the installed file a configuration
     /// pushed by the centre replaces ([`pushed`]).
     pub installed: PathBuf,
+    /// sha256 (hex) of the installed file's text as it was read.
+    pub installed_sha256: String,
     /// The folder relative paths are resolved against.
     pub base_dir: PathBuf,
     /// The source text (kept to locate problems found later, e.g. against model labels).
@@ -105,6 +107,7 @@ pub fn parse(path: &Path, source: String) -> Result<Loaded, ConfigError> {
         config,
         path: path.to_path_buf(),
         installed: path.to_path_buf(),
+        installed_sha256: crate::evidence::sha256_hex(source.as_bytes()),
         base_dir,
         source,
         spans,

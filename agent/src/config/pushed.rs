@@ -80,7 +80,7 @@ pub fn effective(installed: &Path, retire: bool) -> Result<Effective, ConfigErro
             }
         },
     };
-    if meta.base_sha256 != crate::evidence::sha256_hex(base.source.as_bytes()) {
+    if meta.base_sha256 != base.installed_sha256 {
         let why = format!(
             "{} was changed on the box after the centre pushed a configuration ({}, request {}): the installed file wins",
             installed.display(),
@@ -112,6 +112,7 @@ pub fn effective(installed: &Path, retire: bool) -> Result<Effective, ConfigErro
         Ok(mut loaded) => {
             loaded.base_dir.clone_from(&base.base_dir);
             loaded.installed = base.installed.clone();
+            loaded.installed_sha256.clone_from(&base.installed_sha256);
             Ok(Effective {
                 loaded,
                 pushed: Some(meta),

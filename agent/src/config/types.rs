@@ -109,13 +109,15 @@ pub struct CommandSettings {
     /// refused (`expired`): a captured request cannot be replayed later. Default 300, from 5 to
     /// 86400.
     pub max_age_s: u64,
-    /// The commands allowed, from [`COMMANDS`]. Default: all of them.
+    /// The commands allowed, from [`COMMANDS`]. Default: all of them but `config`, which
+    /// replaces the configuration and is taken only when named here.
     pub allow: Vec<String>,
     /// Ed25519 public keys (base64 of 32 bytes). When any is given, `clip`, `arm`, `disarm`
     /// and `config` are taken only signed by one of them. Default: none.
     pub public_keys: Vec<String>,
     /// Seconds a pushed configuration's rebuilt cameras have to deliver a frame before it is
-    /// rolled back (`config` command). Default 30, from 5 to 600.
+    /// rolled back (`config` command). Default 30, from 5 to 90 (a request is answered within
+    /// the 120 s a job may take).
     pub config_trial_s: u64,
 }
 
@@ -124,7 +126,11 @@ impl Default for CommandSettings {
         CommandSettings {
             enabled: false,
             max_age_s: 300,
-            allow: COMMANDS.iter().map(|c| (*c).to_string()).collect(),
+            allow: COMMANDS
+                .iter()
+                .filter(|c| **c != "config")
+                .map(|c| (*c).to_string())
+                .collect(),
             public_keys: Vec::new(),
             config_trial_s: 30,
         }

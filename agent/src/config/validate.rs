@@ -207,11 +207,11 @@ pub fn validate(config: &Config, spans: &Spans) -> Vec<Problem> {
         );
     }
     clips(config, &mut c);
-    if !(5..=600).contains(&config.commands.config_trial_s) {
+    if !(5..=90).contains(&config.commands.config_trial_s) {
         c.err(
             "commands.config_trial_s",
             format!(
-                "{} is outside 5 to 600 seconds",
+                "{} is outside 5 to 90 seconds",
                 config.commands.config_trial_s
             ),
         );
@@ -598,9 +598,9 @@ fn clips(config: &Config, c: &mut Checker<'_>) {
         );
         c.err("clips.buffer_bytes", message);
     }
-    if k.quota_bytes < 16 << 20 {
+    if k.quota_bytes < k.buffer_bytes.max(16 << 20) {
         let message = format!(
-            "{} is below 16 MiB (16777216): no clip would fit",
+            "{} is below 16 MiB (16777216) or below clips.buffer_bytes: a clip might not fit",
             k.quota_bytes
         );
         c.err("clips.quota_bytes", message);
@@ -805,23 +805,45 @@ classes = ["person"]
     }
 
     #[test]
+    fn clip_settings_are_checked() {
+        let loaded = parse(Path::new("vigil.toml"), GOOD.to_string()).expect("valid");
+        assert_eq!(loaded.config.clips.on_open, ["fire", "smoke"]);
+        let src = format!(
+            "{GOOD}\n[clips]\npre_s = 0.5\npost_s = 61\nbuffer_bytes = 100\nquota_bytes = 1000\non_open = [\"fire\", \"explosion\"]\n"
+        );
+        let p = problems(&src);
+        assert_eq!(p.len(), 5, "{p:#?}");
+        for path in ["pre_s", "post_s", "buffer_bytes", "quota_bytes"] {
+            assert!(
+                p.iter().any(|m| m.contains(&format!("clips.{path}: "))),
+                "{path}: {p:#?}"
+            );
+        }
+        assert!(
+            p.iter()
+                .any(|m| m.contains("unknown incident type \"explosion\"")),
+            "{p:#?}"
+        );
+    }
+
+    #[test]
     fn commands_are_off_by_default_and_their_settings_are_checked() {
         let loaded = parse(Path::new("vigil.toml"), GOOD.to_string()).expect("valid");
         assert!(!loaded.config.commands.enabled);
         assert_eq!(
             loaded.config.commands.allow,
-            ["ping", "snapshot", "clip", "ack", "arm", "disarm", "config"]
+            ["ping", "snapshot", "clip", "ack", "arm", "disarm"]
                 .map(String::from)
                 .to_vec()
         );
         let src = format!(
-            "{GOOD}\n[commands]\nenabled = true\nmax_age_s = 1\nconfig_trial_s = 601\nallow = [\"ping\", \"reboot\"]\n"
+            "{GOOD}\n[commands]\nenabled = true\nmax_age_s = 1\nconfig_trial_s = 91\nallow = [\"ping\", \"reboot\"]\n"
         );
         let p = problems(&src);
         assert_eq!(p.len(), 3, "{p:#?}");
         assert!(
             p.iter()
-                .any(|m| m.contains("commands.config_trial_s: 601 is outside 5 to 600")),
+                .any(|m| m.contains("commands.config_trial_s: 91 is outside 5 to 90")),
             "{p:#?}"
         );
         assert!(

@@ -127,13 +127,17 @@ impl<T: Clone> Ring<T> {
             .iter()
             .rposition(|u| u.key && u.at <= from)
             .ok_or(Gap::RolledPast { oldest, newest })?;
-        Ok(self
+        let units: Vec<Unit<T>> = self
             .units
             .iter()
             .skip(start)
             .take_while(|u| u.at <= to)
             .cloned()
-            .collect())
+            .collect();
+        if units.is_empty() {
+            return Err(Gap::RolledPast { oldest, newest });
+        }
+        Ok(units)
     }
 }
 
