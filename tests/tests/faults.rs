@@ -386,6 +386,7 @@ fn a_camera_server_killed_twenty_times_comes_back_each_time() -> anyhow::Result<
     );
     let mut back_after = Vec::new();
     let mut halfway = before;
+    let mut rounds = Vec::new();
     for round in 0..20 {
         server.kill();
         wait(&format!("camera_offline opened, round {round}"), &|m| {
@@ -402,6 +403,7 @@ fn a_camera_server_killed_twenty_times_comes_back_each_time() -> anyhow::Result<
         })?;
         let now = footprint(pid);
         eprintln!("round {round}: footprint {now:?}");
+        rounds.push(now.2);
         if round == 9 {
             halfway = now;
         }
@@ -423,10 +425,14 @@ fn a_camera_server_killed_twenty_times_comes_back_each_time() -> anyhow::Result<
         "threads grew: {before:?} -> {after:?}"
     );
     // The first reconnects warm the allocator up (new pipelines, new streaming threads);
-    // what must not happen is growth that goes on: the second ten rounds may add < 2 %.
+    // what must not happen is growth that goes on: the second ten rounds may add < 2 %, or,
+    // when one step of the allocator's falls among them (seen once: +6.7 MB at round 10, then
+    // flat to round 19), the last five rounds must not grow (< 0.5 %): a leak per reconnect
+    // grows every round.
+    let last_five = rounds[15..].iter().max().copied().unwrap_or(0);
     assert!(
-        after.2 <= halfway.2 + halfway.2 / 50,
-        "RSS kept growing over the second ten reconnects: {halfway:?} -> {after:?} (start {before:?})"
+        after.2 <= halfway.2 + halfway.2 / 50 || last_five <= rounds[14] + rounds[14] / 200,
+        "RSS kept growing over the second ten reconnects: {halfway:?} -> {after:?} (start {before:?}; each round {rounds:?})"
     );
     let n = vigil_tests::contract::Contract::load()?.check_all(&recorder.snapshot())?;
     assert!(n > 0);

@@ -40,9 +40,10 @@ pub struct Args {
     /// The command's arguments, a JSON object.
     #[arg(long, value_name = "JSON", default_value = "{}")]
     args: String,
-    /// Seconds to wait for the result (1–3600).
-    #[arg(long, default_value_t = 10, value_name = "S")]
-    timeout: u64,
+    /// Seconds to wait for the result (1–3600) [default: 90 for clip and config, which wait
+    /// for a clip's end or a configuration's cameras; else 10].
+    #[arg(long, value_name = "S")]
+    timeout: Option<u64>,
     /// Print the result as it came (JSON).
     #[arg(long)]
     json: bool,
@@ -104,7 +105,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let timeout = Duration::from_secs(args.timeout.clamp(1, 3600));
+    let slow = matches!(args.command.as_str(), "clip" | "config");
+    let timeout = args.timeout.unwrap_or(if slow { 90 } else { 10 });
+    let timeout = Duration::from_secs(timeout.clamp(1, 3600));
     let mut request = build_request(extra);
     if let Some(path) = &args.key {
         let key = std::fs::read_to_string(path)
