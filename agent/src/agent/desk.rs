@@ -1,7 +1,9 @@
 //! The agent's command desk: requests the session hands over are answered through the outbox
-//! without ever holding the main loop. A `snapshot` waits for its camera's next analysed frame
-//! in a task of its own and comes back to [`Desk::finished`] with the picture. What `arm` and
-//! `disarm` change reaches the inference threads through the [`Board`].
+//! without ever holding the main loop. A `snapshot` waits for its camera's next analysed frame,
+//! and a `clip` for the end of its span, each in a task of its own, and comes back to
+//! [`Desk::finished`]. What `arm` and `disarm` change reaches the inference threads through the
+//! [`Board`]. A pushed `config` goes back to the main loop, which runs the configuration
+//! ([`super::push`]).
 
 use std::sync::Arc;
 use std::time::SystemTime;
