@@ -65,7 +65,7 @@ fn message(v: &serde_json::Value) -> &str {
 #[test]
 fn a_pushed_configuration_is_checked_tried_kept_or_rolled_back() -> anyhow::Result<()> {
     let extra =
-        "\n[commands]\nenabled = true\nconfig_trial_s = 5\nallow = [\"ping\", \"config\"]\n";
+        "\n[commands]\nenabled = true\nconfig_trial_s = 10\nallow = [\"ping\", \"config\"]\n";
     let mut scene = Scene::start(vigil_bin!(), "cmd-config", "plaza_25s.mp4", extra)?;
     scene.wait("the agent's first health message", |m| {
         m.iter().any(|x| x.topic.ends_with("/health"))
