@@ -176,25 +176,19 @@ impl Desk {
             ClipOf::Incident(id) => Some(id),
             ClipOf::Span { .. } => None,
         };
-        let (clipper, done, out) = (
-            Arc::clone(&self.clipper),
-            self.done.clone(),
-            self.out.clone(),
-        );
+        // No handle on the session here: a clip waiting for its end must not hold a stopping
+        // agent's session open. The chunks go out in `finished`.
+        let (clipper, done) = (Arc::clone(&self.clipper), self.done.clone());
         let identity = self.diag.identity.clone();
         let chunk = self.limit.picture_bytes();
         tokio::spawn(async move {
             let camera = span.camera.clone();
-            let outcome = clipper.make(span).await.and_then(|written| {
+            let outcome = clipper.make(span).await.map(|written| {
                 // Its own topic, apart from the incident's own clip (clips.on_open).
                 let topic = identity.clip_topic(&camera, None, pending.id());
                 let (chunks, answer) =
                     clipper::publishable(&topic, &camera, incident.as_ref(), &written, chunk);
-                let messages = Outgoing::Plain { lane: Lane::Telemetry, messages: chunks };
-                out.try_send(messages).map(|()| Finished::Clip(answer)).map_err(|_| {
-                    let message = "the session is backed up: the clip was written but not sent; send the request again in a few seconds";
-                    ("busy", message.to_string())
-                })
+                Finished::Clip { answer, chunks }
             });
             let _ = done.send((pending, outcome)).await;
         });
@@ -217,8 +211,20 @@ impl Desk {
 
     /// Send what ends a request carried out elsewhere (its result is forgotten when the
     /// session cannot take it, so a retry carries it out again).
-    pub fn finished(&mut self, (pending, outcome): JobDone) {
+    pub fn finished(&mut self, (pending, mut outcome): JobDone) {
         let key = pending.key().to_string();
+        if let Ok(Finished::Clip { chunks, .. }) = &mut outcome {
+            let lane = Lane::Telemetry;
+            let messages = std::mem::take(chunks);
+            if self
+                .out
+                .try_send(Outgoing::Plain { lane, messages })
+                .is_err()
+            {
+                let message = "the session is backed up: the clip was written but not sent; send the request again in a few seconds";
+                outcome = Err(("busy", message.to_string()));
+            }
+        }
         let messages =
             publish::off_runtime(|| self.commands.finish(pending, outcome, SystemTime::now()));
         if !self.send(messages) {

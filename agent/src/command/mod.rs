@@ -154,8 +154,14 @@ pub enum Finished {
     },
     /// The pushed configuration runs and is kept: what was applied.
     Configured(Value),
-    /// A clip was written and its chunks sent: what the result says of it.
-    Clip(Value),
+    /// A clip was written: what the result says of it, and its chunks (the desk sends them,
+    /// in the lowest lane, before the result).
+    Clip {
+        /// The answer.
+        answer: Value,
+        /// The chunks' messages.
+        chunks: Vec<Message>,
+    },
 }
 
 /// The command handler of one agent.
@@ -449,7 +455,7 @@ impl Commands {
                     "acked_at": rfc3339_ms(ack.at),
                 })
             }
-            Finished::Configured(answer) | Finished::Clip(answer) => answer,
+            Finished::Configured(answer) | Finished::Clip { answer, .. } => answer,
         });
         let body = self.conclude(&pending.command, Some(&pending.id), outcome, now);
         let result = self.result_message(&pending.command, body);
