@@ -3,7 +3,7 @@
 //! file in the clips folder (under its quota) and handed back to be published in chunks.
 
 use std::path::PathBuf;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::clip::{self, Written};
@@ -66,21 +66,9 @@ impl Clipper {
             let message = "this box keeps no pre-event buffer ([clips] enabled = false)";
             return Err(("clips_off", message.into()));
         }
-        let cameras = self
-            .diag
-            .cameras
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let Some(index) = cameras.iter().position(|c| c.id == id) else {
-            let known: Vec<&str> = cameras.iter().map(|c| c.id.as_str()).collect();
-            let message = format!("no camera {id:?} on this box; it has {}", known.join(", "));
-            return Err(("unknown_camera", message));
-        };
-        if !cameras[index].enabled {
-            let message = format!("camera {id} is disabled in the configuration");
-            return Err(("camera_disabled", message));
-        }
-        Ok(index)
+        diag::enabled_camera(&self.diag, id)
+            .map(|(index, _)| index)
+            .map_err(|e| (e.code(), e.to_string()))
     }
 
     /// The span around an incident of camera `index` seen at `at`: `pre_s` before, `post_s`

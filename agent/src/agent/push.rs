@@ -268,18 +268,9 @@ async fn check(
     state: &std::path::Path,
     running: &crate::config::Loaded,
 ) -> Result<Plan, Refusal> {
-    let path = state.join(pushed::FILE);
-    let (text, base_dir, installed, installed_sha256) = (
-        text.to_string(),
-        running.base_dir.clone(),
-        running.installed.clone(),
-        running.installed_sha256.clone(),
-    );
+    let (text, state, running) = (text.to_string(), state.to_path_buf(), running.clone());
     let built = tokio::task::spawn_blocking(move || {
-        let mut loaded = crate::config::parse(&path, text).map_err(|e| e.to_string())?;
-        loaded.base_dir = base_dir;
-        loaded.installed = installed;
-        loaded.installed_sha256 = installed_sha256;
+        let loaded = pushed::parse(&state, text, &running).map_err(|e| e.to_string())?;
         Plan::build(loaded).map_err(|e| e.to_string())
     })
     .await

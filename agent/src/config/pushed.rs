@@ -108,19 +108,25 @@ pub fn effective(installed: &Path, retire: bool) -> Result<Effective, ConfigErro
             return Ok(installed_only(Some(why)));
         }
     };
-    match super::parse(&path, text) {
-        Ok(mut loaded) => {
-            loaded.base_dir.clone_from(&base.base_dir);
-            loaded.installed = base.installed.clone();
-            loaded.installed_sha256.clone_from(&base.installed_sha256);
-            Ok(Effective {
-                loaded,
-                pushed: Some(meta),
-                set_aside: None,
-            })
-        }
+    match parse(&state, text, &base) {
+        Ok(loaded) => Ok(Effective {
+            loaded,
+            pushed: Some(meta),
+            set_aside: None,
+        }),
         Err(e) => Ok(installed_only(Some(format!("it is not valid: {e}")))),
     }
+}
+
+/// `text` read as the pushed configuration kept in `state` for the installed configuration
+/// `base`: located as that file, its relative paths resolving where `base`'s do, and standing
+/// for `base`'s installed file.
+pub fn parse(state: &Path, text: String, base: &Loaded) -> Result<Loaded, ConfigError> {
+    let mut loaded = super::parse(&state.join(FILE), text)?;
+    loaded.base_dir.clone_from(&base.base_dir);
+    loaded.installed.clone_from(&base.installed);
+    loaded.installed_sha256.clone_from(&base.installed_sha256);
+    Ok(loaded)
 }
 
 /// Rename the pushed files in `state` to `*.retired` (a later push replaces them).

@@ -348,27 +348,31 @@ impl SnapshotError {
     }
 }
 
+/// Camera `camera`'s index and what is known of it, when the box has it and it is enabled
+/// (what a snapshot or a clip may be taken of).
+pub fn enabled_camera(shared: &Shared, camera: &str) -> Result<(usize, CameraInfo), SnapshotError> {
+    let cameras = shared
+        .cameras
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Some(index) = cameras.iter().position(|c| c.id == camera) else {
+        let known: Vec<&str> = cameras.iter().map(|c| c.id.as_str()).collect();
+        return Err(SnapshotError::UnknownCamera {
+            camera: camera.to_string(),
+            known: known.join(", "),
+        });
+    };
+    if !cameras[index].enabled {
+        return Err(SnapshotError::Disabled(camera.to_string()));
+    }
+    Ok((index, cameras[index].clone()))
+}
+
 /// The next analysed frame of `camera` as an evidence JPEG (zones, lines and detections
 /// drawn), waiting long enough for the next frame at the camera's analysis rate plus a busy
 /// detector (5 to 60 s).
 pub async fn take_snapshot(shared: &Shared, camera: &str) -> Result<Jpeg, SnapshotError> {
-    let (index, info) = {
-        let cameras = shared
-            .cameras
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some(index) = cameras.iter().position(|c| c.id == camera) else {
-            let known: Vec<&str> = cameras.iter().map(|c| c.id.as_str()).collect();
-            return Err(SnapshotError::UnknownCamera {
-                camera: camera.to_string(),
-                known: known.join(", "),
-            });
-        };
-        (index, cameras[index].clone())
-    };
-    if !info.enabled {
-        return Err(SnapshotError::Disabled(camera.to_string()));
-    }
+    let (index, info) = enabled_camera(shared, camera)?;
     let wait = Duration::try_from_secs_f64(2.0 / info.analysis_fps)
         .unwrap_or(MAX_SNAPSHOT_WAIT)
         .clamp(Duration::from_secs(5), MAX_SNAPSHOT_WAIT);
