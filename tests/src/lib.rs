@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 
+pub mod certs;
 pub mod contract;
 pub mod golden;
 pub mod mp4;
@@ -151,6 +152,8 @@ pub struct Mosquitto {
     /// Its port (plain MQTT, anonymous).
     pub port: u16,
     extra: String,
+    /// A whole configuration of the test's own, used instead of the generated one.
+    own: Option<String>,
     proc: Option<Proc>,
     dir: TempDir,
 }
@@ -176,11 +179,34 @@ impl Mosquitto {
         let mut m = Mosquitto {
             port: free_port()?,
             extra: extra.to_string(),
+            own: None,
             proc: None,
             dir: TempDir::new("mosquitto")?,
         };
         m.restart()?;
         Ok(m)
+    }
+
+    /// Start mosquitto with configuration `conf` as it is (its listeners, persistence,
+    /// bridges), waiting until `port` accepts connections.
+    pub fn with_config(port: u16, conf: &str) -> anyhow::Result<Mosquitto> {
+        let mut m = Mosquitto {
+            port,
+            extra: String::new(),
+            own: Some(conf.to_string()),
+            proc: None,
+            dir: TempDir::new("mosquitto")?,
+        };
+        m.restart()?;
+        Ok(m)
+    }
+
+    /// Stop the broker cleanly (SIGTERM): it saves its persistent state first.
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        match self.proc.take() {
+            Some(mut p) => p.terminate(Duration::from_secs(10)),
+            None => Ok(()),
+        }
     }
 
     /// The broker's folder (for certificates and password files a test writes).
@@ -206,13 +232,14 @@ impl Mosquitto {
         } else {
             "per_listener_settings true\n"
         };
-        std::fs::write(
-            &conf,
-            format!(
+        let text = match &self.own {
+            Some(own) => own.clone(),
+            None => format!(
                 "{per_listener}persistence false\nlog_dest stderr\nlog_type error\nlog_type warning\nmax_packet_size 16777216\nlistener {port} 127.0.0.1\nallow_anonymous true\n{}\n",
                 self.extra
             ),
-        )?;
+        };
+        std::fs::write(&conf, text)?;
         // The port was just released by a killed broker: retry briefly if it is not yet free.
         let end = Instant::now() + Duration::from_secs(10);
         loop {
@@ -372,8 +399,14 @@ impl Recorder {
     /// Connect to the broker on `port`, subscribe to `filter` (QoS 1) and wait for the
     /// subscription to be acknowledged.
     pub fn start(port: u16, filter: &str) -> anyhow::Result<Recorder> {
+        let opts = MqttOptions::new(format!("recorder-{}", free_port()?), "127.0.0.1", port);
+        Recorder::start_opts(opts, filter)
+    }
+
+    /// [`Recorder::start`] with connection options of the test's own (TLS, credentials, a
+    /// kept session).
+    pub fn start_opts(mut opts: MqttOptions, filter: &str) -> anyhow::Result<Recorder> {
         use std::sync::atomic::{AtomicU64, Ordering};
-        let mut opts = MqttOptions::new(format!("recorder-{}", free_port()?), "127.0.0.1", port);
         opts.set_max_packet_size(16 << 20, 16 << 20);
         let (client, mut conn) = Client::new(opts, 64);
         let messages = Arc::new(Mutex::new(Vec::new()));
@@ -463,6 +496,20 @@ impl Drop for Recorder {
     fn drop(&mut self) {
         let _ = self.client.disconnect();
     }
+}
+
+/// A password file for mosquitto with `users` (`mosquitto_passwd`).
+pub fn mosquitto_users(path: &Path, users: &[(&str, &str)]) -> anyhow::Result<()> {
+    for (i, (user, password)) in users.iter().enumerate() {
+        let mut c = Command::new("mosquitto_passwd");
+        c.arg("-b");
+        if i == 0 {
+            c.arg("-c");
+        }
+        let status = c.arg(path).args([user, password]).status()?;
+        anyhow::ensure!(status.success(), "mosquitto_passwd failed");
+    }
+    Ok(())
 }
 
 /// The `vigil` binary built for the tests (usable only from integration tests, where cargo

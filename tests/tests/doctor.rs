@@ -91,6 +91,9 @@ fn doctor_checks_cameras_broker_and_storage_and_says_what_to_fix() -> anyhow::Re
         .filter_map(|c| c["what"].as_str())
         .collect();
     assert_eq!(fails.len(), 1, "{fails:?}");
-    assert!(fails[0].starts_with("broker: TCP:"), "{fails:?}");
+    assert!(
+        fails[0].starts_with("broker 127.0.0.1:") && fails[0].contains(": TCP:"),
+        "{fails:?}"
+    );
     Ok(())
 }

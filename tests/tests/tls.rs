@@ -7,93 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use vigil_tests::certs::{ca, chmod, leaf, leaf_for};
 use vigil_tests::{
     Mosquitto, Recorder, TempDir, free_port, run_cli, spawn_agent, vigil_bin, wait_for_port,
 };
-
-fn openssl(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
-}
-
-/// A CA (`{name}-ca.pem`/`.key`) in `dir`.
-fn ca(dir: &Path, name: &str) -> anyhow::Result<()> {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-keyout",
-            &format!("{name}-ca.key"),
-            "-out",
-            &format!("{name}-ca.pem"),
-            "-subj",
-            &format!("/CN=vigil test {name} CA"),
-        ],
-    )
-}
-
-/// A certificate `{name}.pem`/`.key` signed by CA `ca`, valid for 127.0.0.1.
-fn leaf(dir: &Path, ca: &str, name: &str) -> anyhow::Result<()> {
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )?;
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-            "-subj",
-            &format!("/CN={name}"),
-        ],
-    )?;
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            &format!("{ca}-ca.pem"),
-            "-CAkey",
-            &format!("{ca}-ca.key"),
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-            "-out",
-            &format!("{name}.pem"),
-        ],
-    )
-}
-
-fn chmod(path: &Path, mode: u32) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-    Ok(())
-}
 
 /// The agent's config for the TLS listener; the camera points nowhere (not under test).
 fn config(tls_port: u16, mqtt_extra: &str) -> anyhow::Result<String> {
@@ -315,5 +232,75 @@ fn tls_with_the_right_ca_client_certificate_and_password_connects_and_wrong_ones
         "{err}"
     );
     drop(broker);
+    Ok(())
+}
+
+/// `[[mqtt.brokers]]` with `tls_name`: a broker reached by its address whose certificate names
+/// it is verified against that name; without `tls_name` the same connection is refused.
+/// `vigil mqtt-test` checks every listed broker and names the one that fails.
+#[test]
+fn a_broker_reached_by_address_is_verified_against_its_tls_name() -> anyhow::Result<()> {
+    let work = TempDir::new("tls-name")?;
+    let d: PathBuf = work.0.clone();
+    ca(&d, "good")?;
+    leaf_for(&d, "good", "named", "DNS:broker-a.district.test")?;
+    for f in ["good-ca.pem", "named.pem", "named.key"] {
+        chmod(&d.join(f), 0o644)?;
+    }
+    let tls_port = free_port()?;
+    let _broker = Mosquitto::start_with(&format!(
+        "listener {tls_port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\nallow_anonymous true\n",
+        ca = d.join("good-ca.pem").display(),
+        cert = d.join("named.pem").display(),
+        key = d.join("named.key").display(),
+    ))?;
+    anyhow::ensure!(
+        wait_for_port(tls_port, Duration::from_secs(10)),
+        "no TLS listener"
+    );
+    let dead = free_port()?;
+    let mqtt_test = |tag: &str, brokers: &str| -> anyhow::Result<(i32, String, String)> {
+        let cfg = d.join(format!("{tag}.toml"));
+        let tls = format!(
+            "brokers = [{brokers}]\n\n[mqtt.tls]\nca_file = \"{}\"\n",
+            d.join("good-ca.pem").display()
+        );
+        let text = config(tls_port, &tls)?
+            .replace(&format!("host = \"127.0.0.1\"\nport = {tls_port}\n"), "");
+        std::fs::write(&cfg, text)?;
+        run_cli(
+            vigil_bin!(),
+            &[
+                "mqtt-test",
+                "--timeout",
+                "3",
+                "--config",
+                &cfg.to_string_lossy(),
+            ],
+        )
+    };
+    let named = format!(
+        "{{ host = \"127.0.0.1\", port = {tls_port}, tls_name = \"broker-a.district.test\" }}"
+    );
+    let (code, out, err) = mqtt_test("named", &named)?;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("(TLS)") && out.contains("round trip"), "{out}");
+
+    let bare = format!("{{ host = \"127.0.0.1\", port = {tls_port} }}");
+    let (code, _, err) = mqtt_test("bare", &bare)?;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("TLS:") && err.contains("certificate"), "{err}");
+
+    let both = format!("{named}, {{ host = \"127.0.0.1\", port = {dead} }}");
+    let (code, out, err) = mqtt_test("both", &both)?;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("round trip"),
+        "the first broker was checked: {out}"
+    );
+    assert!(
+        err.contains(&format!("broker 127.0.0.1:{dead}: TCP:")),
+        "the second broker is named: {err}"
+    );
     Ok(())
 }

@@ -360,7 +360,13 @@ pub async fn run(
         identity: identity.clone(),
         started_at: SystemTime::now(),
         started,
-        broker: format!("{}:{}", config.mqtt.host, config.mqtt.port),
+        broker: config
+            .mqtt
+            .endpoints()
+            .iter()
+            .map(|b| b.address())
+            .collect::<Vec<_>>()
+            .join(", "),
         cameras: std::sync::Mutex::new(config.cameras.iter().map(diag::CameraInfo::of).collect()),
         reload: Some(reload_tx),
         board: Arc::clone(&board),

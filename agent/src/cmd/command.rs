@@ -90,18 +90,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .district
             .unwrap_or(loaded.config.device.district.clone()),
     };
+    // The first broker of the list: where the centre's commands are expected.
+    let broker = mqtt.endpoints().swap_remove(0);
     let mut opts = MqttOptions::new(
         format!(
             "{}-command-{}",
             target.device,
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         ),
-        mqtt.host.clone(),
-        mqtt.port,
+        broker.host.clone(),
+        broker.port,
     );
     opts.set_keep_alive(Duration::from_secs(mqtt.keep_alive_s.max(5)));
     opts.set_max_packet_size(64 << 20, 64 << 20);
-    security.apply(&mut opts);
+    security.for_broker(&broker).apply(&mut opts);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

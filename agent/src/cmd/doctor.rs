@@ -342,13 +342,10 @@ fn secrets_and_broker(
         }
     };
     let wait = Duration::from_secs(timeout);
-    out.push(
-        match rt.block_on(crate::publish::roundtrip::round_trip(
-            &config.mqtt,
-            &security,
-            &identity,
-            wait,
-        )) {
+    for (mqtt, security) in crate::publish::roundtrip::each_broker(&config.mqtt, &security) {
+        let at = format!("{}:{}", mqtt.host, mqtt.port);
+        let trip = crate::publish::roundtrip::round_trip(&mqtt, &security, &identity, wait);
+        out.push(match rt.block_on(trip) {
             Ok(r) => Check::ok(format!(
                 "broker {}{}: publish allowed, round trip {:.2} ms, MQTT {}{}",
                 r.broker,
@@ -359,11 +356,11 @@ fn secrets_and_broker(
                     .map_or_else(String::new, |n| format!(", messages up to {n} bytes")),
             )),
             Err(e) => Check::fail(
-                format!("broker: {e}"),
+                format!("broker {at}: {e}"),
                 "see `vigil mqtt-test` and docs/diagnostics.md",
             ),
-        },
-    );
+        });
+    }
     out
 }
 

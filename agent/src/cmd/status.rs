@@ -95,7 +95,10 @@ pub fn render(s: &Value) -> String {
     );
     let b = &s["broker"];
     let link = if b["connected"] == true {
-        "connected".to_string()
+        match (b["in_use"].as_str(), b["since"].as_str()) {
+            (Some(at), Some(since)) => format!("connected to {at} since {since}"),
+            _ => "connected".to_string(),
+        }
     } else {
         match b["last_error"].as_str() {
             Some(e) => format!("NOT CONNECTED ({e})"),

@@ -322,10 +322,17 @@ pub struct Device {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Mqtt {
-    /// Broker host name or address. Required.
+    /// Broker host name or address. Required unless `brokers` lists the brokers.
     pub host: String,
     /// Broker TCP port. Default 1883.
     pub port: u16,
+    /// Brokers to use in this order, instead of `host` and `port`: when one cannot be reached
+    /// the next is tried (with the usual backoff); while on a later one, the earlier ones are
+    /// probed every `failback_s` and the agent returns to the first that answers. At most 8.
+    pub brokers: Vec<BrokerEndpoint>,
+    /// Seconds between probes of the earlier brokers while connected to a later one. Default
+    /// 60, from 5 to 3600.
+    pub failback_s: u64,
     /// MQTT keep-alive in seconds; the broker publishes the last will after 1.5× this without
     /// traffic. Default 30, at least 5.
     pub keep_alive_s: u64,
@@ -347,6 +354,55 @@ pub struct Mqtt {
     pub max_message_bytes: ByteSize,
     /// MQTT protocol version: "5" (default) or "3.1.1" for a broker that does not speak 5.
     pub protocol: MqttProtocol,
+}
+
+/// One broker of `mqtt.brokers`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerEndpoint {
+    /// Host name or address. Required.
+    pub host: String,
+    /// TCP port. Default 1883.
+    pub port: u16,
+    /// The name the broker's TLS certificate must carry, when it is not `host` (a broker
+    /// reached by its address whose certificate names it). Default: `host`.
+    pub tls_name: Option<String>,
+}
+
+impl Default for BrokerEndpoint {
+    fn default() -> Self {
+        BrokerEndpoint {
+            host: String::new(),
+            port: 1883,
+            tls_name: None,
+        }
+    }
+}
+
+impl BrokerEndpoint {
+    /// `host:port`, as logs and status show it.
+    pub fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl Mqtt {
+    /// The brokers in the order they are tried: `brokers`, or `host` and `port` alone.
+    pub fn endpoints(&self) -> Vec<BrokerEndpoint> {
+        if self.brokers.is_empty() {
+            vec![BrokerEndpoint {
+                host: self.host.clone(),
+                port: self.port,
+                tls_name: None,
+            }]
+        } else {
+            self.brokers.clone()
+        }
+    }
 }
 
 /// The MQTT protocol version spoken to the broker.
@@ -393,6 +449,8 @@ impl Default for Mqtt {
         Mqtt {
             host: String::new(),
             port: 1883,
+            brokers: Vec::new(),
+            failback_s: 60,
             keep_alive_s: 30,
             clean_session: true,
             username: None,

@@ -15,7 +15,6 @@ pub const MAX_SOCKET_PATH: usize = 107;
 const REQUIRED: &[(&str, &[&str])] = &[
     ("", &["device", "mqtt", "models", "cameras"]),
     ("device", &["id", "district"]),
-    ("mqtt", &["host"]),
     ("models[]", &["name"]),
     ("cameras[]", &["id", "url", "model"]),
     ("cameras[].zones[]", &["name", "polygon", "classes"]),
@@ -162,12 +161,7 @@ pub fn validate(config: &Config, spans: &Spans) -> Vec<Problem> {
     }
     c.ident("device.id", &config.device.id);
     c.ident("device.district", &config.device.district);
-    if spans.contains("mqtt.host") && config.mqtt.host.trim().is_empty() {
-        c.err("mqtt.host", "must not be empty");
-    }
-    if config.mqtt.port == 0 {
-        c.err("mqtt.port", "must be between 1 and 65535");
-    }
+    brokers(config, &mut c);
     if config.mqtt.password_file.is_some() && config.mqtt.username.is_none() {
         c.err("mqtt.password_file", "needs mqtt.username");
     }
@@ -582,6 +576,70 @@ pub fn validate(config: &Config, spans: &Spans) -> Vec<Problem> {
     c.problems
 }
 
+/// `mqtt.host`/`mqtt.port`, or `[[mqtt.brokers]]`: one of them, each broker reachable by name
+/// and port, none twice, and a usable TLS name.
+fn brokers(config: &Config, c: &mut Checker<'_>) {
+    let m = &config.mqtt;
+    let spans = c.spans;
+    if spans.contains("mqtt") && m.brokers.is_empty() && !spans.contains("mqtt.host") {
+        c.err(
+            "mqtt.host",
+            "missing required field \"host\" in mqtt (or list the brokers in [[mqtt.brokers]])",
+        );
+    }
+    if !m.brokers.is_empty() && (spans.contains("mqtt.host") || spans.contains("mqtt.port")) {
+        c.err(
+            "mqtt.brokers",
+            "give either mqtt.host and mqtt.port (one broker) or [[mqtt.brokers]], not both",
+        );
+    }
+    if spans.contains("mqtt.host") && m.host.trim().is_empty() {
+        c.err("mqtt.host", "must not be empty");
+    }
+    if m.port == 0 {
+        c.err("mqtt.port", "must be between 1 and 65535");
+    }
+    if m.brokers.len() > MAX_BROKERS {
+        c.err(
+            "mqtt.brokers",
+            format!("lists {} brokers, at most {MAX_BROKERS}", m.brokers.len()),
+        );
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, b) in m.brokers.iter().enumerate() {
+        let at = format!("mqtt.brokers[{i}]");
+        if !spans.contains(&format!("{at}.host")) || b.host.trim().is_empty() {
+            c.err(
+                &format!("{at}.host"),
+                "a broker needs its host (name or address)",
+            );
+        }
+        if b.port == 0 {
+            c.err(&format!("{at}.port"), "must be between 1 and 65535");
+        }
+        if !seen.insert((b.host.as_str(), b.port)) {
+            c.err(&at, format!("{} is listed twice", b.address()));
+        }
+        if let Some(name) = &b.tls_name
+            && rustls::pki_types::ServerName::try_from(name.as_str()).is_err()
+        {
+            c.err(
+                &format!("{at}.tls_name"),
+                format!("{name:?} is not a DNS name or IP address a certificate can carry"),
+            );
+        }
+    }
+    if !(5..=3600).contains(&m.failback_s) {
+        c.err(
+            "mqtt.failback_s",
+            format!("{} is outside 5 to 3600 seconds", m.failback_s),
+        );
+    }
+}
+
+/// The most brokers `mqtt.brokers` may list.
+pub const MAX_BROKERS: usize = 8;
+
 /// Concrete paths of a `REQUIRED` table pattern (`cameras[].zones[]` → `cameras[0].zones[0]`, …).
 /// `[clips]`: spans and sizes in range, known incident types.
 fn clips(config: &Config, c: &mut Checker<'_>) {
@@ -677,6 +735,60 @@ classes = ["person"]
             Err(ConfigError::Invalid(d)) => d.0.iter().map(|d| d.to_string()).collect(),
             Err(e) => vec![e.to_string()],
         }
+    }
+
+    #[test]
+    fn brokers_replace_host_and_port_and_each_is_checked() {
+        let mqtt = "[mqtt]\nhost = \"127.0.0.1\"\nport = 1883\n";
+        assert!(GOOD.contains(mqtt));
+        let with = |list: &str| GOOD.replace(mqtt, &format!("[mqtt]\n{list}\n"));
+        let two = with(
+            "brokers = [{ host = \"10.0.0.1\", port = 8883, tls_name = \"mqtt-a.test\" }, { host = \"10.0.0.2\" }]",
+        );
+        assert_eq!(problems(&two), Vec::<String>::new());
+        let loaded = parse(Path::new("vigil.toml"), two).expect("valid");
+        let e = loaded.config.mqtt.endpoints();
+        assert_eq!(e.len(), 2);
+        assert_eq!(
+            (e[1].address(), e[1].tls_name.clone()),
+            ("10.0.0.2:1883".into(), None)
+        );
+        let neither = with("keep_alive_s = 30");
+        let p = problems(&neither);
+        assert!(
+            p.iter()
+                .any(|p| p.contains("mqtt.host") && p.contains("[[mqtt.brokers]]")),
+            "{p:?}"
+        );
+        let both = GOOD.replace(
+            mqtt,
+            &format!("{mqtt}brokers = [{{ host = \"10.0.0.2\" }}]\n"),
+        );
+        let p = problems(&both);
+        assert!(
+            p.iter()
+                .any(|p| p.contains("mqtt.brokers") && p.contains("not both")),
+            "{p:?}"
+        );
+        let bad = with(
+            "failback_s = 1\nbrokers = [{ host = \"a\" }, { host = \"a\" }, { host = \"\", port = 0 }, { host = \"b\", tls_name = \"not a name!\" }]",
+        );
+        let p = problems(&bad).join("\n");
+        for needle in [
+            "mqtt.brokers[1]: a:1883 is listed twice",
+            "mqtt.brokers[2].host",
+            "mqtt.brokers[2].port",
+            "mqtt.brokers[3].tls_name",
+            "mqtt.failback_s: 1 is outside 5 to 3600",
+        ] {
+            assert!(p.contains(needle), "{needle} in:\n{p}");
+        }
+        let many = (0..9)
+            .map(|i| format!("{{ host = \"h{i}\" }}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let p = problems(&with(&format!("brokers = [{many}]")));
+        assert!(p.iter().any(|p| p.contains("at most 8")), "{p:?}");
     }
 
     #[test]

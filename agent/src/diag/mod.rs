@@ -102,7 +102,7 @@ pub struct Shared {
     pub started_at: SystemTime,
     /// Same, monotonic.
     pub started: Instant,
-    /// `host:port` of the broker.
+    /// `host:port` of the broker, or of each of `mqtt.brokers` in order (`, ` between).
     pub broker: String,
     /// Cameras in config order (the frame board's indices); a reload updates them.
     pub cameras: std::sync::Mutex<Vec<CameraInfo>>,

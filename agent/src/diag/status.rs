@@ -15,6 +15,10 @@ fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
+fn ms_time(ms: u64) -> SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)
+}
+
 fn age_s(then_ms: u64) -> f64 {
     round1(unix_ms(SystemTime::now()).saturating_sub(then_ms) as f64 / 1000.0)
 }
@@ -27,6 +31,10 @@ pub fn status(shared: &Shared) -> Value {
         "connected": ob.connected,
     });
     if let Some(o) = broker.as_object_mut() {
+        if let Some((at, since_ms)) = &ob.broker {
+            o.insert("in_use".into(), json!(at));
+            o.insert("since".into(), json!(rfc3339_ms(ms_time(*since_ms))));
+        }
         if let Some(t) = ob.last_ack_ms {
             o.insert("last_puback_age_s".into(), json!(age_s(t)));
         }

@@ -56,6 +56,9 @@ pub struct OutboxStats {
     pub last_ack_ms: Option<u64>,
     /// Why the last connection attempt failed or the last connection ended.
     pub broker_error: Option<String>,
+    /// The broker in use (`host:port`) and since when (Unix milliseconds); None while not
+    /// connected.
+    pub broker: Option<(String, u64)>,
     /// Why the outbox file is not storing messages now (None: it is, they are durable).
     pub store_error: Option<String>,
     /// Messages published without being on disk since start (kept in memory only).
@@ -88,6 +91,7 @@ pub struct Durable {
     gauge: Arc<OutboxGauge>,
     acked: u64,
     link: (bool, Option<u64>, Option<String>),
+    broker: Option<(String, u64)>,
     tap: Option<tokio::sync::broadcast::Sender<std::sync::Arc<str>>>,
     limit: Arc<MessageLimit>,
     dead: [u64; 4],
@@ -128,6 +132,7 @@ impl Durable {
             gauge: Arc::new(OutboxGauge::default()),
             acked: 0,
             link: (false, None, None),
+            broker: None,
             tap: None,
             limit: Arc::new(MessageLimit::new(usize::MAX)),
             dead: [0; 4],
@@ -180,7 +185,24 @@ impl Durable {
         if error.is_some() || connected {
             self.link.2 = error;
         }
+        if !connected {
+            self.broker = None;
+        }
         self.update_gauge();
+    }
+
+    /// The session connected to the broker at `address`.
+    pub fn connected_to(&mut self, address: &str) {
+        let now = super::payload::unix_ms(std::time::SystemTime::now());
+        self.broker = Some((address.to_string(), now));
+        self.link_changed(true, None);
+    }
+
+    /// The session left its connection itself (to move to another broker): whatever was
+    /// handed over goes again on the next, and no message is blamed.
+    pub fn left(&mut self) {
+        self.state.requeue();
+        self.link_changed(false, None);
     }
 
     /// The last incident `seq` given out.
@@ -502,6 +524,7 @@ impl Durable {
             connected: self.link.0,
             last_ack_ms: self.link.1,
             broker_error: self.link.2.clone(),
+            broker: self.broker.clone(),
             store_error: self.memory.clone().or_else(|| self.store_error.clone()),
             not_durable: self.not_durable,
         });

@@ -27,6 +27,7 @@
 //! delivered by then stays in the outbox for the next start.
 
 pub mod durable;
+pub mod failover;
 pub mod inspect;
 pub mod limit;
 pub mod memory;
@@ -48,6 +49,7 @@ use tokio::time::Instant;
 use crate::config::Mqtt;
 use crate::ingest::Backoff;
 pub use durable::{Durable, OutboxGauge, OutboxStats};
+use failover::Brokers;
 pub use outbox::Lane;
 use payload::{DeviceState, Identity, Inventory};
 use wire::{HandError, Link, Wire};
@@ -185,6 +187,16 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
+/// The next event of the failback candidate, with its broker's index (pending without one).
+async fn next_candidate(
+    candidate: &mut Option<(usize, Link)>,
+) -> (usize, Option<Result<Wire, String>>) {
+    match candidate {
+        Some((i, l)) => (*i, l.events.recv().await),
+        None => std::future::pending().await,
+    }
+}
+
 /// Run the session until `shutdown` turns true and the outbox is delivered (or `cfg.flush`
 /// has passed); then publish `stopped`, disconnect and return.
 pub async fn run(
@@ -200,11 +212,17 @@ pub async fn run(
             .to_string()
             .into_bytes()
     };
-    let opts = wire::options(&cfg, json(DeviceState::Offline));
-    let broker = format!("{}:{}", cfg.mqtt.host, cfg.mqtt.port);
+    let endpoints = cfg.mqtt.endpoints();
+    let opts: Vec<wire::Options> = endpoints
+        .iter()
+        .map(|b| wire::options(&cfg, b, json(DeviceState::Offline)))
+        .collect();
+    let mut brokers = Brokers::new(endpoints.len(), Duration::from_secs(cfg.mqtt.failback_s));
     let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
     let mut stats = SessionStats::default();
     let mut link: Option<Link> = None;
+    // A second connection to an earlier broker, taken over once it is accepted.
+    let mut candidate: Option<(usize, Link)> = None;
     let mut retry_at: Option<Instant> = Some(Instant::now());
     let mut connected = false;
     let mut connected_at = Instant::now();
@@ -217,9 +235,17 @@ pub async fn run(
     let mut paused_until: Option<Instant> = None;
 
     loop {
-        if link.is_none() && retry_at.is_some_and(|t| t <= Instant::now()) {
-            link = Some(Link::start(&opts, MAX_IN_FLIGHT + 16));
+        if link.is_none() && candidate.is_none() && retry_at.is_some_and(|t| t <= Instant::now()) {
+            link = Some(Link::start(&opts[brokers.current()], LINK_QUEUE));
             retry_at = None;
+        }
+        if connected
+            && candidate.is_none()
+            && deadline.is_none()
+            && let Some(i) = brokers.failback_due(Instant::now())
+        {
+            tracing::info!(broker = %endpoints[i].address(), "trying an earlier broker of mqtt.brokers again");
+            candidate = Some((i, Link::start(&opts[i], LINK_QUEUE)));
         }
         if let Some(d) = deadline
             && ((connected && outbox.nothing_waits()) || Instant::now() >= d)
@@ -236,6 +262,7 @@ pub async fn run(
                         off_runtime(|| enqueue(&mut outbox, out, &mut stats, &mut unstored));
                     }
                     deadline = Some(Instant::now() + cfg.flush);
+                    candidate = None;
                     if !outbox.is_empty() {
                         tracing::info!(rows = outbox.len(), flush_s = cfg.flush.as_secs_f64(), "delivering the outbox before stopping");
                     }
@@ -243,23 +270,13 @@ pub async fn run(
             }
             ev = next_event(&mut link) => match ev {
                 Some(Ok(Wire::Connected { session_present, max_packet })) => {
-                    tracing::info!(broker = %broker, protocol = cfg.mqtt.protocol.as_str(), session_present, max_packet, waiting = outbox.len(), "connected to the MQTT broker");
+                    let at = &endpoints[brokers.current()];
+                    if let Some(l) = &link {
+                        accepted(l, &at.address(), &cfg, &mut outbox, &mut stats, &mut handed, (session_present, max_packet));
+                    }
                     connected = true;
                     connected_at = Instant::now();
-                    cfg.limit.announced(max_packet);
-                    outbox.link_changed(true, None);
-                    stats.connects += 1;
-                    if let Some(l) = &link {
-                        // Birth first, ahead of anything stored.
-                        if l.publish(&status_topic, true, json(DeviceState::Online)).is_ok() {
-                            handed.push_back(None);
-                        }
-                        if let Some(inbound) = &cfg.inbound
-                            && let Err(e) = l.subscribe(&inbound.filter)
-                        {
-                            tracing::error!(filter = %inbound.filter, "cannot subscribe: {e:?}");
-                        }
-                    }
+                    brokers.connected(connected_at);
                 }
                 Some(Ok(Wire::Sent(pkid))) => {
                     if let Some(Some(row)) = handed.pop_front() {
@@ -280,24 +297,22 @@ pub async fn run(
                 Some(Ok(_)) => {}
                 // An error, or the event loop's task ended: this connection is over.
                 lost @ (Some(Err(_)) | None) => {
-                    let error = match &lost {
-                        Some(Err(e)) => Some(e.clone()),
+                    let error = match lost {
+                        Some(Err(e)) => Some(e),
                         _ => None,
                     };
-                    outbox.link_changed(false, error);
-                    if let Some(Err(e)) = lost {
-                        if connected {
-                            tracing::warn!(broker = %broker, waiting = outbox.len(), "MQTT connection lost: {e}");
-                        } else {
-                            tracing::warn!(broker = %broker, "cannot reach the MQTT broker: {e}");
-                        }
-                    }
-                    let blamed = off_runtime(|| outbox.disconnected());
+                    let address = endpoints[brokers.current()].address();
+                    let blamed = connection_over(&address, error, connected, &mut outbox);
                     // A stable connection, or one ended by a message now isolated or set
                     // aside: reconnect soon. A connection that dies right after CONNACK for no
                     // known reason backs off further each time.
                     if restart_backoff(blamed, connected.then(|| connected_at.elapsed())) {
                         backoff.reset();
+                    }
+                    if connected {
+                        brokers.lost();
+                    } else {
+                        brokers.attempt_failed();
                     }
                     connected = false;
                     link = None;
@@ -305,10 +320,38 @@ pub async fn run(
                     retry_at = Some(Instant::now() + backoff.jittered());
                 }
             },
+            (i, ev) = next_candidate(&mut candidate) => match ev {
+                Some(Ok(Wire::Connected { session_present, max_packet })) => {
+                    if let Some((_, new)) = candidate.take() {
+                        if let Some(old) = link.take() {
+                            tokio::spawn(old.leave());
+                        }
+                        tracing::info!(from = %endpoints[brokers.current()].address(), to = %endpoints[i].address(), "moving back to an earlier broker of mqtt.brokers");
+                        outbox.left();
+                        handed.clear();
+                        accepted(&new, &endpoints[i].address(), &cfg, &mut outbox, &mut stats, &mut handed, (session_present, max_packet));
+                        link = Some(new);
+                        connected = true;
+                        connected_at = Instant::now();
+                        brokers.moved_to(i, connected_at);
+                    }
+                }
+                Some(Ok(_)) => {}
+                other => {
+                    let why = match other {
+                        Some(Err(e)) => e,
+                        _ => "its connection ended".into(),
+                    };
+                    candidate = None;
+                    tracing::info!(broker = %endpoints[i].address(), "an earlier broker is still not usable: {why}");
+                    brokers.candidate_failed(i, Instant::now());
+                }
+            },
             Some(out) = rx.recv(), if deadline.is_none() => {
                 off_runtime(|| enqueue(&mut outbox, out, &mut stats, &mut unstored));
             }
-            _ = sleep_until(retry_at), if link.is_none() => {}
+            _ = sleep_until(retry_at), if link.is_none() && candidate.is_none() => {}
+            _ = sleep_until(brokers.failback_at()), if connected && candidate.is_none() && deadline.is_none() => {}
             _ = sleep_until(paused_until), if paused_until.is_some() => paused_until = None,
             _ = sleep_until(deadline) => {}
         }
@@ -323,7 +366,71 @@ pub async fn run(
             off_runtime(|| outbox.retry_file());
         }
     }
+    finish(&mut outbox, &mut stats);
+    if let Some(l) = link.take()
+        && connected
+    {
+        l.close(json(DeviceState::Stopped), &status_topic).await;
+    }
+    stats
+}
 
+/// Room in a connection's client queue above the outbox's window.
+const LINK_QUEUE: usize = MAX_IN_FLIGHT + 16;
+
+/// The broker at `address` accepted a connection (`(session_present, max_packet)` from its
+/// CONNACK): note it, say it, send the birth first, ahead of anything stored, and subscribe.
+fn accepted(
+    l: &Link,
+    address: &str,
+    cfg: &SessionConfig,
+    outbox: &mut Durable,
+    stats: &mut SessionStats,
+    handed: &mut VecDeque<Option<u64>>,
+    (session_present, max_packet): (bool, Option<usize>),
+) {
+    tracing::info!(broker = %address, protocol = cfg.mqtt.protocol.as_str(), session_present, max_packet, waiting = outbox.len(), "connected to the MQTT broker");
+    cfg.limit.announced(max_packet);
+    outbox.connected_to(address);
+    stats.connects += 1;
+    let birth = payload::status(&cfg.identity, DeviceState::Online, &cfg.inventory);
+    if l.publish(
+        &cfg.identity.status_topic(),
+        true,
+        birth.to_string().into_bytes(),
+    )
+    .is_ok()
+    {
+        handed.push_back(None);
+    }
+    if let Some(inbound) = &cfg.inbound
+        && let Err(e) = l.subscribe(&inbound.filter)
+    {
+        tracing::error!(filter = %inbound.filter, "cannot subscribe: {e:?}");
+    }
+}
+
+/// The connection to `address` ended (`error`, None when its event loop stopped): say so and
+/// make whatever was handed over pending again. True when a message was blamed for it.
+fn connection_over(
+    address: &str,
+    error: Option<String>,
+    connected: bool,
+    outbox: &mut Durable,
+) -> bool {
+    if let Some(e) = &error {
+        if connected {
+            tracing::warn!(broker = %address, waiting = outbox.len(), "MQTT connection lost: {e}");
+        } else {
+            tracing::warn!(broker = %address, "cannot reach the MQTT broker: {e}");
+        }
+    }
+    outbox.link_changed(false, error);
+    off_runtime(|| outbox.disconnected())
+}
+
+/// At the end of the session: what is left, and what could not be stored.
+fn finish(outbox: &mut Durable, stats: &mut SessionStats) {
     stats.left = outbox.len();
     if stats.left > 0 && !outbox.in_memory() {
         tracing::warn!(
@@ -337,12 +444,6 @@ pub async fn run(
             "stopping with messages the outbox could not store on disk; they are lost"
         );
     }
-    if let Some(l) = link.take()
-        && connected
-    {
-        l.close(json(DeviceState::Stopped), &status_topic).await;
-    }
-    stats
 }
 
 /// Store one hand-over; if the store fails, its messages wait in memory (and it says so, once

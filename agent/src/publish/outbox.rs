@@ -332,12 +332,7 @@ impl Outbox {
             .min()
             .filter(|&(_, at_ms, _)| now_ms.saturating_sub(at_ms) <= STRIKE_WINDOW_MS)
             .map(|(_, _, id)| id);
-        for lane in &mut self.lanes {
-            for e in lane.iter_mut() {
-                e.slot = Slot::Pending;
-            }
-        }
-        self.in_flight = 0;
+        self.requeue();
         let Some(e) = culprit.and_then(|id| self.entry(id)) else {
             return Blame::None;
         };
@@ -347,6 +342,17 @@ impl Outbox {
             return Blame::Strike(id);
         }
         self.remove(id).map_or(Blame::None, Blame::SetAside)
+    }
+
+    /// Everything handed over goes again, blaming nothing: the agent left the connection
+    /// itself (a move to another broker).
+    pub fn requeue(&mut self) {
+        for lane in &mut self.lanes {
+            for e in lane.iter_mut() {
+                e.slot = Slot::Pending;
+            }
+        }
+        self.in_flight = 0;
     }
 
     /// Make pending rows of more than `bytes` suspects with one try left: the broker already

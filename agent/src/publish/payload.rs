@@ -211,6 +211,13 @@ pub fn health(
     if let (Some(free), Some(obj)) = (disk_free, v.as_object_mut()) {
         obj.insert("disk_free_bytes".into(), json!(free));
     }
+    if let (Some((at, since_ms)), Some(obj)) = (&outbox.broker, v.as_object_mut()) {
+        let since = std::time::UNIX_EPOCH + std::time::Duration::from_millis(*since_ms);
+        obj.insert(
+            "broker".into(),
+            json!({"address": at, "since": rfc3339_ms(since)}),
+        );
+    }
     v
 }
 

@@ -80,6 +80,23 @@ pub enum RoundTripError {
 /// three stages long, and a wait past a clock's range would panic).
 pub const MAX_STAGE_WAIT: Duration = Duration::from_secs(600);
 
+/// The settings of a round trip to each broker of `mqtt` (`mqtt.brokers`, or `host` and
+/// `port`), in order, each with its own TLS name.
+pub fn each_broker(mqtt: &Mqtt, security: &Security) -> Vec<(Mqtt, Security)> {
+    mqtt.endpoints()
+        .into_iter()
+        .map(|b| {
+            let one = Mqtt {
+                host: b.host.clone(),
+                port: b.port,
+                brokers: Vec::new(),
+                ..mqtt.clone()
+            };
+            (one, security.for_broker(&b))
+        })
+        .collect()
+}
+
 /// Run the round trip; gives up on each stage after `timeout` (1 s to [`MAX_STAGE_WAIT`]).
 pub async fn round_trip(
     mqtt: &Mqtt,

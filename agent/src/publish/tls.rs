@@ -12,7 +12,7 @@ use rumqttc::tokio_rustls::rustls;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
-use crate::config::Mqtt;
+use crate::config::{BrokerEndpoint, Mqtt};
 
 /// Why the broker settings cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -59,11 +59,25 @@ pub enum SecurityError {
 pub struct Security {
     /// TLS client configuration; `None` for plain TCP.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// The TLS configuration for each `tls_name` of `mqtt.brokers`.
+    pub named: Vec<(String, Arc<rustls::ClientConfig>)>,
     /// Username and password.
     pub credentials: Option<(String, String)>,
 }
 
 impl Security {
+    /// The security of a connection to `broker`: its own TLS name's configuration where it has
+    /// one.
+    pub fn for_broker(&self, broker: &BrokerEndpoint) -> Security {
+        let mut s = self.clone();
+        if let Some(name) = &broker.tls_name
+            && let Some((_, c)) = self.named.iter().find(|(n, _)| n == name)
+        {
+            s.tls = Some(Arc::clone(c));
+        }
+        s
+    }
+
     /// TLS (when configured) and credentials on MQTT 3.1.1 connection options.
     pub fn apply(&self, o: &mut rumqttc::MqttOptions) {
         if let Some(t) = self.transport() {
@@ -120,6 +134,7 @@ pub fn load(mqtt: &Mqtt, resolve: impl Fn(&Path) -> PathBuf) -> Result<Security,
     let Some(t) = &mqtt.tls else {
         return Ok(Security {
             tls: None,
+            named: Vec::new(),
             credentials,
         });
     };
@@ -127,37 +142,19 @@ pub fn load(mqtt: &Mqtt, resolve: impl Fn(&Path) -> PathBuf) -> Result<Security,
     let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| SecurityError::Config(e.to_string()))?;
-    let builder = if t.insecure_skip_verify {
+    let roots = if t.insecure_skip_verify {
         tracing::warn!(
             "mqtt.tls.insecure_skip_verify is set: the broker's certificate is NOT verified; anyone on the network path can impersonate the broker"
         );
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+        None
     } else {
-        let mut roots = rustls::RootCertStore::empty();
-        match &t.ca_file {
-            Some(ca) => {
-                let path = resolve(ca);
-                for cert in certs("mqtt.tls.ca_file", &path)? {
-                    roots.add(cert).map_err(|e| SecurityError::Pem {
-                        key: "mqtt.tls.ca_file",
-                        path: path.clone(),
-                        what: format!("not a usable CA certificate: {e}"),
-                    })?;
-                }
-            }
-            None => {
-                let found = rustls_native_certs::load_native_certs();
-                roots.add_parsable_certificates(found.certs);
-                if roots.is_empty() {
-                    return Err(SecurityError::Config(
-                        "no ca_file given and no system CA certificates found (install ca-certificates, or set mqtt.tls.ca_file)".into(),
-                    ));
-                }
-            }
-        }
-        builder.with_root_certificates(roots)
+        Some(Arc::new(roots(t.ca_file.as_deref(), &resolve)?))
+    };
+    let builder = match &roots {
+        None => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerification(Arc::clone(&provider)))),
+        Some(r) => builder.with_root_certificates(Arc::clone(r)),
     };
     let config = match (&t.cert_file, &t.key_file) {
         (Some(cert), Some(key)) => {
@@ -175,10 +172,118 @@ pub fn load(mqtt: &Mqtt, resolve: impl Fn(&Path) -> PathBuf) -> Result<Security,
         }
         _ => builder.with_no_client_auth(),
     };
+    let named = match roots {
+        Some(roots) => renamed(mqtt, &config, &roots, &provider)?,
+        None => Vec::new(),
+    };
     Ok(Security {
         tls: Some(Arc::new(config)),
+        named,
         credentials,
     })
+}
+
+/// The CA certificates that sign the broker's: `ca_file`, or the system's.
+fn roots(
+    ca_file: Option<&Path>,
+    resolve: &impl Fn(&Path) -> PathBuf,
+) -> Result<rustls::RootCertStore, SecurityError> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(ca) => {
+            let path = resolve(ca);
+            for cert in certs("mqtt.tls.ca_file", &path)? {
+                roots.add(cert).map_err(|e| SecurityError::Pem {
+                    key: "mqtt.tls.ca_file",
+                    path: path.clone(),
+                    what: format!("not a usable CA certificate: {e}"),
+                })?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(found.certs);
+            if roots.is_empty() {
+                return Err(SecurityError::Config(
+                    "no ca_file given and no system CA certificates found (install ca-certificates, or set mqtt.tls.ca_file)".into(),
+                ));
+            }
+        }
+    }
+    Ok(roots)
+}
+
+/// One TLS configuration per `tls_name` of `mqtt.brokers`: `config` with a verifier that
+/// checks the broker's certificate against that name instead of the host connected to.
+fn renamed(
+    mqtt: &Mqtt,
+    config: &rustls::ClientConfig,
+    roots: &Arc<rustls::RootCertStore>,
+    provider: &Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Vec<(String, Arc<rustls::ClientConfig>)>, SecurityError> {
+    let mut named = Vec::new();
+    for name in mqtt.brokers.iter().filter_map(|b| b.tls_name.as_ref()) {
+        let server_name = ServerName::try_from(name.clone()).map_err(|e| {
+            SecurityError::Config(format!(
+                "tls_name {name:?} is not a DNS name or address: {e}"
+            ))
+        })?;
+        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::clone(roots),
+            Arc::clone(provider),
+        )
+        .build()
+        .map_err(|e| SecurityError::Config(e.to_string()))?;
+        let mut c = config.clone();
+        c.dangerous()
+            .set_certificate_verifier(Arc::new(Renamed { inner, server_name }));
+        named.push((name.clone(), Arc::new(c)));
+    }
+    Ok(named)
+}
+
+/// Verifies the broker's certificate as the usual verifier does, for a configured name
+/// (`mqtt.brokers[].tls_name`) instead of the host the connection went to.
+#[derive(Debug)]
+struct Renamed {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    server_name: ServerName<'static>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for Renamed {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        self.inner
+            .verify_server_cert(end_entity, intermediates, &self.server_name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 fn read(key: &'static str, path: &Path) -> Result<Vec<u8>, SecurityError> {

@@ -14,7 +14,7 @@ use rumqttc::v5::mqttbytes::v5 as v5p;
 use tokio::sync::mpsc;
 
 use super::SessionConfig;
-use crate::config::MqttProtocol;
+use crate::config::{BrokerEndpoint, MqttProtocol};
 
 /// What happened on a connection, as far as the session cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,8 +161,14 @@ impl Link {
 
     /// Say `stopped`, disconnect, and wait (briefly) until the connection is closed, so that
     /// the broker sees a clean DISCONNECT and does not publish the last will.
-    pub async fn close(mut self, stopped: Vec<u8>, topic: &str) {
+    pub async fn close(self, stopped: Vec<u8>, topic: &str) {
         let _ = self.publish(topic, true, stopped);
+        self.leave().await;
+    }
+
+    /// Disconnect cleanly (the broker does not publish the last will) and wait briefly until
+    /// the connection is closed.
+    pub async fn leave(mut self) {
         let _ = match &self.client {
             Client::V311(c) => c.try_disconnect().map_err(|e| e.to_string()),
             Client::V5(c) => c.try_disconnect().map_err(|e| e.to_string()),
@@ -246,10 +252,11 @@ fn puback(pkid: u16, reason: v5p::PubAckReason) -> Wire {
     }
 }
 
-/// The options of every connection of a session.
-pub fn options(cfg: &SessionConfig, will: Vec<u8>) -> Options {
+/// The options of every connection of a session to `broker`.
+pub fn options(cfg: &SessionConfig, broker: &BrokerEndpoint, will: Vec<u8>) -> Options {
     let id = &cfg.identity;
-    let (host, port) = (cfg.mqtt.host.clone(), cfg.mqtt.port);
+    let (host, port) = (broker.host.clone(), broker.port);
+    let security = cfg.security.for_broker(broker);
     let keep_alive = Duration::from_secs(cfg.mqtt.keep_alive_s);
     // Room above the outbox's window for the birth and `stopped` messages.
     let inflight = u16::try_from(super::MAX_IN_FLIGHT + 8).unwrap_or(u16::MAX);
@@ -262,7 +269,7 @@ pub fn options(cfg: &SessionConfig, will: Vec<u8>) -> Options {
             // rumqttc, an oversize publish is an error that ends the connection.
             o.set_max_packet_size(cfg.max_packet_bytes, cfg.limit.configured());
             o.set_inflight(inflight);
-            cfg.security.apply(&mut o);
+            security.apply(&mut o);
             let qos = rumqttc::QoS::AtLeastOnce;
             o.set_last_will(rumqttc::LastWill::new(id.status_topic(), will, qos, true));
             Options::V311(Box::new(o))
@@ -277,7 +284,7 @@ pub fn options(cfg: &SessionConfig, will: Vec<u8>) -> Options {
             }
             o.set_max_packet_size(u32::try_from(cfg.max_packet_bytes).ok());
             o.set_outgoing_inflight_upper_limit(inflight);
-            cfg.security.apply5(&mut o);
+            security.apply5(&mut o);
             let will = v5p::LastWill::new(id.status_topic(), will, QoS5::AtLeastOnce, true, None);
             o.set_last_will(will);
             Options::V5(Box::new(o))
