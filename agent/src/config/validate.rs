@@ -620,6 +620,12 @@ fn brokers(config: &Config, c: &mut Checker<'_>) {
         if !seen.insert((b.host.as_str(), b.port)) {
             c.err(&at, format!("{} is listed twice", b.address()));
         }
+        if b.tls_name.is_some() && m.tls.is_none() {
+            c.err(
+                &format!("{at}.tls_name"),
+                "names the broker's certificate, but there is no [mqtt.tls]: the connection would not use TLS",
+            );
+        }
         if let Some(name) = &b.tls_name
             && rustls::pki_types::ServerName::try_from(name.as_str()).is_err()
         {
@@ -743,7 +749,14 @@ classes = ["person"]
         assert!(GOOD.contains(mqtt));
         let with = |list: &str| GOOD.replace(mqtt, &format!("[mqtt]\n{list}\n"));
         let two = with(
-            "brokers = [{ host = \"10.0.0.1\", port = 8883, tls_name = \"mqtt-a.test\" }, { host = \"10.0.0.2\" }]",
+            "brokers = [{ host = \"10.0.0.1\", port = 8883, tls_name = \"mqtt-a.test\" }, { host = \"10.0.0.2\" }]\n[mqtt.tls]",
+        );
+        let plain = with("brokers = [{ host = \"10.0.0.1\", tls_name = \"mqtt-a.test\" }]");
+        let p = problems(&plain);
+        assert!(
+            p.iter()
+                .any(|p| p.contains("mqtt.brokers[0].tls_name") && p.contains("no [mqtt.tls]")),
+            "{p:?}"
         );
         assert_eq!(problems(&two), Vec::<String>::new());
         let loaded = parse(Path::new("vigil.toml"), two).expect("valid");

@@ -262,7 +262,11 @@ pub async fn run(
                         off_runtime(|| enqueue(&mut outbox, out, &mut stats, &mut unstored));
                     }
                     deadline = Some(Instant::now() + cfg.flush);
-                    candidate = None;
+                    // Closed cleanly: an earlier broker that already accepted it must not
+                    // publish the last will while this box says goodbye on the other.
+                    if let Some((_, c)) = candidate.take() {
+                        tokio::spawn(c.leave(|_, _| {}));
+                    }
                     if !outbox.is_empty() {
                         tracing::info!(rows = outbox.len(), flush_s = cfg.flush.as_secs_f64(), "delivering the outbox before stopping");
                     }
@@ -324,7 +328,9 @@ pub async fn run(
                 Some(Ok(Wire::Connected { session_present, max_packet })) => {
                     if let Some((_, new)) = candidate.take() {
                         if let Some(old) = link.take() {
-                            tokio::spawn(old.leave());
+                            // A command the old broker still delivers is not lost.
+                            let inbound = cfg.inbound.clone();
+                            tokio::spawn(old.leave(move |topic, payload| receive(inbound.as_ref(), topic, payload)));
                         }
                         tracing::info!(from = %endpoints[brokers.current()].address(), to = %endpoints[i].address(), "moving back to an earlier broker of mqtt.brokers");
                         outbox.left();

@@ -163,17 +163,24 @@ impl Link {
     /// the broker sees a clean DISCONNECT and does not publish the last will.
     pub async fn close(self, stopped: Vec<u8>, topic: &str) {
         let _ = self.publish(topic, true, stopped);
-        self.leave().await;
+        self.leave(|_, _| {}).await;
     }
 
     /// Disconnect cleanly (the broker does not publish the last will) and wait briefly until
-    /// the connection is closed.
-    pub async fn leave(mut self) {
+    /// the connection is closed; a message the broker still delivers meanwhile (it was
+    /// acknowledged) goes to `on_message`.
+    pub async fn leave(mut self, mut on_message: impl FnMut(String, Vec<u8>)) {
         let _ = match &self.client {
             Client::V311(c) => c.try_disconnect().map_err(|e| e.to_string()),
             Client::V5(c) => c.try_disconnect().map_err(|e| e.to_string()),
         };
-        let drain = async { while self.events.recv().await.is_some() {} };
+        let drain = async {
+            while let Some(ev) = self.events.recv().await {
+                if let Ok(Wire::Message { topic, payload }) = ev {
+                    on_message(topic, payload);
+                }
+            }
+        };
         let _ = tokio::time::timeout(Duration::from_secs(3), drain).await;
     }
 }
