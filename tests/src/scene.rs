@@ -123,6 +123,16 @@ pub fn incidents(msgs: &[Received]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The incident `seq`s among `msgs`, first arrivals only, in arrival order.
+pub fn first_seqs(msgs: &[Received]) -> Vec<u64> {
+    let mut seen = std::collections::BTreeSet::new();
+    incidents(msgs)
+        .iter()
+        .filter_map(|e| e["seq"].as_u64())
+        .filter(|s| seen.insert(*s))
+        .collect()
+}
+
 /// A running scene.
 pub struct Scene {
     /// The broker.

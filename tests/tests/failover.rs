@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use vigil_tests::scene::{Scene, config, incidents};
+use vigil_tests::scene::{Scene, config, first_seqs, incidents};
 use vigil_tests::{Mosquitto, Received, Recorder, vigil_bin};
 
 /// The last health message's `broker.address`, if any health message carried one.
@@ -16,16 +16,6 @@ fn health_broker(m: &[Received]) -> Option<String> {
         .rev()
         .filter(|m| m.topic.ends_with("/health"))
         .find_map(|m| m.json()["broker"]["address"].as_str().map(str::to_string))
-}
-
-/// The seqs of incident events in `m`, first arrivals only, in arrival order.
-fn first_seqs(m: &[Received]) -> Vec<u64> {
-    let mut seen = BTreeSet::new();
-    incidents(m)
-        .iter()
-        .filter_map(|e| e["seq"].as_u64())
-        .filter(|s| seen.insert(*s))
-        .collect()
 }
 
 fn last_seq(state: &Path) -> anyhow::Result<u64> {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use rumqttc::{Client, MqttOptions, QoS};
 use vigil::demo::rtsp::{Clip, RtspServer};
 use vigil_tests::certs::{ca, chmod, leaf, leaf_for};
-use vigil_tests::scene::{config, incidents};
+use vigil_tests::scene::{config, first_seqs};
 use vigil_tests::{
     Mosquitto, Proc, Received, Recorder, TempDir, fixture, free_port, mosquitto_users, repo,
     spawn_agent, vigil_bin,
@@ -194,16 +194,6 @@ fn publish(opts: MqttOptions, topic: &str, payload: &str) -> anyhow::Result<()> 
     }
     let _ = client.disconnect();
     Ok(())
-}
-
-/// The incident seqs among `m`, first arrivals only, in arrival order.
-fn first_seqs(m: &[Received]) -> Vec<u64> {
-    let mut seen = BTreeSet::new();
-    incidents(m)
-        .iter()
-        .filter_map(|e| e["seq"].as_u64())
-        .filter(|s| seen.insert(*s))
-        .collect()
 }
 
 #[test]
