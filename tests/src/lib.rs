@@ -16,6 +16,7 @@ pub mod golden;
 pub mod mp4;
 pub mod npy;
 pub mod scene;
+pub mod tier;
 pub use vigil::demo::{free_port, wait_for_port};
 
 /// The repository root.
@@ -207,6 +208,11 @@ impl Mosquitto {
             Some(mut p) => p.terminate(Duration::from_secs(10)),
             None => Ok(()),
         }
+    }
+
+    /// The broker process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.as_ref().map(|p| p.0.id())
     }
 
     /// The broker's folder (for certificates and password files a test writes).

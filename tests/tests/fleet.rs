@@ -1,182 +1,49 @@
-//! The broker tier of `deploy/broker/` as shipped: a district broker and the city broker, each a
-//! real mosquitto on loopback running the configuration `deploy/broker/render.sh` writes (TLS
-//! listeners, passwords, per-device and per-role ACLs, persistence, the district's bridge to the
-//! city over mutual TLS). The agent publishes real incidents from the plaza footage to the
+//! The broker tier of `deploy/broker/` as shipped ([`vigil_tests::tier`]): district brokers and
+//! the city broker, each a real mosquitto on loopback running the configuration
+//! `deploy/broker/render.sh` writes (TLS listeners, passwords, per-device and per-role ACLs,
+//! persistence, each district's bridge to the city over mutual TLS). The agent publishes real incidents from the plaza footage to the
 //! district; a city consumer on a shared subscription receives them through the bridge, also
-//! after the city broker was down for a minute; the ACLs keep a box to its own subtree and a
-//! centre to its own district.
+//! after the city broker was down for a minute; with two districts and the city (three
+//! brokers), the ACLs keep a box to its own subtree and a centre to its own district.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rumqttc::{Client, MqttOptions, QoS};
 use vigil::demo::rtsp::{Clip, RtspServer};
-use vigil_tests::certs::{ca, chmod, leaf, leaf_for};
 use vigil_tests::scene::{config, first_seqs};
-use vigil_tests::{
-    Mosquitto, Proc, Received, Recorder, TempDir, fixture, free_port, mosquitto_users, repo,
-    spawn_agent, vigil_bin,
-};
+use vigil_tests::tier::{At, DistrictSpec, Tier};
+use vigil_tests::{Proc, Received, fixture, spawn_agent, vigil_bin};
 
-/// The district broker and the city broker of district `t1` (the city also knows `t2`).
-struct Tier {
-    dir: TempDir,
-    district: Mosquitto,
-    city: Mosquitto,
-    /// The city's consumer listener (the district's is `district.port`).
-    city_port: u16,
-}
-
-const PASSWORD: &str = "pw with / and # and spaces";
-
-/// `render.sh KIND OUT KEY=VALUE…`, checked.
-fn render(kind: &str, out: &Path, vars: &[String]) -> anyhow::Result<()> {
-    let status = Command::new(repo().join("deploy/broker/render.sh"))
-        .arg(kind)
-        .arg(out)
-        .args(vars)
-        .status()?;
-    anyhow::ensure!(status.success(), "render.sh {kind} failed");
-    Ok(())
-}
-
-/// Copy `from` (in `dir`) to `to` in `conf`, readable by the user mosquitto runs as.
-fn place(dir: &Path, conf: &Path, from: &str, to: &str) -> anyhow::Result<()> {
-    std::fs::copy(dir.join(from), conf.join(to))?;
-    chmod(&conf.join(to), 0o644)
-}
-
-fn tier(tag: &str) -> anyhow::Result<Tier> {
-    let dir = TempDir::new(tag)?;
-    let d = dir.0.clone();
-    ca(&d, "district")?;
-    ca(&d, "city")?;
-    leaf(&d, "district", "district-broker")?;
-    leaf(&d, "city", "city-broker")?;
-    // The bridge's client certificate: its common name is its user name at the city.
-    leaf_for(&d, "city", "bridge-t1", "DNS:bridge-t1")?;
-    let (dc, cc) = (d.join("district-conf"), d.join("city-conf"));
-    for (conf, state) in [(&dc, "district-state"), (&cc, "city-state")] {
-        std::fs::create_dir_all(conf)?;
-        std::fs::create_dir_all(d.join(state))?;
-        // mosquitto drops to its own user when started as root: it writes its state there.
-        chmod(&d.join(state), 0o777)?;
-    }
-    place(&d, &dc, "district-ca.pem", "ca.pem")?;
-    place(&d, &dc, "district-broker.pem", "broker.pem")?;
-    place(&d, &dc, "district-broker.key", "broker.key")?;
-    place(&d, &dc, "city-ca.pem", "city-ca.pem")?;
-    place(&d, &dc, "bridge-t1.pem", "bridge.pem")?;
-    place(&d, &dc, "bridge-t1.key", "bridge.key")?;
-    place(&d, &cc, "city-ca.pem", "ca.pem")?;
-    place(&d, &cc, "city-broker.pem", "broker.pem")?;
-    place(&d, &cc, "city-broker.key", "broker.key")?;
-    let users = ["test-box-001", "other-box", "centre-t1"];
-    mosquitto_users(&dc.join("passwd"), &users.map(|u| (u, PASSWORD)))?;
-    chmod(&dc.join("passwd"), 0o644)?;
-    mosquitto_users(
-        &cc.join("passwd"),
-        &["city", "centre-t1", "centre-t2"].map(|u| (u, PASSWORD)),
-    )?;
-    chmod(&cc.join("passwd"), 0o644)?;
-
-    let (city_port, bridge_port, district_port) = (free_port()?, free_port()?, free_port()?);
-    let common = |conf: &Path, state: &str| {
-        vec![
-            "BIND=127.0.0.1".to_string(),
-            format!("CONF_DIR={}", conf.display()),
-            format!("STATE_DIR={}", d.join(state).display()),
-        ]
+/// The tier of districts `t1` (boxes `test-box-001`, `other-box`) and, when `two`, `t2` (box
+/// `t2-box`): two or three mosquittos.
+fn tier(tag: &str, two: bool) -> anyhow::Result<Tier> {
+    let spec = |id: &str, boxes: &[&str]| DistrictSpec {
+        id: id.into(),
+        boxes: boxes.iter().map(|b| b.to_string()).collect(),
     };
-    let mut vars = common(&cc, "city-state");
-    vars.extend([
-        "DISTRICTS=t1 t2".into(),
-        format!("PORT={city_port}"),
-        format!("BRIDGE_PORT={bridge_port}"),
-    ]);
-    render("city", &cc, &vars)?;
-    let mut vars = common(&dc, "district-state");
-    vars.extend([
-        "DISTRICT=t1".into(),
-        format!("PORT={district_port}"),
-        "CITY_HOST=127.0.0.1".into(),
-        format!("CITY_BRIDGE_PORT={bridge_port}"),
-    ]);
-    render("district", &dc, &vars)?;
-    let text = |c: &Path| std::fs::read_to_string(c.join("mosquitto.conf"));
-    let city = Mosquitto::with_config(city_port, &text(&cc)?)?;
-    let district = Mosquitto::with_config(district_port, &text(&dc)?)?;
-    Ok(Tier {
-        dir,
-        district,
-        city,
-        city_port,
-    })
+    let mut districts = vec![spec("t1", &["test-box-001", "other-box"])];
+    if two {
+        districts.push(spec("t2", &["t2-box"]));
+    }
+    Tier::start(tag, &districts)
 }
 
-impl Tier {
-    /// A private file holding the password, for the agent and for [`vigil::publish::tls::load`].
-    fn password_file(&self) -> anyhow::Result<PathBuf> {
-        let f = self.dir.join("password");
-        std::fs::write(&f, PASSWORD)?;
-        chmod(&f, 0o600)?;
-        Ok(f)
-    }
-
-    /// Options of a client `id` logging in as `user` on the city (`city`) or district broker.
-    fn client(&self, city: bool, user: &str, id: &str) -> anyhow::Result<MqttOptions> {
-        let (port, ca) = if city {
-            (self.city_port, "city-ca.pem")
-        } else {
-            (self.district.port, "district-ca.pem")
-        };
-        let mqtt = vigil::config::Mqtt {
-            username: Some(user.into()),
-            password_file: Some(self.password_file()?),
-            tls: Some(vigil::config::TlsSettings {
-                ca_file: Some(self.dir.join(ca)),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let security = vigil::publish::tls::load(&mqtt, |p| p.to_path_buf())?;
-        let mut opts = MqttOptions::new(id, "127.0.0.1", port);
-        opts.set_keep_alive(Duration::from_secs(5));
-        security.apply(&mut opts);
-        Ok(opts)
-    }
-
-    /// A recorder logged in as `user` on `filter`; `kept` keeps its session (and so its queue)
-    /// across a restart of the broker.
-    fn recorder(
-        &self,
-        city: bool,
-        user: &str,
-        filter: &str,
-        kept: bool,
-    ) -> anyhow::Result<Recorder> {
-        let mut opts = self.client(city, user, &format!("{user}-rec-{}", free_port()?))?;
-        opts.set_clean_session(!kept);
-        Recorder::start_opts(opts, filter)
-    }
-
-    /// The agent with the plaza camera, logged in as itself on the district broker over TLS.
-    fn agent(&self, camera_url: &str) -> anyhow::Result<(Proc, PathBuf)> {
-        let cfg = self.dir.join("vigil.toml");
-        let mqtt = format!(
-            "username = \"test-box-001\"\npassword_file = \"{pw}\"\n\n[mqtt.tls]\nca_file = \"{ca}\"\n",
-            pw = self.password_file()?.display(),
-            ca = self.dir.join("district-ca.pem").display(),
-        );
-        let text = config(self.district.port, camera_url, "")
-            .replace("keep_alive_s = 5\n", &format!("keep_alive_s = 5\n{mqtt}"));
-        std::fs::write(&cfg, text)?;
-        let log = self.dir.join("agent.log");
-        Ok((spawn_agent(vigil_bin!(), &cfg, &log)?, log))
-    }
+/// The agent with the plaza camera, logged in as itself on t1's broker over TLS.
+fn agent(t: &Tier, camera_url: &str) -> anyhow::Result<(Proc, PathBuf)> {
+    let cfg = t.dir.join("vigil.toml");
+    let mqtt = format!(
+        "username = \"test-box-001\"\npassword_file = \"{pw}\"\n\n[mqtt.tls]\nca_file = \"{ca}\"\n",
+        pw = t.password_file()?.display(),
+        ca = t.dir.join("district-ca.pem").display(),
+    );
+    let text = config(t.districts[0].broker.port, camera_url, "")
+        .replace("keep_alive_s = 5\n", &format!("keep_alive_s = 5\n{mqtt}"));
+    std::fs::write(&cfg, text)?;
+    let log = t.dir.join("agent.log");
+    Ok((spawn_agent(vigil_bin!(), &cfg, &log)?, log))
 }
 
 /// Publish one QoS 1 message as `opts`' client and wait until the client's queue drained.
@@ -200,12 +67,12 @@ fn publish(opts: MqttOptions, topic: &str, payload: &str) -> anyhow::Result<()> 
 fn incidents_reach_the_city_through_the_bridge_and_a_city_outage_of_a_minute_loses_none()
 -> anyhow::Result<()> {
     vigil_tests::init_logs();
-    let mut t = tier("fleet-bridge")?;
+    let mut t = tier("fleet-bridge", false)?;
     let clip = Arc::new(Clip::load(&fixture("plaza_25s.mp4"))?);
     let server = RtspServer::start(&[("plaza", clip)])?;
-    let city = t.recorder(true, "city", "$share/city/vigil/v1/#", true)?;
-    let centre = t.recorder(false, "centre-t1", "vigil/v1/t1/#", false)?;
-    let (mut agent, log) = t.agent(&server.url("plaza"))?;
+    let city = t.recorder(At::City, "city", "$share/city/vigil/v1/#", true)?;
+    let centre = t.recorder(At::District(0), "centre-t1", "vigil/v1/t1/#", false)?;
+    let (mut agent, log) = agent(&t, &server.url("plaza"))?;
     let log = || std::fs::read_to_string(&log).unwrap_or_default();
     city.wait_for(Duration::from_secs(90), "two incidents at the city", |m| {
         first_seqs(m).len() >= 2
@@ -251,11 +118,14 @@ fn incidents_reach_the_city_through_the_bridge_and_a_city_outage_of_a_minute_los
 
 #[test]
 fn the_acls_keep_a_box_to_its_subtree_and_a_centre_to_its_district() -> anyhow::Result<()> {
-    let t = tier("fleet-acl")?;
-    let centre = t.recorder(false, "centre-t1", "vigil/v1/t1/#", false)?;
-    let city = t.recorder(true, "city", "vigil/v1/#", false)?;
-    let stranger = t.recorder(true, "centre-t2", "vigil/v1/t1/#", false)?;
-    let box_opts = || t.client(false, "test-box-001", "test-box-001");
+    // Three brokers: districts t1 and t2, each bridged to the city.
+    let t = tier("fleet-acl", true)?;
+    let centre = t.recorder(At::District(0), "centre-t1", "vigil/v1/t1/#", false)?;
+    let city = t.recorder(At::City, "city", "vigil/v1/#", false)?;
+    let stranger = t.recorder(At::City, "centre-t2", "vigil/v1/t1/#", false)?;
+    let own_centre = t.recorder(At::City, "centre-t2", "vigil/v1/t2/#", false)?;
+    let nosy = t.recorder(At::City, "centre-t1", "vigil/v1/t2/#", false)?;
+    let box_opts = || t.client(At::District(0), "test-box-001", "test-box-001");
 
     // A box publishes outside its subtree (another box's, another district's): refused; then
     // inside it: delivered, at the district and through the bridge at the city.
@@ -274,15 +144,25 @@ fn the_acls_keep_a_box_to_its_subtree_and_a_centre_to_its_district() -> anyhow::
         "vigil/v1/t1/test-box-001/health",
         "{\"own\":true}",
     )?;
-    let own = |m: &[Received]| {
-        m.iter()
-            .any(|r| r.topic == "vigil/v1/t1/test-box-001/health")
-    };
+    // The box of the other district, on its own broker.
+    let t2_topic = "vigil/v1/t2/t2-box/health";
+    publish(
+        t.client(At::District(1), "t2-box", "t2-box")?,
+        t2_topic,
+        "{\"own\":\"t2\"}",
+    )?;
+    let has = |topic: &'static str| move |m: &[Received]| m.iter().any(|r| r.topic == topic);
+    let own = has("vigil/v1/t1/test-box-001/health");
     centre.wait_for(Duration::from_secs(10), "the box's own message", own)?;
     city.wait_for(
         Duration::from_secs(20),
-        "the box's own message at the city",
-        own,
+        "both districts' messages at the city",
+        |m| own(m) && has(t2_topic)(m),
+    )?;
+    own_centre.wait_for(
+        Duration::from_secs(20),
+        "t2's message at t2's centre in the city",
+        has(t2_topic),
     )?;
     let forged = |m: &[Received]| {
         m.iter()
@@ -299,17 +179,21 @@ fn the_acls_keep_a_box_to_its_subtree_and_a_centre_to_its_district() -> anyhow::
         0,
         "a forged message reached the city"
     );
+    assert!(
+        !has(t2_topic)(&centre.snapshot()),
+        "t2's traffic came down to t1's broker"
+    );
 
     // Another district's centre reads nothing of t1 and cannot command its boxes; t1's centre
     // commands them through the city (down the bridge).
     let ping = "vigil/v1/t1/test-box-001/cmd/ping";
     publish(
-        t.client(true, "centre-t2", "centre-t2-pub")?,
+        t.client(At::City, "centre-t2", "centre-t2-pub")?,
         ping,
         "{\"from\":\"t2\"}",
     )?;
     publish(
-        t.client(true, "centre-t1", "centre-t1-pub")?,
+        t.client(At::City, "centre-t1", "centre-t1-pub")?,
         ping,
         "{\"from\":\"t1\"}",
     )?;
@@ -330,14 +214,21 @@ fn the_acls_keep_a_box_to_its_subtree_and_a_centre_to_its_district() -> anyhow::
         0,
         "t2's centre commanded a t1 box"
     );
+    let topics = |r: &vigil_tests::Recorder| {
+        r.snapshot()
+            .iter()
+            .map(|m| m.topic.clone())
+            .collect::<Vec<_>>()
+    };
     assert!(
         stranger.snapshot().is_empty(),
         "t2's centre read t1's traffic: {:?}",
-        stranger
-            .snapshot()
-            .iter()
-            .map(|r| &r.topic)
-            .collect::<Vec<_>>()
+        topics(&stranger)
+    );
+    assert!(
+        nosy.snapshot().is_empty(),
+        "t1's centre read t2's traffic: {:?}",
+        topics(&nosy)
     );
     Ok(())
 }
