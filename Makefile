@@ -2,7 +2,7 @@
 CARGO ?= cargo
 DEMO_ARGS ?=
 
-.PHONY: all deps build demo test contract fire-eval test-fire test-faults systemd-check cross-test cross-check deb deb-test test-unit test-integration lint fmt clippy golden ort-lib bench bench-env soak bench-stages fuzz clean
+.PHONY: all deps build demo test contract fire-eval test-fire test-faults systemd-check cross-test cross-check deb deb-test test-unit test-integration lint fmt clippy golden ort-lib bench bench-env soak bench-stages fleet-bench fuzz clean
 
 all: build
 
@@ -139,6 +139,18 @@ bench: bench-env
 MINUTES ?= 60
 soak: bench-env
 	$(BENCH_VENV)/bin/python bench/soak.py --minutes $(MINUTES) --vigil $(BENCH_DIR)/vigil --rtsp-serve $(BENCH_DIR)/rtsp-serve
+
+## The fleet load test (docs/fleet.md): FLEET_BOXES simulated boxes, each on vigil's real publish
+## path (its own SQLite outbox and TLS session, real payloads), against 24 district brokers rendered
+## from deploy/broker/ and bridged to the city broker, all on this machine: the capacity model's
+## busy rate, 10×, then doubling up to FLEET_BEYOND× while each step holds. Not part of `make test`
+## (about 20 minutes). Results: target/fleet-bench.json and the tables on stdout.
+FLEET_BOXES ?= 480
+FLEET_BEYOND ?= 160
+FLEET_ARGS ?=
+fleet-bench: deps
+	$(CARGO) build $(TEST_BUILD) --bin vigil-fleet-bench
+	./target/debug/vigil-fleet-bench --boxes $(FLEET_BOXES) --rates 1,10 --beyond $(FLEET_BEYOND) --json target/fleet-bench.json $(FLEET_ARGS)
 
 ## Per-stage micro-benchmarks: criterion on pre/post-processing, `vigil bench` per model and backend.
 bench-stages: deps ort-lib

@@ -52,14 +52,19 @@ pub enum At {
     District(usize),
 }
 
-/// `render.sh KIND OUT KEY=VALUE…`, checked.
+/// `render.sh KIND OUT KEY=VALUE…`, checked (its output is shown only when it fails).
 pub fn render(kind: &str, out: &Path, vars: &[String]) -> anyhow::Result<()> {
-    let status = Command::new(repo().join("deploy/broker/render.sh"))
+    let o = Command::new(repo().join("deploy/broker/render.sh"))
         .arg(kind)
         .arg(out)
         .args(vars)
-        .status()?;
-    anyhow::ensure!(status.success(), "render.sh {kind} failed");
+        .output()?;
+    anyhow::ensure!(
+        o.status.success(),
+        "render.sh {kind} failed: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     Ok(())
 }
 
