@@ -269,9 +269,16 @@ pub struct Health {
     infer_ms: Vec<Vec<f32>>,
     before: Vec<(u64, u64, u64)>,
     latest: Arc<LatestHealth>,
+    models: Vec<payload::ModelLine>,
 }
 
 impl Health {
+    /// Name `models` (and the engine running each) in every health message.
+    pub fn with_models(mut self, models: Vec<payload::ModelLine>) -> Self {
+        self.models = models;
+        self
+    }
+
     /// Health for `cameras` cameras every `interval`, reporting the outbox figures and the free
     /// space of the file system holding `state_dir`.
     pub fn new(
@@ -290,6 +297,7 @@ impl Health {
             infer_ms: vec![Vec::with_capacity(1024); cameras],
             before: vec![(0, 0, 0); cameras],
             latest: Arc::default(),
+            models: Vec::new(),
         }
     }
 
@@ -389,7 +397,7 @@ impl Health {
         let body = payload::health(
             identity,
             self.started.elapsed(),
-            &lines,
+            (&lines, &self.models),
             &self.outbox.get(),
             disk_free(&self.state_dir),
         );

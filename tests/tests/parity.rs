@@ -22,7 +22,7 @@
 //! with the `fire-model` feature, which `make test-fire` turns on after putting the ONNX file in
 //! place. Its decoder is also tested without the weights, on recorded outputs (decoders.rs).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use vigil::detect::{self, Detections};
 use vigil_tests::golden::{self, EXACT, ScoreTol, Tolerance};
@@ -291,5 +291,51 @@ fn camera_frames_in_i420_give_the_input_and_objects_of_rgb_frames() -> anyhow::R
     );
     assert!(compared >= 10, "only {compared} objects compared");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+    Ok(())
+}
+
+/// The SSD's card, loaded and verified, on `backend = "auto"` with `library`.
+fn auto_engine(library: Option<PathBuf>) -> anyhow::Result<&'static str> {
+    let loaded = detect::card::load(&repo().join("models/ssd_mobilenet_v2_coco/model.toml"))?;
+    detect::verify_checksum(&loaded)?;
+    let opts = detect::EngineOptions {
+        backend: vigil::config::Backend::Auto,
+        threads: 1,
+        ort_library: library,
+    };
+    Ok(detect::build(loaded, &opts)?.engine())
+}
+
+#[test]
+fn auto_falls_back_to_tract_when_onnx_runtime_cannot_be_loaded() -> anyhow::Result<()> {
+    // A library that is not there, and a file that is not a library: tract, not a refusal.
+    assert_eq!(
+        auto_engine(Some("/nonexistent/libonnxruntime.so".into()))?,
+        "tract"
+    );
+    let not_a_library = repo().join("models/ssd_mobilenet_v2_coco/model.toml");
+    assert_eq!(auto_engine(Some(not_a_library))?, "tract");
+    Ok(())
+}
+
+/// With ONNX Runtime built in and its library given (`make test` sets `ORT_DYLIB_PATH`), auto
+/// chooses it, and its detections are ONNX Runtime's (the goldens, exactly).
+#[cfg(feature = "ort")]
+#[test]
+fn auto_chooses_onnx_runtime_when_it_loads() -> anyhow::Result<()> {
+    assert_eq!(auto_engine(None)?, "ort");
+    let auto = detect::EngineOptions {
+        backend: vigil::config::Backend::Auto,
+        threads: 1,
+        ort_library: None,
+    };
+    assert_parity("models/ssd_mobilenet_v2_coco/model.toml", &auto, EXACT)
+}
+
+/// Without ONNX Runtime built in, auto is tract whatever the environment says.
+#[cfg(not(feature = "ort"))]
+#[test]
+fn auto_is_tract_without_onnx_runtime_built_in() -> anyhow::Result<()> {
+    assert_eq!(auto_engine(None)?, "tract");
     Ok(())
 }

@@ -267,13 +267,16 @@ pub async fn run(
             .models
             .iter()
             .filter_map(|m| {
-                plan.cards
-                    .get(&m.name)
-                    .map(|c| (c.card.name.clone(), c.card.version.clone()))
+                plan.cards.get(&m.name).map(|c| payload::ModelLine {
+                    name: c.card.name.clone(),
+                    version: c.card.version.clone(),
+                    engine: detectors.get(&m.name).map_or("none", |d| d.engine()),
+                })
             })
             .collect(),
         timezone: payload::timezone(),
     };
+    let models = inventory.models.clone();
     let security = publish::tls::load(&config.mqtt, |p| plan.loaded.resolve(p))
         .map_err(|e| StartError::Security(e.to_string()))?;
     let state_dir = plan.loaded.resolve(&config.storage.state_dir);
@@ -353,7 +356,8 @@ pub async fn run(
         crate::config::duration(config.health.interval_s),
         Arc::clone(&gauge),
         state_dir.clone(),
-    );
+    )
+    .with_models(models);
     // What the centre stands down: the desk fills it before the first frame is analysed.
     let standing = Arc::new(crate::rules::standdown::Board::default());
     let diag = Arc::new(diag::Shared {
@@ -398,12 +402,13 @@ pub async fn run(
             }
         }
     });
+    // ONNX Runtime runs a model on `threads` of its own; tract on the calling thread.
     let max_threads = config
         .models
         .iter()
-        .map(|m| match m.backend {
-            crate::config::Backend::Ort => m.threads.max(1),
-            crate::config::Backend::Tract => 1,
+        .map(|m| match detectors.get(&m.name).map(|d| d.engine()) {
+            Some("ort") => m.threads.max(1),
+            _ => 1,
         })
         .max()
         .unwrap_or(1);

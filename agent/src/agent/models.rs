@@ -28,7 +28,7 @@ impl Plan {
         for m in models.iter().filter(|m| m.fuse_with.is_none() && needed(m)) {
             let started = Instant::now();
             let det = self.build_plain(m)?;
-            tracing::info!(model = %m.name, load_ms = started.elapsed().as_millis() as u64, "model loaded");
+            tracing::info!(model = %m.name, engine = det.engine(), load_ms = started.elapsed().as_millis() as u64, "model loaded");
             out.insert(m.name.clone(), det);
         }
         for m in models.iter().filter(|m| needed(m)) {

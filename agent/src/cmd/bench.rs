@@ -91,7 +91,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "{}",
             serde_json::to_string_pretty(&json!({
                 "model": {"name": info.name, "version": info.version},
-                "backend": format!("{:?}", args.engine.backend).to_lowercase(),
+                "backend": det.engine(),
                 "threads": args.engine.threads,
                 "frames": times.len(),
                 "load_ms": load.as_secs_f64() * 1e3,
@@ -106,7 +106,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "{} ({}), {}, {} frames of {}",
             info.name,
             info.version,
-            format!("{:?} x{}", args.engine.backend, args.engine.threads).to_lowercase(),
+            format!("{} x{}", det.engine(), args.engine.threads),
             times.len(),
             args.input.display()
         );

@@ -265,6 +265,9 @@ pub struct EngineArgs {
 /// `--backend` values.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum BackendArg {
+    /// ONNX Runtime if it loads, else tract (the agent's default; the offline commands default
+    /// to tract so that their output is the same on every box).
+    Auto,
     /// tract.
     Tract,
     /// ONNX Runtime.
@@ -276,6 +279,7 @@ impl EngineArgs {
     pub fn options(&self) -> crate::detect::EngineOptions {
         crate::detect::EngineOptions {
             backend: match self.backend {
+                BackendArg::Auto => crate::config::Backend::Auto,
                 BackendArg::Tract => crate::config::Backend::Tract,
                 BackendArg::Ort => crate::config::Backend::Ort,
             },

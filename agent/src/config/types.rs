@@ -466,11 +466,27 @@ impl Default for Mqtt {
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
-    /// tract, pure Rust; the default and the one used on ARM.
+    /// The default: ONNX Runtime when this vigil has it (cargo feature `ort`) and its library
+    /// (`ort_library`, else `ORT_DYLIB_PATH`) loads and runs the model; otherwise tract, saying
+    /// why at start.
     #[default]
+    Auto,
+    /// tract, pure Rust; what runs on armhf and under qemu.
     Tract,
-    /// ONNX Runtime, loaded from `libonnxruntime.so` (needs the `ort` cargo feature).
+    /// ONNX Runtime, loaded from `libonnxruntime.so` (needs the `ort` cargo feature); a start
+    /// without it is refused.
     Ort,
+}
+
+impl Backend {
+    /// Its name in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Auto => "auto",
+            Backend::Tract => "tract",
+            Backend::Ort => "ort",
+        }
+    }
 }
 
 /// A model the cameras can refer to by name.

@@ -266,10 +266,10 @@ pub fn validate(config: &Config, spans: &Spans) -> Vec<Problem> {
                 format!("{} is outside 1 to 64", m.threads),
             );
         }
-        if m.ort_library.is_some() && m.backend != Backend::Ort {
+        if m.ort_library.is_some() && m.backend == Backend::Tract {
             c.err(
                 &format!("{p}.ort_library"),
-                "only used with backend = \"ort\"",
+                "only used with backend = \"ort\" or \"auto\"",
             );
         }
         if !m.name.is_empty() && !model_names.insert(m.name.as_str()) {

@@ -230,6 +230,10 @@ impl Detector for Fused {
         &self.info
     }
 
+    fn engine(&self) -> &'static str {
+        self.model.engine()
+    }
+
     fn detect_timed(
         &mut self,
         frame: FrameView<'_>,
@@ -357,6 +361,9 @@ mod tests {
     impl Detector for Fixed {
         fn info(&self) -> &ModelInfo {
             &self.info
+        }
+        fn engine(&self) -> &'static str {
+            "test"
         }
         fn detect_timed(
             &mut self,

@@ -88,6 +88,10 @@ pub trait Detector: Send {
     /// The model behind this detector.
     fn info(&self) -> &ModelInfo;
 
+    /// The engine that runs it: `"tract"`, `"ort"`, or `"builtin"` for the built-in fire
+    /// detector (fused with a model: that model's engine).
+    fn engine(&self) -> &'static str;
+
     /// Detect objects in `frame`, replacing the contents of `out` (best first).
     fn detect(&mut self, frame: FrameView<'_>, out: &mut Detections) -> Result<(), DetectError> {
         self.detect_timed(frame, out).map(|_| ())
@@ -142,6 +146,7 @@ pub fn build(card: LoadedCard, opts: &EngineOptions) -> Result<Box<dyn Detector>
     }
     match opts.backend {
         crate::config::Backend::Tract => Ok(Box::new(tract::TractDetector::new(card)?)),
+        crate::config::Backend::Auto => auto(card, opts),
         #[cfg(feature = "ort")]
         crate::config::Backend::Ort => {
             let lib = ort_backend::library_path(opts.ort_library.as_deref())?;
@@ -156,6 +161,28 @@ pub fn build(card: LoadedCard, opts: &EngineOptions) -> Result<Box<dyn Detector>
             "this vigil was built without the ONNX Runtime backend (cargo feature \"ort\")".into(),
         )),
     }
+}
+
+/// `backend = "auto"`: ONNX Runtime when this vigil has it and its library loads and runs the
+/// model, else tract; the choice and, for tract, why are logged.
+fn auto(card: LoadedCard, opts: &EngineOptions) -> Result<Box<dyn Detector>, DetectError> {
+    #[cfg(feature = "ort")]
+    let why = match ort_backend::library_path(opts.ort_library.as_deref()).and_then(|lib| {
+        ort_backend::OrtDetector::new(card.clone(), &lib, opts.threads).map(|d| (d, lib))
+    }) {
+        Ok((d, lib)) => {
+            tracing::info!(model = %card.card.name, library = %lib.display(), "backend auto: ONNX Runtime");
+            return Ok(Box::new(d));
+        }
+        Err(e) => e.to_string(),
+    };
+    #[cfg(not(feature = "ort"))]
+    let why = {
+        let _ = opts;
+        "this vigil was built without ONNX Runtime (cargo feature \"ort\")".to_string()
+    };
+    tracing::info!(model = %card.card.name, "backend auto: tract ({why})");
+    Ok(Box::new(tract::TractDetector::new(card)?))
 }
 
 /// Why a model cannot be loaded or run. Every variant names the file.

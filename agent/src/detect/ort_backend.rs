@@ -180,6 +180,10 @@ impl Detector for OrtDetector {
         &self.info
     }
 
+    fn engine(&self) -> &'static str {
+        "ort"
+    }
+
     fn lower_thresholds(&mut self, t: f32) {
         self.post.lower_thresholds(t);
     }

@@ -134,6 +134,10 @@ impl Detector for TractDetector {
         &self.info
     }
 
+    fn engine(&self) -> &'static str {
+        "tract"
+    }
+
     fn lower_thresholds(&mut self, t: f32) {
         self.post.lower_thresholds(t);
     }

@@ -195,7 +195,7 @@ pub struct ZoneCount {
 pub fn health(
     identity: &Identity,
     uptime: std::time::Duration,
-    cameras: &[CameraHealth],
+    (cameras, models): (&[CameraHealth], &[ModelLine]),
     outbox: &super::OutboxStats,
     disk_free: Option<u64>,
 ) -> serde_json::Value {
@@ -206,6 +206,7 @@ pub fn health(
         "time": rfc3339_ms(SystemTime::now()),
         "uptime_s": uptime.as_secs(),
         "cameras": cameras,
+        "models": models,
         "outbox": outbox_json(outbox),
     });
     if let (Some(free), Some(obj)) = (disk_free, v.as_object_mut()) {
@@ -454,6 +455,18 @@ pub enum DeviceState {
     Stopped,
 }
 
+/// A model as the status and health messages name it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ModelLine {
+    /// The name the cameras use.
+    pub name: String,
+    /// Its card's version.
+    pub version: String,
+    /// The engine running it: `tract`, `ort` or `builtin` (`backend = "auto"` says here which
+    /// one it chose).
+    pub engine: &'static str,
+}
+
 /// What the birth message lists.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Inventory {
@@ -463,8 +476,8 @@ pub struct Inventory {
     pub started_at: Option<SystemTime>,
     /// Camera ids.
     pub cameras: Vec<String>,
-    /// (name, version) of each model.
-    pub models: Vec<(String, String)>,
+    /// Each model, with its engine.
+    pub models: Vec<ModelLine>,
     /// The box's time zone (IANA name).
     pub timezone: String,
 }
@@ -492,15 +505,7 @@ pub fn status(identity: &Identity, state: DeviceState, inv: &Inventory) -> serde
         }
         obj.insert("cameras".into(), json!(inv.cameras));
         obj.insert("timezone".into(), json!(inv.timezone));
-        obj.insert(
-            "models".into(),
-            json!(
-                inv.models
-                    .iter()
-                    .map(|(n, v)| json!({"name": n, "version": v}))
-                    .collect::<Vec<_>>()
-            ),
-        );
+        obj.insert("models".into(), json!(inv.models));
     }
     v
 }

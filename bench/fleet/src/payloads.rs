@@ -157,7 +157,12 @@ pub fn health(
             ..Default::default()
         })
         .collect();
-    let body = payload::health(identity, uptime, &lines, outbox, Some(20 << 30));
+    let models = [payload::ModelLine {
+        name: "ssd_mobilenet_v1_coco".into(),
+        version: "1.0".into(),
+        engine: "ort",
+    }];
+    let body = payload::health(identity, uptime, (&lines, &models), outbox, Some(20 << 30));
     Outgoing::Plain {
         lane: Lane::Telemetry,
         messages: vec![Message {

@@ -11,7 +11,7 @@ use rand::Rng;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use vigil::publish::payload::{Identity, Inventory};
+use vigil::publish::payload::{self, Identity, Inventory};
 use vigil::publish::{self, Durable, OutboxGauge, Outgoing, SessionConfig, SessionStats};
 use vigil::rules::EventState;
 
@@ -84,7 +84,11 @@ pub fn start(
             version: env!("CARGO_PKG_VERSION").into(),
             started_at: Some(SystemTime::now()),
             cameras: cameras.clone(),
-            models: vec![("ssd_mobilenet_v1_coco".into(), "1.0".into())],
+            models: vec![payload::ModelLine {
+                name: "ssd_mobilenet_v1_coco".into(),
+                version: "1.0".into(),
+                engine: "ort",
+            }],
             timezone: "Europe/Berlin".into(),
         },
         max_packet_bytes: 4 << 20,

@@ -257,6 +257,10 @@ impl Detector for FireCue {
         &self.info
     }
 
+    fn engine(&self) -> &'static str {
+        "builtin"
+    }
+
     fn detect_timed(
         &mut self,
         frame: FrameView<'_>,
