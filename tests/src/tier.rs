@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use anyhow::Context;
 use rumqttc::MqttOptions;
 
 use crate::certs::{ca, chmod, leaf, leaf_for};
@@ -156,7 +157,15 @@ impl Tier {
     pub fn mqtt(&self, at: At, user: &str) -> anyhow::Result<vigil::config::Mqtt> {
         let (port, ca) = match at {
             At::City => (self.city.port, "city-ca.pem"),
-            At::District(n) => (self.districts[n].broker.port, "district-ca.pem"),
+            At::District(n) => {
+                let d = self.districts.get(n).with_context(|| {
+                    format!(
+                        "no district number {n} (there are {})",
+                        self.districts.len()
+                    )
+                })?;
+                (d.broker.port, "district-ca.pem")
+            }
         };
         Ok(vigil::config::Mqtt {
             host: "127.0.0.1".into(),

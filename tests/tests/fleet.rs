@@ -179,10 +179,6 @@ fn the_acls_keep_a_box_to_its_subtree_and_a_centre_to_its_district() -> anyhow::
         0,
         "a forged message reached the city"
     );
-    assert!(
-        !has(t2_topic)(&centre.snapshot()),
-        "t2's traffic came down to t1's broker"
-    );
 
     // Another district's centre reads nothing of t1 and cannot command its boxes; t1's centre
     // commands them through the city (down the bridge).

@@ -103,10 +103,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     } else {
         println!(
-            "{} ({}), {}, {} frames of {}",
+            "{} ({}), {} x{}, {} frames of {}",
             info.name,
             info.version,
-            format!("{} x{}", det.engine(), args.engine.threads),
+            det.engine(),
+            args.engine.threads,
             times.len(),
             args.input.display()
         );

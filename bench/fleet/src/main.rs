@@ -111,9 +111,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         specs.len(),
         setup.elapsed().as_secs_f64()
     );
-    let devices: Vec<String> = (0..args.boxes)
-        .map(|b| format!("box-{:04}", b + 1))
-        .collect();
+    let devices: Vec<String> = specs.iter().flat_map(|s| s.boxes.clone()).collect();
     let ledger = Arc::new(Ledger::new(&devices));
     let _consumers = (0..args.consumers)
         .map(|n| consumer(&tier, n, Arc::clone(&ledger)))
@@ -121,77 +119,128 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let material = Arc::new(payloads::Material::load(&vigil_tests::fixture(
         "plaza_t12.png",
     ))?);
+    let state = state_dir(&args, &tier)?;
+    let baseline_rss = procstat::rss_mib("self")?.0;
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let mut boxes = Vec::new();
+    let numbered = specs
+        .iter()
+        .enumerate()
+        .flat_map(|(d, s)| s.boxes.iter().map(move |b| (d, s, b)));
+    for (index, (d, spec, device)) in numbered.enumerate() {
+        let identity = Identity {
+            device: device.clone(),
+            district: spec.id.clone(),
+        };
+        let mqtt = tier.mqtt(At::District(d), device)?;
+        let b = sim::start(
+            index as u32,
+            identity,
+            args.cameras,
+            mqtt,
+            &state,
+            shutdown.clone(),
+        )?;
+        boxes.push(Arc::new(b));
+    }
+    wait_connected(&ledger, &boxes).await?;
+    let setup_text = format!(
+        "{}; evidence picture {} bytes; outboxes on {}",
+        args_text(&args),
+        material.jpeg.bytes.len(),
+        fs_type(&state)
+    );
+    eprintln!(
+        "fleet-bench: {} boxes connected in {:.1} s; {setup_text}",
+        boxes.len(),
+        setup.elapsed().as_secs_f64()
+    );
+    let ctx = Ctx {
+        args: &args,
+        tier: &tier,
+        boxes: &boxes,
+        material: &material,
+        ledger: &ledger,
+        baseline_rss,
+    };
+    let rows = steps(&ctx, &setup_text).await;
+    let _ = shutdown_tx.send(true);
+    STOPPING.store(true, Ordering::Relaxed);
+    let _ = tokio::time::timeout(Duration::from_secs(30), async {
+        while !boxes.iter().all(|b| b.ended()) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    report::print(&setup_text, &rows?);
+    Ok(())
+}
+
+/// What every step needs.
+struct Ctx<'a> {
+    args: &'a Args,
+    tier: &'a Tier,
+    boxes: &'a [Arc<SimBox>],
+    material: &'a Arc<payloads::Material>,
+    ledger: &'a Arc<Ledger>,
+    baseline_rss: f64,
+}
+
+/// The steps: the listed rates, then doubling while each step holds. The JSON is written after
+/// every step, so that a run that breaks keeps what it measured.
+async fn steps(ctx: &Ctx<'_>, setup_text: &str) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    let mut rates = ctx.args.rates.clone();
+    let mut i = 0;
+    while i < rates.len() {
+        let rate = rates[i];
+        let row = step(ctx, rate).await?;
+        eprintln!("{}", report::line(&row));
+        let held = row.held(HELD_P99_MS);
+        rows.push(row);
+        if let Some(path) = &ctx.args.json {
+            std::fs::write(path, report::json(setup_text, &rows).to_string())
+                .with_context(|| path.display().to_string())?;
+        }
+        if i + 1 == rates.len() && held && rate * 2.0 <= ctx.args.beyond {
+            rates.push(rate * 2.0);
+        }
+        i += 1;
+    }
+    Ok(rows)
+}
+
+/// The outboxes' folder: `--state-dir` (which must be empty: an old outbox would be sent again
+/// and counted), or a fresh one.
+fn state_dir(args: &Args, tier: &Tier) -> anyhow::Result<PathBuf> {
     let state = match &args.state_dir {
         Some(d) => d.clone(),
         None => tier.dir.join("outboxes"),
     };
     std::fs::create_dir_all(&state).with_context(|| state.display().to_string())?;
-    let (shutdown_tx, shutdown) = watch::channel(false);
-    let mut boxes = Vec::new();
-    for (d, spec) in specs.iter().enumerate() {
-        for device in &spec.boxes {
-            let index = devices
-                .iter()
-                .position(|x| x == device)
-                .context("a box missing from the device list")? as u32;
-            let identity = Identity {
-                device: device.clone(),
-                district: spec.id.clone(),
-            };
-            let mqtt = tier.mqtt(At::District(d), device)?;
-            let b = sim::start(
-                index,
-                identity,
-                args.cameras,
-                mqtt,
-                &state,
-                shutdown.clone(),
-            )?;
-            boxes.push(Arc::new(b));
-        }
-    }
-    wait_connected(&ledger, &boxes).await?;
-    eprintln!(
-        "fleet-bench: {} boxes × {} cameras connected in {:.1} s; evidence picture {} bytes",
-        boxes.len(),
-        args.cameras,
-        setup.elapsed().as_secs_f64(),
-        material.jpeg.bytes.len()
+    anyhow::ensure!(
+        std::fs::read_dir(&state)?.next().is_none(),
+        "--state-dir {} is not empty: an earlier run's outboxes would be sent again",
+        state.display()
     );
-    let mut rows = Vec::new();
-    let mut rates = args.rates.clone();
-    let mut i = 0;
-    while i < rates.len() {
-        let rate = rates[i];
-        let row = step(&args, &tier, &boxes, rate, &material, &ledger).await?;
-        eprintln!("{}", report::line(&row));
-        let held = row.held(HELD_P99_MS);
-        rows.push(row);
-        if i + 1 == rates.len() && held && rate * 2.0 <= args.beyond {
-            rates.push(rate * 2.0);
-        }
-        i += 1;
-    }
-    let _ = shutdown_tx.send(true);
-    STOPPING.store(true, Ordering::Relaxed);
-    for b in &boxes {
-        let _ = tokio::time::timeout(Duration::from_secs(15), async {
-            while !b.session.is_finished() {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-        .await;
-    }
-    report::print(&args_text(&args), &material, &rows);
-    if let Some(path) = &args.json {
-        std::fs::write(path, report::json(&args_text(&args), &rows).to_string())?;
-    }
-    Ok(())
+    Ok(state)
+}
+
+/// The file system type of `dir` (`stat -f`), for the report.
+fn fs_type(dir: &std::path::Path) -> String {
+    std::process::Command::new("stat")
+        .args(["-f", "-c", "%T"])
+        .arg(dir)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| "an unknown file system".into())
 }
 
 fn args_text(args: &Args) -> String {
     format!(
-        "{} boxes × {} cameras in {} districts, steps of {} s (drain up to {} s), {} city consumers",
+        "{} boxes × {} cameras in {} districts, steps of {} s (drain up to {} s), {} city consumer(s)",
         args.boxes, args.cameras, args.districts, args.step_s, args.drain_s, args.consumers
     )
 }
@@ -206,7 +255,8 @@ fn consumer(tier: &Tier, n: usize, ledger: Arc<Ledger>) -> anyhow::Result<Client
     let (client, mut conn) = Client::new(opts, 256);
     let (subscribed_tx, subscribed) = std::sync::mpsc::channel();
     let c = client.clone();
-    std::thread::spawn(move || {
+    let name = format!("{}-{n}", report::CONSUMER_THREAD);
+    std::thread::Builder::new().name(name).spawn(move || {
         for ev in conn.iter() {
             match ev {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
@@ -227,69 +277,67 @@ fn consumer(tier: &Tier, n: usize, ledger: Arc<Ledger>) -> anyhow::Result<Client
                 }
             }
         }
-    });
+    })?;
     subscribed
         .recv_timeout(Duration::from_secs(20))
         .context("a city consumer was not subscribed within 20 s")?;
     Ok(client)
 }
 
-/// Wait until every box is connected and the city has as many messages as boxes (their retained
-/// birth messages: the bridges are up).
+/// Wait until every box is connected and the city has every box's birth message (the bridges
+/// are up).
 async fn wait_connected(ledger: &Ledger, boxes: &[Arc<SimBox>]) -> anyhow::Result<()> {
     let end = Instant::now() + Duration::from_secs(120);
     loop {
-        let statuses = ledger.messages.load(Ordering::Relaxed);
+        let births = ledger.births();
         let up = boxes.iter().filter(|b| b.connected()).count();
-        if up == boxes.len() && statuses >= boxes.len() as u64 {
+        if up == boxes.len() && births == boxes.len() {
             return Ok(());
         }
         anyhow::ensure!(
             Instant::now() < end,
-            "after 120 s, {up} of {} boxes connected and {statuses} birth messages at the city",
+            "after 120 s, {up} of {} boxes connected and {births} boxes' birth messages at the city",
             boxes.len()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
-/// Run one step at `rate` and measure it.
-async fn step(
-    args: &Args,
-    tier: &Tier,
-    boxes: &[Arc<SimBox>],
-    rate: f64,
-    material: &Arc<payloads::Material>,
-    ledger: &Arc<Ledger>,
-) -> anyhow::Result<Row> {
-    let length = Duration::from_secs(args.step_s);
-    let before = Sample::take(tier, ledger)?;
+/// Run one step at `rate` and measure it. A box whose session ended fails the run.
+async fn step(ctx: &Ctx<'_>, rate: f64) -> anyhow::Result<Row> {
+    let (boxes, ledger) = (ctx.boxes, ctx.ledger);
+    let length = Duration::from_secs(ctx.args.step_s);
+    let before = Sample::take(ctx.tier, ledger)?;
     let start = Instant::now();
     let tasks: Vec<_> = boxes
         .iter()
         .map(|b| {
-            let (b, m, l) = (Arc::clone(b), Arc::clone(material), Arc::clone(ledger));
+            let (b, m, l) = (Arc::clone(b), Arc::clone(ctx.material), Arc::clone(ledger));
             tokio::spawn(async move { b.step(rate, length, m, l).await })
         })
         .collect();
     let mut late = Duration::ZERO;
     for t in tasks {
-        late = late.max(t.await?);
+        late = late.max(t.await?.map_err(anyhow::Error::msg)?);
     }
     let sent = start.elapsed();
-    let end = Instant::now() + Duration::from_secs(args.drain_s);
+    let end = Instant::now() + Duration::from_secs(ctx.args.drain_s);
     while (!ledger.settled() || boxes.iter().any(|b| b.queued() > 0)) && Instant::now() < end {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let after = Sample::take(tier, ledger)?;
-    let queued: usize = boxes.iter().map(|b| b.queued()).sum();
+    if let Some(b) = boxes.iter().find(|b| b.ended()) {
+        anyhow::bail!("{}: its session ended during the step", b.identity.device);
+    }
+    let after = Sample::take(ctx.tier, ledger)?;
     let s = report::Step {
         rate,
         boxes: boxes.len(),
+        length,
         sent,
         late,
-        undelivered: ledger.awaited(),
-        queued,
+        undelivered: ledger.undelivered(),
+        queued: boxes.iter().map(|b| b.queued()).sum(),
+        baseline_rss: ctx.baseline_rss,
     };
     Ok(Row::new(s, before, after))
 }

@@ -1,7 +1,8 @@
 //! What a simulated box publishes, built by the agent's own code: incident events by
 //! `vigil::publish::payload::incident`, the evidence picture by `vigil::evidence::annotate` from
 //! a real frame of the plaza footage, health by `vigil::publish::payload::health` with a line per
-//! camera. Only the detections are made up.
+//! camera. Only the detections are made up, and the one picture is drawn once and sent with
+//! every `open`.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -134,13 +135,14 @@ pub fn incident_event(
     }
 }
 
-/// A health message of a box with `cameras`, as the agent sends it every 60 s.
+/// A health message of a box with `cameras`, as the agent sends it every 60 s, and its key in
+/// the ledger.
 pub fn health(
     identity: &Identity,
     cameras: &[String],
     uptime: Duration,
     outbox: &vigil::publish::OutboxStats,
-) -> Outgoing {
+) -> (Outgoing, String) {
     let lines: Vec<CameraHealth> = cameras
         .iter()
         .map(|c| CameraHealth {
@@ -163,12 +165,14 @@ pub fn health(
         engine: "ort",
     }];
     let body = payload::health(identity, uptime, (&lines, &models), outbox, Some(20 << 30));
-    Outgoing::Plain {
+    let key = crate::ledger::health_key(&identity.device, body["time"].as_str().unwrap_or(""));
+    let out = Outgoing::Plain {
         lane: Lane::Telemetry,
         messages: vec![Message {
             topic: identity.health_topic(),
             payload: body.to_string().into_bytes(),
             retain: false,
         }],
-    }
+    };
+    (out, key)
 }

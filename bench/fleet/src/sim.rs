@@ -15,7 +15,7 @@ use vigil::publish::payload::{self, Identity, Inventory};
 use vigil::publish::{self, Durable, OutboxGauge, Outgoing, SessionConfig, SessionStats};
 use vigil::rules::EventState;
 
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, picture_key};
 use crate::payloads::{self, Incident, Material};
 
 /// The busy rate of the capacity model: an incident per camera every 5 minutes.
@@ -109,7 +109,8 @@ pub fn start(
 }
 
 /// A step's schedule for a box: Poisson incidents on each camera at `rate` times the busy
-/// rate, their updates and closes, and health, over `length`, in time order.
+/// rate opened within `length`, their updates and closes (up to [`CLOSE_AFTER`] later), and
+/// health within `length`, in time order.
 fn schedule(
     cameras: usize,
     rate: f64,
@@ -140,7 +141,8 @@ fn schedule(
         acts.push((Duration::from_secs_f64(t), Act::Health));
         t += every;
     }
-    acts.retain(|(at, _)| *at < length);
+    // Incidents opened near the end are still updated and closed: the step runs on for up to
+    // CLOSE_AFTER, so that every incident has its three events.
     acts.sort_by_key(|(at, _)| *at);
     acts
 }
@@ -157,32 +159,46 @@ impl SimBox {
     }
 
     /// Run one step of `length` at `rate` times the busy rate; returns how late the latest
-    /// message was handed to the session, against its schedule.
+    /// message was handed to the session, against its schedule, or why the box stopped.
     pub async fn step(
         &self,
         rate: f64,
         length: Duration,
         material: Arc<Material>,
         ledger: Arc<Ledger>,
-    ) -> Duration {
+    ) -> Result<Duration, String> {
         let acts = schedule(self.cameras.len(), rate, length, &mut rand::rng());
         let t0 = Instant::now();
         let mut open: Vec<Option<Incident>> = Vec::new();
         let mut late = Duration::ZERO;
         for (at, act) in acts {
             tokio::time::sleep_until(t0 + at).await;
-            let Some(out) = self.outgoing(act, &mut open, &material, &ledger) else {
-                continue;
-            };
-            if self.tx.send(out).await.is_err() {
-                break;
+            if let Act::Health = act {
+                // As the agent does: health is dropped, never waited for, when the session
+                // is backed up.
+                let stats = self.gauge.get();
+                let (out, key) = payloads::health(
+                    &self.identity,
+                    &self.cameras,
+                    self.started.elapsed(),
+                    &stats,
+                );
+                if self.tx.try_send(out).is_ok() {
+                    ledger.expect(key, &ledger.health);
+                }
+            } else if let Some(out) = self.incident(act, &mut open, &material, &ledger) {
+                self.tx
+                    .send(out)
+                    .await
+                    .map_err(|_| format!("{}: its session ended", self.identity.device))?;
             }
             late = late.max(Instant::now().duration_since(t0 + at));
         }
-        late
+        Ok(late)
     }
 
-    fn outgoing(
+    /// The incident event `act`, booked in `ledger` (with its picture on `open`).
+    fn incident(
         &self,
         act: Act,
         open: &mut Vec<Option<Incident>>,
@@ -190,39 +206,26 @@ impl SimBox {
         ledger: &Arc<Ledger>,
     ) -> Option<Outgoing> {
         let (k, state) = match act {
-            Act::Health => {
-                ledger
-                    .health
-                    .sent
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let uptime = self.started.elapsed();
-                let stats = self.gauge.get();
-                return Some(payloads::health(
-                    &self.identity,
-                    &self.cameras,
-                    uptime,
-                    &stats,
-                ));
-            }
+            Act::Health => return None,
             Act::Open { k, cam } => {
                 if open.len() <= k {
                     open.resize(k + 1, None);
                 }
-                open[k] = Some(Incident {
+                let incident = Incident {
                     id: uuid::Uuid::now_v7(),
                     camera: self.cameras[cam].clone(),
                     opened_at: SystemTime::now(),
-                });
-                ledger
-                    .pictures
-                    .sent
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                };
+                let topic = self.identity.snapshot_topic(&incident.camera, &incident.id);
+                ledger.expect(picture_key(&topic), &ledger.pictures);
+                open[k] = Some(incident);
                 (k, EventState::Open)
             }
             Act::Update { k } => (k, EventState::Update),
             Act::Close { k } => (k, EventState::Close),
         };
         let incident = open.get(k)?.as_ref()?;
+        ledger.generated();
         let (b, l) = (self.index, Arc::clone(ledger));
         let stamp = Box::new(move |seq| l.stamp(b, seq));
         Some(payloads::incident_event(
@@ -232,6 +235,11 @@ impl SimBox {
             state,
             stamp,
         ))
+    }
+
+    /// Whether its session task has ended (it should run until the end of the run).
+    pub fn ended(&self) -> bool {
+        self.session.is_finished()
     }
 }
 
@@ -260,6 +268,15 @@ mod tests {
         let ten = schedule(8, 10.0, length, &mut rng);
         let health = ten.iter().filter(|(_, a)| matches!(a, Act::Health)).count();
         assert_eq!(health, 600, "the multiplier scales health too");
-        assert!(ten.iter().all(|(at, _)| *at < length));
+        assert!(ten.iter().all(|(at, a)| match a {
+            Act::Open { .. } | Act::Health => *at < length,
+            _ => *at < length + CLOSE_AFTER,
+        }));
+        let three = |acts: &[(Duration, Act)], f: fn(&Act) -> bool| {
+            acts.iter().filter(|(_, a)| f(a)).count()
+        };
+        let opens = three(&ten, |a| matches!(a, Act::Open { .. }));
+        assert_eq!(three(&ten, |a| matches!(a, Act::Update { .. })), opens);
+        assert_eq!(three(&ten, |a| matches!(a, Act::Close { .. })), opens);
     }
 }
