@@ -167,14 +167,20 @@ pub fn build(card: LoadedCard, opts: &EngineOptions) -> Result<Box<dyn Detector>
 /// model, else tract; the choice and, for tract, why are logged.
 fn auto(card: LoadedCard, opts: &EngineOptions) -> Result<Box<dyn Detector>, DetectError> {
     #[cfg(feature = "ort")]
-    let why = match ort_backend::library_path(opts.ort_library.as_deref()).and_then(|lib| {
-        ort_backend::OrtDetector::new(card.clone(), &lib, opts.threads).map(|d| (d, lib))
-    }) {
-        Ok((d, lib)) => {
-            tracing::info!(model = %card.card.name, library = %lib.display(), "backend auto: ONNX Runtime");
-            return Ok(Box::new(d));
-        }
+    let why = match ort_backend::library_path(opts.ort_library.as_deref()) {
+        // No library named: tract is what this box is meant to run.
         Err(e) => e.to_string(),
+        // A library named that does not load or run the model: say so louder.
+        Ok(lib) => match ort_backend::OrtDetector::new(card.clone(), &lib, opts.threads) {
+            Ok(d) => {
+                tracing::info!(model = %card.card.name, library = %lib.display(), "backend auto: ONNX Runtime");
+                return Ok(Box::new(d));
+            }
+            Err(e) => {
+                tracing::warn!(model = %card.card.name, "backend auto: ONNX Runtime is named but not usable, so tract runs the model: {e}");
+                e.to_string()
+            }
+        },
     };
     #[cfg(not(feature = "ort"))]
     let why = {
