@@ -458,7 +458,7 @@ pub enum DeviceState {
 /// A model as the status and health messages name it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ModelLine {
-    /// The name the cameras use.
+    /// Its card's name.
     pub name: String,
     /// Its card's version.
     pub version: String,
