@@ -49,6 +49,20 @@ model = "coco"
 
 /// Run the agent with `mqtt_extra` until its log contains `needle` (or 20 s pass); returns the
 /// log.
+/// `vigil mqtt-test --timeout 3 --config CFG`: (exit code, stdout, stderr).
+fn mqtt_test_with(cfg: &Path) -> anyhow::Result<(i32, String, String)> {
+    run_cli(
+        vigil_bin!(),
+        &[
+            "mqtt-test",
+            "--timeout",
+            "3",
+            "--config",
+            &cfg.to_string_lossy(),
+        ],
+    )
+}
+
 fn agent_log_until(
     dir: &Path,
     tag: &str,
@@ -172,16 +186,7 @@ fn tls_with_the_right_ca_client_certificate_and_password_connects_and_wrong_ones
     let mqtt_test = |tag: &str, extra: &str| -> anyhow::Result<(i32, String, String)> {
         let cfg = d.join(format!("mqtt-test-{tag}.toml"));
         std::fs::write(&cfg, config(tls_port, extra)?)?;
-        run_cli(
-            vigil_bin!(),
-            &[
-                "mqtt-test",
-                "--timeout",
-                "3",
-                "--config",
-                &cfg.to_string_lossy(),
-            ],
-        )
+        mqtt_test_with(&cfg)
     };
     let (code, out, err) = mqtt_test("good", &tls("good-ca.pem"))?;
     assert_eq!(code, 0, "{out}{err}");
@@ -268,16 +273,7 @@ fn a_broker_reached_by_address_is_verified_against_its_tls_name() -> anyhow::Res
         let text = config(tls_port, &tls)?
             .replace(&format!("host = \"127.0.0.1\"\nport = {tls_port}\n"), "");
         std::fs::write(&cfg, text)?;
-        run_cli(
-            vigil_bin!(),
-            &[
-                "mqtt-test",
-                "--timeout",
-                "3",
-                "--config",
-                &cfg.to_string_lossy(),
-            ],
-        )
+        mqtt_test_with(&cfg)
     };
     let named = format!(
         "{{ host = \"127.0.0.1\", port = {tls_port}, tls_name = \"broker-a.district.test\" }}"

@@ -507,11 +507,11 @@ pub struct ModelRef {
     /// How a fused model's boxes combine with the built-in detector's: `"agree"` (default) or
     /// `"either"`.
     pub fusion: Fusion,
-    /// Inference engine: `"tract"` (default) or `"ort"`.
+    /// Inference engine: `"auto"` (default), `"tract"` or `"ort"`.
     pub backend: Backend,
     /// Intra-op threads of the inference engine (ort). Default 1.
     pub threads: usize,
-    /// ort only: path of `libonnxruntime.so`; default: the `ORT_DYLIB_PATH` environment
+    /// `ort` and `auto`: path of `libonnxruntime.so`; default: the `ORT_DYLIB_PATH` environment
     /// variable.
     pub ort_library: Option<PathBuf>,
 }

@@ -70,6 +70,10 @@ struct Args {
 /// Set at the end of the run, when the brokers go away under the consumers.
 static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// The least and the greatest multiplier of the busy rate a step may have.
+const MIN_RATE: f64 = 0.001;
+const MAX_RATE: f64 = 10_000.0;
+
 /// A step holds when everything arrived, in order, with p99 under this.
 const HELD_P99_MS: f64 = 1000.0;
 
@@ -79,9 +83,15 @@ fn main() -> anyhow::Result<()> {
         args.districts > 0 && args.boxes >= args.districts,
         "--boxes must be at least --districts (and there must be a district)"
     );
+    // Past MAX_RATE a schedule would be millions of messages a box (and a gap below one part in
+    // 1e-300 overflows a Duration).
     anyhow::ensure!(
-        args.rates.iter().all(|r| r.is_finite() && *r > 0.0),
-        "--rates must be positive numbers"
+        args.rates.iter().all(|r| (MIN_RATE..=MAX_RATE).contains(r)),
+        "--rates must be numbers from {MIN_RATE} to {MAX_RATE}"
+    );
+    anyhow::ensure!(
+        args.beyond <= MAX_RATE,
+        "--beyond must be at most {MAX_RATE}"
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -125,10 +125,11 @@ fn schedule(
         loop {
             // Exponential gaps: -ln(U) × mean.
             t += -(1.0 - rng.random::<f64>()).ln() * mean;
-            let at = Duration::from_secs_f64(t);
-            if at >= length {
+            // Compared before it becomes a Duration, which a huge gap would overflow.
+            if t >= length.as_secs_f64() {
                 break;
             }
+            let at = Duration::from_secs_f64(t);
             acts.push((at, Act::Open { k, cam }));
             acts.push((at + UPDATE_AFTER, Act::Update { k }));
             acts.push((at + CLOSE_AFTER, Act::Close { k }));
