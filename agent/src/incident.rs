@@ -81,6 +81,16 @@ pub fn overview(
     evidence::annotate(frame, &overlays, &marks, settings)
 }
 
+/// Whether an event in `state` carries an evidence picture: every `open`, and an `update`
+/// when `settings.on_update`.
+pub fn wants_evidence(state: EventState, settings: &EvidenceSettings) -> bool {
+    match state {
+        EventState::Open => true,
+        EventState::Update => settings.on_update,
+        EventState::Close => false,
+    }
+}
+
 /// Names and evidence of `event`, seen on `frame` (evidence for `open`, and for `update` when
 /// `settings.on_update`).
 pub fn render(
@@ -95,12 +105,7 @@ pub fn render(
         Scope::Line(i) => (None, set.lines.get(i)),
         Scope::Camera => (None, None),
     };
-    let wanted = match event.state {
-        EventState::Open => true,
-        EventState::Update => settings.on_update,
-        EventState::Close => false,
-    };
-    let made = wanted.then(|| {
+    let made = wants_evidence(event.state, settings).then(|| {
         let overlay = Overlay {
             polygon: zone.map(|z| z.polygon.as_slice()).unwrap_or_default(),
             line: line.map(|l| (l.a, l.b)),

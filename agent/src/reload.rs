@@ -22,6 +22,7 @@ pub struct CameraChange {
 
 type StreamPart<'a> = (
     &'a str,
+    Option<&'a str>,
     crate::config::Transport,
     u32,
     crate::config::FrameClock,
@@ -33,6 +34,7 @@ type StreamPart<'a> = (
 fn stream_part(c: &Camera) -> StreamPart<'_> {
     (
         c.url.as_str(),
+        c.detect_url.as_deref(),
         c.transport,
         c.latency_ms,
         c.frame_time,
@@ -87,6 +89,7 @@ pub fn plan(old: &Config, new: &Config) -> Result<Vec<CameraChange>, String> {
             let stream = stream_part(a) != stream_part(b);
             let mut b_with_old_stream = b.clone();
             b_with_old_stream.url = a.url.clone();
+            b_with_old_stream.detect_url = a.detect_url.clone();
             b_with_old_stream.transport = a.transport;
             b_with_old_stream.latency_ms = a.latency_ms;
             b_with_old_stream.frame_time = a.frame_time;

@@ -64,6 +64,25 @@ pub fn scaled(clip: &Path, dir: &TempDir, w: u32, h: u32) -> anyhow::Result<Path
     Ok(out)
 }
 
+/// A camera's two streams made from `clip` by `scripts/camera-streams.sh` (1920×1080 and
+/// 640×360 at 25 fps, `codec` `h264` or `h265` with B-frames), in `dir`: `(main, sub)`.
+pub fn camera_streams(clip: &Path, dir: &Path, codec: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let status = Command::new(repo().join("scripts/camera-streams.sh"))
+        .arg(clip)
+        .arg(dir)
+        .arg(codec)
+        .status()?;
+    anyhow::ensure!(
+        status.success(),
+        "scripts/camera-streams.sh failed on {}",
+        clip.display()
+    );
+    Ok((
+        dir.join(format!("main_{codec}.mp4")),
+        dir.join(format!("sub_{codec}.mp4")),
+    ))
+}
+
 /// Frames camera `cam` had analysed, from the latest health message among `m` that lists it.
 pub fn analysed_of(m: &[Received], cam: &str) -> u64 {
     health_of(m, cam)

@@ -198,23 +198,46 @@ impl Scene {
         proxy: bool,
         config: impl FnOnce(u16, &str) -> String,
     ) -> anyhow::Result<Scene> {
+        Scene::start_mounts(
+            bin,
+            tag,
+            &[("plaza", clip)],
+            broker,
+            proxy,
+            |port, server| config(port, &server.url("plaza")),
+        )
+    }
+
+    /// [`Scene::start_custom`] with a camera server serving each `(mount, clip)`; `config`
+    /// writes the agent's configuration from the broker port and the server.
+    pub fn start_mounts(
+        bin: &Path,
+        tag: &str,
+        mounts: &[(&str, &Path)],
+        broker: Mosquitto,
+        proxy: bool,
+        config: impl FnOnce(u16, &RtspServer) -> String,
+    ) -> anyhow::Result<Scene> {
         init_logs();
         let proxy = if proxy {
             Some(Proxy::start(broker.port)?)
         } else {
             None
         };
-        let clip = if clip.is_absolute() {
-            clip.to_path_buf()
-        } else {
-            fixture(&clip.to_string_lossy())
-        };
-        let clip = Arc::new(Clip::load(&clip)?);
-        let server = RtspServer::start(&[("plaza", clip)])?;
+        let mut clips = Vec::new();
+        for (mount, clip) in mounts {
+            let clip = if clip.is_absolute() {
+                clip.to_path_buf()
+            } else {
+                fixture(&clip.to_string_lossy())
+            };
+            clips.push((*mount, Arc::new(Clip::load(&clip)?)));
+        }
+        let server = RtspServer::start(&clips)?;
         let dir = TempDir::new(tag)?;
         let cfg = dir.join("vigil.toml");
         let port = proxy.as_ref().map_or(broker.port, |p| p.port);
-        std::fs::write(&cfg, config(port, &server.url("plaza")))?;
+        std::fs::write(&cfg, config(port, &server))?;
         let recorder = Recorder::start(broker.port, "vigil/v1/#")?;
         let log = dir.join("agent.log");
         let agent = crate::spawn_agent(bin, &cfg, &log)?;

@@ -164,6 +164,9 @@ pub struct CameraWork {
     memory: detect::firecue::CameraMemory,
     /// The [`crate::rules::standdown::Board`] version its rules last took their disarms from.
     standing_seen: u64,
+    /// Evidence comes from the main stream (the camera analyses a `detect_url`), its units'
+    /// times read by this clock.
+    main_stream: Option<crate::config::FrameClock>,
 }
 
 impl CameraWork {
@@ -188,6 +191,7 @@ impl CameraWork {
 
     fn new(c: &crate::config::Camera, r: &RuleSet) -> Self {
         CameraWork {
+            main_stream: c.detect_url.as_ref().map(|_| c.frame_time),
             id: c.id.clone(),
             model: c.model.clone(),
             rules: CameraRules::new(r.clone()),

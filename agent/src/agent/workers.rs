@@ -488,7 +488,12 @@ fn analyse(
                 });
             }
         }
-        let out = outgoing(ctx.identity, &cam, info, frame, event, &ctx.evidence());
+        let evidence = ctx.evidence();
+        let still = crate::incident::wants_evidence(event.state, &evidence)
+            .then(|| main_still(board, frame, &cam))
+            .flatten();
+        let shown = still.as_ref().unwrap_or(frame);
+        let out = outgoing(ctx.identity, &cam, info, shown, event, &evidence);
         if ctx.tx.blocking_send(out).is_err() {
             return Err(SessionGone);
         }
@@ -497,6 +502,51 @@ fn analyse(
         }
     }
     Ok(())
+}
+
+/// How long an evidence still waits for the main stream to reach the analysed frame's time
+/// (both streams come through jitter buffers of the same latency).
+const STILL_WAIT: Duration = Duration::from_secs(2);
+
+/// The main stream's picture nearest the analysed `frame`, for a camera that analyses a
+/// `detect_url`; `None` (evidence from the analysed frame, with a warning) when it has none.
+fn main_still(
+    board: &FrameBoard,
+    frame: &ingest::slot::Frame,
+    cam: &CameraWork,
+) -> Option<ingest::slot::Frame> {
+    let clock = cam.main_stream?;
+    let recorder = board.recorder(frame.camera)?;
+    let started = Instant::now();
+    // Wait for the main stream only while it delivers: a stream that is down (its supervisor
+    // logs why) must not hold up the analysis of every incident.
+    let last = *board
+        .main_counters(frame.camera)
+        .last_frame
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let wait = match last {
+        Some(t) if t.elapsed() < STILL_WAIT => STILL_WAIT,
+        _ => Duration::ZERO,
+    };
+    match ingest::still::nearest(&recorder, frame.captured, clock, wait) {
+        Ok(still) => {
+            tracing::debug!(
+                width = still.width,
+                height = still.height,
+                decode_ms = started.elapsed().as_millis() as u64,
+                "evidence from the main stream"
+            );
+            Some(ingest::slot::Frame {
+                camera: frame.camera,
+                ..still
+            })
+        }
+        Err(e) => {
+            tracing::warn!("evidence from the analysed stream instead: {e}");
+            None
+        }
+    }
 }
 
 /// Give camera `u.index` new rules (closing its open incidents under the old ones) and make

@@ -14,6 +14,7 @@ use serde_json::json;
 
 use crate::agent::{Plan, StartError};
 use crate::config::Config;
+use crate::ingest::probe::{heavy, misfit};
 
 /// Arguments of `vigil doctor`.
 #[derive(Debug, clap::Args)]
@@ -219,7 +220,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Probe every enabled camera at once (each on its own thread).
+/// Probe every stream of every enabled camera at once (each on its own thread).
 fn cameras(config: &Config, args: &Args, cfg_path: &Path) -> Vec<Check> {
     let timeout = Duration::from_secs(args.timeout.max(1));
     let handles: Vec<_> = config
@@ -227,55 +228,46 @@ fn cameras(config: &Config, args: &Args, cfg_path: &Path) -> Vec<Check> {
         .iter()
         .filter(|c| c.enabled)
         .map(|c| {
-            let (id, url, transport) = (c.id.clone(), c.url.clone(), c.transport);
-            std::thread::spawn(move || {
-                (
-                    id,
-                    crate::ingest::probe::probe(&url, transport, timeout, Duration::from_secs(1)),
-                    transport,
-                )
-            })
+            let spawn = |url: String| {
+                let transport = c.transport;
+                std::thread::spawn(move || {
+                    crate::ingest::probe::probe(&url, transport, timeout, Duration::from_secs(1))
+                })
+            };
+            let main = spawn(c.url.clone());
+            let detect = c.detect_url.clone().map(spawn);
+            (c, main, detect)
         })
         .collect();
     let mut out = Vec::new();
-    for h in handles {
-        let Ok((id, result, transport)) = h.join() else {
-            out.push(Check::fail(
-                "a camera probe crashed",
-                "report this as a bug",
-            ));
-            continue;
+    for (c, main, detect) in handles {
+        let id = &c.id;
+        let joined = |h: std::thread::JoinHandle<_>| {
+            h.join().unwrap_or_else(|_| {
+                Err(crate::ingest::probe::ProbeError::Other(
+                    "the probe crashed; report this as a bug".into(),
+                ))
+            })
         };
-        match result {
-            Ok(r) => {
-                let fps = r.fps.map_or("? fps".into(), |f| format!("{f:.1} fps"));
-                let t = transport.as_str();
-                out.push(Check::ok(format!(
-                    "camera {id}: {} {}×{} at {fps} over {t}, first frame after {:.1} s",
-                    r.codec,
-                    r.width,
-                    r.height,
-                    r.first_frame.as_secs_f64()
-                )));
-                match r.clock_offset_s {
-                    Some(off) if off.abs() > args.clock_tolerance_s => out.push(Check::warn(
-                        format!("camera {id}: its clock is {off:+.1} s off this box's"),
-                        "point the camera at the same NTP server as the box (frame_time then falls back to arrival time beyond 10 s)",
-                    )),
-                    Some(off) => out.push(Check::ok(format!(
-                        "camera {id}: clock within {:.1} s of the box's ({off:+.2} s)",
-                        args.clock_tolerance_s
-                    ))),
-                    None => {}
+        let main = stream_checks(&mut out, c, "", joined(main), args, cfg_path);
+        let detect =
+            detect.map(|h| stream_checks(&mut out, c, " (detect_url)", joined(h), args, cfg_path));
+        match (main, detect) {
+            (Some(m), None) if heavy(m.width, m.height, m.fps) => out.push(Check::warn(
+                format!(
+                    "camera {id}: analyses its {}×{} stream at {:.0} fps, decoding every frame (most of a core on an ARM box)",
+                    m.width,
+                    m.height,
+                    m.fps.unwrap_or_default()
+                ),
+                "set detect_url to the camera's sub-stream (640×360 or so): it is analysed, and the main stream is decoded only for evidence",
+            )),
+            (Some(m), Some(Some(d))) => {
+                if let Some(why) = misfit((m.width, m.height), (d.width, d.height)) {
+                    out.push(Check::warn(format!("camera {id}: {why}"), "see docs/config.md, detect_url"));
                 }
             }
-            Err(e) => out.push(Check::fail(
-                format!("camera {id}: {e}"),
-                format!(
-                    "fix the camera or its URL; try `vigil probe --config {} --camera {id}`",
-                    cfg_path.display()
-                ),
-            )),
+            _ => {}
         }
     }
     if config.cameras.iter().all(|c| !c.enabled) {
@@ -285,6 +277,64 @@ fn cameras(config: &Config, args: &Args, cfg_path: &Path) -> Vec<Check> {
         ));
     }
     out
+}
+
+/// The checks of one stream of camera `c` (`which` names it in the lines); its size and rate
+/// when it answered.
+fn stream_checks(
+    out: &mut Vec<Check>,
+    c: &crate::config::Camera,
+    which: &str,
+    result: Result<crate::ingest::probe::Report, crate::ingest::probe::ProbeError>,
+    args: &Args,
+    cfg_path: &Path,
+) -> Option<Stream> {
+    let id = &c.id;
+    let r = match result {
+        Ok(r) => r,
+        Err(e) => {
+            out.push(Check::fail(
+                format!("camera {id}{which}: {e}"),
+                format!(
+                    "fix the camera or its URL; try `vigil probe --config {} --camera {id}`",
+                    cfg_path.display()
+                ),
+            ));
+            return None;
+        }
+    };
+    let fps = r.fps.map_or("? fps".into(), |f| format!("{f:.1} fps"));
+    out.push(Check::ok(format!(
+        "camera {id}{which}: {} {}×{} at {fps} over {}, first frame after {:.1} s",
+        r.codec,
+        r.width,
+        r.height,
+        c.transport.as_str(),
+        r.first_frame.as_secs_f64()
+    )));
+    match r.clock_offset_s {
+        Some(off) if off.abs() > args.clock_tolerance_s => out.push(Check::warn(
+            format!("camera {id}{which}: its clock is {off:+.1} s off this box's"),
+            "point the camera at the same NTP server as the box (frame_time then falls back to arrival time beyond 10 s)",
+        )),
+        Some(off) => out.push(Check::ok(format!(
+            "camera {id}{which}: clock within {:.1} s of the box's ({off:+.2} s)",
+            args.clock_tolerance_s
+        ))),
+        None => {}
+    }
+    Some(Stream {
+        width: r.width,
+        height: r.height,
+        fps: r.fps,
+    })
+}
+
+/// What the camera checks compare between a camera's streams.
+struct Stream {
+    width: u32,
+    height: u32,
+    fps: Option<f64>,
 }
 
 fn secrets_and_broker(

@@ -99,25 +99,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         (None, Some(c)) => c.transport,
         (None, None) => Transport::Tcp,
     };
-    let shown = redact(&url);
-    let report = match probe::probe(
-        &url,
-        transport,
-        Duration::from_secs(args.timeout.max(1)),
-        Duration::from_secs(2),
-    ) {
-        Ok(r) => r,
-        Err(e) => {
-            if args.json {
-                println!(
-                    "{}",
-                    json!({"url": shown, "ok": false, "error": e.to_string()})
-                );
-            } else {
-                eprintln!("vigil probe: {shown}: {e}");
-            }
-            return Ok(ExitCode::FAILURE);
-        }
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    let report = match probe_stream(&url, transport, timeout, args.json) {
+        Some(r) => r,
+        None => return Ok(ExitCode::FAILURE),
+    };
+    // A camera with a sub-stream for analysis: that stream too, and whether it fits the main.
+    let detect = match camera.as_ref().and_then(|c| c.detect_url.clone()) {
+        Some(d) if args.url.is_none() => match probe_stream(&d, transport, timeout, args.json) {
+            Some(r) => Some((d, r)),
+            None => return Ok(ExitCode::FAILURE),
+        },
+        _ => None,
     };
     let saved = match &args.out {
         Some(path) => match save(&report, camera.as_ref(), path) {
@@ -132,22 +125,68 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         None => None,
     };
-    let transport_name = report.transport.as_str();
     if args.json {
-        println!(
-            "{}",
-            json!({
-                "url": shown, "ok": true, "codec": report.codec, "profile": report.profile,
-                "level": report.level, "width": report.width, "height": report.height,
-                "fps": report.fps.map(|f| (f * 100.0).round() / 100.0),
-                "transport": transport_name,
-                "first_frame_s": (report.first_frame.as_secs_f64() * 1000.0).round() / 1000.0,
-                "saved": saved,
-            })
-        );
+        let mut out = json_of(&url, &report);
+        out["saved"] = json!(saved);
+        if let Some((d, r)) = &detect {
+            out["detect"] = json_of(d, r);
+        }
+        println!("{out}");
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{shown}  ({transport_name})");
+    print(
+        &url,
+        &report,
+        detect.is_some().then_some("main stream, url"),
+    );
+    if let Some(p) = saved {
+        let drawn = camera
+            .as_ref()
+            .map(|c| format!(" (zones and lines of camera {} drawn)", c.id))
+            .unwrap_or_default();
+        println!("  frame        saved to {}{drawn}", p.display());
+    }
+    if let Some((d, r)) = &detect {
+        print(d, r, Some("analysed, detect_url"));
+        if let Some(why) = misfit(&report, r) {
+            println!("  warning      {why}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Probe one stream; `None` after printing why it failed.
+fn probe_stream(url: &str, transport: Transport, timeout: Duration, json: bool) -> Option<Report> {
+    match probe::probe(url, transport, timeout, Duration::from_secs(2)) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            let shown = redact(url);
+            if json {
+                println!(
+                    "{}",
+                    json!({"url": shown, "ok": false, "error": e.to_string()})
+                );
+            } else {
+                eprintln!("vigil probe: {shown}: {e}");
+            }
+            None
+        }
+    }
+}
+
+fn json_of(url: &str, report: &Report) -> serde_json::Value {
+    json!({
+        "url": redact(url), "ok": true, "codec": report.codec, "profile": report.profile,
+        "level": report.level, "width": report.width, "height": report.height,
+        "fps": report.fps.map(|f| (f * 100.0).round() / 100.0),
+        "transport": report.transport.as_str(),
+        "first_frame_s": (report.first_frame.as_secs_f64() * 1000.0).round() / 1000.0,
+    })
+}
+
+fn print(url: &str, report: &Report, role: Option<&str>) {
+    let role = role.map(|r| format!("  [{r}]")).unwrap_or_default();
+    println!("{}  ({}){role}", redact(url), report.transport.as_str());
     let mut codec = report.codec.clone();
     if let Some(p) = &report.profile {
         codec.push_str(&format!(", profile {p}"));
@@ -165,14 +204,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "  first frame  {:.2} s after connecting",
         report.first_frame.as_secs_f64()
     );
-    if let Some(p) = saved {
-        let drawn = camera
-            .as_ref()
-            .map(|c| format!(" (zones and lines of camera {} drawn)", c.id))
-            .unwrap_or_default();
-        println!("  frame        saved to {}{drawn}", p.display());
-    }
-    Ok(ExitCode::SUCCESS)
+}
+
+/// Why a sub-stream does not fit its main stream for analysis, if it does not.
+fn misfit(main: &Report, detect: &Report) -> Option<String> {
+    probe::misfit((main.width, main.height), (detect.width, detect.height))
 }
 
 fn save(

@@ -617,6 +617,13 @@ pub struct Camera {
     /// `rtsp://` or `rtsps://` URL; credentials may be embedded (`rtsp://user:pass@host/…`) and are
     /// never logged. Required.
     pub url: String,
+    /// The camera's low-resolution sub-stream (`rtsp://` or `rtsps://`, credentials as in
+    /// `url`), decoded and analysed instead of `url`. With it, `url` (the main stream) is
+    /// received but never decoded except for evidence: each evidence picture is decoded from
+    /// the main stream's frame nearest the event's `frame_time`, and clips are cut from it.
+    /// Zones, lines and masks are normalised, so they fit both streams when both show the same
+    /// view (the same aspect ratio). Optional; without it `url` is analysed.
+    pub detect_url: Option<String>,
     /// `"security"` (default) or `"fire"`.
     pub kind: CameraKind,
     /// Name of an entry of `[[models]]`. Required.
@@ -664,6 +671,7 @@ impl Default for Camera {
         Camera {
             id: String::new(),
             url: String::new(),
+            detect_url: None,
             kind: CameraKind::Security,
             model: String::new(),
             analysis_fps: 5.0,
@@ -682,6 +690,13 @@ impl Default for Camera {
             tracker: TrackerSettings::default(),
             fire: FireSettings::default(),
         }
+    }
+}
+
+impl Camera {
+    /// The stream analysed: `detect_url` when given, else `url`.
+    pub fn analysed_url(&self) -> &str {
+        self.detect_url.as_deref().unwrap_or(&self.url)
     }
 }
 

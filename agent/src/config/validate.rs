@@ -301,6 +301,16 @@ pub fn validate(config: &Config, spans: &Spans) -> Vec<Problem> {
         {
             c.err(&format!("{p}.url"), e.to_string());
         }
+        if let Some(detect) = &cam.detect_url {
+            if let Err(e) = crate::ingest::url::check(detect) {
+                c.err(&format!("{p}.detect_url"), e.to_string());
+            } else if *detect == cam.url {
+                c.err(
+                    &format!("{p}.detect_url"),
+                    "is the same stream as url; give the camera's sub-stream, or leave detect_url out to analyse url",
+                );
+            }
+        }
         if spans.contains(&format!("{p}.model")) && !model_names.contains(cam.model.as_str()) {
             let known: Vec<&str> = config.models.iter().map(|m| m.name.as_str()).collect();
             c.err(

@@ -14,6 +14,10 @@
 //! ([`slot::FrameBoard`]) as the decoder's own buffer, without a copy; the full frame is never
 //! converted to RGB on the way in (see [`crate::pixels`]).
 //!
+//! A camera with a `detect_url` has a second pipeline and thread for its main stream
+//! ([`record`]): received and parsed into the camera's pre-event buffer without decoding, for
+//! evidence stills ([`still`]) and clips at full resolution.
+//!
 //! rtspsrc does not recover by going NULL→PLAYING after a server dies, so on ERROR or EOS the
 //! supervisor tears the pipeline down and builds a new one after a jittered, capped exponential
 //! backoff, forever. One camera's failures never touch another: each has its own pipeline,
@@ -24,10 +28,12 @@ pub mod file;
 pub mod picture;
 pub mod pipeline;
 pub mod probe;
+pub mod record;
 pub mod recorder;
 pub mod ring;
 pub mod slot;
 pub mod status;
+pub mod still;
 pub mod thin;
 pub mod url;
 
@@ -120,24 +126,33 @@ impl Backoff {
     }
 }
 
-/// A running camera supervisor.
+/// A running camera: its supervisor thread, and the main stream's when it has a `detect_url`.
 #[derive(Debug)]
 pub struct CameraHandle {
     /// Camera id.
     pub id: String,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl CameraHandle {
-    /// Wait for the supervisor to finish (after the stop flag was set).
+    /// Wait for the supervisors to finish (after the stop flag was set).
     pub fn join(mut self) {
-        if let Some(t) = self.thread.take() {
+        for t in self.threads.drain(..) {
             let _ = t.join();
         }
     }
 }
 
-/// Start the supervisor thread of camera `index`.
+/// Which of a camera's streams a supervisor keeps up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stream {
+    /// The analysed stream (`detect_url`, else `url`): decoded, thinned, into the slot.
+    Analysed,
+    /// The main stream of a camera with a `detect_url`: parsed into the pre-event buffer.
+    Main,
+}
+
+/// Start the supervisor threads of camera `index`.
 pub fn spawn_camera(
     index: usize,
     camera: Camera,
@@ -145,24 +160,63 @@ pub fn spawn_camera(
     stop: Arc<AtomicBool>,
 ) -> Result<CameraHandle, IngestError> {
     let id = camera.id.clone();
-    let thread = std::thread::Builder::new()
-        .name(format!("ingest-{id}"))
-        .spawn(move || supervise(index, &camera, &board, &stop))
-        .map_err(|e| IngestError::Thread {
-            camera: id.clone(),
-            source: e,
-        })?;
-    Ok(CameraHandle {
-        id,
-        thread: Some(thread),
-    })
+    let mut streams = vec![Stream::Analysed];
+    if camera.detect_url.is_some() {
+        streams.push(Stream::Main);
+    }
+    let camera = Arc::new(camera);
+    let mut handle = CameraHandle {
+        id: id.clone(),
+        threads: Vec::new(),
+    };
+    for stream in streams {
+        let (cam, shared, flag) = (Arc::clone(&camera), Arc::clone(&board), Arc::clone(&stop));
+        let name = match stream {
+            Stream::Analysed => format!("ingest-{id}"),
+            Stream::Main => format!("main-{id}"),
+        };
+        let spawned = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || supervise(index, &cam, &shared, &flag, stream));
+        match spawned {
+            Ok(t) => handle.threads.push(t),
+            Err(e) => {
+                stop.store(true, Ordering::Relaxed);
+                handle.join();
+                return Err(IngestError::Thread {
+                    camera: id,
+                    source: e,
+                });
+            }
+        }
+    }
+    Ok(handle)
 }
 
-fn supervise(index: usize, camera: &Camera, board: &Arc<FrameBoard>, stop: &AtomicBool) {
-    let span = tracing::info_span!("camera", id = %camera.id);
+fn supervise(
+    index: usize,
+    camera: &Camera,
+    board: &Arc<FrameBoard>,
+    stop: &AtomicBool,
+    stream: Stream,
+) {
+    let (url, counters, which, label) = match stream {
+        Stream::Analysed => (
+            camera.analysed_url(),
+            board.counters(index),
+            "analysed",
+            "camera stream",
+        ),
+        Stream::Main => (
+            camera.url.as_str(),
+            board.main_counters(index),
+            "main",
+            "main stream",
+        ),
+    };
+    let span = tracing::info_span!("camera", id = %camera.id, stream = which);
     let _enter = span.enter();
-    let shown = url::redact(&camera.url);
-    let counters = board.counters(index);
+    let shown = url::redact(url);
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
     let mut first = true;
     while !stop.load(Ordering::Relaxed) {
@@ -178,32 +232,34 @@ fn supervise(index: usize, camera: &Camera, board: &Arc<FrameBoard>, stop: &Atom
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .attempt_started = Some(started);
         tracing::info!(url = %shown, "connecting");
-        let outcome = pipeline::run_once(index, camera, board, stop);
-        let got_frames = counters.received.load(Ordering::Relaxed) > before;
-        if got_frames {
+        let outcome = match stream {
+            Stream::Analysed => pipeline::run_once(index, camera, board, stop),
+            Stream::Main => record::run_once(index, camera, board, stop),
+        };
+        if counters.received.load(Ordering::Relaxed) > before {
             backoff.reset();
         }
         match outcome {
             pipeline::Outcome::Stopped => break,
             pipeline::Outcome::Failed(reason) => {
                 let delay = backoff.jittered();
-                counters
-                    .link
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .last_error = Some(url::scrub(&reason, &camera.url));
+                let reason = url::scrub(&reason, url);
                 tracing::warn!(
                     url = %shown,
                     after_s = started.elapsed().as_secs_f32(),
                     retry_in_ms = delay.as_millis() as u64,
-                    "camera stream failed: {}",
-                    url::scrub(&reason, &camera.url)
+                    "{label} failed: {reason}"
                 );
+                counters
+                    .link
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .last_error = Some(reason);
                 sleep_unless_stopped(delay, stop);
             }
         }
     }
-    tracing::info!("camera stopped");
+    tracing::info!("{label} stopped");
 }
 
 fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {

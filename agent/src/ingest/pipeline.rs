@@ -14,7 +14,15 @@ use super::thin::{Thinner, Verdict};
 use crate::config::{Camera, FrameClock, Transport};
 
 /// Elements every camera pipeline needs; checked once at start.
-pub const REQUIRED_ELEMENTS: &[&str] = &["rtspsrc", "decodebin", "videoconvert", "appsink"];
+pub const REQUIRED_ELEMENTS: &[&str] = &[
+    "rtspsrc",
+    "decodebin",
+    "parsebin",
+    "videoconvert",
+    "appsink",
+    "appsrc",
+    "fakesink",
+];
 
 /// How one run of a pipeline ended.
 #[derive(Debug)]
@@ -68,7 +76,7 @@ pub fn capture_time(
     }
 }
 
-fn make(name: &'static str) -> Result<gst::Element, String> {
+pub(super) fn make(name: &'static str) -> Result<gst::Element, String> {
     gst::ElementFactory::make(name)
         .build()
         .map_err(|_| format!("element {name} is not available"))
@@ -97,12 +105,15 @@ pub fn rtsp_source(url: &str, transport: Transport) -> Result<gst::Element, Stri
 
 fn build(index: usize, camera: &Camera, board: &Arc<FrameBoard>) -> Result<gst::Pipeline, String> {
     let pipeline = gst::Pipeline::with_name(&format!("camera-{}", camera.id));
-    let src = rtsp_source(&camera.url, camera.transport)?;
+    let src = rtsp_source(camera.analysed_url(), camera.transport)?;
     src.set_property("latency", camera.latency_ms);
     let decode = make("decodebin")?;
     let counters = board.counters(index);
+    // Clips come from the analysed stream unless the main stream is received for them.
+    let recorder = board
+        .recorder(index)
+        .filter(|_| board.clips() && camera.detect_url.is_none());
     // A new connection's stream times start again: a clip holds one connection's units.
-    let recorder = board.recorder(index);
     if let Some(r) = &recorder {
         r.reset();
     }
@@ -183,7 +194,7 @@ fn build(index: usize, camera: &Camera, board: &Arc<FrameBoard>) -> Result<gst::
 
 /// Ask the camera for its video streams only (no audio or metadata to receive and drop), and
 /// link the first one to the decoder.
-fn link_first_video_stream(src: &gst::Element, decode: &gst::Element) {
+pub(super) fn link_first_video_stream(src: &gst::Element, decode: &gst::Element) {
     let video = |caps: Option<gst::Caps>| {
         caps.and_then(|c| c.structure(0).and_then(|s| s.get::<String>("media").ok()))
             .is_some_and(|m| m == "video")
@@ -324,7 +335,7 @@ pub fn stalled(
     now.saturating_duration_since(since) > stall
 }
 
-fn run(
+pub(super) fn run(
     pipeline: &gst::Pipeline,
     stop: &AtomicBool,
     counters: &super::slot::Counters,

@@ -444,9 +444,59 @@ fn redact_all(text: &str) -> String {
         .join(" ")
 }
 
+/// Whether analysing a `width`×`height` stream at `fps` costs most of a core in decoding alone
+/// on an ARM box: more than 720p at more than 10 fps (a sub-stream, `detect_url`, is then
+/// the cheaper thing to analyse).
+pub fn heavy(width: u32, height: u32, fps: Option<f64>) -> bool {
+    u64::from(width) * u64::from(height) > 1280 * 720 && fps.is_some_and(|f| f > 10.0)
+}
+
+/// Why a sub-stream of `detect` pixels does not fit the `main` stream it stands in for, if it
+/// does not: another aspect ratio (normalised zones would fit only one of the pictures), or
+/// no fewer pixels (nothing saved).
+pub fn misfit(main: (u32, u32), detect: (u32, u32)) -> Option<String> {
+    let aspect = |(w, h): (u32, u32)| f64::from(w) / f64::from(h.max(1));
+    let (a, b) = (aspect(main), aspect(detect));
+    if (a - b).abs() > 0.02 * a {
+        return Some(format!(
+            "the sub-stream is {}×{} ({b:.2}:1) and the main stream {}×{} ({a:.2}:1): zones, lines and masks are normalised, so they fit only one picture; set the sub-stream to the main stream's aspect ratio",
+            detect.0, detect.1, main.0, main.1
+        ));
+    }
+    if u64::from(detect.0) * u64::from(detect.1) >= u64::from(main.0) * u64::from(main.1) {
+        return Some(format!(
+            "the sub-stream ({}×{}) is not smaller than the main stream ({}×{}): detect_url saves nothing; give the camera's low-resolution stream",
+            detect.0, detect.1, main.0, main.1
+        ));
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_heavy_stream_is_above_720p_and_10_fps() {
+        assert!(heavy(1920, 1080, Some(25.0)));
+        assert!(!heavy(1920, 1080, Some(10.0)), "10 fps is not above 10");
+        assert!(!heavy(1280, 720, Some(30.0)), "720p is not above 720p");
+        assert!(!heavy(1920, 1080, None), "rate unknown");
+        assert!(heavy(2688, 1520, Some(20.0)), "4 MP");
+    }
+
+    #[test]
+    fn a_sub_stream_fits_when_smaller_at_the_same_aspect() {
+        assert_eq!(misfit((1920, 1080), (640, 360)), None);
+        assert_eq!(misfit((2560, 1440), (704, 396)), None, "within 2 %");
+        let four_three = misfit((1920, 1080), (640, 480)).expect("4:3 under 16:9");
+        assert!(
+            four_three.contains("1.33:1") && four_three.contains("1.78:1"),
+            "{four_three}"
+        );
+        let same = misfit((1280, 720), (1920, 1080)).expect("larger");
+        assert!(same.contains("not smaller"), "{same}");
+    }
 
     #[test]
     fn host_and_port_come_out_of_any_rtsp_url() {

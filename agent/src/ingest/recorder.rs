@@ -1,6 +1,8 @@
 //! Each camera's [`Recorder`]: its pre-event [`Ring`] of encoded access units, fed by a probe
-//! on the decoder's input (the parser's output: H.264/H.265 as the camera sent it), with the
-//! stream's caps, so that a clip can be muxed without decoding anything. The probe takes a
+//! on the decoder's input (the parser's output: H.264/H.265 as the camera sent it) or, for a
+//! camera with a `detect_url`, on the main stream's parser ([`super::record`]), with the
+//! stream's caps, so that a clip can be muxed without decoding anything and an evidence still
+//! decoded from the frames around one moment ([`super::still`]). The probe takes a
 //! reference to each buffer (no copy, no allocation once the ring has grown) and holds the
 //! lock for a push.
 
@@ -11,6 +13,21 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 
 use super::ring::{Gap, Ring, Unit};
+use crate::config::FrameClock;
+
+/// How far from the asked time the nearest picture of a still may be: more is a gap in the
+/// stream (a reconnection), not the moment asked for.
+pub const STILL_WITHIN: Duration = Duration::from_millis(500);
+
+/// Units decoded past a still's picture, for decoders that hold pictures back to reorder
+/// B-frames (cameras reorder by at most a few).
+pub const STILL_AFTER: usize = 4;
+
+/// How long a pre-event buffer kept only for evidence stills (clips off) reaches back.
+pub const EVIDENCE_KEEP: Duration = Duration::from_secs(6);
+
+/// The bytes such a buffer may hold (6 s of a 10 Mbit/s stream).
+pub const EVIDENCE_BYTES: usize = 8 * 1024 * 1024;
 
 /// What a clip is cut from: the stream's caps and its units.
 #[derive(Debug)]
@@ -80,6 +97,21 @@ impl Recorder {
         let units = inner.ring.cut(from, to)?;
         let caps = inner.caps.clone().ok_or(Gap::Empty)?;
         Ok(Cut { caps, units })
+    }
+
+    /// The units to decode for the picture nearest `at` (see [`Ring::around`]) and where that
+    /// picture is among them, the capture time of each unit read by the camera's `clock`.
+    pub fn around(&self, at: SystemTime, clock: FrameClock) -> Result<(Cut, usize), Gap> {
+        let time = |u: &Unit<gst::Buffer>| match clock {
+            FrameClock::Auto => {
+                super::pipeline::capture_time(u.at, super::file::stream_time(&u.data)).0
+            }
+            FrameClock::Arrival => u.at,
+        };
+        let inner = self.lock();
+        let (units, target) = inner.ring.around(at, STILL_WITHIN, STILL_AFTER, time)?;
+        let caps = inner.caps.clone().ok_or(Gap::Empty)?;
+        Ok((Cut { caps, units }, target))
     }
 
     /// Bytes held now.

@@ -139,6 +139,48 @@ impl<T: Clone> Ring<T> {
         }
         Ok(units)
     }
+
+    /// What a decoder needs for the picture nearest `at` (an evidence still): the units from
+    /// the last key frame before that picture to `after` units past it (a decoder that
+    /// reorders B-frames holds pictures back until later units arrive), and where the picture
+    /// is among them. `time` gives a unit's capture time; units are in decode order, so with
+    /// B-frames their times go back and forth. The nearest picture must lie within `within`
+    /// of `at`, and a unit at or after `at` must have arrived.
+    pub fn around(
+        &self,
+        at: SystemTime,
+        within: Duration,
+        after: usize,
+        time: impl Fn(&Unit<T>) -> SystemTime,
+    ) -> Result<(Vec<Unit<T>>, usize), Gap> {
+        let (oldest, newest) = self.span().ok_or(Gap::Empty)?;
+        if !self.units.iter().any(|u| time(u) >= at) {
+            return Err(Gap::NotYet { newest });
+        }
+        let off = |u: &Unit<T>| {
+            let t = time(u);
+            t.duration_since(at)
+                .or_else(|_| at.duration_since(t))
+                .unwrap_or_default()
+        };
+        let (nearest, distance) = self
+            .units
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (i, off(u)))
+            .min_by_key(|&(_, d)| d)
+            .ok_or(Gap::Empty)?;
+        let key = self
+            .units
+            .iter()
+            .take(nearest + 1)
+            .rposition(|u| u.key)
+            .filter(|_| distance <= within)
+            .ok_or(Gap::RolledPast { oldest, newest })?;
+        let end = nearest.saturating_add(after).saturating_add(1);
+        let units = self.units.range(key..end.min(self.units.len()));
+        Ok((units.cloned().collect(), nearest - key))
+    }
 }
 
 #[cfg(test)]
@@ -210,6 +252,48 @@ mod tests {
         assert_eq!(
             Ring::<u32>::new(Duration::from_secs(1), 1, 1)
                 .cut(T0, T0)
+                .unwrap_err(),
+            Gap::Empty
+        );
+    }
+
+    #[test]
+    fn a_still_is_decoded_from_the_key_frame_before_the_nearest_picture() {
+        let mut ring = Ring::new(Duration::from_secs(10), 1 << 30, 16);
+        filled(&mut ring, 30, 20);
+        let by_arrival = |u: &Unit<u32>| u.at;
+        let near = Duration::from_millis(500);
+        let (units, target) = ring.around(at(21_040), near, 2, by_arrival).expect("held");
+        assert_eq!(units[0].data, 200, "from the key frame at 20 s");
+        assert!(units[0].key);
+        assert_eq!(units[target].data, 210, "21.0 s is nearest 21.04 s");
+        assert_eq!(units.len(), 13, "two units past the picture for reordering");
+        // At the newest unit there is nothing past it to add.
+        let (units, target) = ring.around(at(29_900), near, 2, by_arrival).expect("held");
+        assert_eq!(units[target].data, 299);
+        assert_eq!(units.len(), target + 1);
+        assert!(matches!(
+            ring.around(at(30_500), near, 2, by_arrival),
+            Err(Gap::NotYet { .. })
+        ));
+        assert!(
+            matches!(
+                ring.around(at(10_000), near, 2, by_arrival),
+                Err(Gap::RolledPast { .. })
+            ),
+            "long gone: the nearest held picture is seconds away"
+        );
+        // Capture times out of decode order (B-frames): the nearest by time, not by place.
+        let shuffled = |u: &Unit<u32>| match u.data {
+            211 => at(21_200),
+            212 => at(21_100),
+            _ => u.at,
+        };
+        let (units, target) = ring.around(at(21_190), near, 0, shuffled).expect("held");
+        assert_eq!(units[target].data, 211);
+        assert_eq!(
+            Ring::<u32>::new(Duration::from_secs(1), 1, 1)
+                .around(T0, near, 0, by_arrival)
                 .unwrap_err(),
             Gap::Empty
         );

@@ -172,40 +172,58 @@ pub struct FrameBoard {
     counters: Vec<Arc<Counters>>,
     ready: Mutex<u64>,
     cv: Condvar,
-    /// Each camera's pre-event buffer (none: clips are off).
+    /// Each camera's pre-event buffer: clips when they are on, evidence stills of cameras
+    /// with a `detect_url` always (empty for the others).
     recorders: Vec<Arc<super::recorder::Recorder>>,
+    /// Whether clips are on (the analysed stream feeds the buffer of a camera without a
+    /// `detect_url`).
+    clips: bool,
+    /// The main stream's counters of each camera with a `detect_url` (received units, link).
+    main: Vec<Arc<Counters>>,
 }
 
 impl FrameBoard {
-    /// A board for `cameras` cameras, no pre-event buffers.
+    /// A board for `cameras` cameras, clips off.
     pub fn new(cameras: usize) -> Arc<Self> {
         Self::recording(cameras, None)
     }
 
     /// A board for `cameras` cameras, each with a pre-event buffer of `clips` (time kept,
-    /// bytes) unless that is `None`.
+    /// bytes), or only for evidence stills ([`super::recorder::EVIDENCE_KEEP`]) when that is
+    /// `None`.
     pub fn recording(cameras: usize, clips: Option<(std::time::Duration, usize)>) -> Arc<Self> {
-        let recorders = match clips {
-            Some((keep, bytes)) => (0..cameras)
-                .map(|_| super::recorder::Recorder::new(keep, bytes))
-                .collect(),
-            None => Vec::new(),
+        use super::recorder::{EVIDENCE_BYTES, EVIDENCE_KEEP, Recorder};
+        let (keep, bytes) = clips.unwrap_or((EVIDENCE_KEEP, EVIDENCE_BYTES));
+        let fresh = || -> Vec<Arc<Counters>> {
+            (0..cameras)
+                .map(|_| Arc::new(Counters::default()))
+                .collect()
         };
         Arc::new(FrameBoard {
-            recorders,
+            recorders: (0..cameras).map(|_| Recorder::new(keep, bytes)).collect(),
+            clips: clips.is_some(),
             slots: (0..cameras).map(|_| Mutex::new(None)).collect(),
             busy: (0..cameras).map(|_| AtomicBool::new(false)).collect(),
-            counters: (0..cameras)
-                .map(|_| Arc::new(Counters::default()))
-                .collect(),
+            counters: fresh(),
+            main: fresh(),
             ready: Mutex::new(0),
             cv: Condvar::new(),
         })
     }
 
-    /// The pre-event buffer of camera `i`, when clips are on.
+    /// The pre-event buffer of camera `i`.
     pub fn recorder(&self, i: usize) -> Option<Arc<super::recorder::Recorder>> {
         self.recorders.get(i).cloned()
+    }
+
+    /// Whether clips are on.
+    pub fn clips(&self) -> bool {
+        self.clips
+    }
+
+    /// The main stream's counters of camera `i` (used when it has a `detect_url`).
+    pub fn main_counters(&self, i: usize) -> Arc<Counters> {
+        Arc::clone(&self.main[i])
     }
 
     /// Counters of camera `i`.
