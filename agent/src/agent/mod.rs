@@ -34,6 +34,7 @@ mod desk;
 mod live;
 mod models;
 mod push;
+mod stills;
 mod workers;
 
 /// Why the agent cannot start.
@@ -457,7 +458,11 @@ pub async fn run(
         Arc::clone(&limit),
         Arc::clone(&pool),
     ));
+    let (stills, stills_thread) =
+        stills::spawn(Arc::clone(&board), identity.clone(), tx.clone())
+            .map_err(|e| StartError::Runtime(format!("cannot start the evidence thread: {e}")))?;
     for n in 0..threads {
+        let stills = stills.clone();
         let orders = Arc::clone(&orders);
         let board = Arc::clone(&board);
         let stop = Arc::clone(&stop);
@@ -482,6 +487,7 @@ pub async fn run(
                     snapshots: &diag.snapshots,
                     standing: &standing,
                     clips: &orders,
+                    stills: &stills,
                 };
                 workers::detect_loop(&board, &pool, n, detectors, &ctx);
             });
@@ -495,6 +501,8 @@ pub async fn run(
             }
         }
     }
+    // The inference threads hold the evidence thread's only senders: it ends after them.
+    drop(stills);
     // Kept for command results and the `close` events of a clean stop.
     let closer = tx.clone();
     drop(tx);
@@ -574,6 +582,8 @@ pub async fn run(
     for t in detect_threads {
         let _ = t.join();
     }
+    // Evidence still being drawn goes out before the `close` events below.
+    let _ = stills_thread.join();
     // Clips still waiting for their end are not made: their handles on the session go.
     drop(orders);
     clip_task.abort();

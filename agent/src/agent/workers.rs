@@ -156,7 +156,17 @@ impl Pool {
         let evidence = EvidenceSettings::default();
         closing
             .into_iter()
-            .map(|event| outgoing(identity, cam, &m.info, &nothing, event, &evidence))
+            .map(|event| {
+                outgoing(
+                    identity,
+                    &cam.id,
+                    cam.rules.set(),
+                    &m.info,
+                    &nothing,
+                    event,
+                    &evidence,
+                )
+            })
             .collect()
     }
 
@@ -227,12 +237,19 @@ pub struct LoopContext<'a> {
     pub standing: &'a crate::rules::standdown::Board,
     /// Where clips of opening incidents are ordered.
     pub clips: &'a super::clipper::Orders,
+    /// The evidence thread of cameras with a `detect_url` (see [`super::stills`]).
+    pub stills: &'a std::sync::mpsc::SyncSender<super::stills::Job>,
 }
 
 impl LoopContext<'_> {
     /// The evidence settings with pictures kept within the message limit.
     fn evidence(&self) -> EvidenceSettings {
         self.limit.fit(*self.evidence)
+    }
+
+    /// Queue `job` for the evidence thread; false when it is gone (shutting down).
+    fn send_job(&self, job: super::stills::Job) -> bool {
+        self.stills.send(job).is_ok()
     }
 }
 
@@ -489,12 +506,38 @@ fn analyse(
             }
         }
         let evidence = ctx.evidence();
-        let still = crate::incident::wants_evidence(event.state, &evidence)
-            .then(|| main_still(board, frame, &cam))
-            .flatten();
-        let shown = still.as_ref().unwrap_or(frame);
-        let out = outgoing(ctx.identity, &cam, info, shown, event, &evidence);
-        if ctx.tx.blocking_send(out).is_err() {
+        let sent = match cam.main_stream {
+            // Evidence from the main stream is decoded on the evidence thread; every event of
+            // the camera goes that way, so that none overtakes its incident's `open`.
+            Some(clock) if crate::incident::wants_evidence(event.state, &evidence) => ctx.send_job(
+                super::stills::Job::Render(Box::new(super::stills::Render {
+                    camera: cam.id.clone(),
+                    set: cam.rules.set().clone(),
+                    clock,
+                    model: info.clone(),
+                    frame: frame.copied(),
+                    event,
+                    evidence,
+                })),
+            ),
+            main => {
+                let out = outgoing(
+                    ctx.identity,
+                    &cam.id,
+                    cam.rules.set(),
+                    info,
+                    frame,
+                    event,
+                    &evidence,
+                );
+                if main.is_some() {
+                    ctx.send_job(super::stills::Job::Pass(out))
+                } else {
+                    ctx.tx.blocking_send(out).is_ok()
+                }
+            }
+        };
+        if !sent {
             return Err(SessionGone);
         }
         if opened && let Ok(age) = SystemTime::now().duration_since(frame.captured) {
@@ -502,51 +545,6 @@ fn analyse(
         }
     }
     Ok(())
-}
-
-/// How long an evidence still waits for the main stream to reach the analysed frame's time
-/// (both streams come through jitter buffers of the same latency).
-const STILL_WAIT: Duration = Duration::from_secs(2);
-
-/// The main stream's picture nearest the analysed `frame`, for a camera that analyses a
-/// `detect_url`; `None` (evidence from the analysed frame, with a warning) when it has none.
-fn main_still(
-    board: &FrameBoard,
-    frame: &ingest::slot::Frame,
-    cam: &CameraWork,
-) -> Option<ingest::slot::Frame> {
-    let clock = cam.main_stream?;
-    let recorder = board.recorder(frame.camera)?;
-    let started = Instant::now();
-    // Wait for the main stream only while it delivers: a stream that is down (its supervisor
-    // logs why) must not hold up the analysis of every incident.
-    let last = *board
-        .main_counters(frame.camera)
-        .last_frame
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    let wait = match last {
-        Some(t) if t.elapsed() < STILL_WAIT => STILL_WAIT,
-        _ => Duration::ZERO,
-    };
-    match ingest::still::nearest(&recorder, frame.captured, clock, wait) {
-        Ok(still) => {
-            tracing::debug!(
-                width = still.width,
-                height = still.height,
-                decode_ms = started.elapsed().as_millis() as u64,
-                "evidence from the main stream"
-            );
-            Some(ingest::slot::Frame {
-                camera: frame.camera,
-                ..still
-            })
-        }
-        Err(e) => {
-            tracing::warn!("evidence from the analysed stream instead: {e}");
-            None
-        }
-    }
 }
 
 /// Give camera `u.index` new rules (closing its open incidents under the old ones) and make
@@ -560,8 +558,14 @@ fn replace_work(
     let Some(mut old) = pool.camera(u.index) else {
         return true;
     };
+    let main = old.main_stream.is_some();
     for out in pool.closing(u.index, &mut old, ctx.identity) {
-        if ctx.tx.blocking_send(out).is_err() {
+        let sent = if main {
+            ctx.send_job(super::stills::Job::Pass(out))
+        } else {
+            ctx.tx.blocking_send(out).is_ok()
+        };
+        if !sent {
             return false;
         }
     }
@@ -596,9 +600,10 @@ fn watch_picture(
 }
 
 /// Prepare the messages of one event (rendering evidence for `open`).
-fn outgoing(
+pub(super) fn outgoing(
     identity: &Identity,
-    cam: &CameraWork,
+    camera: &str,
+    set: &crate::rules::RuleSet,
     model: &detect::ModelInfo,
     frame: &ingest::slot::Frame,
     event: IncidentEvent,
@@ -610,9 +615,9 @@ fn outgoing(
         line: line_name,
         snapshot,
         omitted,
-    } = crate::incident::render(cam.rules.set(), &model.labels, view, &event, evidence);
+    } = crate::incident::render(set, &model.labels, view, &event, evidence);
     let identity = identity.clone();
-    let camera = cam.id.clone();
+    let camera = camera.to_string();
     let (model_name, model_version, labels) = (
         model.name.clone(),
         model.version.clone(),

@@ -176,8 +176,12 @@ pub fn render(s: &Value) -> String {
     let mut rows: Vec<[String; 10]> = vec![header.map(String::from)];
     let mut reasons = Vec::new();
     let mut stood_down = Vec::new();
+    let mut mains = Vec::new();
     for c in s["cameras"].as_array().into_iter().flatten() {
         let id = c["camera"].as_str().unwrap_or("?").to_string();
+        if c["main_stream"].is_object() {
+            mains.push(main_stream_line(&id, &c["main_stream"]));
+        }
         let r = &c["rates"];
         let (fps, infer) = if r.is_object() {
             (
@@ -239,7 +243,30 @@ pub fn render(s: &Value) -> String {
             stood_down.join("\n")
         );
     }
+    if !mains.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nmain streams (detect_url cameras: evidence and clips):\n{}",
+            mains.join("\n")
+        );
+    }
     out
+}
+
+/// `  CAMERA last unit 0.1s ago, N units, M reconnects[; last error: …]`.
+fn main_stream_line(camera: &str, m: &Value) -> String {
+    let last = m["last_unit_age_s"]
+        .as_f64()
+        .map_or("no unit yet".into(), |a| format!("last unit {a:.1}s ago"));
+    let mut line = format!(
+        "  {camera} {last}, {} units, {} reconnects",
+        num(&m["received_units"]),
+        num(&m["reconnects"])
+    );
+    if let Some(e) = m["last_error"].as_str() {
+        line.push_str(&format!("; last error: {e}"));
+    }
+    line
 }
 
 /// `  CAMERA TARGET[ and fire] until T|until armed again[, by WHO][: REASON]`.
@@ -297,10 +324,16 @@ mod tests {
                                "until": "2026-12-06T22:00:00.000Z", "by": "op7", "reason": "festival"}],
                  "rates": {"decoded_fps": 25.0, "received_fps": 5.0, "analysed_fps": 4.9, "inference_ms_p50": 52.4, "inference_ms_p99": 61.0}},
                 {"camera": "yard", "state": "offline", "reason": "connection refused", "dropped": 0,
-                 "reconnects": 7, "decode_errors": 0, "open_incidents": 0}
+                 "reconnects": 7, "decode_errors": 0, "open_incidents": 0,
+                 "main_stream": {"received_units": 1500, "reconnects": 2, "last_unit_age_s": 31.5,
+                                 "last_error": "no frame for 10 s (stall watchdog; the pipeline is rebuilt)"}}
             ]
         });
         let text = render(&s);
+        assert!(
+            text.contains("main streams (detect_url cameras: evidence and clips):\n  yard last unit 31.5s ago, 1500 units, 2 reconnects; last error: no frame for 10 s"),
+            "{text}"
+        );
         assert!(text.contains("up 2h 02m"), "{text}");
         assert!(
             text.contains("  gate zone:door until 2026-12-06T22:00:00.000Z, by op7: festival"),

@@ -467,8 +467,8 @@ impl Default for Mqtt {
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// The default: ONNX Runtime when this vigil has it (cargo feature `ort`) and its library
-    /// (`ort_library`, else `ORT_DYLIB_PATH`) loads and runs the model; otherwise tract, saying
-    /// why at start.
+    /// (`ort_library`, else `ORT_DYLIB_PATH`, else the `vigil-onnxruntime` package's) loads and
+    /// runs the model; otherwise tract, saying why at start.
     #[default]
     Auto,
     /// tract, pure Rust; what runs on armhf and under qemu.
@@ -512,7 +512,8 @@ pub struct ModelRef {
     /// Intra-op threads of the inference engine (ort). Default 1.
     pub threads: usize,
     /// `ort` and `auto`: path of `libonnxruntime.so`; default: the `ORT_DYLIB_PATH` environment
-    /// variable.
+    /// variable, else `/usr/lib/vigil/onnxruntime/libonnxruntime.so` (the `vigil-onnxruntime`
+    /// package) when installed.
     pub ort_library: Option<PathBuf>,
 }
 

@@ -1010,6 +1010,29 @@ classes = ["person"]
     }
 
     #[test]
+    fn a_detect_url_is_checked_like_url_and_must_be_another_stream() {
+        let with = |detect: &str| {
+            GOOD.replace(
+                "url = \"rtsp://admin:secret@127.0.0.1:8554/plaza\"",
+                &format!(
+                    "url = \"rtsp://admin:secret@127.0.0.1:8554/plaza\"\ndetect_url = \"{detect}\""
+                ),
+            )
+        };
+        assert_eq!(
+            problems(&with("rtsp://admin:secret@127.0.0.1:8554/plaza-sub")),
+            Vec::<String>::new()
+        );
+        let p = problems(&with("http://admin:hunter2@cam/sub"));
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(p[0].contains("cameras[0].detect_url: "), "{}", p[0]);
+        assert!(!p[0].contains("hunter2"), "a password leaked: {}", p[0]);
+        let p = problems(&with("rtsp://admin:secret@127.0.0.1:8554/plaza"));
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(p[0].contains("is the same stream as url"), "{}", p[0]);
+    }
+
+    #[test]
     fn identifiers_references_and_urls_are_checked() {
         let src = GOOD
             .replace("id = \"q1-box-001\"", "id = \"q1/box\"")

@@ -76,12 +76,15 @@ pub struct CameraInfo {
     pub model: String,
     /// Configured analysis rate.
     pub analysis_fps: f64,
+    /// It analyses a `detect_url` sub-stream (its main stream is received for evidence).
+    pub two_streams: bool,
 }
 
 impl CameraInfo {
     /// The configured camera `c`.
     pub fn of(c: &crate::config::Camera) -> Self {
         CameraInfo {
+            two_streams: c.detect_url.is_some(),
             id: c.id.clone(),
             enabled: c.enabled,
             model: c.model.clone(),

@@ -78,6 +78,33 @@ pub fn camera_state(shared: &Shared, index: usize) -> String {
     }
 }
 
+/// The main stream of a camera with a `detect_url` (received for evidence and clips only):
+/// units received, reconnections, the last unit's age and the last failure.
+fn main_stream(shared: &Shared, index: usize, now: Instant) -> Value {
+    let k = shared.board.main_counters(index);
+    let mut v = json!({
+        "received_units": k.received.load(Ordering::Relaxed),
+        "reconnects": k.reconnects.load(Ordering::Relaxed),
+    });
+    let last = *k.last_frame.lock().unwrap_or_else(PoisonError::into_inner);
+    let error = k
+        .link
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .last_error
+        .clone();
+    if let Some(o) = v.as_object_mut() {
+        if let Some(t) = last {
+            let age = now.saturating_duration_since(t).as_secs_f64();
+            o.insert("last_unit_age_s".into(), json!(round1(age)));
+        }
+        if let Some(e) = error {
+            o.insert("last_error".into(), json!(e));
+        }
+    }
+    v
+}
+
 /// One line per camera.
 pub fn cameras(shared: &Shared) -> Value {
     let latest = shared.health.get();
@@ -148,6 +175,9 @@ pub fn cameras(shared: &Shared) -> Value {
             if let Some(t) = last_frame {
                 let age = now.saturating_duration_since(t).as_secs_f64();
                 o.insert("last_frame_age_s".into(), json!(round1(age)));
+            }
+            if c.two_streams {
+                o.insert("main_stream".into(), main_stream(shared, i, now));
             }
             if let Some((at, h)) = &latest
                 && let Some(h) = h.iter().find(|h| h.camera == c.id)

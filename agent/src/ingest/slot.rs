@@ -88,6 +88,14 @@ impl Frame {
         }
     }
 
+    /// A copy of the frame with its bytes owned, leaving the pipeline's buffer to it.
+    pub fn copied(&self) -> Frame {
+        Frame {
+            data: FrameData::Owned(self.data.to_vec()),
+            ..*self
+        }
+    }
+
     /// The frame with its bytes owned (copied out of a pipeline buffer if mapped), for keeping
     /// frames after their pipeline stopped or in numbers a pipeline's buffer pool may not have.
     pub fn into_owned(self) -> Frame {

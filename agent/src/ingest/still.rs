@@ -72,8 +72,10 @@ pub fn decode(cut: &Cut, target: usize) -> Result<Frame, StillError> {
     let err = StillError::Decode;
     let wanted = cut.units.get(target).ok_or_else(|| err("no unit".into()))?;
     let wanted_pts = wanted.data.pts();
+    // The appsrc's streaming thread (and the decoder's threads it starts) are named
+    // `still:src`: their CPU can be told from the cameras' in a per-thread profile.
     let pipeline = gst::parse::launch(&format!(
-        "appsrc name=src format=time ! decodebin ! videoconvert ! {} ! appsink name=sink sync=false",
+        "appsrc name=still format=time ! decodebin ! videoconvert ! {} ! appsink name=sink sync=false",
         super::FRAME_CAPS
     ))
     .map_err(|e| err(e.to_string()))?
@@ -94,7 +96,7 @@ fn run(
 ) -> Result<Frame, StillError> {
     let err = StillError::Decode;
     let src = pipeline
-        .by_name("src")
+        .by_name("still")
         .and_then(|s| s.downcast::<gst_app::AppSrc>().ok())
         .ok_or_else(|| err("no appsrc".into()))?;
     let sink = pipeline
