@@ -94,15 +94,21 @@ cross-check: deps
 ## Debian packages with cargo-deb (target/debian/): amd64 from a native release build, and one
 ## per cross target; each inspected (packaging/deb.sh). PROFILE picks the profile (default
 ## release); DEB_NATIVE_PROFILE overrides it for the amd64 package (CI: dev, the test build's
-## binary, which cargo-deb strips).
+## binary, which cargo-deb strips). Beside them, the optional vigil-onnxruntime package of ONNX
+## Runtime's library for amd64 and, with the aarch64 target, arm64 (packaging/onnxruntime-deb.sh;
+## armhf has none and runs tract).
 DEB_NATIVE_PROFILE ?= $(or $(PROFILE),release)
+ORT_VERSION := $(shell sed -n 's/^version=.{1:-\(.*\)}/\1/p' scripts/fetch-onnxruntime.sh)
 deb: deps
 	PROFILE=$(DEB_NATIVE_PROFILE) packaging/deb.sh
 	for t in $(CROSS_TARGETS); do packaging/deb.sh $$t || exit 1; done
+	packaging/onnxruntime-deb.sh amd64 $(ORT_VERSION)
+	case " $(CROSS_TARGETS) " in *" aarch64-unknown-linux-gnu "*) packaging/onnxruntime-deb.sh arm64 $(ORT_VERSION);; esac
 
-## Install the amd64 package on this machine and check it (root only: the CI container).
+## Install the amd64 packages on this machine and check them (root only: the CI container).
 deb-test: deb
-	packaging/deb-test.sh target/debian/vigil_$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)-1_amd64.deb
+	packaging/deb-test.sh target/debian/vigil_$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)-1_amd64.deb \
+	  target/debian/vigil-onnxruntime_$(ORT_VERSION)-1_amd64.deb
 
 test-unit: deps
 	$(CARGO) test -p vigil

@@ -2,7 +2,7 @@
 # cross/build.sh TARGET — build vigil for an ARM edge box natively on Debian 12, without Docker.
 #
 #   TARGET: aarch64-unknown-linux-gnu | armv7-unknown-linux-gnueabihf
-#   Result: target/TARGET/release/vigil (stripped, tract backend)
+#   Result: target/TARGET/release/vigil (stripped; tract, and on aarch64 the `ort` backend too)
 #
 # What it does, each step skipped when already done:
 #   1. host tools: the target's cross gcc and libc, qemu-user-static (apt, as root or with sudo);
@@ -15,8 +15,8 @@
 #      dependency closure and unpacks them with dpkg-deb into the folder;
 #   4. cargo build --release with pkg-config and the linker pointed at that sysroot.
 #
-# Environment: PROFILE (default release), CROSS_CHECK=1 (check only, no binary), CARGO_FEATURES (e.g. "ort" for an ONNX Runtime build;
-# see cross/README.md), VIGIL_SYSROOT_DIR (default .cache/sysroot).
+# Environment: PROFILE (default release), CROSS_CHECK=1 (check only, no binary), CARGO_FEATURES
+# (default "ort" for aarch64, none for armv7; see cross/README.md), VIGIL_SYSROOT_DIR (default .cache/sysroot).
 # cross/env.sh TARGET prints the same environment for your own cargo commands; cross/qemu.sh
 # runs the result under qemu-user with the sysroot's libraries and GStreamer plugins.
 set -euo pipefail
@@ -27,7 +27,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 # shellcheck source=cross/profile.sh
 . "$here/profile.sh"
-features=${CARGO_FEATURES:-}
+# arm64 boxes may install ONNX Runtime (the vigil-onnxruntime package): its binary can load it
+# (`ort`, loaded at run time, nothing linked); armhf has no ONNX Runtime and runs tract only.
+# CARGO_FEATURES= (empty) builds without it.
+case $target in
+  aarch64-*) default_features=ort ;;
+  *) default_features= ;;
+esac
+features=${CARGO_FEATURES-$default_features}
 
 need_root() {
   if [[ $(id -u) -eq 0 ]]; then

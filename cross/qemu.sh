@@ -18,6 +18,9 @@ case "$deb_arch" in
   arm64) export QEMU_CPU=${QEMU_CPU:-cortex-a72} ;;
   armhf) export QEMU_CPU=${QEMU_CPU:-cortex-a7} ;;
 esac
+# This machine's ONNX Runtime is x86 (and ONNX Runtime crashes under qemu-user anyway): the
+# emulated vigil runs tract.
+unset ORT_DYLIB_PATH
 export GST_PLUGIN_SYSTEM_PATH="$sysroot/usr/lib/$gnu/gstreamer-1.0"
 export GST_PLUGIN_PATH=
 export GST_REGISTRY_FORK=no

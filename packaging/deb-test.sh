@@ -5,8 +5,12 @@
 #   the installed model; the vigil user and its folders exist; the service is enabled but not
 #   started (no configuration yet); an edited conffile survives a reinstall; purge removes the
 #   program and the unit's enablement but keeps /var/lib/vigil (the outbox).
+# With ORT_DEB (the vigil-onnxruntime package), also: without it the default backend (auto)
+# runs tract; with it installed, ONNX Runtime from the packaged library.
 set -euo pipefail
-deb=${1:?usage: packaging/deb-test.sh DEB}
+deb=${1:?usage: packaging/deb-test.sh DEB [ORT_DEB]}
+ort_deb=${2:-}
+repo=$(cd "$(dirname "$0")/.." && pwd)
 [[ $(id -u) -eq 0 ]] || { echo "packaging/deb-test.sh: needs root (it installs the package)" >&2; exit 1; }
 fail() { echo "packaging/deb-test.sh: $*" >&2; exit 1; }
 step() { echo "== deb-test: $*"; }
@@ -19,6 +23,23 @@ step "vigil from the package"
 /usr/bin/vigil --version
 /usr/bin/vigil check --config /etc/vigil/vigil.toml.example
 man -w vigil-provision >/dev/null 2>&1 || [[ -f /usr/share/man/man1/vigil-provision.1.gz ]] || fail "no man page"
+
+if [[ -n $ort_deb ]]; then
+  engine() {
+    env -u ORT_DYLIB_PATH /usr/bin/vigil bench --backend auto --frames 2 --json \
+      --card /usr/share/vigil/models/ssd_mobilenet_v2_coco/model.toml --input "$repo/tests/fixtures/plaza_t12.png" \
+      | python3 -c 'import json, sys; print(json.load(sys.stdin)["backend"])'
+  }
+  step "backend auto without vigil-onnxruntime: tract"
+  dpkg --purge vigil-onnxruntime >/dev/null 2>&1 || true
+  [[ $(engine) == tract ]] || fail "backend auto did not fall back to tract without the library"
+  step "install $ort_deb: backend auto runs ONNX Runtime"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$(realpath "$ort_deb")"
+  [[ -f /usr/lib/vigil/onnxruntime/libonnxruntime.so ]] || fail "no packaged libonnxruntime.so"
+  [[ -f /usr/share/doc/vigil-onnxruntime/LICENSE ]] || fail "the ONNX Runtime licence is not installed"
+  [[ $(engine) == ort ]] || fail "backend auto did not pick the packaged ONNX Runtime"
+  dpkg --purge vigil-onnxruntime >/dev/null
+fi
 
 step "user, folders, unit"
 getent passwd vigil || fail "no vigil user"

@@ -27,7 +27,7 @@ fi
 if [[ -z $target && $profile == dev ]]; then
   native_test_build   # CI's amd64 package: the test build's binary (cargo-deb strips it below)
 elif [[ -z $target ]]; then
-  cargo build --locked --profile "$profile" -p vigil
+  cargo build --locked --profile "$profile" -p vigil --features ort
 else
   cross/build.sh "$target"   # a no-op when make cross-test built it already
 fi

@@ -257,7 +257,9 @@ pub struct EngineArgs {
     /// Intra-op threads of the engine (ort).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub threads: usize,
-    /// ort: path of libonnxruntime.so (default: ORT_DYLIB_PATH).
+    /// ort: path of libonnxruntime.so (default: ORT_DYLIB_PATH, else
+    /// /usr/lib/vigil/onnxruntime/libonnxruntime.so when the vigil-onnxruntime package is
+    /// installed).
     #[arg(long, value_name = "FILE")]
     pub ort_library: Option<std::path::PathBuf>,
 }

@@ -135,7 +135,7 @@ pub struct EngineOptions {
     pub backend: crate::config::Backend,
     /// Intra-op threads (ort).
     pub threads: usize,
-    /// ort: the shared library (else `ORT_DYLIB_PATH`).
+    /// ort: the shared library (else `ORT_DYLIB_PATH`, else the packaged one).
     pub ort_library: Option<PathBuf>,
 }
 

@@ -1,5 +1,6 @@
 //! The ONNX Runtime backend (cargo feature `ort`). ONNX Runtime is loaded at start from a shared
-//! library (`libonnxruntime.so`): the path comes from the config, else `ORT_DYLIB_PATH`. A
+//! library (`libonnxruntime.so`): the path comes from the config, else `ORT_DYLIB_PATH`, else
+//! the `vigil-onnxruntime` package's [`PACKAGED_LIBRARY`]. A
 //! missing or wrong library is a clear error at start, never a panic. About 4–6× faster than tract
 //! on x86 for the shipped models (docs/performance.md); it does not run under qemu-user, so the
 //! ARM builds use tract.
@@ -22,16 +23,23 @@ use super::{
 static ENVIRONMENT: OnceLock<Mutex<Option<(PathBuf, ort::environment::Environment)>>> =
     OnceLock::new();
 
-/// Where to find the library: the explicit path, else `ORT_DYLIB_PATH`.
+/// Where the `vigil-onnxruntime` package (packaging/onnxruntime-deb.sh) puts the library.
+pub const PACKAGED_LIBRARY: &str = "/usr/lib/vigil/onnxruntime/libonnxruntime.so";
+
+/// Where to find the library: the explicit path, else `ORT_DYLIB_PATH`, else the packaged one
+/// when it is installed.
 pub fn library_path(explicit: Option<&Path>) -> Result<PathBuf, DetectError> {
+    let packaged = Path::new(PACKAGED_LIBRARY);
     match explicit {
         Some(p) => Ok(p.to_path_buf()),
-        None => std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from).ok_or_else(|| {
-            DetectError::Backend(
-                "the ort backend needs the ONNX Runtime library: set [[models]] ort_library or ORT_DYLIB_PATH to libonnxruntime.so"
-                    .into(),
-            )
-        }),
+        None => std::env::var_os("ORT_DYLIB_PATH")
+            .map(PathBuf::from)
+            .or_else(|| packaged.is_file().then(|| packaged.to_path_buf()))
+            .ok_or_else(|| {
+                DetectError::Backend(format!(
+                    "the ort backend needs the ONNX Runtime library: install the vigil-onnxruntime package ({PACKAGED_LIBRARY}), or set [[models]] ort_library or ORT_DYLIB_PATH to libonnxruntime.so"
+                ))
+            }),
     }
 }
 
