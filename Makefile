@@ -2,7 +2,7 @@
 CARGO ?= cargo
 DEMO_ARGS ?=
 
-.PHONY: all deps build demo test contract fire-eval test-fire test-faults systemd-check cross-test cross-check deb deb-test test-unit test-integration lint fmt clippy golden ort-lib bench bench-env soak bench-stages fleet-bench fuzz clean
+.PHONY: all deps build demo test contract fire-eval test-fire test-faults systemd-check cross-test cross-check deb deb-test test-unit test-integration lint fmt clippy golden ort-lib bench bench-env bench-cameras bench-memory soak bench-stages fleet-bench fuzz clean
 
 all: build
 
@@ -140,6 +140,19 @@ bench-env: deps ort-lib
 
 bench: bench-env
 	$(BENCH_VENV)/bin/python bench/harness.py --vigil $(BENCH_DIR)/vigil --rtsp-serve $(BENCH_DIR)/rtsp-serve $(BENCH_ARGS)
+
+## P7, real cameras: 1080p25 cameras per box at 5 fps analysis, analysing the main stream vs a
+## 640×360 sub-stream (detect_url), per backend, with each camera's CPU by thread
+## (bench/cameras.py; streams from scripts/camera-streams.sh). Not part of `make bench` (≈ 25 min).
+CAMERAS_ARGS ?=
+bench-cameras: bench-env
+	$(BENCH_VENV)/bin/python bench/cameras.py --vigil $(BENCH_DIR)/vigil --rtsp-serve $(BENCH_DIR)/rtsp-serve $(CAMERAS_ARGS)
+
+## P5 in detail: resident memory per backend split into anonymous and file-backed parts, PSS,
+## and the cost of one more camera and one more inference thread (bench/memory.py, ≈ 6 min).
+MEMORY_ARGS ?=
+bench-memory: bench-env
+	$(BENCH_VENV)/bin/python bench/memory.py --vigil $(BENCH_DIR)/vigil --rtsp-serve $(BENCH_DIR)/rtsp-serve $(MEMORY_ARGS)
 
 ## The memory soak of P5: 4 cameras for MINUTES, RSS/fds/threads each minute, slope of the second half.
 MINUTES ?= 60

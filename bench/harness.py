@@ -110,6 +110,17 @@ class Proc:
             out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / HZ
         return out
 
+    def pss_kib(self):
+        """Proportional set size and its anonymous and file-backed parts (smaps_rollup): a
+        shared library's pages count in part, as many processes map them."""
+        out = {}
+        with open(f"/proc/{self.p.pid}/smaps_rollup") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key in ("Rss", "Pss", "Pss_Anon", "Pss_File", "Pss_Shmem", "Anonymous"):
+                    out[key] = int(rest.split()[0])
+        return out
+
     def peak_rss_kib(self):
         return self._status("VmHWM")
 
@@ -208,13 +219,15 @@ def total(metrics, name):
 WALKWAY = [[0.0, 0.30], [1.0, 0.20], [1.0, 0.75], [0.0, 0.50]]
 
 
-def agent_config(tmp, broker, metrics_port, urls, backend, card, ort_lib):
+def agent_config(tmp, broker, metrics_port, urls, backend, card, ort_lib, detect_urls=None, inference_threads=0):
     cams = []
     for i, url in enumerate(urls):
+        detect = f'detect_url = "{detect_urls[i]}"' if detect_urls else ""
         cams.append(f"""
 [[cameras]]
 id = "cam{i}"
 url = "{url}"
+{detect}
 model = "coco"
 analysis_fps = {FPS}
 frame_time = "arrival"
@@ -246,6 +259,9 @@ enabled = false
 [metrics]
 listen = "127.0.0.1:{metrics_port}"
 
+[inference]
+threads = {inference_threads}
+
 [[models]]
 name = "coco"
 card = "{card}"
@@ -258,16 +274,18 @@ threads = 1
     return path
 
 
-def agent_run(a, tmp, broker, cams, backend, seconds, warmup, subscribe=False, urls=None, beside=()):
-    """Run `vigil run` on the cameras (or `urls` of them); measure the window
-    [warmup, warmup + seconds], the camera server's CPU and that of the `beside` processes
-    (name, Proc) in the same window."""
+def agent_run(a, tmp, broker, cams, backend, seconds, warmup, subscribe=False, urls=None, beside=(),
+              inference_threads=0, log_filter="warn"):
+    """Run `vigil run` on the cameras (or `urls` of them; with their `detect_urls` when the
+    cameras have sub-streams); measure the window [warmup, warmup + seconds], the camera
+    server's CPU and that of the `beside` processes (name, Proc) in the same window."""
     urls = urls or cams.urls
     shutil.rmtree(tmp / "state", ignore_errors=True)
     mport = free_port()
-    cfg = agent_config(tmp, broker, mport, urls, backend, SSD, a.ort_lib)
+    cfg = agent_config(tmp, broker, mport, urls, backend, SSD, a.ort_lib, getattr(cams, "detect_urls", None),
+                       inference_threads)
     sub = Subscriber(broker.port, "vigil/v1/bench/bench-box/#") if subscribe else None
-    env = dict(os.environ, RUST_LOG="warn")
+    env = dict(os.environ, RUST_LOG=log_filter)
     agent = Proc([str(a.vigil), "run", "--config", str(cfg)], tmp / f"agent-{backend}-{len(urls)}.log", env)
     try:
         wait_port(mport, 30)
@@ -292,6 +310,7 @@ def agent_run(a, tmp, broker, cams, backend, seconds, warmup, subscribe=False, u
         peak = agent.peak_rss_kib()
         # What the resident memory is at the end: heap and stacks vs mapped files (code, models).
         rss_parts = {k: agent._status(k) for k in ("RssAnon", "RssFile", "RssShmem")}
+        pss = agent.pss_kib()
         threads = {k: t1.get(k, 0.0) - t0.get(k, 0.0) for k in t1}
     finally:
         agent.stop()
@@ -310,9 +329,11 @@ def agent_run(a, tmp, broker, cams, backend, seconds, warmup, subscribe=False, u
         "detector_s": d("vigil_inference_seconds_sum"),
         "peak_rss_kib": peak,
         "rss_parts_kib": rss_parts,
+        "pss_kib": pss,
         "samples": samples,
         "messages": messages,
         "wall_start": wall0,
+        "log": str(agent.log.name),
     }
 
 
@@ -391,10 +412,11 @@ def decode_only(tmp, url):
 
 
 # Threads of vigil that are not ingest: the inference threads (`detect-N`), the async runtime
-# (`vigil-io`: MQTT, outbox, health, metrics) and the main thread. Everything else is GStreamer's
+# (`vigil-io`: MQTT, outbox, health, metrics), the main thread, and the evidence stills of
+# cameras with a `detect_url` (`stills`, and `still:src`, the decoding of a still). Everything else is GStreamer's
 # (rtspsrc, jitter buffer, depay, decoder, rate drop, appsink hand-over) plus our
 # per-camera ingest threads.
-NOT_INGEST = ("detect", "vigil-io", "tokio-runtime-w", "vigil")
+NOT_INGEST = ("detect", "vigil-io", "tokio-runtime-w", "vigil", "stills", "still:src")
 
 
 def is_ingest(thread):
@@ -436,13 +458,15 @@ def pct(v, q):
     return s[min(len(s) - 1, int(round((len(s) - 1) * q)))]
 
 
-def capacity(a, tmp, broker, backend, limit, seconds, warmup):
-    """Most cameras with < 1 % dropped analysis slots, searched around 0.8 × limit."""
+def capacity(a, tmp, broker, backend, limit, seconds, warmup, cameras=None, label="P6"):
+    """Most cameras with < 1 % dropped analysis slots, searched around 0.8 × limit;
+    `cameras(n)` starts the camera server (default: n plaza streams)."""
     tried = {}
+    cameras = cameras or (lambda n: Cameras(a.rtsp_serve, tmp, n))
 
     def ok(n):
         if n not in tried:
-            cams = Cameras(a.rtsp_serve, tmp, n)
+            cams = cameras(n)
             try:
                 r = agent_run(a, tmp, broker, cams, backend, seconds, warmup)
             finally:
@@ -453,7 +477,7 @@ def capacity(a, tmp, broker, backend, limit, seconds, warmup):
             delivered = r["received"] / (n * FPS * r["seconds"])
             server = r["server_cpu_s"] / r["seconds"]
             tried[n] = (share < 0.01 and delivered > 0.9, share, delivered, r["cpu_s"] / r["seconds"], server)
-            log(f"P6 {backend}: {n} camera(s): {share:.2%} dropped, {delivered:.0%} of the frame rate delivered, "
+            log(f"{label} {backend}: {n} camera(s): {share:.2%} dropped, {delivered:.0%} of the frame rate delivered, "
                 f"vigil {r['cpu_s'] / r['seconds']:.2f} cores, camera server {server:.2f} cores")
         return tried[n][0]
 
