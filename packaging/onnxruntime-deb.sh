@@ -66,13 +66,16 @@ License: MIT
  /usr/share/doc/vigil-onnxruntime/ThirdPartyNotices.txt.
 EOF
 size=$(du -sk "$root/usr" | cut -f1)
+# The oldest glibc the wheel is tagged for (manylinux_2_NN in its name).
+glibc=$(basename "$wheel" | grep -o 'manylinux_2_[0-9]*' | sed 's/manylinux_2_//' | sort -n | head -1 || true)
+[[ -n $glibc ]] || { echo "packaging/onnxruntime-deb.sh: no manylinux tag in $(basename "$wheel")" >&2; exit 1; }
 cat > "$root/DEBIAN/control" <<EOF
 Package: vigil-onnxruntime
 Version: $version-1
 Architecture: $arch
 Maintainer: vigil developers <dev@vigil.invalid>
 Installed-Size: $size
-Depends: libc6 (>= 2.27), libstdc++6
+Depends: libc6 (>= 2.$glibc), libstdc++6
 Enhances: vigil
 Section: libs
 Priority: optional

@@ -89,7 +89,13 @@ pub fn plan(old: &Config, new: &Config) -> Result<Vec<CameraChange>, String> {
             let stream = stream_part(a) != stream_part(b);
             let mut b_with_old_stream = b.clone();
             b_with_old_stream.url = a.url.clone();
-            b_with_old_stream.detect_url = a.detect_url.clone();
+            // Whether there is a detect_url, and with one the frame clock, are the inference
+            // thread's business too: where evidence comes from and how the main stream's
+            // times are read.
+            if a.detect_url.is_some() == b.detect_url.is_some() {
+                b_with_old_stream.detect_url = a.detect_url.clone();
+            }
+            let stills_clock = a.frame_time != b.frame_time && b.detect_url.is_some();
             b_with_old_stream.transport = a.transport;
             b_with_old_stream.latency_ms = a.latency_ms;
             b_with_old_stream.frame_time = a.frame_time;
@@ -99,7 +105,7 @@ pub fn plan(old: &Config, new: &Config) -> Result<Vec<CameraChange>, String> {
             CameraChange {
                 index,
                 stream,
-                rules: *a != b_with_old_stream,
+                rules: *a != b_with_old_stream || stills_clock,
             }
         })
         .collect())
@@ -192,6 +198,36 @@ model = "m"
         );
         new.cameras[0].frame_time = crate::config::FrameClock::Auto;
         assert_eq!(plan(&old, &new), Ok(vec![]));
+    }
+
+    #[test]
+    fn a_detect_url_added_or_removed_reaches_the_rules_a_new_one_only_the_streams() {
+        let old = config();
+        let mut new = config();
+        new.cameras[0].detect_url = Some("rtsp://10.0.0.9/sub".into());
+        let both = CameraChange {
+            index: 0,
+            stream: true,
+            rules: true,
+        };
+        assert_eq!(plan(&old, &new), Ok(vec![both]), "added");
+        assert_eq!(plan(&new, &old), Ok(vec![both]), "removed");
+        let mut moved = new.clone();
+        moved.cameras[0].detect_url = Some("rtsp://10.0.0.9/sub2".into());
+        assert_eq!(
+            plan(&new, &moved),
+            Ok(vec![CameraChange {
+                index: 0,
+                stream: true,
+                rules: false
+            }])
+        );
+        moved.cameras[0].frame_time = crate::config::FrameClock::Arrival;
+        assert_eq!(
+            plan(&new, &moved),
+            Ok(vec![both]),
+            "the clock its main stream is read by"
+        );
     }
 
     #[test]

@@ -458,9 +458,13 @@ pub async fn run(
         Arc::clone(&limit),
         Arc::clone(&pool),
     ));
-    let (stills, stills_thread) =
-        stills::spawn(Arc::clone(&board), identity.clone(), tx.clone())
-            .map_err(|e| StartError::Runtime(format!("cannot start the evidence thread: {e}")))?;
+    let (stills, stills_thread) = stills::spawn(
+        Arc::clone(&board),
+        identity.clone(),
+        tx.clone(),
+        Arc::clone(&stop),
+    )
+    .map_err(|e| StartError::Runtime(format!("cannot start the evidence thread: {e}")))?;
     for n in 0..threads {
         let stills = stills.clone();
         let orders = Arc::clone(&orders);

@@ -6,9 +6,13 @@
 //! Every event of such a camera passes through this thread in the order the inference threads
 //! made them ([`Job::Pass`] for those without a picture), so no `update` or `close` overtakes
 //! its incident's `open`. When the main stream holds no picture near the event (down, or not
-//! yet at its first key frame), the picture is drawn on the analysed frame, with a warning.
+//! yet at its first key frame), the picture is drawn on the analysed frame, with a warning;
+//! so it is when the queue has fallen behind ([`BEHIND`]) or the agent is stopping, so that
+//! the inference threads, which wait when the queue is full, are never held for long, and a
+//! panic while drawing a still costs that still only.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -29,7 +33,10 @@ const QUEUE: usize = 32;
 
 /// How long a still waits for the main stream to reach the analysed frame's time (both
 /// streams come through jitter buffers of the same latency).
-const STILL_WAIT: Duration = Duration::from_secs(2);
+const STILL_WAIT: Duration = Duration::from_secs(1);
+
+/// A job queued longer than this is drawn on its analysed frame: the queue is behind.
+pub const BEHIND: Duration = Duration::from_secs(2);
 
 /// What the evidence thread is asked to do, in order.
 pub enum Job {
@@ -55,26 +62,41 @@ pub struct Render {
     pub event: IncidentEvent,
     /// Evidence settings within the message limit.
     pub evidence: EvidenceSettings,
+    /// When it was queued.
+    pub queued: Instant,
 }
 
 /// Start the evidence thread; it ends once every sender is dropped and its queue is sent.
+/// Once `stop` is set, it no longer waits for main streams.
 pub fn spawn(
     board: Arc<FrameBoard>,
     identity: Identity,
     tx: mpsc::Sender<Outgoing>,
+    stop: Arc<AtomicBool>,
 ) -> std::io::Result<(SyncSender<Job>, JoinHandle<()>)> {
     let (jobs, rx) = sync_channel(QUEUE);
     let handle = std::thread::Builder::new()
         .name("stills".into())
-        .spawn(move || run(&rx, &board, &identity, &tx))?;
+        .spawn(move || run(&rx, &board, &identity, &tx, &stop))?;
     Ok((jobs, handle))
 }
 
-fn run(rx: &Receiver<Job>, board: &FrameBoard, identity: &Identity, tx: &mpsc::Sender<Outgoing>) {
+fn run(
+    rx: &Receiver<Job>,
+    board: &FrameBoard,
+    identity: &Identity,
+    tx: &mpsc::Sender<Outgoing>,
+    stop: &AtomicBool,
+) {
     for job in rx {
         let out = match job {
             Job::Pass(out) => out,
-            Job::Render(r) => render(board, identity, *r),
+            Job::Render(r) => {
+                let span = tracing::debug_span!("camera", id = %r.camera);
+                let _e = span.enter();
+                let still = still_of(board, &r, stop);
+                render(identity, *r, still.as_ref())
+            }
         };
         if tx.blocking_send(out).is_err() {
             break;
@@ -82,17 +104,31 @@ fn run(rx: &Receiver<Job>, board: &FrameBoard, identity: &Identity, tx: &mpsc::S
     }
 }
 
-fn render(board: &FrameBoard, identity: &Identity, r: Render) -> Outgoing {
-    let span = tracing::debug_span!("camera", id = %r.camera);
-    let _e = span.enter();
-    let still = main_still(board, &r.frame, r.clock);
-    let shown = still.as_ref().unwrap_or(&r.frame);
+/// The main stream's picture for `r`, unless the queue is behind or the agent is stopping
+/// (then, and when drawing it panics, `None` with a warning: the analysed frame is drawn).
+fn still_of(board: &FrameBoard, r: &Render, stop: &AtomicBool) -> Option<Frame> {
+    if r.queued.elapsed() > BEHIND || stop.load(Ordering::Relaxed) {
+        tracing::warn!(
+            "evidence from the analysed stream instead: the evidence queue is behind (or the agent is stopping)"
+        );
+        return None;
+    }
+    super::workers::contain(|| main_still(board, &r.frame, r.clock)).unwrap_or_else(|why| {
+        tracing::error!(
+            "evidence from the analysed stream instead: drawing the main stream's picture failed ({why})"
+        );
+        None
+    })
+}
+
+/// The event's messages with its evidence drawn on `still`, else on its analysed frame.
+fn render(identity: &Identity, r: Render, still: Option<&Frame>) -> Outgoing {
     super::workers::outgoing(
         identity,
         &r.camera,
         &r.set,
         &r.model,
-        shown,
+        still.unwrap_or(&r.frame),
         r.event,
         &r.evidence,
     )

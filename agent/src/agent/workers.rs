@@ -384,7 +384,7 @@ pub fn detect_loop(
 }
 
 /// Run `f`, turning a panic into its message.
-fn contain<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+pub(super) fn contain<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
         p.downcast_ref::<&str>()
             .map(|s| (*s).to_string())
@@ -518,6 +518,7 @@ fn analyse(
                     frame: frame.copied(),
                     event,
                     evidence,
+                    queued: Instant::now(),
                 })),
             ),
             main => {

@@ -60,10 +60,16 @@ fn build(index: usize, camera: &Camera, board: &Arc<FrameBoard>) -> Result<gst::
         let Some(sinkpad) = sink_weak.upgrade().and_then(|s| s.static_pad("sink")) else {
             return;
         };
-        // Only video streams are selected from the camera; a pad without caps yet is one.
+        // Only video streams are selected from the camera; a pad without caps yet is one, and
+        // so is Motion JPEG (`image/jpeg`).
         let other = pad
             .current_caps()
-            .and_then(|c| c.structure(0).map(|s| !s.name().starts_with("video/")))
+            .and_then(|c| {
+                c.structure(0).map(|s| {
+                    let name = s.name();
+                    !(name.starts_with("video/") || name.starts_with("image/"))
+                })
+            })
             .unwrap_or(false);
         if other || sinkpad.is_linked() {
             return;

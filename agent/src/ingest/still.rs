@@ -5,8 +5,8 @@
 //! The units from the key frame before the picture to a few past it (for decoders that hold
 //! pictures back to reorder B-frames) go through a short-lived `appsrc → decodebin →
 //! videoconvert → appsink` pipeline; the decoded picture whose presentation time is the
-//! chosen unit's is kept. The cost is one group of pictures decoded per evidence picture (one
-//! per `open`), on the inference thread that asked for it.
+//! chosen unit's is kept. The cost is up to one group of pictures decoded per evidence picture
+//! (one per `open`), on the evidence thread (`stills`), within [`DECODE_DEADLINE`].
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -18,6 +18,9 @@ use super::recorder::{Cut, Recorder};
 use super::ring::Gap;
 use super::slot::Frame;
 use crate::config::FrameClock;
+
+/// The most a still's decoding may take: a decoder that fails or stalls costs no more.
+pub const DECODE_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Why no still could be made from the main stream.
 #[derive(Debug, thiserror::Error)]
@@ -113,25 +116,37 @@ fn run(
             .map_err(|e| err(format!("{e:?}")))?;
     }
     src.end_of_stream().map_err(|e| err(format!("{e:?}")))?;
+    let deadline = Instant::now() + DECODE_DEADLINE;
     let mut best: Option<(u64, gst::Sample)> = None;
     let mut index = 0usize;
-    while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(5)) {
+    while !sink.is_eos() {
+        if let Some(e) = bus_error(pipeline) {
+            return Err(err(e));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(err(format!(
+                "not decoded within {} s",
+                DECODE_DEADLINE.as_secs()
+            )));
+        }
+        let wait = gst::ClockTime::from_mseconds(left.as_millis().min(100) as u64);
+        let Some(sample) = sink.try_pull_sample(wait) else {
+            continue;
+        };
         // By presentation time when the units carry it (B-frames leave the decoder in another
-        // order than they entered), else by place.
+        // order than they entered), else by place; a picture without a time never beats one
+        // with it.
         let pts = sample.buffer().and_then(gst::BufferRef::pts);
         let off = match (wanted, pts) {
             (Some(w), Some(p)) => w.nseconds().abs_diff(p.nseconds()),
-            _ => index.abs_diff(target) as u64,
+            (Some(_), None) => u64::MAX,
+            (None, _) => index.abs_diff(target) as u64,
         };
         if best.as_ref().is_none_or(|(d, _)| off < *d) {
             best = Some((off, sample));
         }
         index += 1;
-    }
-    if !sink.is_eos() {
-        return Err(err(
-            bus_error(pipeline).unwrap_or_else(|| "timed out".into())
-        ));
     }
     let (_, sample) = best.ok_or_else(|| {
         err(bus_error(pipeline).unwrap_or_else(|| "the decoder gave no picture".into()))
