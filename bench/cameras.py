@@ -89,6 +89,26 @@ def stills(log, seconds):
             "ms_p50": at(0.5), "ms_p90": at(0.9), "ms_max": at(1.0)}
 
 
+def key_frames(a, tmp, broker, main_file, sub_file):
+    """One 1080p25 camera (2 s key frame interval) analysed at 0.5 fps, where only key frames
+    are decoded: vigil's receive-and-decode threads against `gst-launch-1.0 rtspsrc ! decodebin
+    ! fakesink` decoding every frame of its own stream of the same camera, in the same window."""
+    cams = TwoStreams(a.rtsp_serve, tmp, 2, main_file, sub_file, False)
+    dec = None
+    try:
+        dec = h.decode_only(tmp, cams.urls[1])
+        r = h.agent_run(a, tmp, broker, cams, "ort", a.seconds, a.warmup, urls=cams.urls[:1],
+                        beside=[("gst-launch-1.0", dec)], fps=0.5)
+    finally:
+        if dec:
+            dec.stop()
+        cams.proc.stop()
+    ingest = h.ingest_cpu(r) / r["seconds"]
+    full = r["beside_cpu_s"]["gst-launch-1.0"] / r["seconds"]
+    return {"vigil_ingest_cores": ingest, "decode_every_frame_cores": full,
+            "ratio": ingest / full if full else None, "analysed": r["analysed"]}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--vigil", type=Path, default=h.ROOT / "target/release/vigil")
@@ -99,13 +119,16 @@ def main():
     p.add_argument("--backends", default="ort,tract")
     p.add_argument("--json", type=Path)
     p.add_argument("--profile-only", action="store_true", help="only the 2-camera runs (CPU by thread), no capacity search")
+    p.add_argument("--key-frames-only", action="store_true", help="only the key-frames-only measure")
     a = p.parse_args()
     main_file, sub_file = streams()
     tmp = Path(tempfile.mkdtemp(prefix="vigil-cameras-"))
     broker = h.Broker(tmp)
     results = {"machine": h.machine(), "seconds": a.seconds}
     try:
-        for backend in a.backends.split(","):
+        h.log("P7 key frames only: 1 camera at 0.5 fps vs decoding every frame")
+        results["key_frames"] = key_frames(a, tmp, broker, main_file, sub_file)
+        for backend in ([] if a.key_frames_only else a.backends.split(",")):
             for detect in (False, True):
                 setup = "detect_url" if detect else "main only"
                 cams_for = lambda n, d=detect: TwoStreams(a.rtsp_serve, tmp, n, main_file, sub_file, d)  # noqa: E731
@@ -139,11 +162,16 @@ def main():
 
 
 def report(r):
+    k = r.get("key_frames")
+    if k:
+        print(f"\n## P7: key frames only (1080p25, 2 s groups, 0.5 fps analysis)\n")
+        print(f"vigil receive and decode {100 * k['vigil_ingest_cores']:.1f} % of a core, decoding every frame "
+              f"{100 * k['decode_every_frame_cores']:.1f} %: {k['ratio']:.2f}×; {k['analysed']:.0f} frames analysed")
     print(f"\n## P7: 1080p25 cameras at {h.FPS} fps analysis ({r['machine']})\n")
     print("| Backend | Setup | vigil cores per camera (2 cameras) | peak RSS, 2 cameras | cameras sustained | ratio |")
     print("|---|---|---|---|---|---|")
     for key, v in r.items():
-        if "/" not in key:
+        if "/" not in key or not isinstance(v, dict) or "sustained" not in v:
             continue
         backend, setup = key.split("/")
         base = r.get(f"{backend}/main only", {}).get("sustained") or math.nan
@@ -158,7 +186,7 @@ def report(r):
                   f"p90 {st['ms_p90']} ms, max {st['ms_max']} ms; {st['fallbacks']} fell back to the analysed frame")
     print("\nCPU per camera at 2 cameras, % of a core:\n")
     for key, v in r.items():
-        if "/" in key:
+        if "/" in key and isinstance(v, dict):
             parts = ", ".join(f"{g} {pct:.1f}" for g, pct in v["cpu_per_camera_pct"].items())
             print(f"- {key}: {parts}")
 

@@ -219,7 +219,8 @@ def total(metrics, name):
 WALKWAY = [[0.0, 0.30], [1.0, 0.20], [1.0, 0.75], [0.0, 0.50]]
 
 
-def agent_config(tmp, broker, metrics_port, urls, backend, card, ort_lib, detect_urls=None, inference_threads=0):
+def agent_config(tmp, broker, metrics_port, urls, backend, card, ort_lib, detect_urls=None, inference_threads=0,
+                 fps=FPS):
     cams = []
     for i, url in enumerate(urls):
         detect = f'detect_url = "{detect_urls[i]}"' if detect_urls else ""
@@ -229,7 +230,7 @@ id = "cam{i}"
 url = "{url}"
 {detect}
 model = "coco"
-analysis_fps = {FPS}
+analysis_fps = {fps}
 frame_time = "arrival"
 
 [[cameras.zones]]
@@ -275,7 +276,7 @@ threads = 1
 
 
 def agent_run(a, tmp, broker, cams, backend, seconds, warmup, subscribe=False, urls=None, beside=(),
-              inference_threads=0, log_filter="warn"):
+              inference_threads=0, log_filter="warn", fps=FPS):
     """Run `vigil run` on the cameras (or `urls` of them; with their `detect_urls` when the
     cameras have sub-streams); measure the window [warmup, warmup + seconds], the camera
     server's CPU and that of the `beside` processes (name, Proc) in the same window."""
@@ -283,7 +284,7 @@ def agent_run(a, tmp, broker, cams, backend, seconds, warmup, subscribe=False, u
     shutil.rmtree(tmp / "state", ignore_errors=True)
     mport = free_port()
     cfg = agent_config(tmp, broker, mport, urls, backend, SSD, a.ort_lib, getattr(cams, "detect_urls", None),
-                       inference_threads)
+                       inference_threads, fps)
     sub = Subscriber(broker.port, "vigil/v1/bench/bench-box/#") if subscribe else None
     env = dict(os.environ, RUST_LOG=log_filter)
     agent = Proc([str(a.vigil), "run", "--config", str(cfg)], tmp / f"agent-{backend}-{len(urls)}.log", env)

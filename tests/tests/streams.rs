@@ -232,3 +232,59 @@ fn a_dead_main_stream_costs_evidence_its_size_and_never_the_analysis() -> anyhow
     assert!(!log.contains("4711"), "a password in the log: {log}");
     Ok(())
 }
+
+#[test]
+fn slow_analysis_of_a_stream_with_short_groups_decodes_key_frames_only() -> anyhow::Result<()> {
+    // The sub-stream has a key frame every 2 s: analysed at 0.5 fps only key frames are needed;
+    // at 1 fps every frame is decoded.
+    let (_, sub) = streams("h264");
+    let scene = Scene::start_mounts(
+        vigil_bin!(),
+        "key-frames",
+        &[("plaza", sub.as_path())],
+        Mosquitto::start()?,
+        false,
+        |port, server| {
+            let url = server.url("plaza");
+            let second = format!(
+                "\n[[cameras]]\nid = \"every-frame\"\nurl = \"{url}\"\nmodel = \"coco\"\nanalysis_fps = 1\n"
+            );
+            config_with(port, &url, "analysis_fps = 0.5", &second)
+        },
+    )?;
+    let camera = |status: &serde_json::Value, id: &str| {
+        status["cameras"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["camera"] == id).cloned())
+            .unwrap_or_default()
+    };
+    let mut last = serde_json::Value::Null;
+    for _ in 0..90 {
+        std::thread::sleep(Duration::from_millis(500));
+        last = ask(&scene.socket, r#"{"request":"cameras"}"#).unwrap_or_default();
+        let n = |id: &str, key: &str| camera(&last, id)[key].as_u64().unwrap_or(0);
+        if n("plaza", "skipped") > 400 && n("plaza", "analysed") >= 8 {
+            break;
+        }
+    }
+    let (slow, every) = (camera(&last, "plaza"), camera(&last, "every-frame"));
+    let n = |c: &serde_json::Value, key: &str| c[key].as_u64().unwrap_or(u64::MAX);
+    assert!(n(&slow, "skipped") > 400, "{last}\n{}", scene.log());
+    assert!(n(&slow, "analysed") >= 8, "{slow}");
+    // Skipped frames are neither lost nor damaged: the thinner learnt the new spacing.
+    assert_eq!(n(&slow, "missing"), 0, "{slow}");
+    assert_eq!(n(&slow, "decode_errors"), 0, "{slow}");
+    // Two groups (100 frames) decoded while learning, then 1 in 50.
+    assert!(
+        n(&slow, "decoded") * 3 < n(&slow, "skipped"),
+        "key frames only once settled: {slow}"
+    );
+    assert_eq!(n(&every, "skipped"), 0, "2 s groups at 1 fps: {every}");
+    assert!(n(&every, "decoded") > 200, "{every}");
+    assert!(
+        scene.log().contains("decoding key frames only"),
+        "{}",
+        scene.log()
+    );
+    Ok(())
+}

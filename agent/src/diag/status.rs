@@ -142,6 +142,7 @@ pub fn cameras(shared: &Shared) -> Value {
                 "analysis_fps": c.analysis_fps,
                 "decoded": k.decoded.load(Ordering::Relaxed),
                 "thinned": k.thinned.load(Ordering::Relaxed),
+                "skipped": k.skipped.load(Ordering::Relaxed),
                 "misordered": k.misordered.load(Ordering::Relaxed),
                 "missing": k.missing.load(Ordering::Relaxed),
                 "packets_lost": k.packets_lost.load(Ordering::Relaxed),

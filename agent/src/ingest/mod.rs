@@ -14,6 +14,10 @@
 //! ([`slot::FrameBoard`]) as the decoder's own buffer, without a copy; the full frame is never
 //! converted to RGB on the way in (see [`crate::pixels`]).
 //!
+//! At analysis rates of 1 fps or less on streams with key frames at least that often, only
+//! key frames are decoded ([`keyonly`]): the frames between them are dropped before the
+//! decoder, counted as thinned.
+//!
 //! A camera with a `detect_url` has a second pipeline and thread for its main stream
 //! ([`record`]): received and parsed into the camera's pre-event buffer without decoding, for
 //! evidence stills ([`still`]) and clips at full resolution.
@@ -25,6 +29,7 @@
 
 pub mod decode_errors;
 pub mod file;
+pub mod keyonly;
 pub mod picture;
 pub mod pipeline;
 pub mod probe;

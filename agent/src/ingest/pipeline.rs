@@ -9,6 +9,7 @@ use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 
 use super::decode_errors;
+use super::keyonly::{KeyOnly, Unit};
 use super::slot::{Frame, FrameBoard};
 use super::thin::{Thinner, Verdict};
 use crate::config::{Camera, FrameClock, Transport};
@@ -117,14 +118,18 @@ fn build(index: usize, camera: &Camera, board: &Arc<FrameBoard>) -> Result<gst::
     if let Some(r) = &recorder {
         r.reset();
     }
+    let skip = Arc::new(Skipping::new(&camera.id, camera.analysis_fps));
     if let Some(bin) = decode.downcast_ref::<gst::Bin>() {
         let counters = Arc::clone(&counters);
+        let skip = Arc::clone(&skip);
         bin.connect_deep_element_added(move |_, _, element| {
             if decode_errors::is_decoder(element) {
                 decode_errors::watch_decoder(element, &counters);
+                // The pre-event buffer sees every unit: its probe goes before the skipping.
                 if let Some(r) = &recorder {
                     super::recorder::watch_decoder(element, r);
                 }
+                skip_before(element, &skip, &counters);
             }
         });
     }
@@ -183,8 +188,11 @@ fn build(index: usize, camera: &Camera, board: &Arc<FrameBoard>) -> Result<gst::
         }
         let (board, thinner) = (Arc::clone(&board_for_pads), Arc::clone(&thinner));
         let counters = board.counters(index);
+        let skip = Arc::clone(&skip);
         pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| match &info.data {
-            Some(gst::PadProbeData::Buffer(b)) => decoded(&board, &counters, index, &thinner, b),
+            Some(gst::PadProbeData::Buffer(b)) => {
+                decoded(&board, &counters, index, &thinner, &skip, b)
+            }
             _ => gst::PadProbeReturn::Ok,
         });
     });
@@ -227,6 +235,7 @@ fn decoded(
     counters: &super::slot::Counters,
     index: usize,
     thinner: &Mutex<Thinner>,
+    skip: &Skipping,
     buffer: &gst::Buffer,
 ) -> gst::PadProbeReturn {
     counters.decoded.fetch_add(1, Ordering::Relaxed);
@@ -241,10 +250,20 @@ fn decoded(
     let pts = buffer
         .pts()
         .map_or_else(arrival_ns, gst::ClockTime::nseconds);
-    let seen = thinner
+    let mut thinner = thinner
         .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .offer(pts);
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let seen = thinner.offer(pts);
+    // After the key frame where skipping started or stopped, frames come a group or a frame
+    // apart: a new spacing to learn, not frames lost (the gap up to that key frame is the
+    // old spacing).
+    if skip.changed.load(Ordering::Relaxed)
+        && pts >= skip.change_pts.load(Ordering::Relaxed)
+        && skip.changed.swap(false, Ordering::Relaxed)
+    {
+        thinner.relearn();
+    }
+    drop(thinner);
     counters.missing.fetch_add(seen.missing, Ordering::Relaxed);
     match seen.verdict {
         Verdict::Keep => gst::PadProbeReturn::Ok,
@@ -257,6 +276,70 @@ fn decoded(
             gst::PadProbeReturn::Drop
         }
     }
+}
+
+/// Key-frame-only decoding of one pipeline ([`super::keyonly`]), shared by the probe before
+/// the decoder and the one after it.
+struct Skipping {
+    /// Camera id, for the log (the probes run on GStreamer's threads, outside its span).
+    camera: String,
+    state: Mutex<KeyOnly>,
+    /// Skipping started or stopped at the key frame presented at `change_pts`, and the
+    /// thinner has not relearnt the spacing since.
+    changed: AtomicBool,
+    change_pts: std::sync::atomic::AtomicU64,
+}
+
+impl Skipping {
+    fn new(camera: &str, analysis_fps: f64) -> Skipping {
+        Skipping {
+            camera: camera.to_string(),
+            state: Mutex::new(KeyOnly::new(analysis_fps)),
+            changed: AtomicBool::new(false),
+            change_pts: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+/// Drop the units `skip` says are not needed before `decoder` decodes them, counting them.
+fn skip_before(
+    decoder: &gst::Element,
+    skip: &Arc<Skipping>,
+    counters: &Arc<super::slot::Counters>,
+) {
+    let Some(pad) = decoder.static_pad("sink") else {
+        return;
+    };
+    let (skip, counters) = (Arc::clone(skip), Arc::clone(counters));
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let Some(gst::PadProbeData::Buffer(b)) = &info.data else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let key = !b.flags().contains(gst::BufferFlags::DELTA_UNIT);
+        let mut state = skip
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let verdict = state.offer(key, b.pts().map(gst::ClockTime::nseconds));
+        if let Some(at) = state.take_change() {
+            skip.change_pts.store(at, Ordering::Relaxed);
+            skip.changed.store(true, Ordering::Relaxed);
+            tracing::info!(
+                camera = %skip.camera,
+                key_frames_only = state.engaged(),
+                "decoding {} (analysis_fps at most 1 and key frames at least as often)",
+                if state.engaged() { "key frames only" } else { "every frame again" }
+            );
+        }
+        match verdict {
+            Unit::Decode => gst::PadProbeReturn::Ok,
+            Unit::Skip => {
+                counters.skipped.fetch_add(1, Ordering::Relaxed);
+                counters.thinned.fetch_add(1, Ordering::Relaxed);
+                gst::PadProbeReturn::Drop
+            }
+        }
+    });
 }
 
 /// Nanoseconds on a monotonic clock, for a frame without a presentation time.

@@ -114,8 +114,12 @@ impl Frame {
 pub struct Counters {
     /// Frames that came out of the decoder (before thinning to the analysis rate).
     pub decoded: AtomicU64,
-    /// Decoded frames not needed at the analysis rate (see [`super::thin`]).
+    /// Frames not needed at the analysis rate (see [`super::thin`]), including the
+    /// [`Counters::skipped`] ones.
     pub thinned: AtomicU64,
+    /// Units not decoded at all: only key frames are decoded at this analysis rate (see
+    /// [`super::keyonly`]).
+    pub skipped: AtomicU64,
     /// Decoded frames dropped because their time was at or before the previous frame's.
     pub misordered: AtomicU64,
     /// Frames missing before the decoder's output, by the gaps in the stream's timestamps

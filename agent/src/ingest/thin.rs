@@ -111,6 +111,14 @@ impl Thinner {
         Seen { verdict, missing }
     }
 
+    /// Learn the frame interval again from the next gaps, keeping the timeline: the frames'
+    /// spacing changes on purpose (key-frame-only decoding started or stopped), which is not
+    /// frames lost.
+    pub fn relearn(&mut self) {
+        self.spacing = None;
+        self.last_wide = None;
+    }
+
     /// Frames missing in a gap of `gap` ns, learning the frame interval from the gaps.
     ///
     /// The interval is a moving average of the shorter gaps (one stray short gap moves it by
