@@ -64,6 +64,19 @@ pub fn scaled(clip: &Path, dir: &TempDir, w: u32, h: u32) -> anyhow::Result<Path
     Ok(out)
 }
 
+/// One request to the agent's diagnostics socket on a fresh connection; the reply line as
+/// JSON.
+pub fn ask(socket: &Path, request: &str) -> anyhow::Result<serde_json::Value> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(socket)?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    s.write_all(request.as_bytes())?;
+    s.write_all(b"\n")?;
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line)?;
+    Ok(serde_json::from_str(&line)?)
+}
+
 /// A camera's two streams made from `clip` by `scripts/camera-streams.sh` (1920×1080 and
 /// 640×360 at 25 fps, `codec` `h264` or `h265` with B-frames), in `dir`: `(main, sub)`.
 pub fn camera_streams(clip: &Path, dir: &Path, codec: &str) -> anyhow::Result<(PathBuf, PathBuf)> {

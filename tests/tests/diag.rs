@@ -10,18 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use vigil_tests::scene::{Scene, incidents};
-use vigil_tests::{Proc, run_cli, vigil_bin};
-
-/// One request on a fresh connection; the reply line as JSON.
-fn ask(socket: &std::path::Path, request: &str) -> anyhow::Result<Value> {
-    let mut s = UnixStream::connect(socket)?;
-    s.set_read_timeout(Some(Duration::from_secs(20)))?;
-    s.write_all(request.as_bytes())?;
-    s.write_all(b"\n")?;
-    let mut line = String::new();
-    BufReader::new(s).read_line(&mut line)?;
-    Ok(serde_json::from_str(&line)?)
-}
+use vigil_tests::{Proc, ask, run_cli, vigil_bin};
 
 fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) -> anyhow::Result<()> {
     let end = Instant::now() + timeout;

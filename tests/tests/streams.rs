@@ -5,9 +5,7 @@
 //! the analysed frame and the analysis goes on. Evidence stills decode the picture asked for,
 //! also from H.265 with B-frames, where the decoder hands pictures out in another order.
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
@@ -17,7 +15,7 @@ use vigil::ingest::recorder::{Cut, STILL_AFTER, STILL_WITHIN};
 use vigil::ingest::ring::{Ring, Unit};
 use vigil::ingest::slot::Frame;
 use vigil_tests::scene::{Scene, config_with, incidents};
-use vigil_tests::{Mosquitto, Received, TempDir, camera_streams, fixture, vigil_bin};
+use vigil_tests::{Mosquitto, Received, TempDir, ask, camera_streams, fixture, vigil_bin};
 
 /// The two streams of `codec`, made once per test binary.
 fn streams(codec: &'static str) -> &'static (PathBuf, PathBuf) {
@@ -129,16 +127,6 @@ fn a_still_is_the_picture_asked_for_also_with_b_frames() -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn ask(socket: &Path, request: &str) -> anyhow::Result<serde_json::Value> {
-    let mut s = UnixStream::connect(socket)?;
-    s.set_read_timeout(Some(Duration::from_secs(20)))?;
-    s.write_all(request.as_bytes())?;
-    s.write_all(b"\n")?;
-    let mut line = String::new();
-    BufReader::new(s).read_line(&mut line)?;
-    Ok(serde_json::from_str(&line)?)
 }
 
 /// The plaza camera with `url` from mount `main` and `detect_url` from mount `plaza-sub`.

@@ -41,13 +41,24 @@ pub fn run_once(
     board: &Arc<FrameBoard>,
     stop: &AtomicBool,
 ) -> Outcome {
-    let pipeline = match build(index, camera, board) {
+    let built = build(index, camera, board).map_err(|e| format!("cannot build pipeline: {e}"));
+    run_built(built, camera, &board.counters(index), stop)
+}
+
+/// Run a built pipeline (or report why it was not built) until it fails, stalls past the
+/// camera's `stall_s` or `stop` is set, and tear it down.
+pub(super) fn run_built(
+    built: Result<gst::Pipeline, String>,
+    camera: &Camera,
+    counters: &super::slot::Counters,
+    stop: &AtomicBool,
+) -> Outcome {
+    let pipeline = match built {
         Ok(p) => p,
-        Err(e) => return Outcome::Failed(format!("cannot build pipeline: {e}")),
+        Err(e) => return Outcome::Failed(e),
     };
-    let counters = board.counters(index);
     let stall = crate::config::duration(camera.stall_s);
-    let outcome = run(&pipeline, stop, &counters, stall);
+    let outcome = run(&pipeline, stop, counters, stall);
     let _ = pipeline.set_state(gst::State::Null);
     outcome
 }
@@ -418,7 +429,7 @@ pub fn stalled(
     now.saturating_duration_since(since) > stall
 }
 
-pub(super) fn run(
+fn run(
     pipeline: &gst::Pipeline,
     stop: &AtomicBool,
     counters: &super::slot::Counters,

@@ -26,15 +26,9 @@ pub fn run_once(
     board: &Arc<FrameBoard>,
     stop: &AtomicBool,
 ) -> Outcome {
-    let pipeline = match build(index, camera, board) {
-        Ok(p) => p,
-        Err(e) => return Outcome::Failed(format!("cannot build the main-stream pipeline: {e}")),
-    };
-    let counters = board.main_counters(index);
-    let stall = crate::config::duration(camera.stall_s);
-    let outcome = super::pipeline::run(&pipeline, stop, &counters, stall);
-    let _ = pipeline.set_state(gst::State::Null);
-    outcome
+    let built = build(index, camera, board)
+        .map_err(|e| format!("cannot build the main-stream pipeline: {e}"));
+    super::pipeline::run_built(built, camera, &board.main_counters(index), stop)
 }
 
 fn build(index: usize, camera: &Camera, board: &Arc<FrameBoard>) -> Result<gst::Pipeline, String> {
