@@ -95,7 +95,10 @@ fn run(
                 let span = tracing::debug_span!("camera", id = %r.camera);
                 let _e = span.enter();
                 let still = still_of(board, &r, stop);
-                render(identity, *r, still.as_ref())
+                match drawn(identity, &r, still.as_ref()) {
+                    Some(out) => out,
+                    None => continue,
+                }
             }
         };
         if tx.blocking_send(out).is_err() {
@@ -121,17 +124,39 @@ fn still_of(board: &FrameBoard, r: &Render, stop: &AtomicBool) -> Option<Frame> 
     })
 }
 
-/// The event's messages with its evidence drawn on `still`, else on its analysed frame.
-fn render(identity: &Identity, r: Render, still: Option<&Frame>) -> Outgoing {
-    super::workers::outgoing(
-        identity,
-        &r.camera,
-        &r.set,
-        &r.model,
-        still.unwrap_or(&r.frame),
-        r.event,
-        &r.evidence,
-    )
+/// The event's messages with its evidence drawn on `still`, else on its analysed frame; if
+/// drawing panics, the messages without a picture (the incident says why); `None` only if
+/// even that panics.
+fn drawn(identity: &Identity, r: &Render, still: Option<&Frame>) -> Option<Outgoing> {
+    let render = |frame: &Frame| {
+        super::workers::outgoing(
+            identity,
+            &r.camera,
+            &r.set,
+            &r.model,
+            frame,
+            r.event.clone(),
+            &r.evidence,
+        )
+    };
+    let why = match super::workers::contain(|| render(still.unwrap_or(&r.frame))) {
+        Ok(out) => return Some(out),
+        Err(why) => why,
+    };
+    tracing::error!(
+        "the evidence picture could not be drawn ({why}); the incident goes without it"
+    );
+    let blank = Frame {
+        camera: r.frame.camera,
+        width: 0,
+        height: 0,
+        data: Vec::new().into(),
+        format: crate::pixels::Format::Rgb,
+        captured: r.frame.captured,
+    };
+    super::workers::contain(|| render(&blank))
+        .map_err(|why| tracing::error!("incident {} lost: {why}", r.event.id))
+        .ok()
 }
 
 /// The main stream's picture nearest the analysed `frame`; `None` (with a warning) when it
