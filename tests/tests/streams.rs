@@ -276,3 +276,74 @@ fn slow_analysis_of_a_stream_with_short_groups_decodes_key_frames_only() -> anyh
     );
     Ok(())
 }
+
+#[test]
+fn probe_and_doctor_see_both_streams_and_doctor_warns_about_a_heavy_one() -> anyhow::Result<()> {
+    let (main, sub) = streams("h264");
+    let broker = Mosquitto::start()?;
+    let server = vigil::demo::rtsp::RtspServer::start(&[
+        ("main", std::sync::Arc::new(Clip::load(main)?)),
+        ("sub", std::sync::Arc::new(Clip::load(sub)?)),
+    ])?;
+    let dir = TempDir::new("two-stream-doctor")?;
+    let heavy = format!(
+        "\n[[cameras]]\nid = \"gate\"\nurl = \"{}\"\nmodel = \"coco\"\n",
+        server.url("main")
+    );
+    let keys = format!("detect_url = \"{}\"", server.url("sub"));
+    let cfg = dir.join("vigil.toml");
+    std::fs::write(
+        &cfg,
+        config_with(broker.port, &server.url("main"), &keys, &heavy),
+    )?;
+    let cfg_arg = cfg.to_string_lossy().to_string();
+
+    let (_, out, err) = vigil_tests::run_cli(
+        vigil_bin!(),
+        &["doctor", "--json", "--timeout", "10", "--config", &cfg_arg],
+    )?;
+    let v: serde_json::Value =
+        serde_json::from_str(&out).map_err(|e| anyhow::anyhow!("{e}: {out}{err}"))?;
+    let check = |start: &str| {
+        v["checks"]
+            .as_array()
+            .and_then(|c| {
+                c.iter()
+                    .find(|c| c["what"].as_str().is_some_and(|w| w.starts_with(start)))
+            })
+            .cloned()
+            .unwrap_or_default()
+    };
+    let main_line = check("camera plaza: H264 1920×1080");
+    assert_eq!(main_line["status"], "ok", "{v}");
+    assert_eq!(
+        check("camera plaza (detect_url): H264 640×360")["status"],
+        "ok",
+        "{v}"
+    );
+    let warned = check("camera gate: analyses its 1920×1080 stream at 25 fps");
+    assert_eq!(warned["status"], "warn", "{v}");
+    assert!(
+        warned.to_string().contains("detect_url"),
+        "the fix names detect_url: {warned}"
+    );
+    assert!(
+        !v.to_string().contains("camera plaza: the sub-stream"),
+        "16:9 under 16:9 fits: {v}"
+    );
+
+    let (code, out, err) = vigil_tests::run_cli(
+        vigil_bin!(),
+        &["probe", "--json", "--config", &cfg_arg, "--camera", "plaza"],
+    )?;
+    assert_eq!(code, 0, "{out}{err}");
+    let p: serde_json::Value = serde_json::from_str(&out)?;
+    assert_eq!(
+        (p["width"].as_u64(), p["height"].as_u64()),
+        (Some(1920), Some(1080)),
+        "{p}"
+    );
+    assert_eq!(p["detect"]["width"], 640, "{p}");
+    assert_eq!(p["detect"]["height"], 360, "{p}");
+    Ok(())
+}
