@@ -42,22 +42,20 @@ pub fn pull_samples(
                 }
             }
             None if sink.is_eos() => break Ok(()),
-            None => {
-                let reason = pipeline
-                    .bus()
-                    .and_then(|b| {
-                        std::iter::from_fn(|| b.pop()).find_map(|m| match m.view() {
-                            gst::MessageView::Error(e) => Some(e.error().to_string()),
-                            _ => None,
-                        })
-                    })
-                    .unwrap_or_else(|| "timed out".into());
-                break Err(reason);
-            }
+            None => break Err(bus_error(&pipeline).unwrap_or_else(|| "timed out".into())),
         }
     };
     let _ = pipeline.set_state(gst::State::Null);
     result
+}
+
+/// The first error message waiting on `pipeline`'s bus (the messages before it are dropped).
+pub fn bus_error(pipeline: &gst::Pipeline) -> Option<String> {
+    let bus = pipeline.bus()?;
+    std::iter::from_fn(|| bus.pop()).find_map(|m| match m.view() {
+        gst::MessageView::Error(e) => Some(e.error().to_string()),
+        _ => None,
+    })
 }
 
 /// Decode up to `max` frames of `path`, keeping one frame in `every`, in the cameras' format.

@@ -105,14 +105,6 @@ impl KeyOnly {
             Unit::Decode
         }
     }
-
-    /// A new connection: learn the stream again.
-    pub fn reset(&mut self) {
-        self.last_key = None;
-        self.short_groups = 0;
-        self.group_skipped = false;
-        self.change = None;
-    }
 }
 
 #[cfg(test)]
@@ -207,8 +199,6 @@ mod tests {
         let mut k = KeyOnly::new(1.0);
         feed(&mut k, 0, 100, 25);
         assert_eq!(k.offer(true, Some(0)), Unit::Decode, "a clock reset");
-        assert!(!k.engaged());
-        k.reset();
         assert!(!k.engaged());
     }
 }

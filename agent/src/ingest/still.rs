@@ -120,7 +120,7 @@ fn run(
     let mut best: Option<(u64, gst::Sample)> = None;
     let mut index = 0usize;
     while !sink.is_eos() {
-        if let Some(e) = bus_error(pipeline) {
+        if let Some(e) = super::file::bus_error(pipeline) {
             return Err(err(e));
         }
         let left = deadline.saturating_duration_since(Instant::now());
@@ -149,17 +149,10 @@ fn run(
         index += 1;
     }
     let (_, sample) = best.ok_or_else(|| {
-        err(bus_error(pipeline).unwrap_or_else(|| "the decoder gave no picture".into()))
+        err(super::file::bus_error(pipeline)
+            .unwrap_or_else(|| "the decoder gave no picture".into()))
     })?;
     super::file::sample_to_frame(&sample)
         .map(Frame::into_owned)
         .ok_or_else(|| err("a picture in an unexpected format".into()))
-}
-
-fn bus_error(pipeline: &gst::Pipeline) -> Option<String> {
-    let bus = pipeline.bus()?;
-    std::iter::from_fn(|| bus.pop()).find_map(|m| match m.view() {
-        gst::MessageView::Error(e) => Some(e.error().to_string()),
-        _ => None,
-    })
 }
