@@ -9,6 +9,11 @@ window: 1 camera and 1 inference thread; 2 cameras on 1 thread; 2 cameras on 2 t
 cameras on 1 thread. One more camera = (4 cameras − 1 camera) / 3 on one thread; one more
 thread = 2 cameras on 2 threads − 2 cameras on 1.
 
+ONNX Runtime also runs 4 cameras two ways with two cores' worth of inference: two inference
+threads, each with its own session of the model (what `[inference] threads = 0` gives on two
+cores), and one inference thread whose single session runs on 2 intra-op threads (`[[models]]
+threads = 2`), the one copy of the weights: memory, analysed frames and CPU per frame of each.
+
   .venv-bench/bin/python bench/memory.py --vigil target/release/vigil --rtsp-serve target/release/rtsp-serve
 """
 
@@ -21,6 +26,8 @@ from pathlib import Path
 import harness as h
 
 RUNS = [(1, 1), (2, 1), (2, 2), (4, 1)]
+# ONNX Runtime: (cameras, inference threads, intra-op threads of the model).
+SHARING = [(4, 2, 1), (4, 1, 2)]
 
 
 def main():
@@ -46,17 +53,32 @@ def main():
                                     inference_threads=threads)
                 finally:
                     cams.proc.stop()
-                results[f"{backend} {cams_n}c {threads}t"] = {
-                    "rss_parts_kib": r["rss_parts_kib"], "pss_kib": r["pss_kib"],
-                    "peak_rss_kib": r["peak_rss_kib"],
-                    "analysed_per_s": r["analysed"] / r["seconds"],
-                }
+                results[f"{backend} {cams_n}c {threads}t"] = summary(r)
+        if "ort" in a.backends.split(","):
+            for cams_n, threads, intra in SHARING:
+                h.log(f"memory ort: {cams_n} cameras, {threads} inference thread(s) x {intra} intra-op")
+                cams = h.Cameras(a.rtsp_serve, tmp, cams_n)
+                try:
+                    r = h.agent_run(a, tmp, broker, cams, "ort", a.seconds, a.warmup,
+                                    inference_threads=threads, model_threads=intra)
+                finally:
+                    cams.proc.stop()
+                results[f"ort {cams_n}c {threads}t x{intra}"] = summary(r)
     finally:
         broker.proc.stop()
     report(results, a.backends.split(","))
     if a.json:
         a.json.write_text(json.dumps(results, indent=1) + "\n")
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def summary(r):
+    return {
+        "rss_parts_kib": r["rss_parts_kib"], "pss_kib": r["pss_kib"],
+        "peak_rss_kib": r["peak_rss_kib"],
+        "analysed_per_s": r["analysed"] / r["seconds"],
+        "cpu_ms_per_frame": 1000 * r["cpu_s"] / max(r["analysed"], 1),
+    }
 
 
 def mib(kib):
@@ -80,6 +102,15 @@ def report(r, backends):
         thread = anon(2, 2) - anon(2, 1)
         print(f"- {backend}: one more camera {camera / 1024:+.1f} MiB anonymous; one more inference thread "
               f"{thread / 1024:+.1f} MiB anonymous")
+    if "ort" not in backends:
+        return
+    print("\n| ONNX Runtime, 4 cameras | RSS anonymous | analysed/s | vigil CPU per analysed frame |")
+    print("|---|---|---|---|")
+    for cams_n, threads, intra in SHARING:
+        v = r[f"ort {cams_n}c {threads}t x{intra}"]
+        how = f"{threads} sessions × 1 intra-op thread" if intra == 1 else f"1 session × {intra} intra-op threads"
+        print(f"| {how} | {mib(v['rss_parts_kib']['RssAnon'])} MiB | {v['analysed_per_s']:.1f} | "
+              f"{v['cpu_ms_per_frame']:.1f} ms |")
 
 
 if __name__ == "__main__":
