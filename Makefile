@@ -2,7 +2,7 @@
 CARGO ?= cargo
 DEMO_ARGS ?=
 
-.PHONY: all deps build demo test contract fire-eval test-fire test-faults systemd-check cross-test cross-check deb deb-test test-unit test-integration lint fmt clippy golden ort-lib bench bench-env bench-cameras bench-memory soak bench-stages fleet-bench fuzz clean
+.PHONY: all deps build demo test contract fire-eval test-fire test-faults systemd-check cross-test cross-check deb deb-test test-unit test-integration lint fmt clippy golden ort-lib bench bench-env bench-cameras bench-memory bench-decode soak bench-stages fleet-bench fuzz clean
 
 all: build
 
@@ -153,6 +153,13 @@ bench-cameras: bench-env
 MEMORY_ARGS ?=
 bench-memory: bench-env
 	$(BENCH_VENV)/bin/python bench/memory.py --vigil $(BENCH_DIR)/vigil --rtsp-serve $(BENCH_DIR)/rtsp-serve $(MEMORY_ARGS)
+
+## What decoding only what analysis needs buys: a 1080p25 camera decoded in full, without its
+## non-reference frames, and key frames only, on H.264 and H.265 with and without B-frames
+## (bench/decode.py, ≈ 3 min after making the streams).
+DECODE_ARGS ?=
+bench-decode: bench-env
+	$(BENCH_VENV)/bin/python bench/decode.py $(DECODE_ARGS)
 
 ## The memory soak of P5: 4 cameras for MINUTES, RSS/fds/threads each minute, slope of the second half.
 MINUTES ?= 60

@@ -9,8 +9,11 @@
 # The encoder's superfast preset keeps what makes a camera's stream cost its decoder (CABAC,
 # the deblocking filter; ultrafast drops both and decodes several times cheaper).
 # h264 (default): H.264 Main/High without B-frames, as most cameras send by default.
-# h265: H.265 with 3 B-frames between references in closed GOPs (cameras' "smart codec"
-# modes), so that the decoder reorders. Writes OUTDIR/main_<codec>.mp4 and OUTDIR/sub_<codec>.mp4.
+# h265: H.265 with 3 B-frames between P-frames in closed GOPs (cameras' "smart codec"
+# modes; the middle B-frame is itself a reference, x265's B-pyramid), so that the decoder
+# reorders. For the decoding bench (bench/decode.py) also h264b
+# (H.264 with 3 B-frames, none of them a reference) and h265p (H.265 without B-frames).
+# Writes OUTDIR/main_<codec>.mp4 and OUTDIR/sub_<codec>.mp4.
 set -eu
 clip=$1
 out=$2
@@ -18,7 +21,9 @@ codec=${3:-h264}
 case "$codec" in
   h264) enc="x264enc speed-preset=superfast key-int-max=50 bframes=0 bitrate=%s ! h264parse" ;;
   h265) enc="x265enc speed-preset=superfast key-int-max=50 option-string=bframes=3:b-adapt=0:open-gop=0 bitrate=%s ! h265parse" ;;
-  *) echo "camera-streams.sh: codec must be h264 or h265, not $codec" >&2; exit 2 ;;
+  h264b) enc="x264enc speed-preset=superfast key-int-max=50 bframes=3 b-adapt=false b-pyramid=false bitrate=%s ! h264parse" ;;
+  h265p) enc="x265enc speed-preset=superfast key-int-max=50 option-string=bframes=0 bitrate=%s ! h265parse" ;;
+  *) echo "camera-streams.sh: codec must be h264, h265, h264b or h265p, not $codec" >&2; exit 2 ;;
 esac
 mkdir -p "$out"
 for stream in main:1920:1080:4000 sub:640:360:512; do
