@@ -15,6 +15,8 @@ keeps the results and says how to read them).
 Everything it talks to is started here on 127.0.0.1: `rtsp-serve` (tests crate) serving the
 plaza clip, mosquitto on a free port. Run through `make bench` (builds, makes the venv); by hand:
   .venv-bench/bin/python bench/harness.py --vigil target/release/vigil --rtsp-serve target/release/rtsp-serve
+P2 on a camera's sub-stream (scripts/camera-streams.sh's 640×360 25 fps), P2-P4 only:
+  ... --only p2 --clip target/camera-streams/sub_h264.mp4
 """
 
 import argparse
@@ -161,11 +163,11 @@ class Broker:
 class Cameras:
     """`rtsp-serve` with n mounts of the plaza clip: n independent camera streams."""
 
-    def __init__(self, binary, tmp, n):
+    def __init__(self, binary, tmp, n, clip=None):
         self.port = free_port()
         mounts = [f"cam{i}" for i in range(n)]
         self.urls = [f"rtsp://127.0.0.1:{self.port}/{m}" for m in mounts]
-        self.proc = Proc([str(binary), str(CLIP), str(self.port), *mounts], tmp / f"rtsp-{n}.log")
+        self.proc = Proc([str(binary), str(clip or CLIP), str(self.port), *mounts], tmp / f"rtsp-{n}.log")
         wait_port(self.port)
 
 
@@ -220,7 +222,7 @@ WALKWAY = [[0.0, 0.30], [1.0, 0.20], [1.0, 0.75], [0.0, 0.50]]
 
 
 def agent_config(tmp, broker, metrics_port, urls, backend, card, ort_lib, detect_urls=None, inference_threads=0,
-                 fps=FPS):
+                 fps=FPS, model_threads=1):
     cams = []
     for i, url in enumerate(urls):
         detect = f'detect_url = "{detect_urls[i]}"' if detect_urls else ""
@@ -267,7 +269,7 @@ threads = {inference_threads}
 name = "coco"
 card = "{card}"
 backend = "{backend}"
-threads = 1
+threads = {model_threads}
 {ort_line}
 """ + "".join(cams)
     path = tmp / f"vigil-{backend}-{len(urls)}.toml"
@@ -276,7 +278,7 @@ threads = 1
 
 
 def agent_run(a, tmp, broker, cams, backend, seconds, warmup, subscribe=False, urls=None, beside=(),
-              inference_threads=0, log_filter="warn", fps=FPS):
+              inference_threads=0, log_filter="warn", fps=FPS, model_threads=1):
     """Run `vigil run` on the cameras (or `urls` of them; with their `detect_urls` when the
     cameras have sub-streams); measure the window [warmup, warmup + seconds], the camera
     server's CPU and that of the `beside` processes (name, Proc) in the same window."""
@@ -284,7 +286,7 @@ def agent_run(a, tmp, broker, cams, backend, seconds, warmup, subscribe=False, u
     shutil.rmtree(tmp / "state", ignore_errors=True)
     mport = free_port()
     cfg = agent_config(tmp, broker, mport, urls, backend, SSD, a.ort_lib, getattr(cams, "detect_urls", None),
-                       inference_threads, fps)
+                       inference_threads, fps, model_threads)
     sub = Subscriber(broker.port, "vigil/v1/bench/bench-box/#") if subscribe else None
     env = dict(os.environ, RUST_LOG=log_filter)
     agent = Proc([str(a.vigil), "run", "--config", str(cfg)], tmp / f"agent-{backend}-{len(urls)}.log", env)
@@ -518,68 +520,82 @@ def main():
     p.add_argument("--test-profile", default="test", help="cargo profile of the zero_alloc test")
     p.add_argument("--json", type=Path, help="also write every number here")
     p.add_argument("--no-alloc-test", action="store_true", help="skip the zero_alloc tests (P5 allocations)")
+    p.add_argument("--clip", type=Path, default=CLIP, help="the footage every camera of P2-P4 serves")
+    p.add_argument("--only", choices=["p2"], help="p2: only the side-by-side run of P2, P3 and P4")
     a = p.parse_args()
     for path in (a.vigil, a.rtsp_serve, Path(a.ort_lib)):
         if not path.exists():
             raise SystemExit(f"{path} is missing: run `make bench`, which builds it")
     tmp = Path(tempfile.mkdtemp(prefix="vigil-bench-"))
     broker = Broker(tmp)
-    results = {"machine": machine(), "seconds": a.seconds}
+    results = {"machine": machine(), "seconds": a.seconds, "clip": str(a.clip)}
     try:
-        results["p1"] = r1 = p1(a)
-
-        # vigil, the peer and the decode-only pipeline run at the same time, each on its own
-        # stream of the clip (served from the same start): the VM's speed drifts between
-        # minutes, and a reference measured in the same window drifts with it. Together they
-        # use about half a core of the two, so none waits for another.
-        cams = Cameras(a.rtsp_serve, tmp, 3)
-        dec_proc = None
-        try:
-            log("P2/P3/P4: vigil (ort, 1 thread, SSD f32, 1 camera), the Python peer and "
-                "receive+decode only, side by side")
-            peer_out = {}
-            peer = threading.Thread(target=lambda: peer_out.update(
-                run=peer_run(a, tmp, broker, cams.urls[1], a.seconds, a.warmup)))
-            peer.start()
-            dec_proc = decode_only(tmp, cams.urls[2])
-            v = agent_run(a, tmp, broker, cams, "ort", a.seconds, a.warmup, subscribe=True,
-                          urls=cams.urls[:1], beside=[("gst-launch-1.0", dec_proc)])
-            peer.join()
-            if "run" not in peer_out:
-                raise SystemExit("the peer failed: see peer.log")
-            peer = peer_out["run"]
-            dec = v["beside_cpu_s"]["gst-launch-1.0"] / v["seconds"]
-        finally:
-            if dec_proc:
-                dec_proc.stop()
-            cams.proc.stop()
-        results.update(vigil_ort=strip(v), peer=peer, decode_cpu_per_s=dec, latency=latencies(v))
-
-        log("P5: 1 and 4 cameras, tract")
-        mem = {}
-        for n in (1, 4):
-            cams = Cameras(a.rtsp_serve, tmp, n)
-            try:
-                mem[n] = agent_run(a, tmp, broker, cams, "tract", a.seconds / 2, a.warmup)
-            finally:
-                cams.proc.stop()
-        results["memory"] = {n: strip(r) for n, r in mem.items()}
-        alloc_ok, engine_allocs = (None, "not run") if a.no_alloc_test else zero_alloc(a)
-        results["zero_alloc"] = {"ok": alloc_ok, "engine": engine_allocs}
-
-        cap = {}
-        for backend, infer_ms in (("tract", r1["SSD f32"]["tract"]["inference"]["median_ms"]),
-                                  ("ort", r1["SSD f32"]["ort"]["inference"]["median_ms"])):
-            limit = CORES / (dec + FPS * infer_ms / 1e3)
-            best, tried = capacity(a, tmp, broker, backend, limit, a.seconds / 2, a.warmup)
-            cap[backend] = {"limit": limit, "sustained": best, "tried": tried}
-        results["capacity"] = cap
+        if not a.only:
+            results["p1"] = p1(a)
+        results.update(side_by_side(a, tmp, broker))
+        if not a.only:
+            results.update(memory_and_capacity(a, tmp, broker, results))
     finally:
         broker.proc.stop()
     table(results)
     if a.json:
         a.json.write_text(json.dumps(results, indent=1, default=str) + "\n")
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def side_by_side(a, tmp, broker):
+    """P2, P3 and P4 in one window."""
+    # vigil, the peer and the decode-only pipeline run at the same time, each on its own
+    # stream of the clip (served from the same start): the VM's speed drifts between
+    # minutes, and a reference measured in the same window drifts with it. Together they
+    # use about half a core of the two, so none waits for another.
+    cams = Cameras(a.rtsp_serve, tmp, 3, a.clip)
+    dec_proc = None
+    try:
+        log("P2/P3/P4: vigil (ort, 1 thread, SSD f32, 1 camera), the Python peer and "
+            "receive+decode only, side by side")
+        peer_out = {}
+        peer = threading.Thread(target=lambda: peer_out.update(
+            run=peer_run(a, tmp, broker, cams.urls[1], a.seconds, a.warmup)))
+        peer.start()
+        dec_proc = decode_only(tmp, cams.urls[2])
+        v = agent_run(a, tmp, broker, cams, "ort", a.seconds, a.warmup, subscribe=True,
+                      urls=cams.urls[:1], beside=[("gst-launch-1.0", dec_proc)])
+        peer.join()
+        if "run" not in peer_out:
+            raise SystemExit("the peer failed: see peer.log")
+        peer = peer_out["run"]
+        dec = v["beside_cpu_s"]["gst-launch-1.0"] / v["seconds"]
+    finally:
+        if dec_proc:
+            dec_proc.stop()
+        cams.proc.stop()
+    return dict(vigil_ort=strip(v), peer=peer, decode_cpu_per_s=dec, latency=latencies(v))
+
+
+def memory_and_capacity(a, tmp, broker, results):
+    """P5 and P6 (P6's computed limit takes P1's inference times and P3's decoding)."""
+    r1, dec = results["p1"], results["decode_cpu_per_s"]
+    log("P5: 1 and 4 cameras, tract")
+    mem = {}
+    for n in (1, 4):
+        cams = Cameras(a.rtsp_serve, tmp, n)
+        try:
+            mem[n] = agent_run(a, tmp, broker, cams, "tract", a.seconds / 2, a.warmup)
+        finally:
+            cams.proc.stop()
+    out = {"memory": {n: strip(r) for n, r in mem.items()}}
+    alloc_ok, engine_allocs = (None, "not run") if a.no_alloc_test else zero_alloc(a)
+    out["zero_alloc"] = {"ok": alloc_ok, "engine": engine_allocs}
+
+    cap = {}
+    for backend, infer_ms in (("tract", r1["SSD f32"]["tract"]["inference"]["median_ms"]),
+                              ("ort", r1["SSD f32"]["ort"]["inference"]["median_ms"])):
+        limit = CORES / (dec + FPS * infer_ms / 1e3)
+        best, tried = capacity(a, tmp, broker, backend, limit, a.seconds / 2, a.warmup)
+        cap[backend] = {"limit": limit, "sustained": best, "tried": tried}
+    out["capacity"] = cap
+    return out
 
 
 def strip(run):
@@ -597,14 +613,8 @@ def table(r):
     def row(name, measure, ours, ref, ratio, target, met):
         rows.append(f"| {name} | {measure} | {ours} | {ref} | {ratio} | {target} | {'met' if met else '**missed**'} |")
 
-    ssd = r["p1"]["SSD f32"]
-    ours, bare = ssd["ort"]["total"]["median_ms"], ssd["bare"]
-    row("P1", "per frame, SSD f32, ORT ×1: vigil pre+inference+post vs bare session.run",
-        f"{ours:.2f} ms", f"{bare:.2f} ms", f"{ours / bare:.3f}", "≤ 1.05", ours / bare <= 1.05)
-    for label, res in r["p1"].items():
-        t, o = res["tract"]["inference"]["median_ms"], res["ort"]["inference"]["median_ms"]
-        row("P1", f"inference, {label}: tract vs ORT", f"{t:.1f} ms", f"{o:.1f} ms", f"{t / o:.2f}",
-            "≤ 1.6" if label == "SSD f32" else "–", t / o <= 1.6 if label == "SSD f32" else True)
+    if "p1" in r:
+        p1_rows(r["p1"], row)
 
     v, peer = r["vigil_ort"], r["peer"]
     v_fpc = v["analysed"] / v["cpu_s"]
@@ -629,6 +639,28 @@ def table(r):
         f"{pct(lat, 0.5):.0f} / {p99:.0f} ms", f"{ip99:.0f} ms", f"+{p99 - ip99:.0f} ms", "≤ +50 ms",
         p99 - ip99 <= 50)
 
+    if "memory" in r:
+        p5_p6_rows(r, row)
+
+    print(f"\nvigil bench harness — {r['machine']}, {r['seconds']:.0f} s windows, P2-P4 on {Path(r['clip']).name}\n")
+    print("| | measure | vigil | reference | ratio | target | |")
+    print("|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    details(r)
+
+
+def p1_rows(p1r, row):
+    ssd = p1r["SSD f32"]
+    ours, bare = ssd["ort"]["total"]["median_ms"], ssd["bare"]
+    row("P1", "per frame, SSD f32, ORT ×1: vigil pre+inference+post vs bare session.run",
+        f"{ours:.2f} ms", f"{bare:.2f} ms", f"{ours / bare:.3f}", "≤ 1.05", ours / bare <= 1.05)
+    for label, res in p1r.items():
+        t, o = res["tract"]["inference"]["median_ms"], res["ort"]["inference"]["median_ms"]
+        row("P1", f"inference, {label}: tract vs ORT", f"{t:.1f} ms", f"{o:.1f} ms", f"{t / o:.2f}",
+            "≤ 1.6" if label == "SSD f32" else "–", t / o <= 1.6 if label == "SSD f32" else True)
+
+
+def p5_p6_rows(r, row):
     m1, m4 = r["memory"][1], r["memory"][4]
     row("P5", "peak RSS, tract, 1 / 4 cameras", f"{m1['peak_rss_kib'] / 1024:.0f} / {m4['peak_rss_kib'] / 1024:.0f} MiB",
         "–", "–", "≤ 120 MiB at 4", m4["peak_rss_kib"] / 1024 <= 120)
@@ -641,17 +673,11 @@ def table(r):
             f"{c['limit']:.1f} computed", f"{c['sustained'] / c['limit']:.2f}", "≥ 0.8",
             c["sustained"] / c["limit"] >= 0.8)
 
-    print(f"\nvigil bench harness — {r['machine']}, {r['seconds']:.0f} s windows\n")
-    print("| | measure | vigil | reference | ratio | target | |")
-    print("|---|---|---|---|---|---|---|")
-    print("\n".join(rows))
-    details(r)
-
 
 def details(r):
     """What stands behind the rows: stages, where vigil's CPU went, the capacity trials."""
     print("\nP1 stages (median ms): card, backend: pre / inference / post; bare ORT")
-    for label, res in r["p1"].items():
+    for label, res in r.get("p1", {}).items():
         for b in ("ort", "tract"):
             st = res[b]
             print(f"  {label}, {b}: {st['pre']['median_ms']:.2f} / {st['inference']['median_ms']:.2f} / "
@@ -666,11 +692,11 @@ def details(r):
     print(f"  vigil RSS at the end: {rss_parts(v)}")
     print(f"  peer: {p['frames']} frames in {p['seconds']:.0f} s, {p['cpu_s']:.1f} CPU-s (inference {p['inference_s']:.1f} s), "
           f"{p['events']} events")
-    for n, m in r["memory"].items():
+    for n, m in r.get("memory", {}).items():
         print(f"P5 {n} camera(s): peak {m['peak_rss_kib'] / 1024:.0f} MiB, RSS at the end "
               f"{m['samples'][-1][0] / 1024 if m['samples'] else 0:.0f} MiB "
               f"({rss_parts(m)}), threads {m['samples'][-1][1] if m['samples'] else 0}")
-    for backend, c in r["capacity"].items():
+    for backend, c in r.get("capacity", {}).items():
         trials = ", ".join(f"{n}: {t[1]:.1%} dropped, {t[2]:.0%} delivered, vigil {t[3]:.2f} + server {t[4]:.2f} cores"
                            for n, t in sorted(c["tried"].items()))
         print(f"P6 {backend}: limit {c['limit']:.1f}; {trials}")
