@@ -106,7 +106,7 @@ pub fn write(cut: &Cut, path: &Path) -> Result<Written, ClipError> {
     let bytes = std::fs::read(path).map_err(write_err)?;
     Ok(Written {
         path: path.to_path_buf(),
-        sha256: crate::evidence::sha256_hex(&bytes),
+        sha256: crate::hash::sha256_hex(&bytes),
         bytes,
         start: cut.units.first().map_or(SystemTime::UNIX_EPOCH, |u| u.at),
         duration,
@@ -223,7 +223,7 @@ pub fn make_room(dir: &Path, quota: u64, incoming: u64) -> Vec<PathBuf> {
 pub fn chunks(bytes: &[u8], size: usize) -> Vec<(&[u8], String)> {
     bytes
         .chunks(size.max(1024))
-        .map(|c| (c, crate::evidence::sha256_hex(c)))
+        .map(|c| (c, crate::hash::sha256_hex(c)))
         .collect()
 }
 
@@ -279,7 +279,7 @@ mod tests {
             parts.iter().map(|p| p.0).collect::<Vec<_>>().concat(),
             bytes
         );
-        assert_eq!(parts[2].1, crate::evidence::sha256_hex(&bytes[4096..]));
+        assert_eq!(parts[2].1, crate::hash::sha256_hex(&bytes[4096..]));
         assert_eq!(chunks(&bytes, 10).len(), 5, "at least 1 KiB each");
     }
 }

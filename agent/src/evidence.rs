@@ -8,37 +8,11 @@
 //! `PERSON #12 0.87` without a font file on the box.
 
 use image::RgbImage;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
+pub use crate::config::EvidenceSettings;
 use crate::detect::FrameView;
+use crate::hash::sha256_hex;
 use crate::rules::geometry::Point;
-
-/// Evidence settings (`[evidence]` in the config).
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct EvidenceSettings {
-    /// Frames wider than this are scaled down (aspect kept). Default 1280, at least 160.
-    pub max_width: u32,
-    /// JPEG quality 1–100. Default 80.
-    pub quality: u8,
-    /// Largest JPEG in bytes; above it the quality, then the size, is lowered. Default 512 KiB,
-    /// at least 16 KiB.
-    pub max_bytes: usize,
-    /// Also publish an evidence image with every `update` (not only `open`). Default false.
-    pub on_update: bool,
-}
-
-impl Default for EvidenceSettings {
-    fn default() -> Self {
-        EvidenceSettings {
-            max_width: 1280,
-            quality: 80,
-            max_bytes: 512 * 1024,
-            on_update: false,
-        }
-    }
-}
 
 /// Why no evidence image could be made.
 #[derive(Debug, thiserror::Error)]
@@ -75,14 +49,6 @@ impl Jpeg {
     pub fn sha256(&self) -> String {
         sha256_hex(&self.bytes)
     }
-}
-
-/// sha256 of `bytes`, lower-case hex (pictures, command results).
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// What to outline: the incident's zone or line.

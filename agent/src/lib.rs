@@ -5,6 +5,7 @@
 //! [`publish`], wired together by [`agent`]; [`cmd`] holds the command-line interface.
 
 pub mod agent;
+pub mod backoff;
 pub mod clip;
 pub mod clock;
 pub mod cmd;
@@ -15,6 +16,7 @@ pub mod detect;
 pub mod diag;
 pub mod evidence;
 pub mod faults;
+pub mod hash;
 pub mod incident;
 pub mod ingest;
 pub mod memory;

@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use proptest::prelude::*;
+use vigil::config::url;
 use vigil::config::{self, ConfigError};
-use vigil::ingest::url;
 
 const GOOD: &str = r#"[device]
 id = "q1-box-001"

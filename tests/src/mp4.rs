@@ -32,12 +32,12 @@ pub fn assemble(got: &[Received], answer: &serde_json::Value) -> anyhow::Result<
             .iter()
             .find(|m| m.topic == name)
             .with_context(|| format!("chunk {name} did not arrive"))?;
-        if c["sha256"] != vigil::evidence::sha256_hex(&part.payload).as_str() {
+        if c["sha256"] != vigil::hash::sha256_hex(&part.payload).as_str() {
             bail!("chunk {name}: its sha256 is not the announced one");
         }
         file.extend_from_slice(&part.payload);
     }
-    if answer["sha256"] != vigil::evidence::sha256_hex(&file).as_str() {
+    if answer["sha256"] != vigil::hash::sha256_hex(&file).as_str() {
         bail!("the clip's sha256 is not the announced one");
     }
     Ok(file)

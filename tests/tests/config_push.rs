@@ -41,7 +41,7 @@ fn running_sha(scene: &Scene) -> anyhow::Result<String> {
 }
 
 fn sha(text: &str) -> String {
-    vigil::evidence::sha256_hex(text.as_bytes())
+    vigil::hash::sha256_hex(text.as_bytes())
 }
 
 /// Whether a health message sent after `after` shows the plaza camera's zone `zone` and

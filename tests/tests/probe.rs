@@ -107,7 +107,7 @@ fn each_kind_of_wrong_camera_gets_its_own_message() -> anyhow::Result<()> {
     for (url, expected) in &cases {
         let (code, v, _) = probe(&[url])?;
         let error = v["error"].as_str().unwrap_or_default();
-        eprintln!("{}: {error}", vigil::ingest::url::redact(url));
+        eprintln!("{}: {error}", vigil::config::url::redact(url));
         assert_eq!(code, 1, "{url}: {v}");
         assert!(
             error.contains(expected),

@@ -140,7 +140,7 @@ impl Reloader {
         // The installed text the running configuration stands for: an edit of the installed
         // file since then (not reloaded yet) wins over this push at the next reload or start.
         let meta = Meta {
-            sha256: crate::evidence::sha256_hex(text.as_bytes()),
+            sha256: crate::hash::sha256_hex(text.as_bytes()),
             base_sha256: running.installed_sha256.clone(),
             pushed_at: rfc3339_ms(now),
             request: id.to_string(),

@@ -69,7 +69,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.file {
         match std::fs::read_to_string(path) {
             Ok(text) => {
-                let sha = crate::evidence::sha256_hex(text.as_bytes());
+                let sha = crate::hash::sha256_hex(text.as_bytes());
                 extra.insert("toml".into(), json!(text));
                 extra.insert("sha256".into(), json!(sha));
             }
@@ -239,7 +239,7 @@ impl Got {
             return Some(Ok((result.clone(), None)));
         };
         let (_, bytes) = self.pictures.iter().find(|(t, _)| t == named)?;
-        let sha = crate::evidence::sha256_hex(bytes);
+        let sha = crate::hash::sha256_hex(bytes);
         Some(if answer["sha256"].as_str() == Some(&*sha) {
             Ok((result.clone(), Some(bytes.clone())))
         } else {

@@ -323,7 +323,7 @@ fn save_clip(
         .filter_map(|t| chunks.remove(t))
         .flatten()
         .collect();
-    if a["sha256"].as_str() != Some(crate::evidence::sha256_hex(&file).as_str()) {
+    if a["sha256"].as_str() != Some(crate::hash::sha256_hex(&file).as_str()) {
         eprintln!("the clip's chunks do not match its sha256");
         return;
     }

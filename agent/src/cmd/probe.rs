@@ -11,9 +11,9 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::config::Transport;
+use crate::config::url::redact;
 use crate::evidence::{self, EvidenceSettings, Overlay};
 use crate::ingest::probe::{self, Report};
-use crate::ingest::url::redact;
 
 /// Arguments of `vigil probe`.
 #[derive(Debug, clap::Args)]
@@ -89,7 +89,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("vigil probe: give an RTSP URL, or --config FILE --camera ID");
         return Ok(ExitCode::from(2));
     };
-    if let Err(e) = crate::ingest::url::check(&url) {
+    if let Err(e) = crate::config::url::check(&url) {
         eprintln!("vigil probe: {e}");
         return Ok(ExitCode::from(2));
     }

@@ -357,7 +357,7 @@ fn gather(args: &Args) -> Result<(Answers, Option<String>, PathBuf), Refusal> {
                     2,
                     format!(
                         "camera \"{}\" must be ID=RTSP_URL",
-                        crate::ingest::url::redact(c)
+                        crate::config::url::redact(c)
                     ),
                 );
             }

@@ -547,7 +547,7 @@ fn act(req: &request::Request, ctx: &Context<'_>, now: SystemTime) -> Act {
         _ => Act::Now(Ok(json!({
             "version": ctx.version,
             "uptime_s": ctx.uptime.as_secs(),
-            "config_sha256": crate::evidence::sha256_hex(ctx.config_source.as_bytes()),
+            "config_sha256": crate::hash::sha256_hex(ctx.config_source.as_bytes()),
             "sent_at": rfc3339_ms(req.sent_at),
             "received_at": rfc3339_ms(now),
         }))),
@@ -641,7 +641,7 @@ fn config_job(args: &Map<String, Value>) -> Result<Job, (&'static str, String)> 
         );
         return Err(("bad_request", message));
     }
-    let actual = crate::evidence::sha256_hex(text.as_bytes());
+    let actual = crate::hash::sha256_hex(text.as_bytes());
     if !actual.eq_ignore_ascii_case(sha) {
         let message = format!(
             "the text of \"toml\" has sha256 {actual}, not the {sha} the request names: it was changed or cut on the way; nothing changed"

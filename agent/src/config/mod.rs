@@ -14,6 +14,7 @@ pub mod keys;
 pub mod pushed;
 pub mod spanned;
 mod types;
+pub mod url;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -107,7 +108,7 @@ pub fn parse(path: &Path, source: String) -> Result<Loaded, ConfigError> {
         config,
         path: path.to_path_buf(),
         installed: path.to_path_buf(),
-        installed_sha256: crate::evidence::sha256_hex(source.as_bytes()),
+        installed_sha256: crate::hash::sha256_hex(source.as_bytes()),
         base_dir,
         source,
         spans,

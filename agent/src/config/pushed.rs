@@ -94,7 +94,7 @@ pub fn effective(installed: &Path, retire: bool) -> Result<Effective, ConfigErro
     }
     let path = state.join(FILE);
     let text = match std::fs::read_to_string(&path) {
-        Ok(t) if crate::evidence::sha256_hex(t.as_bytes()) == meta.sha256 => t,
+        Ok(t) if crate::hash::sha256_hex(t.as_bytes()) == meta.sha256 => t,
         Ok(_) => {
             let why = format!(
                 "{} does not match its record {} (a write that was cut short?)",
@@ -212,8 +212,8 @@ mod tests {
     fn push(path: &Path, text: &str) -> Meta {
         let base = std::fs::read(path).expect("installed");
         let meta = Meta {
-            sha256: crate::evidence::sha256_hex(text.as_bytes()),
-            base_sha256: crate::evidence::sha256_hex(&base),
+            sha256: crate::hash::sha256_hex(text.as_bytes()),
+            base_sha256: crate::hash::sha256_hex(&base),
             pushed_at: "2026-12-06T10:00:00.000Z".into(),
             request: "r1".into(),
         };

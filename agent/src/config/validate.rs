@@ -297,12 +297,12 @@ pub fn validate(config: &Config, spans: &Spans) -> Vec<Problem> {
             );
         }
         if spans.contains(&format!("{p}.url"))
-            && let Err(e) = crate::ingest::url::check(&cam.url)
+            && let Err(e) = crate::config::url::check(&cam.url)
         {
             c.err(&format!("{p}.url"), e.to_string());
         }
         if let Some(detect) = &cam.detect_url {
-            if let Err(e) = crate::ingest::url::check(detect) {
+            if let Err(e) = crate::config::url::check(detect) {
                 c.err(&format!("{p}.detect_url"), e.to_string());
             } else if *detect == cam.url {
                 c.err(

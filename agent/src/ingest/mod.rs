@@ -40,13 +40,13 @@ pub mod slot;
 pub mod status;
 pub mod still;
 pub mod thin;
-pub mod url;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::backoff::Backoff;
 use crate::config::Camera;
 use slot::FrameBoard;
 
@@ -87,48 +87,6 @@ pub fn init() -> Result<(), IngestError> {
         }
     }
     Ok(())
-}
-
-/// Reconnect delays: exponential from `base`, capped, with ±25 % jitter so that many cameras
-/// behind one failed switch do not reconnect in lockstep.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    base: Duration,
-    cap: Duration,
-    attempt: u32,
-}
-
-impl Backoff {
-    /// Start at `base`, never exceed `cap`.
-    pub fn new(base: Duration, cap: Duration) -> Self {
-        Backoff {
-            base,
-            cap,
-            attempt: 0,
-        }
-    }
-
-    /// The next delay (before jitter is applied by [`Backoff::jittered`]).
-    pub fn next_delay(&mut self) -> Duration {
-        let d = self
-            .base
-            .saturating_mul(1u32 << self.attempt.min(16))
-            .min(self.cap);
-        self.attempt = self.attempt.saturating_add(1);
-        d
-    }
-
-    /// The next delay with ±25 % jitter, still capped.
-    pub fn jittered(&mut self) -> Duration {
-        let d = self.next_delay();
-        let factor = 0.75 + rand::random::<f64>() * 0.5;
-        d.mul_f64(factor).min(self.cap)
-    }
-
-    /// Back to the first delay (after a connection that delivered frames).
-    pub fn reset(&mut self) {
-        self.attempt = 0;
-    }
 }
 
 /// A running camera: its supervisor thread, and the main stream's when it has a `detect_url`.
@@ -221,7 +179,7 @@ fn supervise(
     };
     let span = tracing::info_span!("camera", id = %camera.id, stream = which);
     let _enter = span.enter();
-    let shown = url::redact(url);
+    let shown = crate::config::url::redact(url);
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
     let mut first = true;
     while !stop.load(Ordering::Relaxed) {
@@ -248,7 +206,7 @@ fn supervise(
             pipeline::Outcome::Stopped => break,
             pipeline::Outcome::Failed(reason) => {
                 let delay = backoff.jittered();
-                let reason = url::scrub(&reason, url);
+                let reason = crate::config::url::scrub(&reason, url);
                 tracing::warn!(
                     url = %shown,
                     after_s = started.elapsed().as_secs_f32(),
@@ -271,29 +229,5 @@ fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
     let end = Instant::now() + d;
     while Instant::now() < end && !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50).min(end - Instant::now()));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_to_the_cap_and_resets() {
-        let mut b = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
-        let seq: Vec<u64> = (0..6).map(|_| b.next_delay().as_millis() as u64).collect();
-        assert_eq!(seq, vec![500, 1000, 2000, 4000, 5000, 5000]);
-        b.reset();
-        assert_eq!(b.next_delay(), Duration::from_millis(500));
-        for _ in 0..100 {
-            let j = b.jittered();
-            assert!(j <= Duration::from_secs(5));
-        }
-        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
-        let j = b.jittered();
-        assert!(
-            j >= Duration::from_millis(750) && j <= Duration::from_millis(1250),
-            "{j:?}"
-        );
     }
 }

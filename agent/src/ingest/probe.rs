@@ -11,8 +11,8 @@ use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 
 use super::slot::Frame;
-use super::url::redact;
 use crate::config::Transport;
+use crate::config::url::redact;
 
 /// What a probe found.
 #[derive(Debug, Clone)]
@@ -381,7 +381,7 @@ pub fn host_port(url: &str) -> Option<(String, u16)> {
     if !(url.starts_with("rtsp://") || url.starts_with("rtsps://")) {
         return None;
     }
-    let hostport = super::url::host_and_path(url)
+    let hostport = crate::config::url::host_and_path(url)
         .split(['/', '?', '#'])
         .next()?;
     let default = if url.starts_with("rtsps://") {

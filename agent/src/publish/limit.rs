@@ -54,8 +54,8 @@ impl MessageLimit {
     /// `evidence` with its size cap lowered to [`MessageLimit::picture_bytes`].
     pub fn fit(
         &self,
-        mut evidence: crate::evidence::EvidenceSettings,
-    ) -> crate::evidence::EvidenceSettings {
+        mut evidence: crate::config::EvidenceSettings,
+    ) -> crate::config::EvidenceSettings {
         evidence.max_bytes = evidence.max_bytes.min(self.picture_bytes());
         evidence
     }

@@ -46,8 +46,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::backoff::Backoff;
 use crate::config::Mqtt;
-use crate::ingest::Backoff;
 pub use durable::{Durable, OutboxGauge, OutboxStats};
 use failover::Brokers;
 pub use outbox::Lane;
