@@ -3,22 +3,16 @@
 //! here is a no-op.
 //!
 //! Counters the pipeline already keeps (frames, decode errors, reconnects) are copied into the
-//! exporter once a second rather than instrumented at each site; incidents, outbox traffic and
-//! timings are recorded where they happen. Labels stay low-cardinality: camera id, incident
+//! exporter once a second by the agent (`agent/metrics.rs`) rather than instrumented at each
+//! site; incidents, outbox traffic and timings are recorded where they happen, through the
+//! functions here, which know nothing of the stages. Labels stay low-cardinality: camera id, incident
 //! type, outbox lane. The catalogue is in `docs/metrics.md`.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use metrics::{Histogram, counter, gauge, histogram};
+use metrics::{Histogram, counter, histogram};
 use metrics_exporter_prometheus::PrometheusBuilder;
-
-use crate::ingest::slot::FrameBoard;
-use crate::publish::OutboxGauge;
-use crate::publish::durable::lane_name;
-use crate::publish::outbox::LANES;
 
 /// Inference buckets, seconds (5 ms … 2 s).
 const INFERENCE_BUCKETS: &[f64] = &[
@@ -207,85 +201,23 @@ pub fn incident_opened(camera: &str, kind: &'static str) {
     counter!("vigil_incidents_total", "camera" => camera.to_string(), "type" => kind).increment(1);
 }
 
-/// Outbox traffic of a lane.
-pub fn outbox_enqueued(lane: crate::publish::Lane) {
-    counter!("vigil_outbox_enqueued_total", "lane" => lane_name(lane)).increment(1);
+/// A message of `lane` (its name) stored in the outbox.
+pub fn outbox_enqueued(lane: &'static str) {
+    counter!("vigil_outbox_enqueued_total", "lane" => lane).increment(1);
 }
 
 /// A message of `lane` acknowledged after `waited` in the outbox.
-pub fn outbox_acked(lane: crate::publish::Lane, waited: Duration) {
-    counter!("vigil_outbox_acked_total", "lane" => lane_name(lane)).increment(1);
-    histogram!("vigil_delivery_seconds", "lane" => lane_name(lane)).record(waited.as_secs_f64());
+pub fn outbox_acked(lane: &'static str, waited: Duration) {
+    counter!("vigil_outbox_acked_total", "lane" => lane).increment(1);
+    histogram!("vigil_delivery_seconds", "lane" => lane).record(waited.as_secs_f64());
 }
 
 /// A message of `lane` evicted.
-pub fn outbox_evicted(lane: crate::publish::Lane) {
-    counter!("vigil_outbox_evicted_total", "lane" => lane_name(lane)).increment(1);
+pub fn outbox_evicted(lane: &'static str) {
+    counter!("vigil_outbox_evicted_total", "lane" => lane).increment(1);
 }
 
 /// A message of `lane` set aside as a dead letter.
-pub fn outbox_dead_letter(lane: crate::publish::Lane) {
-    counter!("vigil_outbox_dead_letters_total", "lane" => lane_name(lane)).increment(1);
-}
-
-/// Copy the pipeline's counters and the outbox gauges into the exporter every second until
-/// `stop`.
-pub async fn mirror(
-    board: Arc<FrameBoard>,
-    cameras: Vec<String>,
-    outbox: Arc<OutboxGauge>,
-    stop: Arc<AtomicBool>,
-) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    while !stop.load(Ordering::Relaxed) {
-        tick.tick().await;
-        for (i, id) in cameras.iter().enumerate() {
-            let k = board.counters(i);
-            let set = |name: &'static str, v: u64| {
-                counter!(name, "camera" => id.clone()).absolute(v);
-            };
-            for (name, c) in [
-                ("vigil_frames_decoded_total", &k.decoded),
-                ("vigil_frames_thinned_total", &k.thinned),
-                ("vigil_frames_misordered_total", &k.misordered),
-                ("vigil_frames_missing_total", &k.missing),
-                ("vigil_rtp_packets_lost_total", &k.packets_lost),
-                ("vigil_rtp_packets_late_total", &k.packets_late),
-                ("vigil_frames_received_total", &k.received),
-            ] {
-                set(name, c.load(Ordering::Relaxed));
-            }
-            set(
-                "vigil_frames_analysed_total",
-                k.analysed.load(Ordering::Relaxed),
-            );
-            set(
-                "vigil_frames_dropped_total",
-                k.dropped.load(Ordering::Relaxed),
-            );
-            set(
-                "vigil_decode_errors_total",
-                k.decode_errors.load(Ordering::Relaxed),
-            );
-            set(
-                "vigil_camera_reconnects_total",
-                k.reconnects.load(Ordering::Relaxed),
-            );
-            let streaming = k
-                .published
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .as_ref()
-                .is_some_and(|p| p.state == "streaming");
-            gauge!("vigil_camera_streaming", "camera" => id.clone())
-                .set(f64::from(u8::from(streaming)));
-        }
-        let o = outbox.get();
-        for (i, lane) in LANES.iter().enumerate() {
-            gauge!("vigil_outbox_rows", "lane" => lane_name(*lane)).set(o.depth[i] as f64);
-        }
-        gauge!("vigil_outbox_bytes").set(o.bytes as f64);
-        gauge!("vigil_outbox_durable").set(f64::from(u8::from(o.store_error.is_none())));
-        gauge!("vigil_broker_connected").set(f64::from(u8::from(o.connected)));
-    }
+pub fn outbox_dead_letter(lane: &'static str) {
+    counter!("vigil_outbox_dead_letters_total", "lane" => lane).increment(1);
 }

@@ -96,9 +96,6 @@ const DEBTS: &[(&str, &str)] = &[
     ("config", "rules"),
     // Camera health names the transport's payload types.
     ("faults", "publish"),
-    // The metrics module reads the transport's and ingest's counters.
-    ("prometheus", "ingest"),
-    ("prometheus", "publish"),
     // The transport knows the content: payloads of detections and incidents.
     ("publish", "detect"),
     ("publish", "rules"),

@@ -32,6 +32,7 @@ use crate::telemetry;
 mod clipper;
 mod desk;
 mod live;
+mod metrics;
 mod models;
 mod push;
 mod stills;
@@ -340,7 +341,7 @@ pub async fn run(
     ));
     let monitor_stop = Arc::new(AtomicBool::new(false));
     if config.metrics.listen.is_some() {
-        tokio::spawn(crate::prometheus::mirror(
+        tokio::spawn(metrics::mirror(
             Arc::clone(&board),
             config.cameras.iter().map(|c| c.id.clone()).collect(),
             Arc::clone(&gauge),

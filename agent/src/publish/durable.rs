@@ -279,7 +279,7 @@ impl Durable {
                     self.store_error = None;
                 }
                 for row in rows {
-                    crate::prometheus::outbox_enqueued(row.lane);
+                    crate::prometheus::outbox_enqueued(lane_name(row.lane));
                     let evicted = self.state.insert(row);
                     self.delete_evicted(&evicted);
                 }
@@ -349,7 +349,7 @@ impl Durable {
 
     fn delete_evicted(&mut self, evicted: &[super::outbox::Row]) {
         for row in evicted {
-            crate::prometheus::outbox_evicted(row.lane);
+            crate::prometheus::outbox_evicted(lane_name(row.lane));
             tracing::error!(
                 lane = lane_name(row.lane),
                 row = row.id,
@@ -414,7 +414,7 @@ impl Durable {
         self.acked += 1;
         let now_ms = super::payload::unix_ms(std::time::SystemTime::now());
         crate::prometheus::outbox_acked(
-            row.lane,
+            lane_name(row.lane),
             std::time::Duration::from_millis(now_ms.saturating_sub(row.created_ms)),
         );
         self.link.1 = Some(now_ms);
@@ -492,7 +492,7 @@ impl Durable {
 
     /// Move `row` (already out of the state) to the dead letters, count and report it.
     fn set_aside(&mut self, row: super::outbox::Row, topic: &str, why: &str) {
-        crate::prometheus::outbox_dead_letter(row.lane);
+        crate::prometheus::outbox_dead_letter(lane_name(row.lane));
         self.dead[row.lane as usize] += 1;
         tracing::error!(
             lane = lane_name(row.lane),
