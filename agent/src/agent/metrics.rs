@@ -39,25 +39,13 @@ pub async fn mirror(
                 ("vigil_rtp_packets_lost_total", &k.packets_lost),
                 ("vigil_rtp_packets_late_total", &k.packets_late),
                 ("vigil_frames_received_total", &k.received),
+                ("vigil_frames_analysed_total", &k.analysed),
+                ("vigil_frames_dropped_total", &k.dropped),
+                ("vigil_decode_errors_total", &k.decode_errors),
+                ("vigil_camera_reconnects_total", &k.reconnects),
             ] {
                 set(name, c.load(Ordering::Relaxed));
             }
-            set(
-                "vigil_frames_analysed_total",
-                k.analysed.load(Ordering::Relaxed),
-            );
-            set(
-                "vigil_frames_dropped_total",
-                k.dropped.load(Ordering::Relaxed),
-            );
-            set(
-                "vigil_decode_errors_total",
-                k.decode_errors.load(Ordering::Relaxed),
-            );
-            set(
-                "vigil_camera_reconnects_total",
-                k.reconnects.load(Ordering::Relaxed),
-            );
             let streaming = k
                 .published
                 .lock()
