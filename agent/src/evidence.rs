@@ -11,8 +11,8 @@ use image::RgbImage;
 
 pub use crate::config::EvidenceSettings;
 use crate::detect::FrameView;
+use crate::geometry::Point;
 use crate::hash::sha256_hex;
-use crate::rules::geometry::Point;
 
 /// Why no evidence image could be made.
 #[derive(Debug, thiserror::Error)]

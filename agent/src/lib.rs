@@ -16,6 +16,7 @@ pub mod detect;
 pub mod diag;
 pub mod evidence;
 pub mod faults;
+pub mod geometry;
 pub mod hash;
 pub mod incident;
 pub mod ingest;

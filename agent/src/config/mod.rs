@@ -12,6 +12,7 @@
 mod diag;
 pub mod keys;
 pub mod pushed;
+mod shared;
 pub mod spanned;
 mod types;
 pub mod url;
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 pub use diag::{ConfigError, Diagnostic, Diagnostics};
 pub use pushed::write_atomic;
+pub use shared::*;
 pub use types::*;
 
 /// A configuration that passed file-level validation, with what is needed to point back into it.

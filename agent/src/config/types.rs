@@ -8,9 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::rules::Severity;
-pub use crate::rules::filter::ObjectFilter;
-pub use crate::rules::line::Direction;
+use super::shared::{Direction, EvidenceSettings, ObjectFilter, Severity};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -900,32 +898,6 @@ impl Default for FireSettings {
             update_min_interval_s: 2.0,
             heartbeat_s: 30.0,
             severity: Severity::Critical,
-        }
-    }
-}
-
-/// Evidence settings (`[evidence]` in the config).
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct EvidenceSettings {
-    /// Frames wider than this are scaled down (aspect kept). Default 1280, at least 160.
-    pub max_width: u32,
-    /// JPEG quality 1–100. Default 80.
-    pub quality: u8,
-    /// Largest JPEG in bytes; above it the quality, then the size, is lowered. Default 512 KiB,
-    /// at least 16 KiB.
-    pub max_bytes: usize,
-    /// Also publish an evidence image with every `update` (not only `open`). Default false.
-    pub on_update: bool,
-}
-
-impl Default for EvidenceSettings {
-    fn default() -> Self {
-        EvidenceSettings {
-            max_width: 1280,
-            quality: 80,
-            max_bytes: 512 * 1024,
-            on_update: false,
         }
     }
 }

@@ -4,9 +4,10 @@
 
 use std::collections::HashSet;
 
+use super::shared::{MAX_WINDOW_FRAMES, ObjectFilter};
 use super::spanned::{Problem, Spans};
 use super::types::*;
-use crate::rules::geometry;
+use crate::geometry;
 
 /// Longest Unix socket path (`sun_path` holds 108 bytes with the terminating NUL).
 pub const MAX_SOCKET_PATH: usize = 107;
@@ -477,14 +478,10 @@ pub fn validate(config: &Config, spans: &Spans) -> Vec<Problem> {
         c.positive(&format!("{p}.tracker.max_age_s"), t.max_age_s);
         c.score(&format!("{p}.tracker.low_score"), t.low_score);
         let f = &cam.fire;
-        if !(1..=crate::rules::fire::MAX_WINDOW_FRAMES).contains(&f.window_frames) {
+        if !(1..=MAX_WINDOW_FRAMES).contains(&f.window_frames) {
             c.err(
                 &format!("{p}.fire.window_frames"),
-                format!(
-                    "{} is outside 1 to {}",
-                    f.window_frames,
-                    crate::rules::fire::MAX_WINDOW_FRAMES
-                ),
+                format!("{} is outside 1 to {}", f.window_frames, MAX_WINDOW_FRAMES),
             );
         }
         if f.min_hits == 0 || f.min_hits > f.window_frames {

@@ -1,27 +1,9 @@
 //! Object filters: which detections count at all (per class, per camera and per zone) and
 //! exclusion masks (polygons where nothing counts: a poster of a person, a tree that moves).
 
-use serde::{Deserialize, Serialize};
-
-use super::geometry::{self, Point};
+pub use crate::config::ObjectFilter;
 use crate::detect::Detection;
-
-/// Limits on one class's detections. Areas are fractions of the frame area; ratios are
-/// width / height in pixels.
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct ObjectFilter {
-    /// Least score.
-    pub min_score: Option<f32>,
-    /// Least box area, fraction of the frame (0..1).
-    pub min_area: Option<f64>,
-    /// Largest box area, fraction of the frame (0..1).
-    pub max_area: Option<f64>,
-    /// Least width / height.
-    pub min_ratio: Option<f64>,
-    /// Largest width / height.
-    pub max_ratio: Option<f64>,
-}
+use crate::geometry::{self, Point};
 
 impl ObjectFilter {
     /// Whether `d` passes, in a frame of aspect `aspect` (width / height in pixels).

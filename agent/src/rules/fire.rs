@@ -10,10 +10,8 @@ use std::time::Duration;
 
 use super::IncidentType;
 use super::lifecycle::Policy;
+pub use crate::config::MAX_WINDOW_FRAMES;
 use crate::detect::Detection;
-
-/// Most frames a confirmation window may span.
-pub const MAX_WINDOW_FRAMES: u32 = 64;
 
 /// The fire/smoke rule of one camera.
 #[derive(Debug, Clone, PartialEq)]

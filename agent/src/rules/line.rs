@@ -3,24 +3,9 @@
 //! closer to the line than `hysteresis` changes nothing, so an object standing on the line and
 //! wobbling in the detector's jitter never counts twice.
 
-use serde::{Deserialize, Serialize};
-
-use super::geometry::{self, Point};
 use super::lifecycle::Policy;
-
-/// Which crossings count. Side `a` is on the left when walking from point `a` to point `b` in
-/// image coordinates (for a line drawn left to right: above it).
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    /// From side a to side b.
-    AToB,
-    /// From side b to side a.
-    BToA,
-    /// Either way.
-    #[default]
-    Both,
-}
+pub use crate::config::Direction;
+use crate::geometry::{self, Point};
 
 /// A line rule as the engine uses it.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,7 +10,6 @@
 
 pub mod filter;
 pub mod fire;
-pub mod geometry;
 pub mod lifecycle;
 pub mod line;
 pub mod resolve;
@@ -20,13 +19,13 @@ pub mod zone;
 
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use crate::config::Severity;
 use crate::detect::Detection;
+use crate::geometry::{self, Point};
 use filter::ClassFilters;
 use fire::{FireRule, Window};
-use geometry::Point;
 use lifecycle::{Facts, Key, Lifecycle, Policy};
 use line::{LineRule, Sides};
 use standdown::{Disarm, Standing};
@@ -59,33 +58,6 @@ impl IncidentType {
             IncidentType::Crowding => "crowding",
             IncidentType::Fire => "fire",
             IncidentType::Smoke => "smoke",
-        }
-    }
-}
-
-/// How urgent an incident is.
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Fire and smoke.
-    Critical,
-    /// Intrusion, crossings into restricted areas.
-    #[default]
-    Major,
-    /// Loitering, crowding, ordinary crossings.
-    Minor,
-    /// For the record.
-    Info,
-}
-
-impl Severity {
-    /// Name used in payloads.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Critical => "critical",
-            Severity::Major => "major",
-            Severity::Minor => "minor",
-            Severity::Info => "info",
         }
     }
 }

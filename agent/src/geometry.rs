@@ -1,5 +1,6 @@
 //! Plane geometry in normalised frame coordinates (x right, y down, both 0..=1): polygons and
-//! boxes. Pure functions, property-tested.
+//! boxes. Pure functions, property-tested. A leaf: zones and lines in the rules, their checks in
+//! the configuration, their outlines in evidence pictures.
 
 /// A point `[x, y]`.
 pub type Point = [f64; 2];
