@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """What decoding only what analysis needs buys (`make bench-decode`): the CPU that one thread of
 libav spends decoding a 1920×1080 25 fps camera stream in full, with its non-reference
-pictures dropped before the decoder (H.264 slices with nal_ref_idc 0, H.265 sub-layer
-non-reference slices: nothing decodes from them), and with its key frames only (the delta units dropped before the decoder, as vigil does at analysis
+pictures dropped before the decoder (H.264 slices with nal_ref_idc 0; H.265 sub-layer
+non-reference slices, which nothing decodes from when, as in x265's streams, there is one
+temporal sub-layer: in a stream with several only the top sub-layer's may go), and with its key frames only (the delta units dropped before the decoder, as vigil does at analysis
 rates of at most 1 fps, see agent/src/ingest/keyonly.rs), on H.264 and H.265 streams with and
 without B-frames.
 
@@ -63,7 +64,8 @@ def is_reference(data, family):
         else:
             kind = (nal[0] >> 1) & 0x3F
             if kind < 32:
-                # VCL: the even types up to 14 are sub-layer non-reference pictures.
+                # VCL: the even types up to 14 are sub-layer non-reference pictures (safe to
+                # drop with one temporal sub-layer, which is what camera-streams.sh makes).
                 return not (kind <= 14 and kind % 2 == 0)
     return True
 
@@ -130,7 +132,7 @@ def main():
 
 def report(r):
     print(f"\n## Decoding a 1080p25 camera, one libav thread ({r['machine']})\n")
-    print("| Stream | Decoded | Frames out of 25 s | Share of a core | vs every frame |")
+    print("| Stream | Decoded | Frames out of 625 | Share of a core | vs every frame |")
     print("|---|---|---|---|---|")
     for codec, what in CODECS.items():
         full = r[f"{codec} full"]["core_share"]

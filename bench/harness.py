@@ -523,6 +523,9 @@ def main():
     p.add_argument("--clip", type=Path, default=CLIP, help="the footage every camera of P2-P4 serves")
     p.add_argument("--only", choices=["p2"], help="p2: only the side-by-side run of P2, P3 and P4")
     a = p.parse_args()
+    if a.clip != CLIP and not a.only:
+        # P5 and P6 run on the plaza clip, and P6's limit takes P3's decoding: one clip per run.
+        raise SystemExit("--clip goes with --only p2 (P5 and P6 always run on the plaza clip)")
     for path in (a.vigil, a.rtsp_serve, Path(a.ort_lib)):
         if not path.exists():
             raise SystemExit(f"{path} is missing: run `make bench`, which builds it")
@@ -676,7 +679,8 @@ def p5_p6_rows(r, row):
 
 def details(r):
     """What stands behind the rows: stages, where vigil's CPU went, the capacity trials."""
-    print("\nP1 stages (median ms): card, backend: pre / inference / post; bare ORT")
+    if "p1" in r:
+        print("\nP1 stages (median ms): card, backend: pre / inference / post; bare ORT")
     for label, res in r.get("p1", {}).items():
         for b in ("ort", "tract"):
             st = res[b]
