@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vigil::ingest::url;
+use vigil::config::url;
 
 fuzz_target!(|data: &[u8]| {
     let raw = String::from_utf8_lossy(data);
