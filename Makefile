@@ -13,9 +13,11 @@ build: deps
 	$(CARGO) build --workspace
 
 ## Run the self-contained demo: embedded RTSP server + MQTT broker, incidents printed live.
+## The demo is its own binary (the vigil-demo crate, demo/): the `vigil` of the release and
+## Debian builds carries neither server.
 demo: deps
-	$(CARGO) build -p vigil
-	./target/debug/vigil demo $(DEMO_ARGS)
+	$(CARGO) build -p vigil-demo
+	./target/debug/vigil-demo $(DEMO_ARGS)
 
 ## ONNX Runtime's library (from the onnxruntime wheel on PyPI) for the `ort` backend and tests.
 ORT_LIB := $(CURDIR)/.cache/onnxruntime/libonnxruntime.so

@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Measure a standalone agent on the demo's camera: time from process start to the first
 # incident on the broker, analysed frames per second, CPU, and RSS (peak and current).
-# Starts `vigil demo` for the RTSP server and broker, then a second agent process (its own
+# Starts `vigil-demo` for the RTSP server and broker, then a second agent process (its own
 # device id) against them, subscribed to with mosquitto_sub.
-# Usage: bench/agent-footprint.sh [SECONDS]   (default 40; build first: cargo build -p vigil)
+# Usage: bench/agent-footprint.sh [SECONDS]   (default 40; build first: cargo build -p vigil -p vigil-demo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-40}
 bin=${VIGIL:-./target/debug/vigil}
+demo_bin=${VIGIL_DEMO:-./target/debug/vigil-demo}
 out=$(mktemp -d)
 trap 'kill $demo_pid $agent_pid $sub_pid 2>/dev/null || true; rm -rf "$out"' EXIT
 
-"$bin" demo --out "$out/demo" --duration $((secs + 30)) >"$out/demo.log" 2>&1 &
+"$demo_bin" --out "$out/demo" --duration $((secs + 30)) >"$out/demo.log" 2>&1 &
 demo_pid=$!
 for _ in $(seq 100); do [[ -s "$out/demo/vigil-demo.toml" ]] && break; sleep 0.1; done
 sleep 1

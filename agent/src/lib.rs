@@ -11,7 +11,6 @@ pub mod clock;
 pub mod cmd;
 pub mod command;
 pub mod config;
-pub mod demo;
 pub mod detect;
 pub mod diag;
 pub mod evidence;

@@ -65,14 +65,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("command", &["config", "rules", "evidence", "publish"]),
-    ("demo", &["config", "ingest"]),
-    // The wiring: the running agent, and the command line above it (which also has `demo`
-    // and `agent`, see `ABOVE_AGENT`).
+    // The wiring: the running agent, and the command line above it (which also has `agent`,
+    // see `ABOVE_AGENT`).
     ("agent", WIRED),
     ("cmd", WIRED),
 ];
 
-/// What the running agent wires together: every module but `cmd` and `demo`.
+/// What the running agent wires together: every module but `cmd`.
 const WIRED: &[&str] = &[
     "config",
     "ingest",
@@ -91,7 +90,7 @@ const WIRED: &[&str] = &[
 ];
 
 /// What only `cmd` imports besides [`WIRED`].
-const ABOVE_AGENT: &[&str] = &["agent", "demo"];
+const ABOVE_AGENT: &[&str] = &["agent"];
 
 /// Imports against the map that are still in the code (issue 24), each (from, to). Remove an
 /// entry when its import is gone; never add one.
@@ -389,4 +388,30 @@ fn the_scanner_sees_paths_groups_and_super_chains_and_ignores_comments_and_tests
     );
     let (code, _) = code_of("use crate::*;\n");
     assert!(imports(&code, &top, &modules).contains("*"));
+}
+
+/// The demo's servers stay out of the binary that goes onto a box: `vigil` depends on neither
+/// the embedded broker nor the RTSP server (they are in the `vigil-demo` crate).
+#[test]
+fn the_agent_crate_does_not_depend_on_the_demo_servers() {
+    let manifest =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+            .expect("agent/Cargo.toml is readable");
+    let manifest: toml::Table = toml::from_str(&manifest).expect("agent/Cargo.toml parses");
+    let mut deps = Vec::new();
+    for table in ["dependencies", "build-dependencies"] {
+        if let Some(t) = manifest.get(table).and_then(|t| t.as_table()) {
+            deps.extend(t.keys().cloned());
+        }
+    }
+    assert!(
+        deps.len() > 10,
+        "the manifest's dependencies were not read: {deps:?}"
+    );
+    for demo_only in ["rumqttd", "gstreamer-rtsp-server"] {
+        assert!(
+            !deps.iter().any(|d| d == demo_only),
+            "agent/Cargo.toml depends on {demo_only}: it belongs to the vigil-demo crate (demo/)"
+        );
+    }
 }

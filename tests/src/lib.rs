@@ -17,7 +17,7 @@ pub mod mp4;
 pub mod npy;
 pub mod scene;
 pub mod tier;
-pub use vigil::demo::{free_port, wait_for_port};
+pub use vigil_demo::{free_port, wait_for_port};
 
 /// The repository root.
 pub fn repo() -> PathBuf {

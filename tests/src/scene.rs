@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use vigil::demo::rtsp::{Clip, RtspServer};
+use vigil_demo::rtsp::{Clip, RtspServer};
 
 use crate::{Mosquitto, Proc, Proxy, Received, Recorder, TempDir, fixture, init_logs, repo};
 

@@ -240,7 +240,7 @@ fn status_tail_outbox_and_snapshot_through_the_socket() -> anyhow::Result<()> {
 #[test]
 fn no_secret_reaches_the_logs_of_a_full_run() -> anyhow::Result<()> {
     use std::sync::Arc;
-    use vigil::demo::rtsp::{Clip, RtspServer};
+    use vigil_demo::rtsp::{Clip, RtspServer};
     use vigil_tests::{Mosquitto, Recorder, TempDir, fixture};
     let broker = Mosquitto::start()?;
     let server = RtspServer::start(&[("plaza", Arc::new(Clip::load(&fixture("plaza_25s.mp4"))?))])?;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use serde_json::Value;
-use vigil::demo::rtsp::{Clip, RtspServer};
+use vigil_demo::rtsp::{Clip, RtspServer};
 use vigil_tests::{Mosquitto, TempDir, fixture, free_port, run_cli, vigil_bin};
 
 fn doctor(cfg: &std::path::Path) -> anyhow::Result<(i32, Value, String)> {

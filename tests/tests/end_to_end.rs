@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use vigil::demo::rtsp::Clip;
+use vigil_demo::rtsp::Clip;
 use vigil_tests::scene::{Scene, incidents, is_rfc3339_ms_utc};
 use vigil_tests::{Recorder, fixture, free_port, vigil_bin};
 
@@ -405,7 +405,7 @@ fn cameras_of_128x96_and_64x64_with_zones_run_beside_a_normal_one() -> anyhow::R
     for (id, clip) in &small {
         mounts.push((*id, std::sync::Arc::new(Clip::load(clip)?)));
     }
-    let server = vigil::demo::rtsp::RtspServer::start(&mounts)?;
+    let server = vigil_demo::rtsp::RtspServer::start(&mounts)?;
     let mut extra = String::new();
     for (id, _) in &small {
         extra.push_str(&format!(
@@ -561,10 +561,10 @@ fn seconds_of_day(t: &str) -> Option<f64> {
 fn frames_lost_on_the_way_are_counted_where_they_are_lost() -> anyhow::Result<()> {
     // A second camera behind a lossy network: its server loses every 40th RTP packet.
     let clip = std::sync::Arc::new(Clip::load(&fixture("plaza_25s.mp4"))?);
-    let lossy = vigil::demo::rtsp::RtspServer::start_with(
+    let lossy = vigil_demo::rtsp::RtspServer::start_with(
         0,
         &[("lossy", clip)],
-        &vigil::demo::rtsp::Extras {
+        &vigil_demo::rtsp::Extras {
             drop_every: Some(("lossy", 40)),
             ..Default::default()
         },

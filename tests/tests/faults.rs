@@ -444,7 +444,7 @@ fn a_camera_server_killed_twenty_times_comes_back_each_time() -> anyhow::Result<
 /// Damage every `every`-th delta access unit: flip a run of bytes in its second half (start
 /// codes and headers stay intact, so the stream still parses and the damage lands in slice
 /// data, as bit errors on a radio link would).
-fn corrupt(clip: &mut vigil::demo::rtsp::Clip, every: usize) -> usize {
+fn corrupt(clip: &mut vigil_demo::rtsp::Clip, every: usize) -> usize {
     let mut damaged = 0;
     for (i, (unit, key)) in clip.units.iter_mut().enumerate() {
         if *key || i % every != 0 || unit.len() < 64 {
@@ -463,7 +463,7 @@ fn corrupt(clip: &mut vigil::demo::rtsp::Clip, every: usize) -> usize {
 #[test]
 fn corrupted_streams_are_decoded_around_their_damage() -> anyhow::Result<()> {
     use std::sync::Arc;
-    use vigil::demo::rtsp::{Clip, RtspServer};
+    use vigil_demo::rtsp::{Clip, RtspServer};
     use vigil_tests::{Mosquitto, Recorder, TempDir, fixture};
     vigil_tests::init_logs();
     let broker = Mosquitto::start()?;
@@ -546,7 +546,7 @@ fn corrupted_streams_are_decoded_around_their_damage() -> anyhow::Result<()> {
 #[test]
 fn a_camera_that_hangs_without_hanging_up_is_rebuilt_by_the_stall_watchdog() -> anyhow::Result<()> {
     use std::sync::Arc;
-    use vigil::demo::rtsp::{Clip, RtspServer};
+    use vigil_demo::rtsp::{Clip, RtspServer};
     use vigil_tests::{Mosquitto, Proxy, Recorder, TempDir, fixture};
     vigil_tests::init_logs();
     let broker = Mosquitto::start()?;

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use vigil::demo::rtsp::{Clip, RtspServer};
+use vigil_demo::rtsp::{Clip, RtspServer};
 use vigil_tests::{Mosquitto, Received, Recorder, TempDir, fixture, vigil_bin};
 
 /// A broker, the clip served at `/cam`, the agent with one fire camera on it, a recorder.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rumqttc::{Client, MqttOptions, QoS};
-use vigil::demo::rtsp::{Clip, RtspServer};
+use vigil_demo::rtsp::{Clip, RtspServer};
 use vigil_tests::scene::{config, first_seqs};
 use vigil_tests::tier::{At, DistrictSpec, Tier};
 use vigil_tests::{Proc, Received, fixture, spawn_agent, vigil_bin};

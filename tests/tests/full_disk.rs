@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use vigil::demo::rtsp::{Clip, RtspServer};
+use vigil_demo::rtsp::{Clip, RtspServer};
 use vigil_tests::{Mosquitto, Received, Recorder, TempDir, fixture, run_cli, vigil_bin};
 
 /// A tmpfs mounted at a folder, unmounted (lazily, the agent may still hold files) on drop.

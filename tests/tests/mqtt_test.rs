@@ -48,7 +48,7 @@ fn a_round_trip_through_the_broker_is_timed() -> anyhow::Result<()> {
 fn a_broker_without_mqtt_5_is_named_and_3_1_1_works_with_it() -> anyhow::Result<()> {
     // The demo's embedded broker (rumqttd) speaks MQTT 3.1.1 only.
     let port = free_port()?;
-    vigil::demo::start_broker(port).map_err(anyhow::Error::msg)?;
+    vigil_demo::start_broker(port).map_err(anyhow::Error::msg)?;
     let dir = TempDir::new("mqtt-test-311")?;
     let (code, v) = mqtt_test(&dir, "127.0.0.1", port)?;
     eprintln!("MQTT 5 against a 3.1.1 broker: {v}");

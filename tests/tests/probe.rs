@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use serde_json::Value;
-use vigil::demo::rtsp::{Clip, Extras, RtspServer};
+use vigil_demo::rtsp::{Clip, Extras, RtspServer};
 use vigil_tests::{TempDir, fixture, free_port, run_cli, vigil_bin};
 
 const AUDIO_ONLY: &str =

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use vigil::demo::rtsp::{Clip, RtspServer};
+use vigil_demo::rtsp::{Clip, RtspServer};
 use vigil_tests::{Mosquitto, TempDir, fixture, repo, vigil_bin};
 
 #[test]
@@ -259,10 +259,10 @@ fn provision_asks_on_a_terminal_and_never_echoes_a_password() -> anyhow::Result<
     let broker = Mosquitto::start()?;
     // The camera's password has characters that must be percent-encoded in the URL.
     let (cam_user, cam_pass) = ("viewer", "p@ss:w/rd%9");
-    let server = vigil::demo::rtsp::RtspServer::start_with(
+    let server = vigil_demo::rtsp::RtspServer::start_with(
         0,
         &[("gate", Arc::new(Clip::load(&fixture("plaza_25s.mp4"))?))],
-        &vigil::demo::rtsp::Extras {
+        &vigil_demo::rtsp::Extras {
             launches: &[],
             basic_auth: Some((cam_user, cam_pass)),
             ..Default::default()

@@ -10,10 +10,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use gstreamer as gst;
-use vigil::demo::rtsp::Clip;
 use vigil::ingest::recorder::{Cut, STILL_AFTER, STILL_WITHIN};
 use vigil::ingest::ring::{Ring, Unit};
 use vigil::ingest::slot::Frame;
+use vigil_demo::rtsp::Clip;
 use vigil_tests::scene::{Scene, config_with, incidents};
 use vigil_tests::{Mosquitto, Received, TempDir, ask, camera_streams, fixture, vigil_bin};
 
@@ -295,7 +295,7 @@ fn slow_analysis_of_a_stream_with_short_groups_decodes_key_frames_only() -> anyh
 fn probe_and_doctor_see_both_streams_and_doctor_warns_about_a_heavy_one() -> anyhow::Result<()> {
     let (main, sub) = streams("h264");
     let broker = Mosquitto::start()?;
-    let server = vigil::demo::rtsp::RtspServer::start(&[
+    let server = vigil_demo::rtsp::RtspServer::start(&[
         ("main", std::sync::Arc::new(Clip::load(main)?)),
         ("sub", std::sync::Arc::new(Clip::load(sub)?)),
     ])?;

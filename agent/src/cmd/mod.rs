@@ -6,7 +6,6 @@ pub mod bench;
 pub mod check;
 pub mod command;
 pub mod completions;
-pub mod demo;
 pub mod detect;
 pub mod doctor;
 pub mod keygen;
@@ -52,8 +51,6 @@ pub enum Command {
     Run(run::Args),
     /// Validate a configuration file and the model cards it names, without starting anything.
     Check(check::Args),
-    /// Run a self-contained demo: embedded RTSP server and MQTT broker, incidents printed live.
-    Demo(demo::Args),
     /// Run a model on a photo or a video file and print the detections.
     Detect(detect::Args),
     /// Time each stage of a model on real frames (pre-process, inference, post-process).
@@ -89,15 +86,21 @@ pub enum Command {
     Completions(completions::Args),
     /// Write man pages for vigil and every subcommand into a folder.
     Manpages(completions::ManArgs),
+    /// Not part of this binary: says where the demo went (`make demo`, the `vigil-demo` binary).
+    #[command(hide = true, disable_help_flag = true)]
+    Demo {
+        /// Whatever followed `demo`, ignored.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        rest: Vec<std::ffi::OsString>,
+    },
 }
 
 /// Parse the command line, set up logging and run the subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The demo prints incidents on stdout; keep its log to warnings unless asked.
+    // The tools print their results on stdout; keep their log to warnings unless asked.
     let default_filter = match cli.command {
-        Command::Demo(_)
-        | Command::Detect(_)
+        Command::Detect(_)
         | Command::Bench(_)
         | Command::Replay(_)
         | Command::Status(_)
@@ -111,14 +114,14 @@ pub fn main() -> ExitCode {
         | Command::Doctor(_)
         | Command::Provision(_)
         | Command::Completions(_)
-        | Command::Manpages(_) => "warn,rumqttd=off,rumqttc=error",
-        _ => "info,rumqttd=warn,rumqttc=warn",
+        | Command::Manpages(_)
+        | Command::Demo { .. } => "warn,rumqttc=error",
+        _ => "info,rumqttc=warn",
     };
     logging::init(cli.log_format, default_filter);
     let result = match cli.command {
         Command::Run(a) => run::run(a),
         Command::Check(a) => check::run(a),
-        Command::Demo(a) => demo::run(a),
         Command::Detect(a) => detect::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Replay(a) => replay::run(a),
@@ -134,6 +137,13 @@ pub fn main() -> ExitCode {
         Command::Provision(a) => provision::run(a),
         Command::Completions(a) => completions::run(a),
         Command::Manpages(a) => completions::manpages(a),
+        Command::Demo { .. } => {
+            eprintln!(
+                "vigil: the demo is not part of this binary; in the source tree, `make demo` \
+                 builds and runs it (the vigil-demo binary)"
+            );
+            Ok(ExitCode::from(2))
+        }
     };
     match result {
         Ok(code) => code,

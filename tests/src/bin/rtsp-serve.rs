@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use vigil::demo::rtsp::{Clip, RtspServer};
+use vigil_demo::rtsp::{Clip, RtspServer};
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();

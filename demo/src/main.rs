@@ -1,7 +1,8 @@
-//! `vigil demo`: everything on one machine, for real. An embedded MQTT broker (rumqttd) and an
-//! embedded RTSP server (gst-rtsp-server) looping the bundled plaza clip start on free loopback
-//! ports; the agent runs with the bundled model and a zone on the walkway; a subscriber prints
-//! each incident as it arrives and saves the evidence JPEGs into the output folder.
+//! `vigil-demo` (`make demo`): everything on one machine, for real. An embedded MQTT broker
+//! (rumqttd) and an embedded RTSP server (gst-rtsp-server) looping the bundled plaza clip start
+//! on free loopback ports; the agent runs with the bundled model and a zone on the walkway; a
+//! subscriber prints each incident as it arrives and saves the evidence JPEGs into the output
+//! folder. Its own binary, so the `vigil` that goes onto a box carries neither server.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,13 +10,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use clap::Parser;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
-use crate::agent::{self, Plan};
-use crate::demo::{self, rtsp};
+use vigil::agent::{self, Plan};
+use vigil::cmd::{logging, report_start_error, run::shutdown_signal};
+use vigil_demo::{self as demo, rtsp};
 
-/// Arguments of `vigil demo`.
-#[derive(Debug, clap::Args)]
+/// vigil-demo — the vigil agent on one machine: an embedded RTSP server and MQTT broker on
+/// loopback, incidents printed live (`make demo`).
+#[derive(Debug, Parser)]
+#[command(name = "vigil-demo", version)]
 pub struct Args {
     /// Video served as the camera (H.264/H.265 in MP4/MKV), looped.
     #[arg(
@@ -47,10 +52,23 @@ pub struct Args {
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<f64>,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub log_format: logging::LogFormat,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    // The demo prints incidents on stdout; keep its log to warnings unless asked (RUST_LOG).
+    logging::init(args.log_format, "warn,rumqttd=off,rumqttc=error");
+    run(args).unwrap_or_else(|e| {
+        eprintln!("vigil-demo: {e:#}");
+        ExitCode::FAILURE
+    })
 }
 
 /// Run the demo.
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+fn run(args: Args) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let card = std::fs::canonicalize(&args.card).with_context(|| {
@@ -83,15 +101,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &config_path,
         demo::config_text(broker_port, &camera_url, fire_url.as_deref(), &card),
     )?;
-    let loaded = match crate::config::load(&config_path) {
+    let loaded = match vigil::config::load(&config_path) {
         Ok(l) => l,
-        Err(e) => return Ok(super::report_start_error(&agent::StartError::Config(e))),
+        Err(e) => return Ok(report_start_error(&agent::StartError::Config(e))),
     };
     let plan = match Plan::build(loaded) {
         Ok(p) => p,
-        Err(e) => return Ok(super::report_start_error(&e)),
+        Err(e) => return Ok(report_start_error(&e)),
     };
-    println!("vigil demo");
+    println!("vigil-demo");
     println!("  camera  {camera_url}  (looping {})", args.clip.display());
     if let Some(url) = &fire_url {
         println!(
@@ -119,10 +137,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Some(s) => {
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_secs_f64(s)) => {}
-                        _ = super::run::shutdown_signal() => {}
+                        _ = shutdown_signal() => {}
                     }
                 }
-                None => super::run::shutdown_signal().await,
+                None => shutdown_signal().await,
             }
         };
         let report = agent::run(plan, stop).await;
@@ -134,7 +152,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     drop(server);
     let report = match report {
         Ok(r) => r,
-        Err(e) => return Ok(super::report_start_error(&e)),
+        Err(e) => return Ok(report_start_error(&e)),
     };
     let elapsed = started.elapsed().as_secs_f64();
     println!();
@@ -153,17 +171,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     println!("  incident events        {}", report.session.events);
-    if let Some(kib) = rss_kib() {
+    if let Some(kib) = vigil::memory::peak_rss_kib() {
         println!("  peak RSS (whole demo)  {:.0} MiB", kib as f64 / 1024.0);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Peak resident set size of this process (VmHWM), in KiB.
-pub fn rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 async fn subscribe(
@@ -195,7 +206,7 @@ async fn subscribe(
                     let topic = p.topic.replace("/status", "/cmd/ping");
                     let body = serde_json::json!({
                         "id": uuid::Uuid::now_v7().to_string(),
-                        "sent_at": crate::publish::payload::rfc3339_ms(std::time::SystemTime::now()),
+                        "sent_at": vigil::publish::payload::rfc3339_ms(std::time::SystemTime::now()),
                     });
                     println!("[command] ping sent to {topic}");
                     let _ = client
@@ -208,7 +219,7 @@ async fn subscribe(
                     let topic = p.topic.replace("/cmd/ping/result", "/cmd/snapshot");
                     let body = serde_json::json!({
                         "id": uuid::Uuid::now_v7().to_string(),
-                        "sent_at": crate::publish::payload::rfc3339_ms(std::time::SystemTime::now()),
+                        "sent_at": vigil::publish::payload::rfc3339_ms(std::time::SystemTime::now()),
                         "camera": "plaza",
                     });
                     println!("[command] snapshot of camera plaza asked on {topic}");
@@ -227,7 +238,7 @@ async fn subscribe(
                         let topic = format!("{root}/cmd/clip");
                         let body = serde_json::json!({
                             "id": uuid::Uuid::now_v7().to_string(),
-                            "sent_at": crate::publish::payload::rfc3339_ms(std::time::SystemTime::now()),
+                            "sent_at": vigil::publish::payload::rfc3339_ms(std::time::SystemTime::now()),
                             "incident": v["id"],
                         });
                         println!(
@@ -323,7 +334,7 @@ fn save_clip(
         .filter_map(|t| chunks.remove(t))
         .flatten()
         .collect();
-    if a["sha256"].as_str() != Some(crate::hash::sha256_hex(&file).as_str()) {
+    if a["sha256"].as_str() != Some(vigil::hash::sha256_hex(&file).as_str()) {
         eprintln!("the clip's chunks do not match its sha256");
         return;
     }

@@ -1,5 +1,5 @@
 //! A real RTSP server (GStreamer's `gst-rtsp-server`) that serves a video file as an endless
-//! live camera stream on loopback. Used by `vigil demo` and by the integration tests.
+//! live camera stream on loopback. Used by `vigil-demo` and by the integration tests.
 //!
 //! The file's H.264/H.265 access units are read once into memory; each served media gets a
 //! feeder thread that pushes them into an `appsrc` at the file's frame rate, looping from the
@@ -193,7 +193,7 @@ fn read_units(path: &Path, parse: &str) -> Result<Units, String> {
     let mut offsets = Vec::new();
     let mut caps = None;
     let mut duration = None;
-    crate::ingest::file::pull_samples(
+    vigil::ingest::file::pull_samples(
         &format!("filesrc name=src ! parsebin ! {parse} ! appsink name=sink sync=false"),
         path,
         |sample| {
