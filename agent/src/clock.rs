@@ -1,6 +1,7 @@
 //! Time as the rules and the inference loop see it. Everything that decides with time (quiet
 //! periods, dwell, confirmation windows, cooldowns) reads it through [`Clock`], so tests run on
-//! a [`ManualClock`] and never sleep.
+//! a [`ManualClock`] and never sleep. Also how the box writes time in payloads and records:
+//! [`rfc3339_ms`] (UTC), [`unix_ms`], and its time zone ([`timezone`]).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
@@ -74,6 +75,40 @@ impl Clock for ManualClock {
     fn wall(&self) -> SystemTime {
         self.now.lock().unwrap_or_else(|p| p.into_inner()).1
     }
+}
+
+/// Milliseconds since the Unix epoch (0 before it).
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// The box's time zone: `TZ`, else `/etc/timezone`, else the zone `/etc/localtime` links to,
+/// else `UTC`. Payload times are always UTC; this tells people the box's local clock.
+pub fn timezone() -> String {
+    if let Ok(tz) = std::env::var("TZ")
+        && !tz.trim().is_empty()
+    {
+        return tz.trim().trim_start_matches(':').to_string();
+    }
+    if let Ok(tz) = std::fs::read_to_string("/etc/timezone")
+        && !tz.trim().is_empty()
+    {
+        return tz.trim().to_string();
+    }
+    std::fs::read_link("/etc/localtime")
+        .ok()
+        .and_then(|p| {
+            let s = p.to_string_lossy().to_string();
+            s.split_once("zoneinfo/").map(|(_, z)| z.to_string())
+        })
+        .unwrap_or_else(|| "UTC".into())
+}
+
+/// UTC RFC 3339 with milliseconds, e.g. `2026-11-27T23:50:01.123Z`.
+pub fn rfc3339_ms(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
 }
 
 #[cfg(test)]

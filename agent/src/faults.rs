@@ -7,12 +7,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::ingest::picture::Condition;
 use crate::ingest::status::CameraState;
-use crate::publish::payload::{INCIDENT_SCHEMA, Identity, rfc3339_ms};
 use crate::rules::EventState;
 
 /// The kinds of camera fault.
@@ -52,27 +50,6 @@ pub struct FaultEvent {
     pub opened_at: SystemTime,
     /// When this event happened.
     pub at: SystemTime,
-}
-
-impl FaultEvent {
-    /// The incident payload (`vigil.incident/1`).
-    pub fn payload(&self, identity: &Identity, camera: &str, seq: u64) -> serde_json::Value {
-        json!({
-            "schema": INCIDENT_SCHEMA,
-            "id": self.id.to_string(),
-            "seq": seq,
-            "device": identity.device,
-            "district": identity.district,
-            "camera": camera,
-            "type": self.kind.as_str(),
-            "severity": "major",
-            "state": self.state.as_str(),
-            "reason": self.reason,
-            "frame_time": rfc3339_ms(self.at),
-            "opened_at": rfc3339_ms(self.opened_at),
-            "objects": [],
-        })
-    }
 }
 
 /// What the monitor saw of a camera at one moment.
@@ -266,27 +243,6 @@ mod tests {
             (out[0].kind, out[0].state),
             (FaultKind::Tamper, EventState::Close)
         );
-    }
-
-    #[test]
-    fn the_payload_names_the_fault_and_has_no_objects() {
-        let e = FaultEvent {
-            id: Uuid::now_v7(),
-            kind: FaultKind::Tamper,
-            state: EventState::Open,
-            reason: "covered: the picture is dark or flat".into(),
-            opened_at: SystemTime::UNIX_EPOCH,
-            at: SystemTime::UNIX_EPOCH,
-        };
-        let id = Identity {
-            device: "b1".into(),
-            district: "d1".into(),
-        };
-        let v = e.payload(&id, "gate", 9);
-        assert_eq!(v["type"], "camera_tamper");
-        assert_eq!(v["seq"], 9);
-        assert_eq!(v["objects"], json!([]));
-        assert!(v.get("model").is_none());
     }
 
     #[test]

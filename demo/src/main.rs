@@ -206,7 +206,7 @@ async fn subscribe(
                     let topic = p.topic.replace("/status", "/cmd/ping");
                     let body = serde_json::json!({
                         "id": uuid::Uuid::now_v7().to_string(),
-                        "sent_at": vigil::publish::payload::rfc3339_ms(std::time::SystemTime::now()),
+                        "sent_at": vigil::clock::rfc3339_ms(std::time::SystemTime::now()),
                     });
                     println!("[command] ping sent to {topic}");
                     let _ = client
@@ -219,7 +219,7 @@ async fn subscribe(
                     let topic = p.topic.replace("/cmd/ping/result", "/cmd/snapshot");
                     let body = serde_json::json!({
                         "id": uuid::Uuid::now_v7().to_string(),
-                        "sent_at": vigil::publish::payload::rfc3339_ms(std::time::SystemTime::now()),
+                        "sent_at": vigil::clock::rfc3339_ms(std::time::SystemTime::now()),
                         "camera": "plaza",
                     });
                     println!("[command] snapshot of camera plaza asked on {topic}");
@@ -238,7 +238,7 @@ async fn subscribe(
                         let topic = format!("{root}/cmd/clip");
                         let body = serde_json::json!({
                             "id": uuid::Uuid::now_v7().to_string(),
-                            "sent_at": vigil::publish::payload::rfc3339_ms(std::time::SystemTime::now()),
+                            "sent_at": vigil::clock::rfc3339_ms(std::time::SystemTime::now()),
                             "incident": v["id"],
                         });
                         println!(

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use vigil::publish::payload::rfc3339_ms;
+use vigil::clock::rfc3339_ms;
 use vigil_tests::scene::Scene;
 use vigil_tests::{Received, mp4, run_cli, vigil_bin};
 

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
-use vigil::publish::payload::rfc3339_ms;
+use vigil::clock::rfc3339_ms;
 use vigil_tests::contract::Contract;
 use vigil_tests::scene::Scene;
 use vigil_tests::{Received, run_cli, vigil_bin};

@@ -6,7 +6,7 @@
 
 use std::time::SystemTime;
 
-use vigil::publish::payload::rfc3339_ms;
+use vigil::clock::rfc3339_ms;
 use vigil_tests::scene::Scene;
 use vigil_tests::{Received, run_cli, vigil_bin};
 

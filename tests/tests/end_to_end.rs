@@ -517,7 +517,7 @@ fn an_h265_camera_with_b_frames_reaches_its_analysis_rate() -> anyhow::Result<()
     );
     // A clip of this stream (units in decode order, no decode times over RTP) plays in order.
     let now = std::time::SystemTime::now();
-    let at = |s: u64| vigil::publish::payload::rfc3339_ms(now - Duration::from_secs(s));
+    let at = |s: u64| vigil::clock::rfc3339_ms(now - Duration::from_secs(s));
     let args = format!(
         r#"{{"camera":"plaza","from":"{}","to":"{}"}}"#,
         at(5),

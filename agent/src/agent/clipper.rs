@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::clip::{self, Written};
+use crate::clock::rfc3339_ms;
 use crate::config::ClipSettings;
 use crate::diag;
 use crate::ingest::ring::Gap;
 use crate::ingest::slot::FrameBoard;
+use crate::publish::Identity;
 use crate::publish::Message;
-use crate::publish::payload::{Identity, rfc3339_ms};
 
 /// A refusal: its code and a message a person can act on.
 pub type Refusal = (&'static str, String);

@@ -24,8 +24,8 @@ use crate::diag;
 use crate::ingest::picture::{Gray, PictureSettings, PictureWatch};
 use crate::ingest::{self, IngestError, slot::FrameBoard};
 use crate::publish::durable::ORPHAN_REASON;
-use crate::publish::payload::{self, Identity, Inventory};
 use crate::publish::{self, Durable, Outgoing, SessionConfig, SessionStats};
+use crate::publish::{Identity, Inventory, ModelLine};
 use crate::rules::{CameraRules, RuleSet};
 use crate::telemetry;
 
@@ -273,14 +273,14 @@ pub async fn run(
             .models
             .iter()
             .filter_map(|m| {
-                plan.cards.get(&m.name).map(|c| payload::ModelLine {
+                plan.cards.get(&m.name).map(|c| ModelLine {
                     name: c.card.name.clone(),
                     version: c.card.version.clone(),
                     engine: detectors.get(&m.name).map_or("none", |d| d.engine()),
                 })
             })
             .collect(),
-        timezone: payload::timezone(),
+        timezone: crate::clock::timezone(),
     };
     let models = inventory.models.clone();
     let security = publish::tls::load(&config.mqtt, |p| plan.loaded.resolve(p))

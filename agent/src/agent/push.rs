@@ -16,10 +16,10 @@ use serde_json::{Value, json};
 use super::Plan;
 use super::desk::Desk;
 use super::live::Reloader;
+use crate::clock::rfc3339_ms;
 use crate::command::{Finished, Pending};
 use crate::config::pushed::{self, Meta};
 use crate::ingest::slot::FrameBoard;
-use crate::publish::payload::rfc3339_ms;
 
 /// A refusal: its code and a message a person can act on.
 pub type Refusal = (&'static str, String);

@@ -23,8 +23,8 @@ use crate::config::FrameClock;
 use crate::detect::ModelInfo;
 use crate::evidence::EvidenceSettings;
 use crate::ingest::slot::{Frame, FrameBoard};
+use crate::publish::Identity;
 use crate::publish::Outgoing;
-use crate::publish::payload::Identity;
 use crate::rules::{IncidentEvent, RuleSet};
 
 /// Events queued before the inference threads wait (each render holds a copy of its analysed

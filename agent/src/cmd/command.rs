@@ -15,7 +15,8 @@ use std::time::{Duration, SystemTime};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeFilter};
 use serde_json::{Map, Value, json};
 
-use crate::publish::payload::{Identity, rfc3339_ms};
+use crate::clock::rfc3339_ms;
+use crate::publish::Identity;
 
 /// Arguments of `vigil command`.
 #[derive(Debug, clap::Args)]
@@ -93,11 +94,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // The first broker of the list: where the centre's commands are expected.
     let broker = mqtt.endpoints().swap_remove(0);
     let mut opts = MqttOptions::new(
-        format!(
-            "{}-command-{}",
-            target.device,
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        ),
+        // A random suffix: two `vigil command` runs at once must not take each other's session.
+        format!("{}-command-{:08x}", target.device, rand::random::<u32>()),
         broker.host.clone(),
         broker.port,
     );

@@ -374,7 +374,7 @@ fn secrets_and_broker(
             secrets.join(", ")
         )));
     }
-    let identity = crate::publish::payload::Identity {
+    let identity = crate::publish::Identity {
         device: config.device.id.clone(),
         district: config.device.district.clone(),
     };

@@ -37,7 +37,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(both) => both,
         Err(code) => return Ok(code),
     };
-    let identity = crate::publish::payload::Identity {
+    let identity = crate::publish::Identity {
         device: loaded.config.device.id.clone(),
         district: loaded.config.device.district.clone(),
     };

@@ -9,8 +9,8 @@ use std::process::ExitCode;
 use serde_json::json;
 
 use super::status::{human_bytes, human_duration};
+use crate::clock::unix_ms;
 use crate::publish::inspect::{Inspect, export_line};
-use crate::publish::payload::unix_ms;
 
 /// Arguments of `vigil outbox`.
 #[derive(Debug, clap::Args)]

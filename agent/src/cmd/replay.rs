@@ -20,8 +20,8 @@ use gstreamer as gst;
 use crate::agent::{Plan, StartError};
 use crate::detect::{Detections, Detector, FrameView};
 use crate::incident;
+use crate::incident::payload::{self, IncidentContext};
 use crate::ingest::file;
-use crate::publish::payload::{self, IncidentContext};
 use crate::rules::{CameraRules, EventState, IncidentEvent};
 
 /// Arguments of `vigil replay`.

@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime};
 use rusqlite::{Connection, params};
 use serde_json::{Map, Value};
 
+use crate::clock::{rfc3339_ms, unix_ms};
 use crate::config::Camera;
-use crate::publish::payload::{rfc3339_ms, unix_ms};
 use crate::rules::standdown::{Disarm, Target};
 
 /// The longest fire and smoke may stand down.

@@ -23,10 +23,11 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value, json};
 
+use crate::clock::{rfc3339_ms, unix_ms};
 use crate::config::CommandSettings;
 use crate::evidence::Jpeg;
+use crate::publish::Identity;
 use crate::publish::Message;
-use crate::publish::payload::{Identity, rfc3339_ms, unix_ms};
 use crate::rules::standdown::Target;
 
 /// Requests carried out at the same time (snapshots waiting for a frame); more are refused

@@ -23,8 +23,8 @@ use tokio::sync::{Semaphore, broadcast, watch};
 
 use crate::evidence::Jpeg;
 use crate::ingest::slot::FrameBoard;
+use crate::publish::Identity;
 use crate::publish::OutboxGauge;
-use crate::publish::payload::Identity;
 use crate::telemetry::LatestHealth;
 use protocol::Request;
 pub use snapshot::Snapshots;
@@ -244,7 +244,7 @@ async fn answer(req: Request, shared: &Shared) -> Value {
         Request::Cameras => protocol::ok("cameras", status::cameras(shared)),
         Request::Outbox { rows } => {
             let path = shared.outbox_path.clone();
-            let figures = crate::publish::payload::outbox_json(&shared.outbox.get());
+            let figures = crate::publish::stats::outbox_json(&shared.outbox.get());
             let listed = tokio::task::spawn_blocking(move || status::outbox_rows(&path, rows))
                 .await
                 .unwrap_or_else(|e| Err(e.to_string()));

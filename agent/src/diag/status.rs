@@ -8,8 +8,9 @@ use std::time::{Instant, SystemTime};
 use serde_json::{Value, json};
 
 use super::Shared;
+use crate::clock::{rfc3339_ms, unix_ms};
 use crate::publish::inspect::Inspect;
-use crate::publish::payload::{outbox_json, rfc3339_ms, unix_ms};
+use crate::publish::stats::outbox_json;
 
 fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0

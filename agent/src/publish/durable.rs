@@ -193,7 +193,7 @@ impl Durable {
 
     /// The session connected to the broker at `address`.
     pub fn connected_to(&mut self, address: &str) {
-        let now = super::payload::unix_ms(std::time::SystemTime::now());
+        let now = crate::clock::unix_ms(std::time::SystemTime::now());
         self.broker = Some((address.to_string(), now));
         self.link_changed(true, None);
     }
@@ -311,7 +311,7 @@ impl Durable {
     /// start, before any camera runs.
     pub fn close_orphans(&mut self, reason: &str) -> Result<usize, StoreError> {
         let open = self.store.open_incidents()?;
-        let now = super::payload::rfc3339_ms(std::time::SystemTime::now());
+        let now = crate::clock::rfc3339_ms(std::time::SystemTime::now());
         let mut closed = 0;
         for (lane, topic, payload) in open {
             let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&payload) else {
@@ -398,7 +398,7 @@ impl Durable {
 
     /// The client sent row `id` as packet `pkid`.
     pub fn sent(&mut self, id: u64, pkid: u16) {
-        let now_ms = super::payload::unix_ms(std::time::SystemTime::now());
+        let now_ms = crate::clock::unix_ms(std::time::SystemTime::now());
         self.state.sent(id, pkid, now_ms);
     }
 
@@ -412,7 +412,7 @@ impl Durable {
             tracing::error!("cannot delete an acknowledged outbox row: {e}");
         }
         self.acked += 1;
-        let now_ms = super::payload::unix_ms(std::time::SystemTime::now());
+        let now_ms = crate::clock::unix_ms(std::time::SystemTime::now());
         crate::prometheus::outbox_acked(
             lane_name(row.lane),
             std::time::Duration::from_millis(now_ms.saturating_sub(row.created_ms)),
@@ -464,7 +464,7 @@ impl Durable {
     /// is remembered as one the broker refuses. True when a row was blamed for the drop (the
     /// cause is known and dealt with: no reason to wait longer before reconnecting).
     pub fn disconnected(&mut self) -> bool {
-        let now_ms = super::payload::unix_ms(std::time::SystemTime::now());
+        let now_ms = crate::clock::unix_ms(std::time::SystemTime::now());
         let row = match self.state.disconnected(now_ms) {
             Blame::None => return false,
             Blame::Strike(_) => return true,

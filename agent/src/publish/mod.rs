@@ -1,4 +1,7 @@
-//! Publish: the MQTT session towards the operations centre.
+//! Publish: the transport, the MQTT session towards the operations centre. It carries
+//! messages as topic and bytes; what they say is their owners' (the incident payload in
+//! `incident`, health and camera status in `telemetry`), and the only payload written here is
+//! the device's own status ([`presence`]). The topics are [`topics`].
 //!
 //! One tokio task owns the session. Everything it publishes, except the retained device
 //! status, goes through the durable outbox ([`durable`]): an incident event gets its `seq` and
@@ -32,12 +35,14 @@ pub mod inspect;
 pub mod limit;
 pub mod memory;
 pub mod outbox;
-pub mod payload;
+pub mod presence;
 pub mod roundtrip;
 pub mod spill;
+pub mod stats;
 pub mod store;
 pub mod store_error;
 pub mod tls;
+pub mod topics;
 pub mod wire;
 
 use std::collections::VecDeque;
@@ -51,7 +56,9 @@ use crate::config::Mqtt;
 pub use durable::{Durable, OutboxGauge, OutboxStats};
 use failover::Brokers;
 pub use outbox::Lane;
-use payload::{DeviceState, Identity, Inventory};
+use presence::DeviceState;
+pub use presence::{Inventory, ModelLine};
+pub use topics::Identity;
 use wire::{HandError, Link, Wire};
 
 /// A message ready to publish.
@@ -208,7 +215,7 @@ pub async fn run(
     let id = &cfg.identity;
     let status_topic = id.status_topic();
     let json = |state| {
-        payload::status(id, state, &cfg.inventory)
+        presence::status(id, state, &cfg.inventory)
             .to_string()
             .into_bytes()
     };
@@ -399,7 +406,7 @@ fn accepted(
     cfg.limit.announced(max_packet);
     outbox.connected_to(address);
     stats.connects += 1;
-    let birth = payload::status(&cfg.identity, DeviceState::Online, &cfg.inventory);
+    let birth = presence::status(&cfg.identity, DeviceState::Online, &cfg.inventory);
     if l.publish(
         &cfg.identity.status_topic(),
         true,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeReasonCode};
 
-use super::payload::Identity;
+use super::Identity;
 use super::tls::Security;
 use crate::config::Mqtt;
 

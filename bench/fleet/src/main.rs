@@ -23,7 +23,7 @@ use clap::Parser;
 use rumqttc::{Client, Event, Packet, QoS};
 use tokio::sync::watch;
 use tokio::time::Instant;
-use vigil::publish::payload::Identity;
+use vigil::publish::Identity;
 use vigil_tests::tier::{At, DistrictSpec, Tier};
 
 use ledger::Ledger;

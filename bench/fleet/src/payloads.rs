@@ -1,6 +1,6 @@
 //! What a simulated box publishes, built by the agent's own code: incident events by
-//! `vigil::publish::payload::incident`, the evidence picture by `vigil::evidence::annotate` from
-//! a real frame of the plaza footage, health by `vigil::publish::payload::health` with a line per
+//! `vigil::incident::payload::incident`, the evidence picture by `vigil::evidence::annotate` from
+//! a real frame of the plaza footage, health by `vigil::telemetry::payload::health` with a line per
 //! camera. Only the detections are made up, and the one picture is drawn once and sent with
 //! every `open`.
 
@@ -9,11 +9,13 @@ use std::time::{Duration, SystemTime};
 
 use vigil::detect::{Detection, Labels};
 use vigil::evidence::{EvidenceSettings, Jpeg, Mark, Overlay};
+use vigil::incident::payload::{self, IncidentContext};
 use vigil::pixels::{Format, FrameView};
-use vigil::publish::payload::{self, CameraHealth, Identity, IncidentContext};
 use vigil::publish::{BuildIncident, Lane, Message, Outgoing};
+use vigil::publish::{Identity, ModelLine};
 use vigil::rules::lifecycle::Facts;
 use vigil::rules::{EventState, IncidentEvent, IncidentType, Object, Scope, Severity};
+use vigil::telemetry::payload::{self as telemetry, CameraHealth};
 
 /// What every box shares: the evidence picture and the labels.
 pub struct Material {
@@ -159,12 +161,12 @@ pub fn health(
             ..Default::default()
         })
         .collect();
-    let models = [payload::ModelLine {
+    let models = [ModelLine {
         name: "ssd_mobilenet_v1_coco".into(),
         version: "1.0".into(),
         engine: "ort",
     }];
-    let body = payload::health(identity, uptime, (&lines, &models), outbox, Some(20 << 30));
+    let body = telemetry::health(identity, uptime, (&lines, &models), outbox, Some(20 << 30));
     let key = crate::ledger::health_key(&identity.device, body["time"].as_str().unwrap_or(""));
     let out = Outgoing::Plain {
         lane: Lane::Telemetry,

@@ -298,7 +298,7 @@ pub fn print(setup: &str, rows: &[Row]) {
 pub fn json(setup: &str, rows: &[Row]) -> serde_json::Value {
     json!({
         "setup": setup,
-        "time": vigil::publish::payload::rfc3339_ms(std::time::SystemTime::now()),
+        "time": vigil::clock::rfc3339_ms(std::time::SystemTime::now()),
         "steps": rows.iter().map(|r| {
             let (s, c) = (&r.s, &r.cost);
             json!({

@@ -11,8 +11,8 @@ use rand::Rng;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use vigil::publish::payload::{self, Identity, Inventory};
 use vigil::publish::{self, Durable, OutboxGauge, Outgoing, SessionConfig, SessionStats};
+use vigil::publish::{Identity, Inventory, ModelLine};
 use vigil::rules::EventState;
 
 use crate::ledger::{Ledger, picture_key};
@@ -84,7 +84,7 @@ pub fn start(
             version: env!("CARGO_PKG_VERSION").into(),
             started_at: Some(SystemTime::now()),
             cameras: cameras.clone(),
-            models: vec![payload::ModelLine {
+            models: vec![ModelLine {
                 name: "ssd_mobilenet_v1_coco".into(),
                 version: "1.0".into(),
                 engine: "ort",

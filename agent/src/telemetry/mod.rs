@@ -14,9 +14,11 @@ use crate::faults::{FaultEvent, FaultTracker, Seen};
 use crate::ingest::picture::Condition;
 use crate::ingest::slot::FrameBoard;
 use crate::ingest::status::{self, CameraState};
-use crate::publish::payload::{self, CameraHealth, Identity, ZoneCount};
-use crate::publish::{Lane, Message, OutboxGauge, Outgoing};
+use crate::publish::{Identity, Lane, Message, ModelLine, OutboxGauge, Outgoing};
 use crate::rules::CameraRules;
+use payload::{CameraHealth, ZoneCount};
+
+pub mod payload;
 
 /// A camera as the monitor sees it.
 #[derive(Debug, Clone)]
@@ -231,7 +233,9 @@ fn fault_incident(identity: &Identity, camera: &str, e: FaultEvent) -> Outgoing 
         build: Box::new(move |seq| {
             vec![Message {
                 topic: identity.incident_topic(&camera),
-                payload: e.payload(&identity, &camera, seq).to_string().into_bytes(),
+                payload: crate::incident::payload::fault(&e, &identity, &camera, seq)
+                    .to_string()
+                    .into_bytes(),
                 retain: false,
             }]
         }),
@@ -269,12 +273,12 @@ pub struct Health {
     infer_ms: Vec<Vec<f32>>,
     before: Vec<(u64, u64, u64)>,
     latest: Arc<LatestHealth>,
-    models: Vec<payload::ModelLine>,
+    models: Vec<ModelLine>,
 }
 
 impl Health {
     /// Name `models` (and the engine running each) in every health message.
-    pub fn with_models(mut self, models: Vec<payload::ModelLine>) -> Self {
+    pub fn with_models(mut self, models: Vec<ModelLine>) -> Self {
         self.models = models;
         self
     }
@@ -386,7 +390,7 @@ impl Health {
                     .holding(SystemTime::now())
                     .map(|d| payload::Disarmed {
                         target: d.target.label(),
-                        until: d.until.map(payload::rfc3339_ms),
+                        until: d.until.map(crate::clock::rfc3339_ms),
                         fire: d.fire,
                         by: d.by.clone(),
                     })

@@ -1,10 +1,14 @@
 //! From a rule event to what is published about it: the names of its zone or line and, for an
-//! `open`, the evidence JPEG. Shared by the live agent and `vigil replay`.
+//! `open`, the evidence JPEG; and the incident payload ([`payload`]). Shared by the live agent
+//! and `vigil replay`.
 
 use crate::detect::{FrameView, Labels};
 use crate::evidence::{self, EvidenceSettings, Jpeg, Mark, Overlay};
-use crate::publish::payload::{Identity, SnapshotRef};
+use crate::publish::Identity;
 use crate::rules::{EventState, IncidentEvent, Object, RuleSet, Scope};
+use payload::SnapshotRef;
+
+pub mod payload;
 
 /// What an event needs besides its own fields.
 #[derive(Debug, Clone, Default)]
