@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use super::{CameraWork, Plan};
 use crate::config::Camera;
 use crate::diag;
+use crate::health::Watched;
 use crate::ingest::{self, CameraHandle, IngestError, slot::FrameBoard};
-use crate::telemetry::Watched;
 
 /// New detection state for one camera, for the inference thread.
 pub struct WorkUpdate {

@@ -336,7 +336,7 @@ pub async fn run(
             .cameras
             .iter()
             .enumerate()
-            .map(|(index, c)| telemetry::Watched::of(index, c))
+            .map(|(index, c)| crate::health::Watched::of(index, c))
             .collect::<Vec<_>>(),
     ));
     let monitor_stop = Arc::new(AtomicBool::new(false));

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::clock::rfc3339_ms;
 use crate::detect::Labels;
-use crate::faults::FaultEvent;
+use crate::health::FaultEvent;
 use crate::publish::Identity;
 use crate::rules::{IncidentEvent, Object};
 
@@ -261,7 +261,7 @@ mod tests {
     fn the_payload_names_the_fault_and_has_no_objects() {
         let e = FaultEvent {
             id: uuid::Uuid::now_v7(),
-            kind: crate::faults::FaultKind::Tamper,
+            kind: crate::health::FaultKind::Tamper,
             state: EventState::Open,
             reason: "covered: the picture is dark or flat".into(),
             opened_at: SystemTime::UNIX_EPOCH,

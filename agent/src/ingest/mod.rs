@@ -37,7 +37,6 @@ pub mod record;
 pub mod recorder;
 pub mod ring;
 pub mod slot;
-pub mod status;
 pub mod still;
 pub mod thin;
 

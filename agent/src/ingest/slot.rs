@@ -155,6 +155,26 @@ pub struct Counters {
     pub published: Mutex<Option<Published>>,
 }
 
+impl Counters {
+    /// Record the status the camera monitor publishes (`state` and `reason`); `since` moves
+    /// only when the state's name changed (`new_state`), not when only its reason did.
+    pub fn publish_status(&self, state: &'static str, reason: Option<String>, new_state: bool) {
+        let mut published = self
+            .published
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let since = match published.as_ref() {
+            Some(p) if !new_state => p.since,
+            _ => SystemTime::now(),
+        };
+        *published = Some(Published {
+            state,
+            reason,
+            since,
+        });
+    }
+}
+
 /// A camera status as published on `…/cameras/{camera}/status`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Published {

@@ -10,46 +10,23 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
 
-use crate::faults::{FaultEvent, FaultTracker, Seen};
-use crate::ingest::picture::Condition;
+use crate::health::{FaultEvent, Measures, Offline, Status, Watch, Watched};
 use crate::ingest::slot::FrameBoard;
-use crate::ingest::status::{self, CameraState};
 use crate::publish::{Identity, Lane, Message, ModelLine, OutboxGauge, Outgoing};
 use crate::rules::CameraRules;
 use payload::{CameraHealth, ZoneCount};
 
 pub mod payload;
 
-/// A camera as the monitor sees it.
-#[derive(Debug, Clone)]
-pub struct Watched {
-    /// Index on the frame board.
-    pub index: usize,
-    /// Camera id.
-    pub id: String,
-    /// Whether it is pulled at all.
-    pub enabled: bool,
-    /// No frame for this long counts as offline.
-    pub stall: Duration,
-    /// No frame for this long opens a `camera_offline` incident.
-    pub offline: Duration,
-}
-
-impl Watched {
-    /// How the monitor watches camera `index` configured as `c`.
-    pub fn of(index: usize, c: &crate::config::Camera) -> Self {
-        Watched {
-            index,
-            id: c.id.clone(),
-            enabled: c.enabled,
-            stall: Duration::from_secs_f64((3.0 / c.analysis_fps).max(3.0)),
-            offline: crate::config::duration(c.offline_s),
-        }
-    }
-}
-
-fn status_message(identity: &Identity, camera: &str, state: &str, reason: Option<&str>) -> Message {
-    let body = payload::camera_status(identity, camera, state, reason, SystemTime::now());
+fn status_message(identity: &Identity, camera: &str, status: &Status) -> Message {
+    let reason = status.reason();
+    let body = payload::camera_status(
+        identity,
+        camera,
+        status.name(),
+        reason.as_deref(),
+        SystemTime::now(),
+    );
     Message {
         topic: identity.camera_status_topic(camera),
         payload: body.to_string().into_bytes(),
@@ -66,7 +43,9 @@ fn health_lane(messages: Vec<Message>) -> Outgoing {
 
 /// Publish each camera's status now and on every change, and its fault incidents
 /// (`camera_offline`, `camera_frozen`, `camera_tamper`), until `stop`; then close the fault
-/// incidents still open and publish every camera `offline` ("agent stopped").
+/// incidents still open and publish every camera `offline` ("agent stopped"). The IO edge of
+/// [`crate::health::Watch`]: it reads the frame board every second and publishes what each
+/// look returns.
 pub async fn camera_monitor(
     board: Arc<FrameBoard>,
     watched: Arc<std::sync::Mutex<Vec<Watched>>>,
@@ -81,11 +60,7 @@ pub async fn camera_monitor(
             .clone()
     };
     let mut cameras = current();
-    let mut last: Vec<Option<(&'static str, Option<String>)>> = vec![None; cameras.len()];
-    let mut faults: Vec<FaultTracker> = cameras
-        .iter()
-        .map(|c| FaultTracker::new(c.offline))
-        .collect();
+    let mut watches: Vec<Watch> = cameras.iter().map(Watch::new).collect();
     let mut events = Vec::new();
     // Cameras seen enabled on the previous tick (a reload may switch them).
     let mut was_enabled: Vec<bool> = vec![true; cameras.len()];
@@ -94,60 +69,36 @@ pub async fn camera_monitor(
     while !stop.load(Ordering::Relaxed) {
         tick.tick().await;
         cameras = current();
-        for (i, c) in cameras.iter().enumerate() {
-            if let Some(t) = faults.get_mut(i) {
-                t.set_offline_after(c.offline);
-            }
-            if was_enabled.get(i) == Some(&true) && !c.enabled {
-                let m = status_message(
-                    &identity,
-                    &c.id,
-                    "offline",
-                    Some("disabled in the configuration"),
-                );
+        for ((c, watch), was) in cameras.iter().zip(&mut watches).zip(&mut was_enabled) {
+            watch.update_thresholds(c);
+            if *was && !c.enabled {
+                let m = status_message(&identity, &c.id, &watch.disabled());
                 if tx.send(health_lane(vec![m])).await.is_err() {
                     return;
                 }
-                if let Some(p) = last.get_mut(i) {
-                    *p = None;
-                }
             }
-            if let Some(w) = was_enabled.get_mut(i) {
-                *w = c.enabled;
-            }
+            *was = c.enabled;
         }
-        let now = Instant::now();
-        for ((c, prev), tracker) in cameras
-            .iter()
-            .zip(last.iter_mut())
-            .zip(faults.iter_mut())
-            .filter(|((c, _), _)| c.enabled)
-        {
+        let now = (Instant::now(), started, SystemTime::now());
+        for (c, watch) in cameras.iter().zip(&mut watches).filter(|(c, _)| c.enabled) {
             let counters = board.counters(c.index);
-            let last_frame = *counters
-                .last_frame
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
             let link = counters
                 .link
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
-            let condition = *counters
-                .condition
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let (state, reason) = status::assess(now, last_frame, &link, c.stall);
-            tracker.update(
-                Seen {
-                    state,
-                    silent_for: now.saturating_duration_since(last_frame.unwrap_or(started)),
-                    reason: reason.as_deref(),
-                    condition,
-                },
-                SystemTime::now(),
-                &mut events,
-            );
+            let measures = Measures {
+                last_frame: *counters
+                    .last_frame
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+                link: &link,
+                condition: *counters
+                    .condition
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+            };
+            let change = watch.look(c, measures, now, &mut events);
             for e in events.drain(..) {
                 if e.state == crate::rules::EventState::Open {
                     crate::prometheus::incident_opened(&c.id, e.kind.as_str());
@@ -157,71 +108,31 @@ pub async fn camera_monitor(
                     return;
                 }
             }
-            let seen = published_status(state, reason, condition);
-            // A growing "no frame for N s" is the same state: publish on state or cause change.
-            let same = prev.as_ref().is_some_and(|(s, r)| {
-                *s == seen.0
-                    && (r == &seen.1
-                        || (r.as_deref().is_some_and(|r| r.starts_with("no frame"))
-                            && seen.1.as_deref().is_some_and(|r| r.starts_with("no frame"))))
-            });
-            if same {
-                continue;
-            }
-            tracing::info!(camera = %c.id, state = seen.0, reason = seen.1.as_deref().unwrap_or("-"), "camera status");
-            let state_changed = prev.as_ref().is_none_or(|(s, _)| *s != seen.0);
-            {
-                let mut published = counters
-                    .published
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                let since = match published.as_ref() {
-                    Some(p) if !state_changed => p.since,
-                    _ => SystemTime::now(),
-                };
-                *published = Some(crate::ingest::slot::Published {
-                    state: seen.0,
-                    reason: seen.1.clone(),
-                    since,
-                });
-            }
-            let m = status_message(&identity, &c.id, seen.0, seen.1.as_deref());
+            let Some(change) = change else { continue };
+            let reason = change.status.reason();
+            tracing::info!(camera = %c.id, state = change.status.name(), reason = reason.as_deref().unwrap_or("-"), "camera status");
+            counters.publish_status(change.status.name(), reason, change.new_state);
+            let m = status_message(&identity, &c.id, &change.status);
             if tx.send(health_lane(vec![m])).await.is_err() {
                 return;
             }
-            *prev = Some(seen);
         }
     }
     // Fault incidents still open close with the agent.
-    for (c, tracker) in cameras.iter().zip(faults.iter_mut()) {
+    for (c, watch) in cameras.iter().zip(&mut watches) {
         events.clear();
-        tracker.close_all(SystemTime::now(), &mut events);
+        watch.close_all(SystemTime::now(), &mut events);
         for e in events.drain(..) {
             let _ = tx.send(fault_incident(&identity, &c.id, e)).await;
         }
     }
+    let stopped = Status::Offline(Offline::AgentStopped);
     let goodbye: Vec<Message> = cameras
         .iter()
         .filter(|c| c.enabled)
-        .map(|c| status_message(&identity, &c.id, "offline", Some("agent stopped")))
+        .map(|c| status_message(&identity, &c.id, &stopped))
         .collect();
     let _ = tx.send(health_lane(goodbye)).await;
-}
-
-/// The published state: the frame flow's, unless frames flow and the picture checks say
-/// frozen or tampered.
-fn published_status(
-    state: CameraState,
-    reason: Option<String>,
-    condition: Condition,
-) -> (&'static str, Option<String>) {
-    match (state, condition) {
-        (CameraState::Streaming, Condition::Frozen) => {
-            ("frozen", condition.reason().map(String::from))
-        }
-        (CameraState::Streaming, c) if c.is_tamper() => ("tampered", c.reason().map(String::from)),
-        _ => (state.as_str(), reason),
-    }
 }
 
 /// A fault incident event for the outbox (camera health lane).

@@ -1,6 +1,7 @@
 //! Camera-fault incidents: `camera_offline` (no frames for `offline_s`), `camera_frozen` (the
 //! picture does not change) and `camera_tamper` (covered, defocused, moved). Pure: the camera
-//! monitor passes what it assessed and the time, and publishes the events this returns.
+//! monitor passes what it assessed and the time, and publishes the events this returns (their
+//! payload is `incident::payload::fault`).
 //!
 //! A fault incident opens once and closes when the fault ends; frozen and tamper close too when
 //! the camera stops streaming (then it is the offline incident's turn).
@@ -9,8 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use uuid::Uuid;
 
+use super::Status;
 use crate::ingest::picture::Condition;
-use crate::ingest::status::CameraState;
 use crate::rules::EventState;
 
 /// The kinds of camera fault.
@@ -55,12 +56,10 @@ pub struct FaultEvent {
 /// What the monitor saw of a camera at one moment.
 #[derive(Debug, Clone, Copy)]
 pub struct Seen<'a> {
-    /// Its state from the frame flow.
-    pub state: CameraState,
+    /// Its status from the frame flow ([`super::assess`]).
+    pub flow: &'a Status,
     /// Time since the last frame (or since the monitor started, if none ever came).
     pub silent_for: Duration,
-    /// Why it is not streaming.
-    pub reason: Option<&'a str>,
     /// What the picture checks say.
     pub condition: Condition,
 }
@@ -112,11 +111,11 @@ impl FaultTracker {
 
     /// Open and close incidents for what was seen at `now`.
     pub fn update(&mut self, seen: Seen<'_>, now: SystemTime, out: &mut Vec<FaultEvent>) {
-        let streaming = seen.state == CameraState::Streaming;
+        let streaming = seen.flow.is_streaming();
         let offline = (!streaming && seen.silent_for >= self.offline_after).then(|| {
-            seen.reason
-                .unwrap_or("no frames from the camera")
-                .to_string()
+            seen.flow
+                .reason()
+                .unwrap_or_else(|| "no frames from the camera".into())
         });
         let frozen = (streaming && seen.condition == Condition::Frozen)
             .then(|| Condition::Frozen.reason().unwrap_or_default().to_string());
@@ -161,14 +160,18 @@ impl FaultTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::health::Offline;
 
-    fn seen(state: CameraState, silent_s: u64, condition: Condition) -> Seen<'static> {
+    fn seen(flow: &Status, silent_s: u64, condition: Condition) -> Seen<'_> {
         Seen {
-            state,
+            flow,
             silent_for: Duration::from_secs(silent_s),
-            reason: (state != CameraState::Streaming).then_some("connection refused"),
             condition,
         }
+    }
+
+    fn refused() -> Status {
+        Status::Offline(Offline::Failed("connection refused".into()))
     }
 
     #[test]
@@ -176,32 +179,16 @@ mod tests {
         let mut f = FaultTracker::new(Duration::from_secs(30));
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let mut out = Vec::new();
-        f.update(
-            seen(CameraState::Offline, 29, Condition::Clear),
-            t,
-            &mut out,
-        );
+        f.update(seen(&refused(), 29, Condition::Clear), t, &mut out);
         assert!(out.is_empty(), "not yet");
-        f.update(
-            seen(CameraState::Offline, 30, Condition::Clear),
-            t,
-            &mut out,
-        );
-        f.update(
-            seen(CameraState::Connecting, 40, Condition::Clear),
-            t,
-            &mut out,
-        );
+        f.update(seen(&refused(), 30, Condition::Clear), t, &mut out);
+        f.update(seen(&Status::Connecting, 40, Condition::Clear), t, &mut out);
         assert_eq!(out.len(), 1, "opened once");
         assert_eq!(
             (out[0].kind, out[0].state, out[0].reason.as_str()),
             (FaultKind::Offline, EventState::Open, "connection refused")
         );
-        f.update(
-            seen(CameraState::Streaming, 0, Condition::Clear),
-            t,
-            &mut out,
-        );
+        f.update(seen(&Status::Streaming, 0, Condition::Clear), t, &mut out);
         assert_eq!(out.len(), 2);
         assert_eq!((out[1].state, out[1].id), (EventState::Close, out[0].id));
         assert!(!f.is_open(FaultKind::Offline));
@@ -212,16 +199,8 @@ mod tests {
         let mut f = FaultTracker::new(Duration::from_secs(30));
         let t = SystemTime::UNIX_EPOCH;
         let mut out = Vec::new();
-        f.update(
-            seen(CameraState::Streaming, 0, Condition::Frozen),
-            t,
-            &mut out,
-        );
-        f.update(
-            seen(CameraState::Streaming, 0, Condition::Covered),
-            t,
-            &mut out,
-        );
+        f.update(seen(&Status::Streaming, 0, Condition::Frozen), t, &mut out);
+        f.update(seen(&Status::Streaming, 0, Condition::Covered), t, &mut out);
         let kinds: Vec<_> = out.iter().map(|e| (e.kind, e.state)).collect();
         assert_eq!(
             kinds,
@@ -233,11 +212,7 @@ mod tests {
         );
         assert_eq!(out[2].reason, "covered: the picture is dark or flat");
         out.clear();
-        f.update(
-            seen(CameraState::Offline, 5, Condition::Covered),
-            t,
-            &mut out,
-        );
+        f.update(seen(&refused(), 5, Condition::Covered), t, &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(
             (out[0].kind, out[0].state),
@@ -250,11 +225,7 @@ mod tests {
         let mut t = FaultTracker::new(Duration::from_secs(5));
         let mut out = Vec::new();
         let at = SystemTime::UNIX_EPOCH;
-        t.update(
-            seen(CameraState::Offline, 9, Condition::Clear),
-            at,
-            &mut out,
-        );
+        t.update(seen(&refused(), 9, Condition::Clear), at, &mut out);
         assert_eq!(out.len(), 1);
         out.clear();
         t.close_all(at + Duration::from_secs(1), &mut out);
