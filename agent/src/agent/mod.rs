@@ -13,19 +13,17 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use crate::clock::SystemClock;
 use crate::config::{ConfigError, Diagnostics, Loaded};
 use crate::detect::{self, DetectError, LoadedCard};
 use crate::diag;
 use crate::ingest::picture::{Gray, PictureSettings, PictureWatch};
 use crate::ingest::{self, IngestError, slot::FrameBoard};
-use crate::publish::durable::ORPHAN_REASON;
-use crate::publish::{self, Durable, Outgoing, SessionConfig, SessionStats};
-use crate::publish::{Identity, Inventory, ModelLine};
+use crate::publish::Identity;
+use crate::publish::{self, Outgoing, SessionStats};
 use crate::rules::{CameraRules, RuleSet};
 use crate::telemetry;
 
@@ -35,6 +33,7 @@ mod live;
 mod metrics;
 mod models;
 mod push;
+mod start;
 mod stills;
 mod workers;
 
@@ -210,350 +209,215 @@ impl CameraWork {
     }
 }
 
-/// Run the agent until `shutdown` resolves.
+/// Run the agent until `shutdown` resolves: start its services ([`services`]), then the
+/// analysis and the cameras ([`analyse`]); serve reloads, commands and pushed configurations
+/// ([`serve`]); then stop in order ([`Running::stop`]).
 pub async fn run(
     plan: Plan,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<RunReport, StartError> {
+    let services = services(&plan)?;
+    let (running, mut reloader, desk, inbox) = analyse(plan, services)?;
+    serve(shutdown, &mut reloader, desk, inbox).await;
+    Ok(running.stop(reloader).await)
+}
+
+/// What runs before the analysis: the loaded models, the session, the camera monitor and the
+/// diagnostics socket, with what they share.
+struct Services {
+    notifier: crate::notify::Notifier,
+    detectors: start::Detectors,
+    floors: HashMap<String, f32>,
+    config: crate::config::Config,
+    identity: Identity,
+    started: Instant,
+    board: Arc<FrameBoard>,
+    tx: mpsc::Sender<Outgoing>,
+    shutdown: (watch::Sender<bool>, watch::Receiver<bool>),
+    transport: start::Transport,
+    monitor: start::Monitor,
+    health: telemetry::Health,
+    standing: Arc<crate::rules::standdown::Board>,
+    reloads: mpsc::Receiver<diag::ReloadReply>,
+    diag: Arc<diag::Shared>,
+    diag_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Load the models (a bad one refuses the start), start the session, the camera monitor and
+/// the diagnostics socket.
+fn services(plan: &Plan) -> Result<Services, StartError> {
     let notifier = crate::notify::Notifier::from_env();
     notifier.status("loading the models");
     ingest::init()?;
+    let (detectors, floors) = start::load_models(plan)?;
     let config = plan.loaded.config.clone();
     let identity = plan.identity();
-
-    // Load every model before touching a camera: a bad model refuses the start.
-    let mut detectors = plan.detectors(|_| true)?;
-    let mut floors: HashMap<String, f32> = HashMap::new();
-    for (name, det) in &mut detectors {
-        // Rules may ask for weaker detections than the card's default.
-        let floor = config
-            .cameras
-            .iter()
-            .zip(&plan.rules)
-            .filter(|(c, _)| &c.model == name)
-            .map(|(_, r)| r.detector_floor)
-            .fold(f32::INFINITY, f32::min);
-        if floor.is_finite() {
-            det.lower_thresholds(floor);
-        }
-        floors.insert(name.clone(), floor);
-    }
-
-    // The load's peak (protobuf, graph, optimisation) is freed by now; give it back.
-    let (rss_loaded, rss_trimmed) = crate::memory::trim_and_measure();
-    tracing::info!(
-        rss_mib = rss_loaded,
-        after_trim_mib = rss_trimmed,
-        "models loaded; freed load memory returned"
-    );
-
     let started = Instant::now();
-    let enabled: Vec<usize> = (0..config.cameras.len())
-        .filter(|&i| config.cameras[i].enabled)
-        .collect();
-    let clips = &config.clips;
-    let board = FrameBoard::recording(
-        config.cameras.len(),
-        clips.enabled.then(|| {
-            (
-                clips.keep(),
-                usize::try_from(clips.buffer_bytes).unwrap_or(usize::MAX),
-            )
-        }),
-    );
-    let stop = Arc::new(AtomicBool::new(false));
+    let board = start::frame_board(&config);
     let (tx, rx) = mpsc::channel::<Outgoing>(1024);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-
-    let inventory = Inventory {
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        started_at: Some(SystemTime::now()),
-        cameras: config.cameras.iter().map(|c| c.id.clone()).collect(),
-        models: config
-            .models
-            .iter()
-            .filter_map(|m| {
-                plan.cards.get(&m.name).map(|c| ModelLine {
-                    name: c.card.name.clone(),
-                    version: c.card.version.clone(),
-                    engine: detectors.get(&m.name).map_or("none", |d| d.engine()),
-                })
-            })
-            .collect(),
-        timezone: crate::clock::timezone(),
-    };
+    let inventory = start::inventory(plan, &detectors);
     let models = inventory.models.clone();
-    let security = publish::tls::load(&config.mqtt, |p| plan.loaded.resolve(p))
-        .map_err(|e| StartError::Security(e.to_string()))?;
-    let state_dir = plan.loaded.resolve(&config.storage.state_dir);
-    let mut outbox = open_outbox(&state_dir, &config)?;
-    let limit = Arc::new(publish::limit::MessageLimit::of(&config.mqtt));
-    outbox.set_limit(Arc::clone(&limit));
-    let gauge = outbox.gauge();
-    let (incident_tap, _) = tokio::sync::broadcast::channel(256);
-    outbox.tap_incidents(incident_tap.clone());
-    // Commands from the centre: the session hands them over, the main loop below answers.
-    let (command_tx, mut command_rx) = mpsc::channel::<publish::Received>(64);
-    let inbound = config.commands.enabled.then(|| publish::Inbound {
-        filter: identity.command_filter(),
-        tx: command_tx,
-    });
-    let commands = crate::command::Commands::new(
-        config.commands.clone(),
-        identity.clone(),
-        &state_dir,
-        &config.cameras,
-    );
-    let session = tokio::spawn(publish::run(
-        SessionConfig {
-            mqtt: config.mqtt.clone(),
-            identity: identity.clone(),
-            inventory,
-            max_packet_bytes: 4 << 20,
-            limit: Arc::clone(&limit),
-            flush: crate::config::duration(config.outbox.flush_s),
-            security,
-            inbound,
-        },
-        outbox,
-        rx,
-        shutdown_rx.clone(),
-    ));
-
-    // Before any metric handle is made below: handles made earlier would stay no-ops.
-    if let Some(listen) = &config.metrics.listen {
-        crate::prometheus::install(listen).map_err(|e| StartError::Runtime(e.to_string()))?;
-        tracing::info!(listen = %listen, "Prometheus metrics served on /metrics");
-    }
-    let work: Vec<CameraWork> = config
-        .cameras
-        .iter()
-        .zip(plan.rules.iter())
-        .map(|(c, r)| CameraWork::new(c, r))
-        .collect();
-    let watched = Arc::new(std::sync::Mutex::new(
-        config
-            .cameras
-            .iter()
-            .enumerate()
-            .map(|(index, c)| crate::health::Watched::of(index, c))
-            .collect::<Vec<_>>(),
-    ));
-    let monitor_stop = Arc::new(AtomicBool::new(false));
-    if config.metrics.listen.is_some() {
-        tokio::spawn(metrics::mirror(
-            Arc::clone(&board),
-            config.cameras.iter().map(|c| c.id.clone()).collect(),
-            Arc::clone(&gauge),
-            Arc::clone(&monitor_stop),
-        ));
-    }
-    let monitor = tokio::spawn(telemetry::camera_monitor(
-        Arc::clone(&board),
-        Arc::clone(&watched),
-        identity.clone(),
-        tx.clone(),
-        Arc::clone(&monitor_stop),
-    ));
-    let (reload_tx, mut reload_rx) = mpsc::channel::<diag::ReloadReply>(4);
-    let (work_tx, work_rx) = std::sync::mpsc::channel::<live::WorkUpdate>();
+    let transport = start::session(plan, &identity, inventory, rx, shutdown_rx.clone())?;
+    // Before any metric handle is made (the cameras' work below has some).
+    let monitor = start::monitor(&config, &board, &transport.gauge, &identity, &tx)?;
     let health = telemetry::Health::new(
         config.cameras.len(),
         crate::config::duration(config.health.interval_s),
-        Arc::clone(&gauge),
-        state_dir.clone(),
+        Arc::clone(&transport.gauge),
+        transport.state_dir.clone(),
     )
     .with_models(models);
     // What the centre stands down: the desk fills it before the first frame is analysed.
     let standing = Arc::new(crate::rules::standdown::Board::default());
-    let diag = Arc::new(diag::Shared {
-        identity: identity.clone(),
-        started_at: SystemTime::now(),
-        started,
-        broker: config
-            .mqtt
-            .endpoints()
-            .iter()
-            .map(|b| b.address())
-            .collect::<Vec<_>>()
-            .join(", "),
-        cameras: std::sync::Mutex::new(config.cameras.iter().map(diag::CameraInfo::of).collect()),
-        reload: Some(reload_tx),
-        board: Arc::clone(&board),
-        outbox: gauge,
-        outbox_path: state_dir.join("outbox.db"),
-        state_dir: state_dir.clone(),
-        health: health.latest(),
-        incidents: incident_tap,
-        snapshots: diag::Snapshots::default(),
-        standing: Arc::clone(&standing),
-    });
-    let diag_task = config.diag.enabled.then(|| {
-        let path = plan.loaded.resolve(&config.diag.socket);
-        match diag::bind(&path) {
-            Ok(listener) => {
-                tracing::info!(socket = %path.display(), "diagnostics socket listening");
-                Some(tokio::spawn(diag::serve(
-                    listener,
-                    path,
-                    Arc::clone(&diag),
-                    shutdown_rx.clone(),
-                )))
-            }
-            Err(e) => {
-                tracing::error!(
-                    "diagnostics socket unavailable (vigil status and tail will not work): {e}"
-                );
-                None
-            }
-        }
-    });
-    // ONNX Runtime runs a model on `threads` of its own; tract on the calling thread.
-    let max_threads = config
-        .models
-        .iter()
-        .map(|m| match detectors.get(&m.name).map(|d| d.engine()) {
-            Some("ort") => m.threads.max(1),
-            _ => 1,
-        })
-        .max()
-        .unwrap_or(1);
-    let threads = workers::count(
-        config.inference.threads,
-        workers::available_cores(),
-        max_threads,
-        enabled.len(),
+    let (reload_tx, reload_rx) = mpsc::channel::<diag::ReloadReply>(4);
+    let diag = start::diag_shared(
+        plan,
+        (started, &board),
+        &transport,
+        health.latest(),
+        &standing,
+        reload_tx,
     );
-    let pool = Arc::new(workers::Pool::new(
-        threads, work, &detectors, &floors, health, work_rx, started,
-    ));
-    tracing::info!(
-        threads,
-        configured = config.inference.threads,
-        "inference threads"
-    );
-    // Thread 0 runs the models loaded above; the others fork them when they first need them.
-    let mut first = Some(detectors);
-    let mut detect_threads = Vec::with_capacity(threads);
-    // A start that fails half-way stops the inference threads it already started.
-    let abandon = |threads: Vec<std::thread::JoinHandle<()>>| {
-        stop.store(true, Ordering::Relaxed);
-        board.wake_all();
-        for t in threads {
-            let _ = t.join();
-        }
-    };
-    let clipper = Arc::new(clipper::Clipper::new(
-        Arc::clone(&board),
-        Arc::clone(&diag),
-        config.clips.clone(),
-        state_dir.join("clips"),
-    ));
-    let (order_tx, order_rx) = mpsc::channel(16);
-    let orders = Arc::new(clipper::Orders::new(&config.clips, order_tx));
-    let clip_task = tokio::spawn(clipper::serve(
-        Arc::clone(&clipper),
-        order_rx,
-        tx.clone(),
-        identity.clone(),
-        Arc::clone(&limit),
-        Arc::clone(&pool),
-    ));
-    let (stills, stills_thread) = stills::spawn(
-        Arc::clone(&board),
-        identity.clone(),
-        tx.clone(),
-        Arc::clone(&stop),
-    )
-    .map_err(|e| StartError::Runtime(format!("cannot start the evidence thread: {e}")))?;
-    for n in 0..threads {
-        let stills = stills.clone();
-        let orders = Arc::clone(&orders);
-        let board = Arc::clone(&board);
-        let stop = Arc::clone(&stop);
-        let evidence = config.evidence;
-        let diag = Arc::clone(&diag);
-        let pool = Arc::clone(&pool);
-        let identity = identity.clone();
-        let tx = tx.clone();
-        let limit = Arc::clone(&limit);
-        let standing = Arc::clone(&standing);
-        let detectors = first.take().unwrap_or_default();
-        let handle = std::thread::Builder::new()
-            .name(format!("detect-{n}"))
-            .spawn(move || {
-                let ctx = workers::LoopContext {
-                    identity: &identity,
-                    tx: &tx,
-                    stop: &stop,
-                    clock: &SystemClock::new(),
-                    evidence: &evidence,
-                    limit: &limit,
-                    snapshots: &diag.snapshots,
-                    standing: &standing,
-                    clips: &orders,
-                    stills: &stills,
-                };
-                workers::detect_loop(&board, &pool, n, detectors, &ctx);
-            });
-        match handle {
-            Ok(h) => detect_threads.push(h),
-            Err(e) => {
-                abandon(detect_threads);
-                return Err(StartError::Runtime(format!(
-                    "cannot start an inference thread: {e}"
-                )));
-            }
-        }
-    }
-    // The inference threads hold the evidence thread's only senders: it ends after them.
-    drop(stills);
-    // Kept for command results and the `close` events of a clean stop.
-    let closer = tx.clone();
-    drop(tx);
-    let (mut desk, mut jobs_done) = desk::Desk::new(
-        commands,
-        closer.clone(),
-        Arc::clone(&diag),
-        Arc::clone(&standing),
-        Arc::clone(&pool),
-        clipper,
-        Arc::clone(&limit),
-    );
-    let mut cameras = live::Cameras::new(config.cameras.len(), Arc::clone(&board));
-    for &i in &enabled {
-        if let Err(e) = cameras.start(i, &config.cameras[i]) {
-            cameras.stop_all();
-            abandon(detect_threads);
-            return Err(e.into());
-        }
-    }
-    tracing::info!(cameras = enabled.len(), "vigil running");
-    notifier.send(&format!(
-        "READY=1\nSTATUS=running: {} camera(s) starting",
-        enabled.len()
-    ));
-    let watchdog = tokio::spawn(watchdog(
+    let diag_task = start::diag_socket(plan, &diag, &shutdown_rx);
+    Ok(Services {
         notifier,
-        Arc::clone(&board),
-        Arc::clone(&pool),
-        Arc::clone(&diag),
-        Arc::clone(&monitor_stop),
-    ));
-    let mut reloader = live::Reloader {
+        detectors,
+        floors,
+        config,
+        identity,
+        started,
+        board,
+        tx,
+        shutdown: (shutdown_tx, shutdown_rx),
+        transport,
+        monitor,
+        health,
+        standing,
+        reloads: reload_rx,
+        diag,
+        diag_task,
+    })
+}
+
+/// Start the inference threads (with the evidence and clip workers), the commands desk and the
+/// cameras; what serving and stopping need.
+fn analyse(plan: Plan, v: Services) -> Result<(Running, live::Reloader, Desk, Inbox), StartError> {
+    let Services {
+        notifier,
+        detectors,
+        floors,
+        config,
+        identity,
+        started,
+        board,
+        tx,
+        shutdown: (shutdown_tx, _),
+        transport,
+        monitor,
+        health,
+        standing,
+        reloads: reload_rx,
+        diag,
+        diag_task,
+    } = v;
+    let threads = start::inference_threads(&config, &detectors);
+    let (work_tx, work_rx) = std::sync::mpsc::channel::<live::WorkUpdate>();
+    let work = start::camera_work(&plan);
+    let pool = workers::Pool::new(threads, work, &detectors, &floors, health, work_rx, started);
+    let shared = start::Shared {
+        identity: &identity,
+        board: &board,
+        tx: &tx,
+        transport: &transport,
+        diag: &diag,
+        standing: &standing,
+    };
+    let mut analysis = start::analysis(&config, (Arc::new(pool), threads), detectors, &shared)?;
+    // Before the cameras: the desk fills what the centre stands down before a frame arrives.
+    let desk = start::desk(&config, &shared, &analysis);
+    let cameras = start::cameras(&config, &board).inspect_err(|_| analysis.halt())?;
+    let watchdog = running(notifier, &config, &analysis, &diag, &monitor);
+    let reloader = live::Reloader {
         plan,
         cameras,
         work: work_tx,
-        watched,
-        diag: Arc::clone(&diag),
+        watched: Arc::clone(&monitor.watched),
+        diag,
         trial: None,
     };
+    let inbox = Inbox {
+        reloads: reload_rx,
+        commands: transport.commands,
+        started,
+    };
+    let running = Running {
+        analysis,
+        // Kept for command results and the `close` events of a clean stop.
+        closer: tx,
+        monitor,
+        watchdog,
+        shutdown: shutdown_tx,
+        diag: diag_task,
+        session: transport.task,
+        board,
+        identity,
+        started,
+        config,
+    };
+    Ok((running, reloader, desk, inbox))
+}
+
+/// Tell systemd the agent runs, and start the watchdog task that keeps telling it how.
+fn running(
+    notifier: crate::notify::Notifier,
+    config: &crate::config::Config,
+    analysis: &start::Analysis,
+    diag: &Arc<diag::Shared>,
+    monitor: &start::Monitor,
+) -> tokio::task::JoinHandle<()> {
+    let enabled = config.cameras.iter().filter(|c| c.enabled).count();
+    tracing::info!(cameras = enabled, "vigil running");
+    notifier.send(&format!(
+        "READY=1\nSTATUS=running: {enabled} camera(s) starting"
+    ));
+    tokio::spawn(watchdog(
+        notifier,
+        Arc::clone(&diag.board),
+        Arc::clone(&analysis.pool),
+        Arc::clone(diag),
+        Arc::clone(&monitor.stop),
+    ))
+}
+
+/// The commands desk and the end of its jobs.
+type Desk = (desk::Desk, mpsc::Receiver<desk::JobDone>);
+
+/// What the running agent answers besides frames.
+struct Inbox {
+    /// `vigil reload` over the diagnostics socket.
+    reloads: mpsc::Receiver<diag::ReloadReply>,
+    /// Commands from the centre.
+    commands: mpsc::Receiver<publish::Received>,
+    /// When the agent started (a command's `uptime`).
+    started: Instant,
+}
+
+/// Serve reloads, commands from the centre and their jobs, and pushed configurations on trial,
+/// until `shutdown` resolves. The desk goes with it: its handle on the session must go, or the
+/// session would wait for it forever.
+async fn serve(
+    shutdown: impl std::future::Future<Output = ()>,
+    reloader: &mut live::Reloader,
+    (mut desk, mut jobs_done): Desk,
+    mut inbox: Inbox,
+) {
     let (tried_tx, mut tried_rx) = mpsc::channel::<push::Tried>(1);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            Some(reply) = reload_rx.recv() => {
+            Some(reply) = inbox.reloads.recv() => {
                 let result = reloader.reload().await;
                 match &result {
                     Ok(_) => desk.prune(&reloader.plan.loaded.config.cameras),
@@ -561,59 +425,89 @@ pub async fn run(
                 }
                 let _ = reply.send(result);
             }
-            Some(request) = command_rx.recv() => {
+            Some(request) = inbox.commands.recv() => {
                 let ctx = crate::command::Context {
                     version: env!("CARGO_PKG_VERSION"),
-                    uptime: started.elapsed(),
+                    uptime: inbox.started.elapsed(),
                     config_source: &reloader.plan.loaded.source,
                     cameras: &reloader.plan.loaded.config.cameras,
                 };
                 if let Some((pending, text)) = desk.request(&request, &ctx) {
-                    push::take(&mut reloader, &mut desk, &tried_tx, pending, text).await;
+                    push::take(reloader, &mut desk, &tried_tx, pending, text).await;
                 }
             }
             Some(done) = jobs_done.recv() => desk.finished(done),
-            Some(tried) = tried_rx.recv() => push::settled(&mut reloader, &mut desk, tried).await,
+            Some(tried) = tried_rx.recv() => push::settled(reloader, &mut desk, tried).await,
         }
     }
     tracing::info!("shutting down");
-    // The desk's handle on the session must go, or the session would wait for it forever.
-    drop(desk);
-    let bye = crate::notify::Notifier::from_env();
-    bye.send("STOPPING=1\nSTATUS=stopping: finishing analysis, delivering the outbox");
-    stop.store(true, Ordering::Relaxed);
-    board.wake_all();
-    reloader.cameras.stop_all();
-    for t in detect_threads {
-        let _ = t.join();
+}
+
+/// What a clean stop takes down, in order.
+struct Running {
+    analysis: start::Analysis,
+    closer: mpsc::Sender<Outgoing>,
+    monitor: start::Monitor,
+    watchdog: tokio::task::JoinHandle<()>,
+    shutdown: watch::Sender<bool>,
+    diag: Option<tokio::task::JoinHandle<()>>,
+    session: tokio::task::JoinHandle<SessionStats>,
+    board: Arc<FrameBoard>,
+    identity: Identity,
+    started: Instant,
+    config: crate::config::Config,
+}
+
+impl Running {
+    /// Stop in order: cameras and inference, evidence and clips, the `close` of every open
+    /// incident, the cameras' goodbyes, then the session (which delivers what it can for
+    /// `outbox.flush_s` and says `stopped`).
+    async fn stop(mut self, reloader: live::Reloader) -> RunReport {
+        let bye = crate::notify::Notifier::from_env();
+        bye.send("STOPPING=1\nSTATUS=stopping: finishing analysis, delivering the outbox");
+        // Inference stops taking frames, the cameras stop, then the inference threads end.
+        self.analysis.signal();
+        reloader.cameras.stop_all();
+        self.analysis.halt();
+        let a = self.analysis;
+        // Evidence still being drawn goes out before the `close` events below.
+        let _ = a.stills.join();
+        // Clips still waiting for their end are not made: their handles on the session go.
+        drop(a.orders);
+        a.clips.abort();
+        let _ = a.clips.await;
+        // Every incident still open gets its `close` before the session flushes the outbox.
+        let closing = a.pool.close_all(&self.identity);
+        if !closing.is_empty() {
+            tracing::info!(
+                incidents = closing.len(),
+                "closing open incidents before stopping"
+            );
+        }
+        for out in closing {
+            let _ = self.closer.send(out).await;
+        }
+        drop(self.closer);
+        // Cameras say goodbye (retained offline) before the session says `stopped`.
+        self.monitor.stop.store(true, Ordering::Relaxed);
+        let _ = self.monitor.task.await;
+        self.watchdog.abort();
+        let _ = self.shutdown.send(true);
+        if let Some(task) = self.diag {
+            let _ = task.await;
+        }
+        let session = self.session.await.unwrap_or_default();
+        let analysed = camera_totals(&self.config, &self.board, self.started);
+        RunReport { session, analysed }
     }
-    // Evidence still being drawn goes out before the `close` events below.
-    let _ = stills_thread.join();
-    // Clips still waiting for their end are not made: their handles on the session go.
-    drop(orders);
-    clip_task.abort();
-    let _ = clip_task.await;
-    // Every incident still open gets its `close` before the session flushes the outbox.
-    let closing = pool.close_all(&identity);
-    if !closing.is_empty() {
-        tracing::info!(
-            incidents = closing.len(),
-            "closing open incidents before stopping"
-        );
-    }
-    for out in closing {
-        let _ = closer.send(out).await;
-    }
-    drop(closer);
-    // Cameras say goodbye (retained offline) before the session says `stopped`.
-    monitor_stop.store(true, Ordering::Relaxed);
-    let _ = monitor.await;
-    watchdog.abort();
-    let _ = shutdown_tx.send(true);
-    if let Some(Some(task)) = diag_task {
-        let _ = task.await;
-    }
-    let session = session.await.unwrap_or_default();
+}
+
+/// Log each camera's totals; the frames each analysed, in config order.
+fn camera_totals(
+    config: &crate::config::Config,
+    board: &FrameBoard,
+    started: Instant,
+) -> Vec<(String, u64)> {
     let uptime = started.elapsed().as_secs_f64().max(1e-3);
     let mut analysed = Vec::new();
     for (i, c) in config.cameras.iter().enumerate() {
@@ -630,66 +524,7 @@ pub async fn run(
         );
         analysed.push((c.id.clone(), n));
     }
-    Ok(RunReport { session, analysed })
-}
-
-/// Open the outbox in the state folder (created if missing).
-fn open_outbox(
-    state_dir: &std::path::Path,
-    config: &crate::config::Config,
-) -> Result<Durable, StartError> {
-    let unusable = |e: &dyn std::fmt::Display| {
-        StartError::Runtime(format!(
-            "cannot use the state folder {} (storage.state_dir): {e}",
-            state_dir.display()
-        ))
-    };
-    // A folder that cannot be made is reported by the outbox below, which then runs in memory:
-    // fire and smoke must still go out.
-    if let Err(e) = std::fs::create_dir_all(state_dir) {
-        tracing::error!(
-            "cannot create the state folder {} (storage.state_dir): {e}",
-            state_dir.display()
-        );
-    }
-    let path = state_dir.join("outbox.db");
-    let max_bytes = usize::try_from(config.outbox.max_bytes.0).unwrap_or(usize::MAX);
-    let (mut outbox, _aside) = Durable::open_or_memory(&path, max_bytes, publish::MAX_IN_FLIGHT)
-        .map_err(|e| unusable(&e))?;
-    // Before the outbox, `seq` was kept in a plain file: carry its number over (once), so that
-    // numbers never go back on an upgraded box.
-    let legacy = state_dir.join("seq");
-    if let Ok(text) = std::fs::read_to_string(&legacy)
-        && let Ok(n) = text.trim().parse::<u64>()
-    {
-        outbox.raise_seq(n).map_err(|e| unusable(&e))?;
-        let done = state_dir.join("seq.imported");
-        if let Err(e) = std::fs::rename(&legacy, &done) {
-            tracing::warn!("cannot rename {} after importing it: {e}", legacy.display());
-        }
-        tracing::info!(
-            seq = n,
-            "imported the sequence number of the previous state file"
-        );
-    }
-    // Incidents a crash or a power cut left open: the centre must not hold them open forever.
-    let orphans = outbox
-        .close_orphans(ORPHAN_REASON)
-        .map_err(|e| unusable(&e))?;
-    if orphans > 0 {
-        tracing::warn!(
-            incidents = orphans,
-            "closing incidents left open when the agent last stopped without closing them"
-        );
-    }
-    let last_seq = outbox.last_seq().map_err(|e| unusable(&e))?;
-    tracing::info!(
-        outbox = %path.display(),
-        waiting = outbox.len(),
-        last_seq,
-        "outbox opened"
-    );
-    Ok(outbox)
+    analysed
 }
 
 /// Tell systemd how the agent is doing (`STATUS=`) every few seconds, and ping its watchdog
@@ -761,13 +596,13 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("temp dir");
         std::fs::write(dir.join("seq"), "41\n").expect("legacy file");
         let config = crate::config::Config::default();
-        let outbox = open_outbox(&dir, &config).expect("open");
+        let outbox = start::open_outbox(&dir, &config).expect("open");
         assert_eq!(outbox.last_seq().expect("seq"), 41);
         assert!(!dir.join("seq").exists() && dir.join("seq.imported").exists());
         drop(outbox);
         // A second start does not import again (and never lowers the mark).
         std::fs::write(dir.join("seq"), "3\n").expect("stale file");
-        let outbox = open_outbox(&dir, &config).expect("reopen");
+        let outbox = start::open_outbox(&dir, &config).expect("reopen");
         assert_eq!(outbox.last_seq().expect("seq"), 41);
         let _ = std::fs::remove_dir_all(&dir);
     }
