@@ -2,7 +2,9 @@
 //!
 //! RTSP cameras → GStreamer decode → ONNX object detection → rules → incidents over MQTT.
 //! Modules follow the data flow: [`config`] → [`ingest`] → [`detect`] → [`rules`] →
-//! [`publish`], wired together by [`agent`]; [`cmd`] holds the command-line interface.
+//! [`incident`] → [`publish`] (the transport), with camera [`health`] and [`telemetry`] beside
+//! them, wired together by [`agent`]; [`cmd`] holds the command-line interface. Imports run one
+//! way: docs/architecture.md has the map, and `tests/layers.rs` checks it.
 
 pub mod agent;
 pub mod backoff;
@@ -19,8 +21,7 @@ pub mod hash;
 pub mod health;
 pub mod incident;
 pub mod ingest;
-pub mod memory;
-pub mod notify;
+pub mod os;
 pub mod pixels;
 pub mod prometheus;
 pub mod publish;

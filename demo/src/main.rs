@@ -171,7 +171,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     println!("  incident events        {}", report.session.events);
-    if let Some(kib) = vigil::memory::peak_rss_kib() {
+    if let Some(kib) = vigil::os::memory::peak_rss_kib() {
         println!("  peak RSS (whole demo)  {:.0} MiB", kib as f64 / 1024.0);
     }
     Ok(ExitCode::SUCCESS)

@@ -5,7 +5,11 @@
 //! - `detect-{n}` threads, one per usable core (at most one per camera), take the freshest
 //!   frame of each camera in turn, run the camera's model and rules, render evidence and hand
 //!   events to the session over a bounded channel ([`workers`]);
-//! - one tokio task owns the MQTT session.
+//! - one tokio task owns the MQTT session; others serve the camera monitor, the diagnostics
+//!   socket, clips and the systemd watchdog.
+//!
+//! [`run`] is a few named steps: [`start`]'s functions make the services and the analysis in
+//! order, [`serve`] answers reloads and commands, [`Running::stop`] takes it all down.
 //!
 //! Shutdown: the trigger future resolves → the stop flag halts ingest and inference → the
 //! session drains the channel, publishes `stopped` and disconnects.
@@ -216,37 +220,41 @@ pub async fn run(
     plan: Plan,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<RunReport, StartError> {
-    let services = services(&plan)?;
-    let (running, mut reloader, desk, inbox) = analyse(plan, services)?;
+    let (services, models) = services(&plan)?;
+    let (running, mut reloader, desk, inbox) = analyse(plan, services, models)?;
     serve(shutdown, &mut reloader, desk, inbox).await;
     Ok(running.stop(reloader).await)
 }
 
-/// What runs before the analysis: the loaded models, the session, the camera monitor and the
-/// diagnostics socket, with what they share.
+/// What runs before the analysis: the session, the camera monitor and the diagnostics socket,
+/// with what they and the analysis share.
 struct Services {
-    notifier: crate::notify::Notifier,
-    detectors: start::Detectors,
-    floors: HashMap<String, f32>,
     config: crate::config::Config,
     identity: Identity,
     started: Instant,
     board: Arc<FrameBoard>,
     tx: mpsc::Sender<Outgoing>,
-    shutdown: (watch::Sender<bool>, watch::Receiver<bool>),
+    shutdown: watch::Sender<bool>,
     transport: start::Transport,
     monitor: start::Monitor,
-    health: telemetry::Health,
     standing: Arc<crate::rules::standdown::Board>,
     reloads: mpsc::Receiver<diag::ReloadReply>,
     diag: Arc<diag::Shared>,
     diag_task: Option<tokio::task::JoinHandle<()>>,
 }
 
+/// The loaded models, with what the analysis takes from the start.
+struct Models {
+    notifier: crate::os::notify::Notifier,
+    detectors: start::Detectors,
+    floors: HashMap<String, f32>,
+    health: telemetry::Health,
+}
+
 /// Load the models (a bad one refuses the start), start the session, the camera monitor and
 /// the diagnostics socket.
-fn services(plan: &Plan) -> Result<Services, StartError> {
-    let notifier = crate::notify::Notifier::from_env();
+fn services(plan: &Plan) -> Result<(Services, Models), StartError> {
+    let notifier = crate::os::notify::Notifier::from_env();
     notifier.status("loading the models");
     ingest::init()?;
     let (detectors, floors) = start::load_models(plan)?;
@@ -257,7 +265,7 @@ fn services(plan: &Plan) -> Result<Services, StartError> {
     let (tx, rx) = mpsc::channel::<Outgoing>(1024);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let inventory = start::inventory(plan, &detectors);
-    let models = inventory.models.clone();
+    let lines = inventory.models.clone();
     let transport = start::session(plan, &identity, inventory, rx, shutdown_rx.clone())?;
     // Before any metric handle is made (the cameras' work below has some).
     let monitor = start::monitor(&config, &board, &transport.gauge, &identity, &tx)?;
@@ -267,7 +275,7 @@ fn services(plan: &Plan) -> Result<Services, StartError> {
         Arc::clone(&transport.gauge),
         transport.state_dir.clone(),
     )
-    .with_models(models);
+    .with_models(lines);
     // What the centre stands down: the desk fills it before the first frame is analysed.
     let standing = Arc::new(crate::rules::standdown::Board::default());
     let (reload_tx, reload_rx) = mpsc::channel::<diag::ReloadReply>(4);
@@ -280,113 +288,100 @@ fn services(plan: &Plan) -> Result<Services, StartError> {
         reload_tx,
     );
     let diag_task = start::diag_socket(plan, &diag, &shutdown_rx);
-    Ok(Services {
-        notifier,
-        detectors,
-        floors,
+    let services = Services {
         config,
         identity,
         started,
         board,
         tx,
-        shutdown: (shutdown_tx, shutdown_rx),
+        shutdown: shutdown_tx,
         transport,
         monitor,
-        health,
         standing,
         reloads: reload_rx,
         diag,
         diag_task,
-    })
+    };
+    let models = Models {
+        notifier,
+        detectors,
+        floors,
+        health,
+    };
+    Ok((services, models))
 }
 
 /// Start the inference threads (with the evidence and clip workers), the commands desk and the
 /// cameras; what serving and stopping need.
-fn analyse(plan: Plan, v: Services) -> Result<(Running, live::Reloader, Desk, Inbox), StartError> {
-    let Services {
-        notifier,
-        detectors,
-        floors,
-        config,
-        identity,
-        started,
-        board,
-        tx,
-        shutdown: (shutdown_tx, _),
-        transport,
-        monitor,
-        health,
-        standing,
-        reloads: reload_rx,
-        diag,
-        diag_task,
-    } = v;
-    let threads = start::inference_threads(&config, &detectors);
+fn analyse(
+    plan: Plan,
+    v: Services,
+    m: Models,
+) -> Result<(Running, live::Reloader, Desk, Inbox), StartError> {
+    let threads = start::inference_threads(&v.config, &m.detectors);
     let (work_tx, work_rx) = std::sync::mpsc::channel::<live::WorkUpdate>();
     let work = start::camera_work(&plan);
-    let pool = workers::Pool::new(threads, work, &detectors, &floors, health, work_rx, started);
-    let shared = start::Shared {
-        identity: &identity,
-        board: &board,
-        tx: &tx,
-        transport: &transport,
-        diag: &diag,
-        standing: &standing,
-    };
-    let mut analysis = start::analysis(&config, (Arc::new(pool), threads), detectors, &shared)?;
+    let pool = workers::Pool::new(
+        threads,
+        work,
+        &m.detectors,
+        &m.floors,
+        m.health,
+        work_rx,
+        v.started,
+    );
+    let mut analysis = start::analysis(&v, (Arc::new(pool), threads), m.detectors)?;
     // Before the cameras: the desk fills what the centre stands down before a frame arrives.
-    let desk = start::desk(&config, &shared, &analysis);
-    let cameras = start::cameras(&config, &board).inspect_err(|_| analysis.halt())?;
-    let watchdog = running(notifier, &config, &analysis, &diag, &monitor);
+    let desk = start::desk(&v, &analysis);
+    let cameras = start::cameras(&v.config, &v.board).inspect_err(|_| analysis.halt())?;
+    let watchdog = running(m.notifier, &v, &analysis);
     let reloader = live::Reloader {
         plan,
         cameras,
         work: work_tx,
-        watched: Arc::clone(&monitor.watched),
-        diag,
+        watched: Arc::clone(&v.monitor.watched),
+        diag: Arc::clone(&v.diag),
         trial: None,
     };
     let inbox = Inbox {
-        reloads: reload_rx,
-        commands: transport.commands,
-        started,
+        reloads: v.reloads,
+        commands: v.transport.commands,
+        started: v.started,
     };
     let running = Running {
         analysis,
         // Kept for command results and the `close` events of a clean stop.
-        closer: tx,
-        monitor,
+        closer: v.tx,
+        monitor: v.monitor,
         watchdog,
-        shutdown: shutdown_tx,
-        diag: diag_task,
-        session: transport.task,
-        board,
-        identity,
-        started,
-        config,
+        shutdown: v.shutdown,
+        diag: v.diag_task,
+        session: v.transport.task,
+        board: v.board,
+        identity: v.identity,
+        started: v.started,
+        config: v.config,
     };
     Ok((running, reloader, desk, inbox))
 }
 
 /// Tell systemd the agent runs, and start the watchdog task that keeps telling it how.
 fn running(
-    notifier: crate::notify::Notifier,
-    config: &crate::config::Config,
+    notifier: crate::os::notify::Notifier,
+    v: &Services,
     analysis: &start::Analysis,
-    diag: &Arc<diag::Shared>,
-    monitor: &start::Monitor,
 ) -> tokio::task::JoinHandle<()> {
-    let enabled = config.cameras.iter().filter(|c| c.enabled).count();
+    let enabled = v.config.cameras.iter().filter(|c| c.enabled).count();
     tracing::info!(cameras = enabled, "vigil running");
     notifier.send(&format!(
         "READY=1\nSTATUS=running: {enabled} camera(s) starting"
     ));
     tokio::spawn(watchdog(
         notifier,
-        Arc::clone(&diag.board),
+        Arc::clone(&v.board),
         Arc::clone(&analysis.pool),
-        Arc::clone(diag),
-        Arc::clone(&monitor.stop),
+        Arc::clone(&v.diag),
+        Arc::clone(&v.monitor.stop),
     ))
 }
 
@@ -463,7 +458,7 @@ impl Running {
     /// incident, the cameras' goodbyes, then the session (which delivers what it can for
     /// `outbox.flush_s` and says `stopped`).
     async fn stop(mut self, reloader: live::Reloader) -> RunReport {
-        let bye = crate::notify::Notifier::from_env();
+        let bye = crate::os::notify::Notifier::from_env();
         bye.send("STOPPING=1\nSTATUS=stopping: finishing analysis, delivering the outbox");
         // Inference stops taking frames, the cameras stop, then the inference threads end.
         self.analysis.signal();
@@ -531,7 +526,7 @@ fn camera_totals(
 /// (`WATCHDOG=1`) only while the inference loop turns: a wedged detector or a wedged event
 /// loop (this task stops running) stops the pings, and systemd restarts the service.
 async fn watchdog(
-    notifier: crate::notify::Notifier,
+    notifier: crate::os::notify::Notifier,
     board: Arc<FrameBoard>,
     pool: Arc<workers::Pool>,
     diag: Arc<diag::Shared>,
@@ -540,7 +535,7 @@ async fn watchdog(
     if !notifier.active() {
         return;
     }
-    let ping = crate::notify::watchdog_interval();
+    let ping = crate::os::notify::watchdog_interval();
     let every = ping
         .unwrap_or(Duration::from_secs(10))
         .min(Duration::from_secs(10));

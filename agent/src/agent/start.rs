@@ -13,7 +13,7 @@ use std::time::{Instant, SystemTime};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle as Task;
 
-use super::{CameraWork, Plan, StartError, clipper, live, metrics, stills, workers};
+use super::{CameraWork, Plan, Services, StartError, clipper, live, metrics, stills, workers};
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::detect::Detector;
@@ -49,7 +49,7 @@ pub fn load_models(plan: &Plan) -> Result<(Detectors, HashMap<String, f32>), Sta
         floors.insert(name.clone(), floor);
     }
     // The load's peak (protobuf, graph, optimisation) is freed by now; give it back.
-    let (rss_loaded, rss_trimmed) = crate::memory::trim_and_measure();
+    let (rss_loaded, rss_trimmed) = crate::os::memory::trim_and_measure();
     tracing::info!(
         rss_mib = rss_loaded,
         after_trim_mib = rss_trimmed,
@@ -385,35 +385,19 @@ pub struct Analysis {
     board: Arc<FrameBoard>,
 }
 
-/// What the inference threads share with the rest of the agent.
-pub struct Shared<'a> {
-    /// The box.
-    pub identity: &'a Identity,
-    /// The frame board.
-    pub board: &'a Arc<FrameBoard>,
-    /// To the session.
-    pub tx: &'a mpsc::Sender<Outgoing>,
-    /// The transport's limit and state folder.
-    pub transport: &'a Transport,
-    /// The diagnostics socket's view (its snapshots).
-    pub diag: &'a Arc<diag::Shared>,
-    /// What the centre stands down.
-    pub standing: &'a Arc<crate::rules::standdown::Board>,
-}
-
 /// Start the clip task, the evidence thread and `pool`'s inference threads (thread 0 runs the
 /// models loaded at start, the others fork them when they first need them). A thread that
 /// cannot start stops the ones already started.
 pub fn analysis(
-    config: &Config,
+    s: &Services,
     (pool, threads): (Arc<workers::Pool>, usize),
     detectors: Detectors,
-    s: &Shared<'_>,
 ) -> Result<Analysis, StartError> {
+    let config = &s.config;
     let stop = Arc::new(AtomicBool::new(false));
     let clipper = Arc::new(clipper::Clipper::new(
-        Arc::clone(s.board),
-        Arc::clone(s.diag),
+        Arc::clone(&s.board),
+        Arc::clone(&s.diag),
         config.clips.clone(),
         s.transport.state_dir.join("clips"),
     ));
@@ -428,7 +412,7 @@ pub fn analysis(
         Arc::clone(&pool),
     ));
     let (jobs, stills) = stills::spawn(
-        Arc::clone(s.board),
+        Arc::clone(&s.board),
         s.identity.clone(),
         s.tx.clone(),
         Arc::clone(&stop),
@@ -442,12 +426,12 @@ pub fn analysis(
         clips,
         clipper,
         stop,
-        board: Arc::clone(s.board),
+        board: Arc::clone(&s.board),
     };
     let mut first = Some(detectors);
     for n in 0..threads {
         let detectors = first.take().unwrap_or_default();
-        match detect_thread(n, detectors, &analysis, config, s, jobs.clone()) {
+        match detect_thread(n, detectors, &analysis, s, jobs.clone()) {
             Ok(h) => analysis.threads.push(h),
             Err(e) => {
                 analysis.halt();
@@ -467,22 +451,21 @@ fn detect_thread(
     n: usize,
     detectors: Detectors,
     a: &Analysis,
-    config: &Config,
-    s: &Shared<'_>,
+    s: &Services,
     stills: std::sync::mpsc::SyncSender<stills::Job>,
 ) -> std::io::Result<JoinHandle<()>> {
     let (orders, board, stop, pool) = (
         Arc::clone(&a.orders),
-        Arc::clone(s.board),
+        Arc::clone(&s.board),
         Arc::clone(&a.stop),
         Arc::clone(&a.pool),
     );
     let (diag, standing, limit) = (
-        Arc::clone(s.diag),
-        Arc::clone(s.standing),
+        Arc::clone(&s.diag),
+        Arc::clone(&s.standing),
         Arc::clone(&s.transport.limit),
     );
-    let (identity, tx, evidence) = (s.identity.clone(), s.tx.clone(), config.evidence);
+    let (identity, tx, evidence) = (s.identity.clone(), s.tx.clone(), s.config.evidence);
     std::thread::Builder::new()
         .name(format!("detect-{n}"))
         .spawn(move || {
@@ -533,7 +516,8 @@ pub fn cameras(config: &Config, board: &Arc<FrameBoard>) -> Result<live::Cameras
 
 /// The commands desk: commands from the centre (their ledger in the state folder), with what
 /// they act on; command results and clips go out through `s.tx`.
-pub fn desk(config: &Config, s: &Shared<'_>, a: &Analysis) -> super::Desk {
+pub fn desk(s: &Services, a: &Analysis) -> super::Desk {
+    let config = &s.config;
     let commands = crate::command::Commands::new(
         config.commands.clone(),
         s.identity.clone(),
@@ -543,8 +527,8 @@ pub fn desk(config: &Config, s: &Shared<'_>, a: &Analysis) -> super::Desk {
     super::desk::Desk::new(
         commands,
         s.tx.clone(),
-        Arc::clone(s.diag),
-        Arc::clone(s.standing),
+        Arc::clone(&s.diag),
+        Arc::clone(&s.standing),
         Arc::clone(&a.pool),
         Arc::clone(&a.clipper),
         Arc::clone(&s.transport.limit),

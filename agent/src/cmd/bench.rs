@@ -83,7 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let post = summary(times.iter().map(|t| t.post).collect());
     let total = summary(totals.clone());
     let fps = times.len() as f64 / totals.iter().sum::<Duration>().as_secs_f64().max(1e-9);
-    let rss = crate::memory::peak_rss_kib().unwrap_or(0);
+    let rss = crate::os::memory::peak_rss_kib().unwrap_or(0);
     let info = det.info();
     if args.json {
         let stage = |s: [f64; 4]| json!({"min_ms": s[0], "median_ms": s[1], "p99_ms": s[2], "mean_ms": s[3]});

@@ -1,7 +1,8 @@
 //! What the agent tells the operations centre besides incidents: the retained status of each
 //! camera (`…/cameras/{camera}/status`, published when it changes) and periodic health
 //! (`…/health`: per-camera frame counters, analysis rate, inference time, open incidents and
-//! zone counts).
+//! zone counts); their payloads are [`payload`]. The camera monitor here is the IO edge of
+//! [`crate::health::Watch`]: it publishes each camera's status changes and fault incidents.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
