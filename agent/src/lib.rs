@@ -27,4 +27,5 @@ pub mod prometheus;
 pub mod publish;
 pub mod reload;
 pub mod rules;
+pub mod spanned;
 pub mod telemetry;

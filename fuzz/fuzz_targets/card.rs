@@ -5,6 +5,6 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let src = String::from_utf8_lossy(data);
-    let _ = vigil::config::spanned::from_str::<vigil::detect::Card>(&src);
+    let _ = vigil::spanned::from_str::<vigil::detect::Card>(&src);
     let _ = vigil::detect::Labels::parse(&src);
 });

@@ -4,7 +4,7 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use super::spanned::{LineIndex, Problem};
+use crate::spanned::{LineIndex, Problem};
 
 /// One located problem.
 #[derive(Debug, Clone, PartialEq)]

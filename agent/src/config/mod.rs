@@ -13,7 +13,6 @@ mod diag;
 pub mod keys;
 pub mod pushed;
 mod shared;
-pub mod spanned;
 mod types;
 pub mod url;
 mod validate;
@@ -42,7 +41,7 @@ pub struct Loaded {
     /// The source text (kept to locate problems found later, e.g. against model labels).
     pub source: String,
     /// Positions of every value, by field path.
-    pub spans: spanned::Spans,
+    pub spans: crate::spanned::Spans,
 }
 
 impl Loaded {
@@ -78,7 +77,7 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
 
 /// Parse and validate configuration text that claims to come from `path`.
 pub fn parse(path: &Path, source: String) -> Result<Loaded, ConfigError> {
-    let parsed = spanned::from_str::<Config>(&source);
+    let parsed = crate::spanned::from_str::<Config>(&source);
     let mut problems = parsed.problems;
     let spans = parsed.spans;
     // Semantic checks run even when some values were wrong (they hold placeholders then), so
@@ -86,7 +85,7 @@ pub fn parse(path: &Path, source: String) -> Result<Loaded, ConfigError> {
     let config = parsed.value;
     if let Some(config) = &config {
         let semantic = validate::validate(config, &spans);
-        problems = spanned::merge(problems, semantic);
+        problems = crate::spanned::merge(problems, semantic);
     }
     let config = match config {
         Some(c) if problems.is_empty() => c,

@@ -5,9 +5,9 @@
 use std::collections::HashSet;
 
 use super::shared::{MAX_WINDOW_FRAMES, ObjectFilter};
-use super::spanned::{Problem, Spans};
 use super::types::*;
 use crate::geometry;
+use crate::spanned::{Problem, Spans};
 
 /// Longest Unix socket path (`sun_path` holds 108 bytes with the terminating NUL).
 pub const MAX_SOCKET_PATH: usize = 107;

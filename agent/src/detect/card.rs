@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::spanned;
 use crate::config::{ConfigError, Diagnostics};
+use crate::spanned;
 
 /// A model card as written.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
