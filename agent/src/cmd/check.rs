@@ -3,30 +3,24 @@
 //! Where the centre pushed a configuration that `vigil run` would use instead, that one is
 //! checked too and named.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Arguments of `vigil check`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Configuration file.
-    #[arg(
-        long,
-        short,
-        value_name = "FILE",
-        default_value = "/etc/vigil/vigil.toml"
-    )]
-    pub config: PathBuf,
+    /// The configuration file.
+    #[command(flatten)]
+    pub config: super::ConfigArgs,
 }
 
 /// Run the check.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // The installed file first: a technician's edit is checked even while a pushed
     // configuration runs.
-    if let Err(code) = super::load_plan(&args.config) {
+    if let Err(code) = super::load_plan(&args.config.path) {
         return Ok(code);
     }
-    let (plan, pushed) = match super::load_effective_plan(&args.config, false) {
+    let (plan, pushed) = match super::load_effective_plan(&args.config.path, false) {
         Ok(both) => both,
         Err(code) => return Ok(code),
     };
@@ -36,7 +30,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             plan.loaded.path.display(),
             meta.pushed_at,
             meta.request,
-            args.config.display()
+            args.config.path.display()
         );
     }
     let c = &plan.loaded.config;

@@ -29,7 +29,7 @@ pub struct Args {
         long,
         short,
         value_name = "FILE",
-        default_value = "/etc/vigil/vigil.toml"
+        default_value = crate::config::DEFAULT_CONFIG
     )]
     config: PathBuf,
     /// The box to command, if not the configuration's own device.

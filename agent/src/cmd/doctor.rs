@@ -19,14 +19,9 @@ use crate::ingest::probe::{heavy, misfit};
 /// Arguments of `vigil doctor`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Configuration file.
-    #[arg(
-        long,
-        short,
-        value_name = "FILE",
-        default_value = "/etc/vigil/vigil.toml"
-    )]
-    config: PathBuf,
+    /// The configuration file.
+    #[command(flatten)]
+    config: super::ConfigArgs,
     /// Seconds to wait for each camera's first frame and for each stage of the broker check
     /// (at most 600 there).
     #[arg(long, default_value_t = 10, value_name = "S")]
@@ -152,7 +147,7 @@ pub fn render(checks: &[Check]) -> String {
 
 /// Run every check and print.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let loaded = match crate::config::load(&args.config) {
+    let loaded = match crate::config::load(&args.config.path) {
         Ok(l) => l,
         Err(e) => return Ok(super::report_start_error(&StartError::Config(e))),
     };
@@ -161,7 +156,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let zones: usize = config.cameras.iter().map(|c| c.zones.len()).sum();
     checks.push(Check::ok(format!(
         "configuration {} valid ({} camera(s), {zones} zone(s), {} model(s))",
-        args.config.display(),
+        args.config.path.display(),
         config.cameras.len(),
         config.models.len()
     )));
@@ -197,7 +192,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             base.join(p)
         }
     };
-    checks.extend(cameras(&config, &args, &args.config));
+    checks.extend(cameras(&config, &args, &args.config.path));
     checks.extend(commands(&config));
     checks.extend(secrets_and_broker(&config, &resolve, args.timeout));
     checks.extend(storage(&config, &resolve, args.min_free_gib));
@@ -209,7 +204,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         print!(
             "vigil doctor — {}\n{}",
-            args.config.display(),
+            args.config.path.display(),
             render(&checks)
         );
     }

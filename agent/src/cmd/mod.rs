@@ -258,6 +258,19 @@ impl SocketArgs {
     }
 }
 
+/// The installed configuration file, for the commands that read it (`run`, `check`, `doctor`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfigArgs {
+    /// Configuration file.
+    #[arg(
+        long = "config",
+        short = 'c',
+        value_name = "FILE",
+        default_value = crate::config::DEFAULT_CONFIG
+    )]
+    pub path: std::path::PathBuf,
+}
+
 /// Engine choice shared by the offline commands (`detect`, `bench`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct EngineArgs {

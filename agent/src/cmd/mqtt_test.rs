@@ -20,7 +20,7 @@ pub struct Args {
         long,
         short,
         value_name = "FILE",
-        default_value = "/etc/vigil/vigil.toml"
+        default_value = crate::config::DEFAULT_CONFIG
     )]
     config: PathBuf,
     /// Seconds to wait at each stage (1–600).

@@ -23,7 +23,7 @@ pub struct Args {
         long,
         short,
         value_name = "FILE",
-        default_value = "/etc/vigil/vigil.toml",
+        default_value = crate::config::DEFAULT_CONFIG,
         global = true
     )]
     config: PathBuf,

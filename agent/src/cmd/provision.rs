@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Where to write the configuration.
-    #[arg(long, value_name = "FILE", default_value = "/etc/vigil/vigil.toml")]
+    #[arg(long, value_name = "FILE", default_value = crate::config::DEFAULT_CONFIG)]
     out: PathBuf,
     /// Device id (unique in the city; also the MQTT client id).
     #[arg(long, value_name = "ID")]

@@ -2,7 +2,6 @@
 //! graceful shutdown (stop cameras, finish detection, publish `stopped`, disconnect); a second
 //! one exits at once.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::agent;
@@ -10,20 +9,15 @@ use crate::agent;
 /// Arguments of `vigil run`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Configuration file.
-    #[arg(
-        long,
-        short,
-        value_name = "FILE",
-        default_value = "/etc/vigil/vigil.toml"
-    )]
-    pub config: PathBuf,
+    /// The configuration file.
+    #[command(flatten)]
+    pub config: super::ConfigArgs,
 }
 
 /// Run the agent.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     limit_malloc_arenas();
-    let plan = match super::load_effective_plan(&args.config, true) {
+    let plan = match super::load_effective_plan(&args.config.path, true) {
         Ok((p, _)) => p,
         Err(code) => return Ok(code),
     };

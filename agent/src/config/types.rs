@@ -176,6 +176,10 @@ impl Default for DiagSettings {
     }
 }
 
+/// Where the configuration is installed (`vigil provision` writes it there; every command that
+/// reads it looks there unless told otherwise).
+pub const DEFAULT_CONFIG: &str = "/etc/vigil/vigil.toml";
+
 /// Where the diagnostics socket is unless the config says otherwise.
 pub const DEFAULT_DIAG_SOCKET: &str = "/run/vigil/diag.sock";
 

@@ -161,42 +161,15 @@ fn build(index: usize, camera: &Camera, board: &Arc<FrameBoard>) -> Result<gst::
         });
     }
     let convert = make("videoconvert")?;
-    let sink = gst_app::AppSink::builder()
-        .caps(
-            &gst_video::VideoCapsBuilder::new()
-                .format(super::FRAME_FORMAT)
-                .build(),
-        )
-        .max_buffers(1)
-        .drop(true)
-        .sync(false)
-        .build();
+    let sink = frame_sink(1);
     pipeline
         .add_many([&src, &decode, &convert, sink.upcast_ref()])
         .map_err(|e| e.to_string())?;
     gst::Element::link_many([&convert, sink.upcast_ref()]).map_err(|e| e.to_string())?;
     link_first_video_stream(&src, &decode);
-    let convert_weak = convert.downgrade();
     let thinner = Arc::new(Mutex::new(Thinner::new(camera.analysis_fps)));
     let board_for_pads = Arc::clone(board);
-    decode.connect_pad_added(move |_, pad| {
-        let Some(convert) = convert_weak.upgrade() else {
-            return;
-        };
-        let is_raw_video = pad
-            .current_caps()
-            .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/x-raw")))
-            .unwrap_or(false);
-        let Some(sinkpad) = convert.static_pad("sink") else {
-            return;
-        };
-        if !is_raw_video || sinkpad.is_linked() {
-            return;
-        }
-        if let Err(e) = pad.link(&sinkpad) {
-            tracing::warn!("cannot link the decoder to the converter: {e:?}");
-            return;
-        }
+    link_decoded_video(&decode, &convert, move |pad| {
         let (board, thinner) = (Arc::clone(&board_for_pads), Arc::clone(&thinner));
         let counters = board.counters(index);
         let skip = Arc::clone(&skip);
@@ -209,6 +182,48 @@ fn build(index: usize, camera: &Camera, board: &Arc<FrameBoard>) -> Result<gst::
     });
     sink.set_callbacks(frame_callbacks(index, camera.frame_time, board));
     Ok(pipeline)
+}
+
+/// The end of a decoding pipeline: an appsink of frames in [`super::FRAME_FORMAT`] that keeps
+/// the newest `max_buffers` (dropping older ones) and never waits for the clock.
+pub(super) fn frame_sink(max_buffers: u32) -> gst_app::AppSink {
+    gst_app::AppSink::builder()
+        .caps(
+            &gst_video::VideoCapsBuilder::new()
+                .format(super::FRAME_FORMAT)
+                .build(),
+        )
+        .max_buffers(max_buffers)
+        .drop(true)
+        .sync(false)
+        .build()
+}
+
+/// Link the first raw-video pad `decode` (a `decodebin`) exposes to `convert`'s sink, once
+/// the stream is known; `on_linked` runs with that pad (a failed link is logged, and then it
+/// does not run).
+pub(super) fn link_decoded_video(
+    decode: &gst::Element,
+    convert: &gst::Element,
+    on_linked: impl Fn(&gst::Pad) + Send + Sync + 'static,
+) {
+    let convert_weak = convert.downgrade();
+    decode.connect_pad_added(move |_, pad| {
+        let Some(sinkpad) = convert_weak.upgrade().and_then(|c| c.static_pad("sink")) else {
+            return;
+        };
+        let is_raw_video = pad
+            .current_caps()
+            .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/x-raw")))
+            .unwrap_or(false);
+        if !is_raw_video || sinkpad.is_linked() {
+            return;
+        }
+        match pad.link(&sinkpad) {
+            Ok(_) => on_linked(pad),
+            Err(e) => tracing::warn!("cannot link the decoder to the converter: {e:?}"),
+        }
+    });
 }
 
 /// Ask the camera for its video streams only (no audio or metadata to receive and drop), and

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
-use gstreamer_video as gst_video;
 
 use super::slot::Frame;
 use crate::config::Transport;
@@ -119,16 +118,7 @@ pub fn probe(
     let src = super::pipeline::rtsp_source(url, transport).map_err(ProbeError::Other)?;
     let decode = make("decodebin")?;
     let convert = make("videoconvert")?;
-    let sink = gst_app::AppSink::builder()
-        .caps(
-            &gst_video::VideoCapsBuilder::new()
-                .format(super::FRAME_FORMAT)
-                .build(),
-        )
-        .max_buffers(2)
-        .drop(true)
-        .sync(false)
-        .build();
+    let sink = super::pipeline::frame_sink(2);
     pipeline
         .add_many([&src, &decode, &convert, sink.upcast_ref()])
         .map_err(|e| ProbeError::Other(e.to_string()))?;
@@ -203,20 +193,7 @@ pub fn probe(
             None
         });
     }
-    let convert_weak = convert.downgrade();
-    decode.connect_pad_added(move |_, pad| {
-        let raw = pad
-            .current_caps()
-            .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/x-raw")))
-            .unwrap_or(false);
-        if let (true, Some(sinkpad)) = (
-            raw,
-            convert_weak.upgrade().and_then(|c| c.static_pad("sink")),
-        ) && !sinkpad.is_linked()
-        {
-            let _ = pad.link(&sinkpad);
-        }
-    });
+    super::pipeline::link_decoded_video(&decode, &convert, |_| {});
 
     let started = Instant::now();
     let result = run(&pipeline, &sink, &seen, &shown, started, timeout, watch);
