@@ -9,8 +9,11 @@
 //!
 //! Paths inside the config (model cards) are relative to the config file's folder.
 
+mod camera;
 mod diag;
 pub mod keys;
+mod model;
+mod mqtt;
 pub mod pushed;
 mod shared;
 mod types;
@@ -19,7 +22,10 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
+pub use camera::*;
 pub use diag::{ConfigError, Diagnostic, Diagnostics};
+pub use model::*;
+pub use mqtt::*;
 pub use pushed::write_atomic;
 pub use shared::*;
 pub use types::*;
