@@ -16,7 +16,7 @@ build: deps
 ## The demo is its own binary (the vigil-demo crate, demo/): the `vigil` of the release and
 ## Debian builds carries neither server.
 demo: deps
-	$(CARGO) build -p vigil-demo
+	$(CARGO) build -p vigil -p vigil-demo
 	./target/debug/vigil-demo $(DEMO_ARGS)
 
 ## ONNX Runtime's library (from the onnxruntime wheel on PyPI) for the `ort` backend and tests.

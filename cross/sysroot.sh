@@ -9,7 +9,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/target.sh" "${1:-}"
 
 # What vigil links against (-dev) and what it runs with (plugins: rtspsrc, qtdemux, h264parse,
-# avdec_h264/h265, videoconvert, appsink, jpeg; the same set as on a box).
+# avdec_h264/h265, videoconvert, appsink, jpeg; the same set as on a box). The RTSP server
+# library is no longer linked by vigil (only by vigil-demo and the tests, never cross-built
+# here); it stays so that the sysroot can build those for the target too.
 packages=(
   libgstreamer1.0-dev
   libgstreamer-plugins-base1.0-dev

@@ -48,9 +48,13 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<RunReport, StartError> {
     let (services, models) = services(&plan)?;
-    let (running, mut reloader, desk, inbox) = analyse(plan, services, models)?;
-    serve(shutdown, &mut reloader, desk, inbox).await;
-    Ok(running.stop(reloader).await)
+    let (running, mut reloader, desk, mut inbox) = analyse(plan, services, models)?;
+    serve(shutdown, &mut reloader, desk, &mut inbox).await;
+    let report = running.stop(reloader).await;
+    // The inbox's receivers live until the agent has stopped: a reload or a command that
+    // arrives meanwhile waits, as jobs and trials still finishing may send their end.
+    drop(inbox);
+    Ok(report)
 }
 
 /// What runs before the analysis: the session, the camera monitor and the diagnostics socket,
@@ -76,6 +80,8 @@ struct Models {
     detectors: start::Detectors,
     floors: HashMap<String, f32>,
     health: telemetry::Health,
+    /// Commands from the centre: their settings, ledger and standing disarms, read at start.
+    commands: crate::command::Commands,
 }
 
 /// Load the models (a bad one refuses the start), start the session, the camera monitor and
@@ -94,6 +100,12 @@ fn services(plan: &Plan) -> Result<(Services, Models), StartError> {
     let inventory = start::inventory(plan, &detectors);
     let lines = inventory.models.clone();
     let transport = start::session(plan, &identity, inventory, rx, shutdown_rx.clone())?;
+    let commands = crate::command::Commands::new(
+        config.commands.clone(),
+        identity.clone(),
+        &transport.state_dir,
+        &config.cameras,
+    );
     // Before any metric handle is made (the cameras' work below has some).
     let monitor = start::monitor(&config, &board, &transport.gauge, &identity, &tx)?;
     let health = telemetry::Health::new(
@@ -134,6 +146,7 @@ fn services(plan: &Plan) -> Result<(Services, Models), StartError> {
         detectors,
         floors,
         health,
+        commands,
     };
     Ok((services, models))
 }
@@ -144,7 +157,7 @@ fn analyse(
     plan: Plan,
     v: Services,
     m: Models,
-) -> Result<(Running, live::Reloader, Desk, Inbox), StartError> {
+) -> Result<(Running, live::Reloader, desk::Desk, Inbox), StartError> {
     let threads = start::inference_threads(&v.config, &m.detectors);
     let (work_tx, work_rx) = std::sync::mpsc::channel::<live::WorkUpdate>();
     let work = start::camera_work(&plan);
@@ -159,7 +172,7 @@ fn analyse(
     );
     let mut analysis = start::analysis(&v, (Arc::new(pool), threads), m.detectors)?;
     // Before the cameras: the desk fills what the centre stands down before a frame arrives.
-    let desk = start::desk(&v, &analysis);
+    let (desk, jobs_done) = start::desk(&v, &analysis, m.commands);
     let cameras = start::cameras(&v.config, &v.board).inspect_err(|_| analysis.halt())?;
     let watchdog = running(m.notifier, &v, &analysis);
     let reloader = live::Reloader {
@@ -173,6 +186,8 @@ fn analyse(
     let inbox = Inbox {
         reloads: v.reloads,
         commands: v.transport.commands,
+        jobs_done,
+        tried: mpsc::channel(1),
         started: v.started,
     };
     let running = Running {
@@ -212,15 +227,16 @@ fn running(
     ))
 }
 
-/// The commands desk and the end of its jobs.
-type Desk = (desk::Desk, mpsc::Receiver<desk::JobDone>);
-
 /// What the running agent answers besides frames.
 struct Inbox {
     /// `vigil reload` over the diagnostics socket.
     reloads: mpsc::Receiver<diag::ReloadReply>,
     /// Commands from the centre.
     commands: mpsc::Receiver<publish::Received>,
+    /// The end of the desk's jobs.
+    jobs_done: mpsc::Receiver<desk::JobDone>,
+    /// Pushed configurations tried: the sender for the trials, the receiver for their end.
+    tried: (mpsc::Sender<push::Tried>, mpsc::Receiver<push::Tried>),
     /// When the agent started (a command's `uptime`).
     started: Instant,
 }
@@ -231,15 +247,21 @@ struct Inbox {
 async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
     reloader: &mut live::Reloader,
-    (mut desk, mut jobs_done): Desk,
-    mut inbox: Inbox,
+    mut desk: desk::Desk,
+    inbox: &mut Inbox,
 ) {
-    let (tried_tx, mut tried_rx) = mpsc::channel::<push::Tried>(1);
+    let Inbox {
+        reloads,
+        commands,
+        jobs_done: done,
+        tried: (tried_tx, tried_rx),
+        started,
+    } = inbox;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            Some(reply) = inbox.reloads.recv() => {
+            Some(reply) = reloads.recv() => {
                 let result = reloader.reload().await;
                 match &result {
                     Ok(_) => desk.prune(&reloader.plan.loaded.config.cameras),
@@ -247,18 +269,18 @@ async fn serve(
                 }
                 let _ = reply.send(result);
             }
-            Some(request) = inbox.commands.recv() => {
+            Some(request) = commands.recv() => {
                 let ctx = crate::command::Context {
                     version: env!("CARGO_PKG_VERSION"),
-                    uptime: inbox.started.elapsed(),
+                    uptime: started.elapsed(),
                     config_source: &reloader.plan.loaded.source,
                     cameras: &reloader.plan.loaded.config.cameras,
                 };
                 if let Some((pending, text)) = desk.request(&request, &ctx) {
-                    push::take(reloader, &mut desk, &tried_tx, pending, text).await;
+                    push::take(reloader, &mut desk, tried_tx, pending, text).await;
                 }
             }
-            Some(done) = jobs_done.recv() => desk.finished(done),
+            Some(finished) = done.recv() => desk.finished(finished),
             Some(tried) = tried_rx.recv() => push::settled(reloader, &mut desk, tried).await,
         }
     }

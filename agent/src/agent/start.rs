@@ -514,16 +514,13 @@ pub fn cameras(config: &Config, board: &Arc<FrameBoard>) -> Result<live::Cameras
     Ok(cameras)
 }
 
-/// The commands desk: commands from the centre (their ledger in the state folder), with what
-/// they act on; command results and clips go out through `s.tx`.
-pub fn desk(s: &Services, a: &Analysis) -> super::Desk {
-    let config = &s.config;
-    let commands = crate::command::Commands::new(
-        config.commands.clone(),
-        s.identity.clone(),
-        &s.transport.state_dir,
-        &config.cameras,
-    );
+/// The commands desk: `commands` from the centre, with what they act on; command results and
+/// clips go out through `s.tx`.
+pub fn desk(
+    s: &Services,
+    a: &Analysis,
+    commands: crate::command::Commands,
+) -> (super::desk::Desk, mpsc::Receiver<super::desk::JobDone>) {
     super::desk::Desk::new(
         commands,
         s.tx.clone(),

@@ -162,7 +162,7 @@ mod tests {
         let at = |s: u64| t0 + Duration::from_secs(s);
         let link = Link {
             attempt_started: Some(t0),
-            last_error: None,
+            ..Link::default()
         };
         let mut events = Vec::new();
         let mut look = |watch: &mut Watch, s: u64, last: Option<u64>, c: Condition| {

@@ -17,6 +17,8 @@ pub enum Offline {
     Silent(Duration),
     /// The last attempt failed: the pipeline's reason.
     Failed(String),
+    /// The stall watchdog rebuilt the pipeline after frames stopped: its reason.
+    Stalled(String),
     /// Disabled in the configuration.
     Disabled,
     /// The agent stops.
@@ -55,7 +57,7 @@ impl Status {
         match self {
             Status::Connecting | Status::Streaming => None,
             Status::Offline(Offline::Silent(d)) => Some(format!("no frame for {} s", d.as_secs())),
-            Status::Offline(Offline::Failed(e)) => Some(e.clone()),
+            Status::Offline(Offline::Failed(e) | Offline::Stalled(e)) => Some(e.clone()),
             Status::Offline(Offline::Disabled) => Some("disabled in the configuration".into()),
             Status::Offline(Offline::AgentStopped) => Some("agent stopped".into()),
             Status::Frozen => Condition::Frozen.reason().map(String::from),
@@ -81,13 +83,13 @@ impl Status {
         }
     }
 
-    /// Whether `other` is the same status for the centre: equal, or both silent for any time
-    /// (a growing "no frame for N s" is not a change to publish).
+    /// Whether `other` is the same status for the centre: equal, or both "no frames since"
+    /// (silent for any time, or the stall watchdog's rebuild that follows): a growing
+    /// "no frame for N s" is not a change to publish.
     pub fn same_as(&self, other: &Status) -> bool {
-        match (self, other) {
-            (Status::Offline(Offline::Silent(_)), Status::Offline(Offline::Silent(_))) => true,
-            (a, b) => a == b,
-        }
+        let no_frames =
+            |s: &Status| matches!(s, Status::Offline(Offline::Silent(_) | Offline::Stalled(_)));
+        no_frames(self) && no_frames(other) || self == other
     }
 }
 
@@ -107,6 +109,7 @@ pub fn assess(now: Instant, last_frame: Option<Instant>, link: &Link, stall: Dur
         return Status::Offline(Offline::Silent(now.saturating_duration_since(f)));
     }
     match &link.last_error {
+        Some(e) if link.stalled => Status::Offline(Offline::Stalled(e.clone())),
         Some(e) => Status::Offline(Offline::Failed(e.clone())),
         None => Status::Connecting,
     }
@@ -124,7 +127,7 @@ mod tests {
         let at = |s: u64| t0 + Duration::from_secs(s);
         let mut link = Link {
             attempt_started: Some(t0),
-            last_error: None,
+            ..Link::default()
         };
         assert_eq!(assess(at(1), None, &link, STALL), Status::Connecting);
         assert_eq!(assess(at(2), Some(at(1)), &link, STALL), Status::Streaming);
@@ -180,5 +183,30 @@ mod tests {
         );
         assert!(!Status::Tampered(Condition::Covered).same_as(&Status::Tampered(Condition::Moved)));
         assert!(Status::Frozen.same_as(&Status::Frozen));
+    }
+
+    #[test]
+    fn the_stall_watchdogs_rebuild_continues_a_silence() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut link = Link {
+            attempt_started: Some(t0),
+            ..Link::default()
+        };
+        let silent = assess(at(5), Some(at(1)), &link, STALL);
+        assert_eq!(silent.reason().as_deref(), Some("no frame for 4 s"));
+        // The watchdog tears the pipeline down and a new attempt starts.
+        link.last_error =
+            Some("no frame for 10 s (stall watchdog; the pipeline is rebuilt)".into());
+        link.stalled = true;
+        link.attempt_started = Some(at(11));
+        let stalled = assess(at(12), Some(at(1)), &link, STALL);
+        assert_eq!(stalled.name(), "offline");
+        assert!(stalled.same_as(&silent) && silent.same_as(&stalled));
+        // A real failure after it is a new cause.
+        link.last_error = Some("could not connect: connection refused".into());
+        link.stalled = false;
+        let refused = assess(at(20), Some(at(1)), &link, STALL);
+        assert!(!refused.same_as(&stalled));
     }
 }

@@ -201,25 +201,28 @@ fn supervise(
         if counters.received.load(Ordering::Relaxed) > before {
             backoff.reset();
         }
-        match outcome {
+        let (reason, stalled) = match outcome {
             pipeline::Outcome::Stopped => break,
-            pipeline::Outcome::Failed(reason) => {
-                let delay = backoff.jittered();
-                let reason = crate::config::url::scrub(&reason, url);
-                tracing::warn!(
-                    url = %shown,
-                    after_s = started.elapsed().as_secs_f32(),
-                    retry_in_ms = delay.as_millis() as u64,
-                    "{label} failed: {reason}"
-                );
-                counters
-                    .link
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .last_error = Some(reason);
-                sleep_unless_stopped(delay, stop);
-            }
+            pipeline::Outcome::Failed(reason) => (reason, false),
+            pipeline::Outcome::Stalled(reason) => (reason, true),
+        };
+        let delay = backoff.jittered();
+        let reason = crate::config::url::scrub(&reason, url);
+        tracing::warn!(
+            url = %shown,
+            after_s = started.elapsed().as_secs_f32(),
+            retry_in_ms = delay.as_millis() as u64,
+            "{label} failed: {reason}"
+        );
+        {
+            let mut link = counters
+                .link
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            link.last_error = Some(reason);
+            link.stalled = stalled;
         }
+        sleep_unless_stopped(delay, stop);
     }
     tracing::info!("{label} stopped");
 }

@@ -32,6 +32,9 @@ pub enum Outcome {
     Stopped,
     /// An error or end of stream; the reason may quote the URL (scrub before logging).
     Failed(String),
+    /// No frame for the stall watchdog's time (`stall_s`): the pipeline is torn down to be
+    /// rebuilt; the reason says so.
+    Stalled(String),
 }
 
 /// Build the pipeline of `camera`, run it until it fails or `stop` is set, and tear it down.
@@ -519,7 +522,7 @@ fn watch(
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if stalled(std::time::Instant::now(), started, last_frame, stall) {
-            return Outcome::Failed(format!(
+            return Outcome::Stalled(format!(
                 "no frame for {} s (stall watchdog; the pipeline is rebuilt)",
                 stall.as_secs_f64()
             ));

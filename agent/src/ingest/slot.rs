@@ -193,6 +193,8 @@ pub struct Link {
     pub attempt_started: Option<Instant>,
     /// Why the last attempt failed (credentials scrubbed).
     pub last_error: Option<String>,
+    /// Whether it was the stall watchdog that ended it (frames stopped), not an error.
+    pub stalled: bool,
 }
 
 /// The slots of all cameras plus the signal that wakes the detector.

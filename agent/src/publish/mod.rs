@@ -1,7 +1,8 @@
 //! Publish: the transport, the MQTT session towards the operations centre. It carries
 //! messages as topic and bytes; what they say is their owners' (the incident payload in
-//! `incident`, health and camera status in `telemetry`), and the only payload written here is
-//! the device's own status ([`presence`]). The topics are [`topics`].
+//! `incident`, health and camera status in `telemetry`). What it writes itself is about
+//! itself: the device's status ([`presence`]), the outbox's figures ([`stats`]), and the
+//! `close` of an incident left open by a crash ([`durable`]). The topics are [`topics`].
 //!
 //! One tokio task owns the session. Everything it publishes, except the retained device
 //! status, goes through the durable outbox ([`durable`]): an incident event gets its `seq` and
