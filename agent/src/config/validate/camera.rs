@@ -99,14 +99,7 @@ fn zones(p: &str, cam: &Camera, c: &mut Checker<'_>) {
     let mut zone_names = HashSet::new();
     for (j, z) in cam.zones.iter().enumerate() {
         let zp = format!("{p}.zones[{j}]");
-        if spans.contains(&format!("{zp}.name")) && z.name.trim().is_empty() {
-            c.err(&format!("{zp}.name"), "must not be empty");
-        } else if !z.name.is_empty() && !zone_names.insert(z.name.as_str()) {
-            c.err(
-                &format!("{zp}.name"),
-                format!("zone \"{}\" is defined twice on this camera", z.name),
-            );
-        }
+        c.unique_name(&zp, "zone", &z.name, &mut zone_names);
         if spans.contains(&format!("{zp}.polygon"))
             && let Err(e) = geometry::check_polygon(&z.polygon)
         {
@@ -165,14 +158,7 @@ fn lines(p: &str, cam: &Camera, c: &mut Checker<'_>) {
     let mut line_names = HashSet::new();
     for (j, l) in cam.lines.iter().enumerate() {
         let lp = format!("{p}.lines[{j}]");
-        if spans.contains(&format!("{lp}.name")) && l.name.trim().is_empty() {
-            c.err(&format!("{lp}.name"), "must not be empty");
-        } else if !l.name.is_empty() && !line_names.insert(l.name.as_str()) {
-            c.err(
-                &format!("{lp}.name"),
-                format!("line \"{}\" is defined twice on this camera", l.name),
-            );
-        }
+        c.unique_name(&lp, "line", &l.name, &mut line_names);
         if spans.contains(&format!("{lp}.a"))
             && spans.contains(&format!("{lp}.b"))
             && let Err(e) = geometry::check_line(l.a, l.b)

@@ -39,6 +39,26 @@ impl Checker<'_> {
         });
     }
 
+    /// The name of a camera's zone or line (`what`) at `item`: not blank when set, and not the
+    /// name of an earlier one of the camera (`seen`).
+    fn unique_name<'n>(
+        &mut self,
+        item: &str,
+        what: &str,
+        name: &'n str,
+        seen: &mut HashSet<&'n str>,
+    ) {
+        let path = format!("{item}.name");
+        if self.spans.contains(&path) && name.trim().is_empty() {
+            self.err(&path, "must not be empty");
+        } else if !name.is_empty() && !seen.insert(name) {
+            self.err(
+                &path,
+                format!("{what} \"{name}\" is defined twice on this camera"),
+            );
+        }
+    }
+
     fn positive(&mut self, path: &str, v: f64) {
         if !(v.is_finite() && v > 0.0) {
             self.err(path, format!("{v} must be a positive number of seconds"));

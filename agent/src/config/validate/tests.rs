@@ -454,6 +454,55 @@ fn duplicates_are_refused() {
 }
 
 #[test]
+fn zone_and_line_names_are_set_and_unique_per_camera() {
+    let src = format!(
+        "{GOOD}{}",
+        r#"
+[[cameras.zones]]
+name = "lawn"
+polygon = [[0.0, 0.0], [0.5, 0.0], [0.5, 0.5]]
+classes = ["person"]
+
+[[cameras.zones]]
+name = " "
+polygon = [[0.0, 0.0], [0.5, 0.0], [0.5, 0.5]]
+classes = ["person"]
+
+[[cameras.lines]]
+name = "gate"
+a = [0.1, 0.5]
+b = [0.9, 0.5]
+classes = ["person"]
+
+[[cameras.lines]]
+name = "gate"
+a = [0.1, 0.6]
+b = [0.9, 0.6]
+classes = ["person"]
+
+[[cameras.lines]]
+name = ""
+a = [0.1, 0.7]
+b = [0.9, 0.7]
+classes = ["person"]
+"#
+    );
+    let p = problems(&src);
+    let has = |what: &str| p.iter().any(|l| l.contains(what));
+    assert!(
+        has("cameras[0].zones[1].name: zone \"lawn\" is defined twice on this camera"),
+        "{p:#?}"
+    );
+    assert!(has("cameras[0].zones[2].name: must not be empty"), "{p:#?}");
+    assert!(
+        has("cameras[0].lines[1].name: line \"gate\" is defined twice on this camera"),
+        "{p:#?}"
+    );
+    assert!(has("cameras[0].lines[2].name: must not be empty"), "{p:#?}");
+    assert_eq!(p.len(), 4, "{p:#?}");
+}
+
+#[test]
 fn lines_masks_filters_tracker_and_fire_are_checked_together() {
     let src = format!(
         "{GOOD}{}",
